@@ -1,0 +1,468 @@
+"""PET modules: a peft LoRA adapter on the frozen backbone plus a linear head over a schema.
+
+Several modules live side by side in *one* peft model under their own adapter names (peft's
+``add_adapter`` / ``set_adapter``; a mixed batch uses per-example ``adapter_names=``). peft injects
+LoRA layers into the backbone's model in place, so every ``PETModel`` built on the same
+``Backbone`` shares that one peft model (``_SharedPeft``, kept on the backbone) and prefixes its
+adapter names with its own id: two PETModels on one backbone never see each other's modules.
+
+The backbone always stays in eval mode: its weights are frozen and LoRA dropout is 0, so training
+and prediction compute the same function (and cached logits stay valid). Only the LoRA weights and
+the head of the module named in ``set_trainable`` have ``requires_grad``.
+
+Defaults: rank 4 (the paper, all experiments) and ``lora_alpha = 8`` (peft's default; scaling
+alpha / r = 2). The authors' code uses alpha 1 (scaling 0.25) with a 7B model; on the small
+backbones here with the paper's learning rates (1e-4 .. 5e-4) and few steps, that scale learns
+about 8x slower, so the default is peft's; ``LoraSettings(alpha=1)`` reproduces the paper's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from conpet.backbones import Backbone
+from conpet.encoding import Batch
+from conpet.errors import ConpetError
+
+MODULE_FORMAT = "conpet-pet-module"
+MODULE_FORMAT_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
+_ids = itertools.count(1)
+
+
+class ModuleError(ConpetError):
+    """A PET module folder that cannot be loaded, or a bad module name (names the path or module)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoraSettings:
+    """LoRA hyper-parameters of a PET module."""
+
+    rank: int = field(default=4, metadata={"help": "LoRA rank r (4 in all the paper's experiments)"})
+    alpha: float = field(default=8.0, metadata={"help": "lora_alpha; the update is scaled by alpha / rank"})
+    dropout: float = field(default=0.0, metadata={"help": "LoRA dropout (0 in the paper's code)"})
+    targets: tuple[str, ...] | None = field(
+        default=None, metadata={"help": "module names to adapt; None = the backbone's per-architecture targets"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ValueError(f"LoRA rank must be >= 1, got {self.rank}")
+        if self.alpha <= 0:
+            raise ValueError(f"LoRA alpha must be > 0, got {self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
+        if self.targets is not None:
+            object.__setattr__(self, "targets", tuple(self.targets))
+            if not self.targets:
+                raise ValueError("LoRA targets must name at least one module (or be None)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["targets"] = list(self.targets) if self.targets is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoraSettings:
+        targets = data.get("targets")
+        return cls(
+            rank=int(data["rank"]),
+            alpha=float(data["alpha"]),
+            dropout=float(data.get("dropout", 0.0)),
+            targets=tuple(targets) if targets else None,
+        )
+
+
+class _SharedPeft:
+    """The one peft model wrapping a backbone's model, shared by every PETModel on that backbone."""
+
+    def __init__(self, backbone: Backbone) -> None:
+        self.backbone = backbone
+        self.model: Any = None  # peft.PeftModel, created with the first adapter
+        self.lock = threading.RLock()  # adapter switching + forward happen under it
+        self.trainable: set[str] = set()
+        self.params: dict[str, list[nn.Parameter]] = {}
+
+    @classmethod
+    def of(cls, backbone: Backbone) -> _SharedPeft:
+        with _registry_lock:
+            if backbone._peft is None:
+                backbone._peft = cls(backbone)
+            return backbone._peft
+
+    def add(self, adapter: str, config: Any) -> None:
+        from peft import get_peft_model
+
+        with self.lock:
+            if self.model is None:
+                self.model = get_peft_model(self.backbone.model, config, adapter_name=adapter)
+            else:
+                self.model.add_adapter(adapter, config)
+            self.model.eval()
+            self.params[adapter] = [
+                p for n, p in self.model.named_parameters() if adapter in n.split(".") and "lora_" in n
+            ]
+            if not self.params[adapter]:
+                raise ModuleError(f"adapter {adapter!r}: LoRA found no target modules")
+            self.sync_grads()
+
+    def delete(self, adapter: str) -> None:
+        with self.lock:
+            if self.model is not None and adapter in self.model.peft_config:
+                if len(self.model.peft_config) == 1:
+                    # peft cannot delete the last adapter; zero it instead of leaving a live one
+                    for p in self.params[adapter]:
+                        p.data.zero_()
+                else:
+                    self.model.delete_adapter(adapter)
+            self.params.pop(adapter, None)
+            self.trainable.discard(adapter)
+            self.sync_grads()
+
+    def activate(self, adapter: str) -> None:
+        """Make ``adapter`` the active one (caller holds the lock)."""
+        if self.model.active_adapter != adapter:
+            self.model.set_adapter(adapter, inference_mode=True)
+            self.sync_grads()
+
+    def sync_grads(self) -> None:
+        """peft's set_adapter / disable_adapter flip requires_grad; put back what PETModels asked for."""
+        for adapter, params in self.params.items():
+            want = adapter in self.trainable
+            for p in params:
+                if p.requires_grad != want:
+                    p.requires_grad_(want)
+
+
+_registry_lock = threading.Lock()
+
+
+class PETModel:
+    """Several named PET modules (LoRA adapter + linear head) on one frozen backbone."""
+
+    def __init__(self, backbone: Backbone, lora: LoraSettings | None = None) -> None:
+        self.backbone = backbone
+        self.lora = lora or LoraSettings()
+        self.heads = nn.ModuleDict()
+        self._shared = _SharedPeft.of(backbone)
+        self._prefix = f"m{next(_ids)}_"
+        self._settings: dict[str, LoraSettings] = {}
+        self._trainable: str | None = None
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+
+    @property
+    def module_names(self) -> list[str]:
+        return list(self.heads.keys())
+
+    def n_outputs(self, name: str) -> int:
+        return int(self._head(name).out_features)
+
+    def settings(self, name: str) -> LoraSettings:
+        self._head(name)
+        return self._settings[name]
+
+    def _adapter(self, name: str) -> str:
+        return self._prefix + name
+
+    def _head(self, name: str) -> nn.Linear:
+        if name not in self.heads:
+            raise KeyError(f"no PET module named {name!r} (have: {', '.join(self.module_names) or 'none'})")
+        return self.heads[name]  # type: ignore[return-value]
+
+    def _check_new_name(self, name: str) -> None:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ModuleError(f"bad module name {name!r}: use letters, digits, '_' and '-' (at most 100)")
+        if name in self.heads:
+            raise ModuleError(f"a PET module named {name!r} already exists")
+
+    def _lora_config(self, settings: LoraSettings) -> Any:
+        from peft import LoraConfig
+
+        targets = list(settings.targets) if settings.targets else list(self.backbone.lora_targets)
+        return LoraConfig(
+            r=settings.rank,
+            lora_alpha=settings.alpha,
+            lora_dropout=settings.dropout,
+            target_modules=targets,
+            bias="none",
+        )
+
+    def _new_head(self, n_outputs: int) -> nn.Linear:
+        return nn.Linear(self.backbone.hidden_size, n_outputs).to(self.backbone.device, torch.float32)
+
+    # --- building ------------------------------------------------------------------------------
+
+    def add_module(self, name: str, n_outputs: int, init_from: str | None = None) -> None:
+        """A new module: fresh LoRA (B = 0, so it starts as the plain backbone) and a head with
+        ``n_outputs`` rows; with ``init_from`` its LoRA weights are copied from that module."""
+        self._check_new_name(name)
+        if n_outputs < 1:
+            raise ValueError(f"a module needs at least one output, got {n_outputs}")
+        settings = self.lora
+        if init_from is not None:
+            self._head(init_from)
+            settings = self._settings[init_from]
+        self._shared.add(self._adapter(name), self._lora_config(settings))
+        self._settings[name] = settings
+        self.heads[name] = self._new_head(n_outputs)
+        if init_from is not None:
+            self._copy_lora(init_from, name)
+        self._apply_trainable()
+
+    def _copy_lora(self, source: str, target: str) -> None:
+        with torch.no_grad():
+            for src, dst in zip(
+                self._shared.params[self._adapter(source)], self._shared.params[self._adapter(target)], strict=True
+            ):
+                dst.copy_(src)
+
+    def grow_head(self, name: str, n_new: int) -> None:
+        """Append ``n_new`` output rows to a module's head; old rows and biases are kept exactly.
+        (The head is a new Parameter: rebuild any optimizer that held the old one.)"""
+        if n_new < 0:
+            raise ValueError(f"n_new must be >= 0, got {n_new}")
+        old = self._head(name)
+        if n_new == 0:
+            return
+        new = self._new_head(old.out_features + n_new)
+        with torch.no_grad():
+            new.weight[: old.out_features].copy_(old.weight)
+            new.bias[: old.out_features].copy_(old.bias)
+        self.heads[name] = new
+        self._apply_trainable()
+
+    def remove_module(self, name: str) -> None:
+        self._head(name)
+        self._shared.delete(self._adapter(name))
+        del self.heads[name]
+        del self._settings[name]
+        if self._trainable == name:
+            self.set_trainable(None)
+
+    def close(self) -> None:
+        """Remove every module of this model from the shared peft model."""
+        for name in self.module_names:
+            self.remove_module(name)
+
+    # --- training state ------------------------------------------------------------------------
+
+    def module_parameters(self, name: str) -> list[nn.Parameter]:
+        """LoRA weights and head of one module: what its optimizer trains."""
+        head = self._head(name)
+        return [*self._shared.params[self._adapter(name)], *head.parameters()]
+
+    def parameter_count(self, name: str) -> int:
+        return sum(p.numel() for p in self.module_parameters(name))
+
+    def set_trainable(self, name: str | None) -> None:
+        """Only module ``name`` (LoRA + head) gets requires_grad; None freezes every module."""
+        if name is not None:
+            self._head(name)
+        self._trainable = name
+        self._apply_trainable()
+
+    def _apply_trainable(self) -> None:
+        with self._shared.lock:
+            mine = {self._adapter(n) for n in self.heads}
+            self._shared.trainable -= mine
+            if self._trainable is not None:
+                self._shared.trainable.add(self._adapter(self._trainable))
+            self._shared.sync_grads()
+        for n, head in self.heads.items():
+            head.requires_grad_(n == self._trainable)
+
+    # --- forward -------------------------------------------------------------------------------
+
+    def _forward(self, batch: Batch, **kwargs: Any) -> torch.Tensor:
+        batch = batch.to(self.backbone.device)
+        model = self._shared.model if self._shared.model is not None else self.backbone.model
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **kwargs)
+        states = out.last_hidden_state
+        rows = torch.arange(states.shape[0], device=states.device)
+        return states[rows, batch.mask_index].float()
+
+    def hidden(self, batch: Batch, name: str | None) -> torch.Tensor:
+        """Final hidden state at ``[MASK]`` with module ``name``'s adapter (None: no adapter), [B, H] float32."""
+        shared = self._shared
+        with shared.lock:
+            if name is None:
+                with self._no_adapter():
+                    return self._forward(batch)
+            self._head(name)
+            shared.activate(self._adapter(name))
+            return self._forward(batch)
+
+    @contextmanager
+    def _no_adapter(self) -> Iterator[None]:
+        shared = self._shared
+        if shared.model is None:
+            yield
+            return
+        try:
+            with shared.model.disable_adapter():
+                yield
+        finally:
+            shared.sync_grads()
+
+    def logits(self, batch: Batch, name: str) -> torch.Tensor:
+        """``f(M, x)``: the module's head over its hidden states, [B, n_outputs(name)] float32."""
+        return self._head(name)(self.hidden(batch, name))
+
+    @torch.no_grad()
+    def hidden_mixed(self, batch: Batch, names: Sequence[str | None]) -> torch.Tensor:
+        """One pass where example i uses module ``names[i]`` (None: no adapter). Inference only."""
+        if len(names) != len(batch):
+            raise ValueError(f"{len(names)} module names for a batch of {len(batch)}")
+        distinct = set(names)
+        if len(distinct) == 1:
+            return self.hidden(batch, names[0])
+        for n in distinct:
+            if n is not None:
+                self._head(n)
+        if self._shared.model is None:  # no adapters at all: every name is None
+            return self.hidden(batch, None)
+        adapters = ["__base__" if n is None else self._adapter(n) for n in names]
+        with self._shared.lock:
+            return self._forward(batch, adapter_names=adapters)
+
+    @torch.no_grad()
+    def logits_mixed(self, batch: Batch, names: Sequence[str]) -> list[torch.Tensor]:
+        """Per example, the logits of its own module (heads differ in size, so a list). One pass."""
+        states = self.hidden_mixed(batch, names)
+        return [self._head(n)(states[i : i + 1])[0] for i, n in enumerate(names)]
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    def save_module(self, name: str, folder: str | Path) -> Path:
+        """Write ``folder`` with adapter_config.json + adapter_model.safetensors (peft's own save),
+        head.safetensors and module.json; replaces an existing folder as a whole."""
+        from safetensors.torch import save_file
+
+        head = self._head(name)
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        try:
+            adapter = self._adapter(name)
+            with self._shared.lock:
+                peft_dir = tmp / "peft"
+                self._shared.model.save_pretrained(str(peft_dir), selected_adapters=[adapter])
+                self._shared.sync_grads()
+            saved = peft_dir / adapter
+            out = tmp / "module"
+            out.mkdir()
+            for fname in ("adapter_config.json", "adapter_model.safetensors"):
+                shutil.move(str(saved / fname), str(out / fname))
+            shutil.rmtree(peft_dir)
+            tensors = {"weight": head.weight.detach().cpu().contiguous(), "bias": head.bias.detach().cpu().contiguous()}
+            save_file(tensors, str(out / "head.safetensors"), metadata={"format": "pt"})
+            (out / "module.json").write_text(json.dumps(self._module_info(name), indent=2, sort_keys=True) + "\n")
+            old = tmp / "old"
+            if folder.exists():
+                folder.rename(old)
+            out.rename(folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return folder
+
+    def _module_info(self, name: str) -> dict[str, Any]:
+        import peft
+        import transformers
+
+        return {
+            "format": MODULE_FORMAT,
+            "format_version": MODULE_FORMAT_VERSION,
+            "name": name,
+            "n_outputs": self.n_outputs(name),
+            "hidden_size": self.backbone.hidden_size,
+            "lora": self._settings[name].to_dict(),
+            "lora_targets": list(self._settings[name].targets or self.backbone.lora_targets),
+            "backbone": {"name": self.backbone.name, "model_type": self.backbone.model_type},
+            "versions": {"peft": peft.__version__, "transformers": transformers.__version__, "torch": torch.__version__},
+        }
+
+    def load_module(self, folder: str | Path, name: str) -> None:
+        """Add module ``name`` from a folder written by ``save_module`` (checked before anything changes)."""
+        from peft import LoraConfig
+        from peft.utils import load_peft_weights, set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        self._check_new_name(name)
+        if not folder.is_dir():
+            raise ModuleError(f"{folder}: not a PET module folder (no such folder)")
+        missing = [
+            f
+            for f in ("module.json", "adapter_config.json", "adapter_model.safetensors", "head.safetensors")
+            if not (folder / f).is_file()
+        ]
+        if missing:
+            raise ModuleError(f"{folder}: not a PET module folder, missing {', '.join(missing)}")
+        try:
+            info = json.loads((folder / "module.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModuleError(f"{folder / 'module.json'}: unreadable ({exc})") from exc
+        if not isinstance(info, dict) or info.get("format") != MODULE_FORMAT:
+            raise ModuleError(f"{folder / 'module.json'}: not a {MODULE_FORMAT} file")
+        if int(info.get("format_version", 0)) > MODULE_FORMAT_VERSION:
+            raise ModuleError(
+                f"{folder / 'module.json'}: format version {info.get('format_version')} is newer than this "
+                f"program reads ({MODULE_FORMAT_VERSION})"
+            )
+        if int(info.get("hidden_size", -1)) != self.backbone.hidden_size:
+            raise ModuleError(
+                f"{folder}: made for a backbone with hidden size {info.get('hidden_size')} "
+                f"({info.get('backbone', {}).get('name')}), this one has {self.backbone.hidden_size}"
+            )
+        try:
+            head_tensors = load_file(str(folder / "head.safetensors"))
+            config = LoraConfig.from_pretrained(str(folder))
+            weights = load_peft_weights(str(folder), device="cpu")
+            settings = LoraSettings.from_dict(info["lora"])
+        except Exception as exc:
+            raise ModuleError(f"{folder}: unreadable module files ({exc})") from exc
+        n = int(info.get("n_outputs", -1))
+        w, b = head_tensors.get("weight"), head_tensors.get("bias")
+        if w is None or b is None or tuple(w.shape) != (n, self.backbone.hidden_size) or tuple(b.shape) != (n,):
+            raise ModuleError(f"{folder / 'head.safetensors'}: head does not match module.json (n_outputs {n})")
+        config.inference_mode = False
+        adapter = self._adapter(name)
+        try:
+            self._shared.add(adapter, config)
+        except ValueError as exc:  # peft: target modules not found in this backbone
+            raise ModuleError(f"{folder}: its LoRA targets do not fit this backbone ({exc})") from exc
+        try:
+            with self._shared.lock:
+                result = set_peft_model_state_dict(self._shared.model, weights, adapter_name=adapter)
+                unexpected = list(getattr(result, "unexpected_keys", []) or [])
+                expected = len(self._shared.params[adapter])
+                if unexpected or len(weights) != expected:
+                    raise ModuleError(
+                        f"{folder / 'adapter_model.safetensors'}: {len(weights)} tensors for {expected} LoRA "
+                        f"weights of this backbone (unexpected: {unexpected[:3]})"
+                    )
+                self._shared.sync_grads()
+        except Exception:
+            self._shared.delete(adapter)
+            raise
+        head = self._new_head(n)
+        with torch.no_grad():
+            head.weight.copy_(w)
+            head.bias.copy_(b)
+        self.heads[name] = head
+        self._settings[name] = settings
+        self._apply_trainable()
