@@ -315,7 +315,11 @@ class ConpetEncoder:
                 run.append(tid)
         if run:
             out.append(self.tokenizer.decode(run).strip())
-        return " ".join(p for p in out if p)
+        text = ""
+        for piece in (p for p in out if p):
+            glue = "" if not text or piece[0] in ".,;:!?)" else " "
+            text += glue + piece
+        return text
 
 
 def _window(ids: list[int], ranges: list[tuple[int, int]], budget: int) -> list[int]:
