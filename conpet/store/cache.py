@@ -1,0 +1,86 @@
+"""The engine's LogitCache protocol over the project database (table ``logit_cache``).
+
+A batch of keys is looked up with one SELECT on the composite primary key (``(a, b, c) IN (VALUES ...)``);
+only batches beyond SQLite's bound-parameter limit are split. Logits are float32 little-endian bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.dialects.sqlite import insert
+
+from conpet.protocols import CacheKey
+from conpet.store.models import LogitCacheEntry
+
+if TYPE_CHECKING:
+    from conpet.store.db import Database
+
+# SQLite allows 32766 bound parameters; three per key.
+MAX_KEYS_PER_STATEMENT = 10_000
+_DTYPE = np.dtype("<f4")
+
+
+def _key(key: CacheKey) -> CacheKey:
+    example_id, module_id, version = key
+    return (str(example_id), str(module_id), int(version))
+
+
+class ProjectLogitCache:
+    """Implements ``conpet.protocols.LogitCache``; safe to use from a worker thread."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.selects = 0  # statements issued by get_many (tests check batching)
+
+    def get_many(self, keys: Iterable[CacheKey]) -> dict[CacheKey, np.ndarray]:
+        wanted = list(dict.fromkeys(_key(k) for k in keys))
+        found: dict[CacheKey, np.ndarray] = {}
+        if not wanted:
+            return found
+        cols = (LogitCacheEntry.example_id, LogitCacheEntry.module_id, LogitCacheEntry.module_version)
+        with self._db.read() as s:
+            for i in range(0, len(wanted), MAX_KEYS_PER_STATEMENT):
+                chunk = wanted[i:i + MAX_KEYS_PER_STATEMENT]
+                q = select(*cols, LogitCacheEntry.logits).where(tuple_(*cols).in_(chunk))
+                self.selects += 1
+                for example_id, module_id, version, blob in s.execute(q):
+                    found[(example_id, module_id, version)] = np.frombuffer(blob, dtype=_DTYPE).astype(np.float32)
+        return found
+
+    def put_many(self, items: Mapping[CacheKey, np.ndarray]) -> None:
+        rows = [
+            {"example_id": k[0], "module_id": k[1], "module_version": k[2],
+             "logits": np.ascontiguousarray(np.asarray(v, dtype=_DTYPE).reshape(-1)).tobytes()}
+            for k, v in ((_key(k), v) for k, v in items.items())
+        ]
+        if not rows:
+            return
+        with self._db.transaction() as s:
+            stmt = insert(LogitCacheEntry)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["example_id", "module_id", "module_version"],
+                set_={"logits": stmt.excluded.logits},
+            )
+            for i in range(0, len(rows), 5_000):
+                s.execute(stmt, rows[i:i + 5_000])
+
+    def count(self, module_id: str | None = None) -> int:
+        with self._db.read() as s:
+            q = select(func.count()).select_from(LogitCacheEntry)
+            if module_id is not None:
+                q = q.where(LogitCacheEntry.module_id == module_id)
+            return int(s.scalar(q) or 0)
+
+    def clear(self, module_id: str | None = None, module_version: int | None = None) -> int:
+        """Forget cached logits (of one module, or one module version); returns how many rows went."""
+        with self._db.transaction() as s:
+            q = delete(LogitCacheEntry)
+            if module_id is not None:
+                q = q.where(LogitCacheEntry.module_id == module_id)
+            if module_version is not None:
+                q = q.where(LogitCacheEntry.module_version == module_version)
+            return int(s.execute(q).rowcount or 0)

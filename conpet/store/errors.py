@@ -1,0 +1,29 @@
+"""Errors the store raises; all are ConpetError, so the CLI and the app show their message as-is."""
+
+from __future__ import annotations
+
+from conpet.errors import ConpetError
+
+
+class StoreError(ConpetError):
+    """A project store operation that cannot be done (the message says why)."""
+
+
+class NotAProjectError(StoreError):
+    """The folder holds no project database."""
+
+
+class SchemaTooNewError(StoreError):
+    """The database was written by a newer ConPET Studio than this one."""
+
+
+class NotFoundError(StoreError):
+    """A record id that does not exist (or no longer exists)."""
+
+
+class InvalidAnnotationError(StoreError):
+    """An annotation that does not fit its sentence (range, emptiness, overlap, unknown type)."""
+
+
+class TypeInUseError(StoreError):
+    """A knowledge type that cannot be deleted because a task (or a trained module) depends on it."""

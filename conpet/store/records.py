@@ -1,0 +1,181 @@
+"""Plain frozen records that repositories return: never live ORM objects, so the GUI thread and the
+workers never share a session. Times are aware UTC datetimes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from conpet.data.example import Span
+
+Kind = Literal["entity", "relation"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRecord:
+    name: str
+    folder: Path
+    created_at: datetime
+    app_version: str
+    schema_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class TypeRecord:
+    id: int
+    kind: Kind
+    name: str
+    description: str
+    colour: str
+    shortcut: str | None
+    group: str | None
+    task_id: int | None  # the task that introduced the type (None while no task holds it)
+    task_index: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceRecord:
+    id: int
+    text: str
+    source: str
+    content_hash: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotationRecord:
+    """One version of an annotation. ``id`` is the annotation's identity (stable across edits);
+    ``version`` counts from 1; ``status`` is "gold", "rejected" or, for a deletion, "deleted"."""
+
+    id: int
+    version: int
+    sentence_id: int
+    kind: Kind
+    type_id: int
+    type_name: str
+    start: int
+    end: int
+    tail_start: int | None
+    tail_end: int | None
+    status: str
+    author: str
+    created_at: datetime
+    is_current: bool = True
+
+    @property
+    def spans(self) -> tuple[Span, ...]:
+        """(mention,) for an entity, (head, tail) for a relation."""
+        if self.kind == "entity" or self.tail_start is None or self.tail_end is None:
+            return (Span(self.start, self.end),)
+        return (Span(self.start, self.end), Span(self.tail_start, self.tail_end))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    id: int
+    index: int
+    name: str
+    frozen: bool
+    type_ids: tuple[int, ...]
+    type_names: tuple[str, ...]
+    created_at: datetime
+    frozen_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    purpose: str
+    method: str
+    task_id: int | None
+    status: str  # queued | running | finished | failed | cancelled | interrupted
+    progress: float  # 0..1
+    message: str
+    stage: str
+    config: dict[str, Any] = field(hash=False, compare=False)
+    backbone: str = ""
+    backbone_sha256: str | None = None
+    metrics: tuple[dict[str, Any], ...] = field(default=(), hash=False, compare=False)
+    log: str = ""
+    error: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ("queued", "running")
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleRecord:
+    id: int
+    name: str
+    kind: str  # selector | expert | static
+    task_index: int | None
+    path: str  # adapter folder relative to the project folder (use Project.module_folder for the full path)
+    version: int
+    sha256: str
+    parameter_count: int
+    run_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    id: int
+    run_id: int
+    sentence_id: int
+    kind: Kind
+    start: int
+    end: int
+    tail_start: int | None
+    tail_end: int | None
+    type_id: int | None
+    label: str
+    score: float
+    selector_scores: tuple[float, ...] | None
+    active_experts: tuple[int, ...] | None
+    expert_scores: dict[str, float] = field(hash=False, compare=False)
+    module_versions: dict[str, int] = field(hash=False, compare=False)
+    example_id: str = ""
+    created_at: datetime | None = None
+
+    @property
+    def spans(self) -> tuple[Span, ...]:
+        if self.kind == "entity" or self.tail_start is None or self.tail_end is None:
+            return (Span(self.start, self.end),)
+        return (Span(self.start, self.end), Span(self.tail_start, self.tail_end))
+
+
+@dataclass(frozen=True, slots=True)
+class NewPrediction:
+    """Input to ``PredictionRepository.add_many``."""
+
+    sentence_id: int
+    spans: tuple[Span, ...]
+    label: str
+    score: float
+    selector_scores: tuple[float, ...] | list[float] | None = None
+    active_experts: tuple[int, ...] | list[int] | None = None
+    expert_scores: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+    module_versions: dict[str, int] = field(default_factory=dict, hash=False, compare=False)
+    example_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportReport:
+    """What ``import_file`` did. ``duplicates_skipped`` counts annotations already in the project
+    (or repeated in the file), plus sentences without annotations that were already there."""
+
+    path: str
+    format: str
+    added_sentences: int
+    added_annotations: int
+    duplicates_skipped: int
+    types_created: int
+    seconds: float

@@ -1,0 +1,205 @@
+"""Training runs: written by a worker thread (its own session per call) while the app reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from conpet.store.errors import NotFoundError, StoreError
+from conpet.store.models import RUN_STATUSES, Run, utcnow
+from conpet.store.records import RunRecord
+
+if TYPE_CHECKING:
+    from conpet.store.db import Database
+
+ACTIVE = ("queued", "running")
+MAX_LOG_CHARS = 2_000_000  # the log keeps its tail beyond this
+# A run owned by another machine (project on a shared drive) counts as dead after this much silence.
+FOREIGN_HOST_STALE = timedelta(hours=1)
+
+
+def _process_start_token(pid: int) -> str | None:
+    """The process start time (Linux /proc), telling a live owner from a later process with its pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] in ("Z", "X"):  # zombie or dead
+            return "dead"
+        return fields[19]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _owner() -> tuple[str, int, str | None]:
+    pid = os.getpid()
+    return socket.gethostname(), pid, _process_start_token(pid)
+
+
+def _owner_alive(run: Run) -> bool:
+    host, _, _ = _owner()
+    if run.host != host:
+        return utcnow() - run.updated_at < FOREIGN_HOST_STALE
+    if run.pid is None:
+        return False
+    try:
+        os.kill(run.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    token = _process_start_token(run.pid)
+    if token == "dead":
+        return False
+    return run.pid_started is None or token is None or token == run.pid_started
+
+
+def run_record(r: Run) -> RunRecord:
+    return RunRecord(
+        id=r.id, purpose=r.purpose, method=r.method, task_id=r.task_id, status=r.status,
+        progress=r.progress, message=r.message, stage=r.stage, config=dict(r.config or {}),
+        backbone=r.backbone, backbone_sha256=r.backbone_sha256,
+        metrics=tuple(dict(m) for m in (r.metrics or [])), log=r.log, error=r.error,
+        created_at=r.created_at, started_at=r.started_at, updated_at=r.updated_at,
+        finished_at=r.finished_at,
+    )
+
+
+def _json_safe(value: Any, what: str) -> Any:
+    try:
+        return json.loads(json.dumps(value, allow_nan=True, default=float))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} must be JSON-serialisable: {exc}") from exc
+
+
+def mark_dead_runs_interrupted(s: Session) -> list[int]:
+    """Runs left queued/running by a process that no longer exists become 'interrupted'."""
+    ids = []
+    for run in s.scalars(select(Run).where(Run.status.in_(ACTIVE))):
+        if not _owner_alive(run):
+            run.status = "interrupted"
+            run.error = run.error or "the process running it stopped (crash, kill or power loss)"
+            run.message = "interrupted"
+            run.finished_at = run.updated_at = utcnow()
+            ids.append(run.id)
+    return ids
+
+
+class RunRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # ----- reading
+    def get(self, run_id: int) -> RunRecord:
+        with self._db.read() as s:
+            return run_record(self._get(s, run_id))
+
+    def list(self, *, status: str | None = None, task_id: int | None = None,
+             limit: int | None = None) -> list[RunRecord]:
+        """Newest first."""
+        with self._db.read() as s:
+            q = select(Run).order_by(Run.id.desc())
+            if status is not None:
+                q = q.where(Run.status == status)
+            if task_id is not None:
+                q = q.where(Run.task_id == task_id)
+            if limit is not None:
+                q = q.limit(limit)
+            return [run_record(r) for r in s.scalars(q)]
+
+    def active(self) -> list[RunRecord]:
+        with self._db.read() as s:
+            return [run_record(r) for r in s.scalars(select(Run).where(Run.status.in_(ACTIVE)))]
+
+    # ----- writing (each call is one short transaction)
+    def start(self, method: str, *, config: Mapping[str, Any] | None = None, task_id: int | None = None,
+              backbone: str = "", backbone_sha256: str | None = None, purpose: str = "train",
+              queued: bool = False) -> RunRecord:
+        """A new run owned by this process: 'running' (or 'queued' until ``mark_running``)."""
+        with self._db.transaction() as s:
+            host, pid, token = _owner()
+            now = utcnow()
+            run = Run(method=method, purpose=purpose, task_id=task_id,
+                      status="queued" if queued else "running",
+                      config=_json_safe(dict(config or {}), "a run's config"), backbone=backbone,
+                      backbone_sha256=backbone_sha256, host=host, pid=pid, pid_started=token,
+                      started_at=None if queued else now, created_at=now, updated_at=now)
+            s.add(run)
+            s.flush()
+            return run_record(run)
+
+    def mark_running(self, run_id: int) -> RunRecord:
+        with self._db.transaction() as s:
+            run = self._active(s, run_id)
+            host, pid, token = _owner()
+            run.status, run.host, run.pid, run.pid_started = "running", host, pid, token
+            run.started_at = run.updated_at = utcnow()
+            return run_record(run)
+
+    def update_progress(self, run_id: int, fraction: float, message: str = "", *, stage: str | None = None,
+                        metrics: Mapping[str, Any] | None = None, step: int | None = None) -> None:
+        """Progress 0..1 with a message; ``metrics`` (with its ``step``) is appended to the run's
+        per-step metrics."""
+        with self._db.transaction() as s:
+            run = self._active(s, run_id)
+            run.progress = min(max(float(fraction), 0.0), 1.0)
+            run.message = message
+            if stage is not None:
+                run.stage = stage
+            if metrics:
+                entry = {"step": step, **_json_safe(dict(metrics), "metrics")}
+                run.metrics = [*(run.metrics or []), entry]
+            run.updated_at = utcnow()
+
+    def append_log(self, run_id: int, text: str) -> None:
+        with self._db.transaction() as s:
+            run = self._get(s, run_id)
+            log = run.log + (text if text.endswith("\n") else text + "\n")
+            run.log = log[-MAX_LOG_CHARS:]
+            run.updated_at = utcnow()
+
+    def finish(self, run_id: int, message: str = "finished") -> RunRecord:
+        return self._end(run_id, "finished", message=message, progress=1.0)
+
+    def fail(self, run_id: int, error: str) -> RunRecord:
+        return self._end(run_id, "failed", message="failed", error=error)
+
+    def cancel(self, run_id: int, message: str = "cancelled by the user") -> RunRecord:
+        return self._end(run_id, "cancelled", message=message)
+
+    def mark_interrupted(self, run_id: int, error: str = "interrupted") -> RunRecord:
+        return self._end(run_id, "interrupted", message="interrupted", error=error)
+
+    def _end(self, run_id: int, status: str, *, message: str, error: str | None = None,
+             progress: float | None = None) -> RunRecord:
+        assert status in RUN_STATUSES
+        with self._db.transaction() as s:
+            run = self._active(s, run_id)
+            run.status = status
+            run.message = message
+            if error is not None:
+                run.error = error
+            if progress is not None:
+                run.progress = progress
+            run.finished_at = run.updated_at = utcnow()
+            return run_record(run)
+
+    @staticmethod
+    def _get(s: Session, run_id: int) -> Run:
+        run = s.get(Run, run_id)
+        if run is None:
+            raise NotFoundError(f"there is no run with id {run_id}")
+        return run
+
+    def _active(self, s: Session, run_id: int) -> Run:
+        run = self._get(s, run_id)
+        if run.status not in ACTIVE:
+            raise StoreError(f"run {run_id} is already {run.status}; it cannot change any more")
+        return run

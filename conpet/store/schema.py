@@ -1,0 +1,167 @@
+"""Schema versions and migrations, run programmatically (no alembic.ini, nothing read from the cwd).
+
+Revisions in ``conpet/store/migrations/versions`` form one linear chain; schema version N is the N-th
+revision. Each revision also writes N into the ``schema_version`` table, which is what a newer database
+is recognised by when this code does not know its Alembic revision.
+
+Developers make a new revision with ``python -m conpet.store.schema revision "what changed"`` (it
+autogenerates from ``models.py`` against a scratch database at head).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from conpet.store.db import make_engine, write_engine
+from conpet.store.errors import NotAProjectError, SchemaTooNewError, StoreError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def revision_chain() -> list[str]:
+    """Revision ids from the first schema version to the newest."""
+    script = ScriptDirectory.from_config(alembic_config())
+    chain = [rev.revision for rev in script.walk_revisions("base", "heads")]
+    return list(reversed(chain))
+
+
+def head_version() -> int:
+    return len(revision_chain())
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseState:
+    revision: str | None  # None: no Alembic record
+    version: int | None  # from the schema_version table, when readable
+    has_tables: bool
+
+
+def read_state(path: Path) -> DatabaseState:
+    """What schema the file at ``path`` holds (read with plain sqlite3, touching nothing)."""
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as exc:
+        raise NotAProjectError(f"{path}: cannot open the project database ({exc})") from exc
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        revision = None
+        version = None
+        if "alembic_version" in tables:
+            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+            revision = row[0] if row else None
+        if "schema_version" in tables:
+            row = con.execute("SELECT version FROM schema_version ORDER BY id LIMIT 1").fetchone()
+            version = int(row[0]) if row else None
+        return DatabaseState(revision, version, bool(tables))
+    except sqlite3.DatabaseError as exc:
+        raise NotAProjectError(f"{path}: not a ConPET project database ({exc})") from exc
+    finally:
+        con.close()
+
+
+def backup_path(path: Path, version: int) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    candidate = path.with_name(f"{path.name}.bak-v{version}-{stamp}")
+    n = 1
+    while candidate.exists():
+        candidate = path.with_name(f"{path.name}.bak-v{version}-{stamp}-{n}")
+        n += 1
+    return candidate
+
+
+def backup(path: Path, target: Path) -> None:
+    """A consistent copy made with SQLite's backup API (correct even with a live WAL)."""
+    src = sqlite3.connect(str(path), timeout=30)
+    dst = sqlite3.connect(str(target))
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
+def upgrade(path: Path, revision: str = "head") -> None:
+    """Run the migrations on ``path`` up to ``revision`` in one transaction (foreign keys off while
+    tables are rebuilt, checked afterwards)."""
+    engine = write_engine(make_engine(path, foreign_keys=False))
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            problems = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if problems:
+                raise StoreError(f"{path}: migration left broken references: {problems[:5]}")
+    finally:
+        engine.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeResult:
+    from_version: int
+    to_version: int
+    backup: Path | None
+
+
+def ensure_current(path: Path) -> UpgradeResult:
+    """Bring an existing project database to the newest schema.
+
+    Older: back it up next to itself as ``project.sqlite.bak-v<N>-<timestamp>``, then upgrade.
+    Newer than this code: refuse with SchemaTooNewError. Not a project database: NotAProjectError.
+    """
+    chain = revision_chain()
+    state = read_state(path)
+    if not state.has_tables or state.revision is None:
+        raise NotAProjectError(f"{path}: not a ConPET project database (it has no schema record)")
+    if state.revision not in chain:
+        newer = f"schema version {state.version}" if state.version else f"schema revision {state.revision!r}"
+        raise SchemaTooNewError(
+            f"{path} was written by a newer ConPET Studio ({newer}); this version understands schema "
+            f"versions up to {len(chain)}. Update ConPET Studio to open this project."
+        )
+    current = chain.index(state.revision) + 1
+    if current == len(chain):
+        return UpgradeResult(current, current, None)
+    target = backup_path(path, current)
+    backup(path, target)
+    upgrade(path)
+    return UpgradeResult(current, len(chain), target)
+
+
+def _make_revision(message: str) -> None:
+    """Autogenerate a revision from models.py against a scratch database at head."""
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "scratch.sqlite"
+        upgrade(db)
+        engine = make_engine(db, foreign_keys=False)
+        try:
+            with engine.begin() as conn:
+                cfg = alembic_config()
+                cfg.attributes["connection"] = conn
+                command.revision(cfg, message=message, autogenerate=True,
+                                 rev_id=f"{len(revision_chain()) + 1:04d}")
+        finally:
+            engine.dispose()
+
+
+if __name__ == "__main__":  # pragma: no cover - developer tool
+    if len(sys.argv) == 3 and sys.argv[1] == "revision":
+        _make_revision(sys.argv[2])
+    else:
+        print('usage: python -m conpet.store.schema revision "message"', file=sys.stderr)
+        sys.exit(2)
