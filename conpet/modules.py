@@ -24,6 +24,7 @@ import re
 import shutil
 import tempfile
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -108,7 +109,9 @@ class _SharedPeft:
 
         with self.lock:
             if self.model is None:
-                self.model = get_peft_model(self.backbone.model, config, adapter_name=adapter)
+                with warnings.catch_warnings():  # transformers' is_gradient_checkpointing deprecation
+                    warnings.simplefilter("ignore", FutureWarning)
+                    self.model = get_peft_model(self.backbone.model, config, adapter_name=adapter)
             else:
                 self.model.add_adapter(adapter, config)
             self.model.eval()
@@ -127,7 +130,9 @@ class _SharedPeft:
                     for p in self.params[adapter]:
                         p.data.zero_()
                 else:
-                    self.model.delete_adapter(adapter)
+                    with warnings.catch_warnings():  # "adapter was active, now deleted": expected
+                        warnings.simplefilter("ignore", UserWarning)
+                        self.model.delete_adapter(adapter)
             self.params.pop(adapter, None)
             self.trainable.discard(adapter)
             self.sync_grads()
