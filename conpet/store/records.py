@@ -169,8 +169,12 @@ class NewPrediction:
 
 @dataclass(frozen=True, slots=True)
 class ImportReport:
-    """What ``import_file`` did. ``duplicates_skipped`` counts annotations already in the project
-    (or repeated in the file), plus sentences without annotations that were already there."""
+    """What ``import_file`` did.
+
+    ``duplicates_skipped``: annotations already in the project (or repeated in the file), plus
+    annotation-less sentences that were already there. ``conflicts_skipped``: entity annotations left
+    out because they overlap a gold mention already in the project or earlier in the file (real data
+    sets repeat sentences with different tags; the first one wins), or contradict a rejection."""
 
     path: str
     format: str
@@ -179,3 +183,5 @@ class ImportReport:
     duplicates_skipped: int
     types_created: int
     seconds: float
+    conflicts_skipped: int = 0
+    sentences_in_file: int = 0

@@ -65,8 +65,10 @@ def validate(s: Session, sentence: Sentence, kind: str, spans: Sequence[Span], t
                 f"the {label} span {sp.start}:{sp.end} is outside sentence {sentence.id} (length {n})")
         if not sentence.text[sp.start:sp.end].strip():
             raise InvalidAnnotationError(f"the {label} span {sp.start}:{sp.end} holds only white space")
-    if kind == "relation" and spans[0] == spans[1]:
-        raise InvalidAnnotationError("a relation's head and tail must be different spans")
+    if kind == "relation" and spans[0].overlaps(spans[1]):
+        raise InvalidAnnotationError(
+            f"a relation's head {_quote(sentence.text, spans[0])} and tail {_quote(sentence.text, spans[1])} "
+            "must be different, non-overlapping spans")
     if kind != "entity" or status != "gold":
         return
     mention = spans[0]

@@ -1,0 +1,112 @@
+"""Export a project's sentences and gold annotations as the project JSONL (``conpet.data.jsonl``).
+
+Importing the export into any project gives the same sentences and the same current gold annotations
+(rejected and deleted ones are not exported: the format has no status). A sentence whose relation
+arguments overlap one another or a typed mention (JSONL entities on one line may not overlap) is written
+as several lines with the same text; the importer merges lines by text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+
+from conpet.data.example import Span
+from conpet.data.jsonl import Entity, Relation, Sentence, write_jsonl
+from conpet.store.models import Annotation, AnnotationVersion, KnowledgeType
+from conpet.store.models import Sentence as SentenceRow
+
+if TYPE_CHECKING:
+    from conpet.store.project import Project
+
+_CHUNK = 2000
+
+
+class _Line:
+    def __init__(self) -> None:
+        self.entities: list[Entity] = []
+        self.relations: list[Relation] = []
+
+    def slot(self, span: Span) -> int | None:
+        """Index of an entity with exactly this span, -1 when the span is free, None when it overlaps."""
+        for i, e in enumerate(self.entities):
+            if (e.start, e.end) == (span.start, span.end):
+                return i
+            if span.overlaps(e.span):
+                return None
+        return -1
+
+    def place(self, head: Span, tail: Span, label: str) -> bool:
+        a, b = self.slot(head), self.slot(tail)
+        if a is None or b is None:
+            return False
+        if a == -1:
+            self.entities.append(Entity(head.start, head.end, None))
+            a = len(self.entities) - 1
+        if b == -1:
+            self.entities.append(Entity(tail.start, tail.end, None))
+            b = len(self.entities) - 1
+        self.relations.append(Relation(a, b, label))
+        return True
+
+
+def sentence_lines(text: str, sid: str, source: str, entities: list[tuple[Span, str]],
+                   relations: list[tuple[Span, Span, str]]) -> list[Sentence]:
+    """One JSONL sentence, or several when the annotations cannot share one line."""
+    lines = [_Line()]
+    lines[0].entities = [Entity(sp.start, sp.end, label) for sp, label in sorted(entities, key=lambda x: x[0].start)]
+    for head, tail, label in relations:
+        for line in lines:
+            if line.place(head, tail, label):
+                break
+        else:
+            line = _Line()
+            line.place(head, tail, label)
+            lines.append(line)
+    return [Sentence(text, tuple(line.entities), tuple(line.relations), id=sid, source=source)
+            for line in lines]
+
+
+def export_jsonl(project: Project, out_path: str | Path,
+                 progress: Callable[[float, str], None] | None = None) -> int:
+    """Write every sentence with its current gold annotations to ``out_path`` (atomically); returns
+    the number of sentences exported."""
+    out: list[Sentence] = []
+    with project.read() as s:
+        names = {t.id: t.name for t in s.scalars(select(KnowledgeType))}
+        total = int(s.scalar(select(func.count(SentenceRow.id))) or 0)
+        last = 0
+        done = 0
+        while True:
+            rows = s.execute(select(SentenceRow.id, SentenceRow.text, SentenceRow.source)
+                             .where(SentenceRow.id > last).order_by(SentenceRow.id).limit(_CHUNK)).all()
+            if not rows:
+                break
+            last = rows[-1][0]
+            ids = [r[0] for r in rows]
+            ents: dict[int, list[tuple[Span, str]]] = {i: [] for i in ids}
+            rels: dict[int, list[tuple[Span, Span, str]]] = {i: [] for i in ids}
+            q = (select(Annotation.sentence_id, Annotation.kind, AnnotationVersion.type_id,
+                        AnnotationVersion.start, AnnotationVersion.end, AnnotationVersion.tail_start,
+                        AnnotationVersion.tail_end)
+                 .join(AnnotationVersion, AnnotationVersion.annotation_id == Annotation.id)
+                 .where(Annotation.sentence_id.in_(ids), AnnotationVersion.is_current.is_(True),
+                        AnnotationVersion.status == "gold")
+                 .order_by(Annotation.id))
+            for sid, kind, type_id, start, end, ts, te in s.execute(q):
+                if kind == "entity":
+                    ents[sid].append((Span(start, end), names[type_id]))
+                else:
+                    rels[sid].append((Span(start, end), Span(ts, te), names[type_id]))
+            for sid, text, source in rows:
+                out.extend(sentence_lines(text, str(sid), source, ents[sid], rels[sid]))
+            done += len(rows)
+            if progress is not None and total:
+                progress(0.9 * done / total, f"read {done} of {total} sentences")
+    write_jsonl(out_path, out)
+    if progress is not None:
+        progress(1.0, f"wrote {len(out)} lines")
+    return done
