@@ -311,7 +311,9 @@ def _arch_and_targets(model_type: str, model: Any, folder: Path) -> tuple[Arch, 
         return arch, list(targets)
     import torch
 
-    linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+    linear = sorted(
+        {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    )
     raise BackboneError(
         f"{folder}: no LoRA targets known for model_type {model_type!r}; "
         f"its linear modules are: {', '.join(linear) or '(none)'}"

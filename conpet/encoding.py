@@ -299,13 +299,21 @@ class ConpetEncoder:
     def render(self, example: Example) -> str:
         """The encoded input as text with the marker names put back (for display and tests)."""
         enc = self.encode(example)
-        names = dict(zip((self.markers.e1, self.markers.e1_end, self.markers.e2, self.markers.e2_end), MARKER_NAMES))
+        names = dict(
+            zip(
+                (self.markers.e1, self.markers.e1_end, self.markers.e2, self.markers.e2_end),
+                MARKER_NAMES,
+                strict=True,
+            )
+        )
         names[self.markers.mask] = "[MASK]"
         out: list[str] = []
         run: list[int] = []
         specials = set(self.prefix) | set(self.suffix)
         for i, tid in enumerate(enc.input_ids):
-            if tid in names or (tid in specials and (i < len(self.prefix) or i >= len(enc) - len(self.suffix))):
+            if tid in names or (
+                tid in specials and (i < len(self.prefix) or i >= len(enc) - len(self.suffix))
+            ):
                 if run:
                     out.append(self.tokenizer.decode(run).strip())
                     run = []

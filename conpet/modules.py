@@ -56,7 +56,8 @@ class LoraSettings:
     alpha: float = field(default=8.0, metadata={"help": "lora_alpha; the update is scaled by alpha / rank"})
     dropout: float = field(default=0.0, metadata={"help": "LoRA dropout (0 in the paper's code)"})
     targets: tuple[str, ...] | None = field(
-        default=None, metadata={"help": "module names to adapt; None = the backbone's per-architecture targets"}
+        default=None,
+        metadata={"help": "module names to adapt; None = the backbone's per-architecture targets"},
     )
 
     def __post_init__(self) -> None:
@@ -108,12 +109,19 @@ class _SharedPeft:
         from peft import get_peft_model
 
         with self.lock:
-            if self.model is None:
-                with warnings.catch_warnings():  # transformers' is_gradient_checkpointing deprecation
-                    warnings.simplefilter("ignore", FutureWarning)
-                    self.model = get_peft_model(self.backbone.model, config, adapter_name=adapter)
-            else:
-                self.model.add_adapter(adapter, config)
+            try:
+                if self.model is None:
+                    with warnings.catch_warnings():  # transformers' is_gradient_checkpointing deprecation
+                        warnings.simplefilter("ignore", FutureWarning)
+                        self.model = get_peft_model(self.backbone.model, config, adapter_name=adapter)
+                else:
+                    self.model.add_adapter(adapter, config)
+            except ValueError as exc:  # peft: "Target modules ... not found in the base model"
+                targets = sorted(config.target_modules or [])
+                raise ModuleError(
+                    f"LoRA targets {targets} do not fit backbone {self.backbone.name!r} "
+                    f"(its default targets: {self.backbone.lora_targets}): {exc}"
+                ) from exc
             self.model.eval()
             self.params[adapter] = [
                 p for n, p in self.model.named_parameters() if adapter in n.split(".") and "lora_" in n
@@ -231,7 +239,9 @@ class PETModel:
     def _copy_lora(self, source: str, target: str) -> None:
         with torch.no_grad():
             for src, dst in zip(
-                self._shared.params[self._adapter(source)], self._shared.params[self._adapter(target)], strict=True
+                self._shared.params[self._adapter(source)],
+                self._shared.params[self._adapter(target)],
+                strict=True,
             ):
                 dst.copy_(src)
 
@@ -266,7 +276,8 @@ class PETModel:
     # --- training state ------------------------------------------------------------------------
 
     def module_parameters(self, name: str) -> list[nn.Parameter]:
-        """LoRA weights and head of one module: what its optimizer trains."""
+        """LoRA weights and head of one module: what its optimizer trains. Order is fixed: the LoRA
+        tensors (peft's parameter order), then the head's weight, then its bias."""
         head = self._head(name)
         return [*self._shared.params[self._adapter(name)], *head.parameters()]
 
@@ -373,9 +384,14 @@ class PETModel:
             for fname in ("adapter_config.json", "adapter_model.safetensors"):
                 shutil.move(str(saved / fname), str(out / fname))
             shutil.rmtree(peft_dir)
-            tensors = {"weight": head.weight.detach().cpu().contiguous(), "bias": head.bias.detach().cpu().contiguous()}
+            tensors = {
+                "weight": head.weight.detach().cpu().contiguous(),
+                "bias": head.bias.detach().cpu().contiguous(),
+            }
             save_file(tensors, str(out / "head.safetensors"), metadata={"format": "pt"})
-            (out / "module.json").write_text(json.dumps(self._module_info(name), indent=2, sort_keys=True) + "\n")
+            (out / "module.json").write_text(
+                json.dumps(self._module_info(name), indent=2, sort_keys=True) + "\n"
+            )
             old = tmp / "old"
             if folder.exists():
                 folder.rename(old)
@@ -397,7 +413,11 @@ class PETModel:
             "lora": self._settings[name].to_dict(),
             "lora_targets": list(self._settings[name].targets or self.backbone.lora_targets),
             "backbone": {"name": self.backbone.name, "model_type": self.backbone.model_type},
-            "versions": {"peft": peft.__version__, "transformers": transformers.__version__, "torch": torch.__version__},
+            "versions": {
+                "peft": peft.__version__,
+                "transformers": transformers.__version__,
+                "torch": torch.__version__,
+            },
         }
 
     def load_module(self, folder: str | Path, name: str) -> None:
@@ -442,14 +462,21 @@ class PETModel:
             raise ModuleError(f"{folder}: unreadable module files ({exc})") from exc
         n = int(info.get("n_outputs", -1))
         w, b = head_tensors.get("weight"), head_tensors.get("bias")
-        if w is None or b is None or tuple(w.shape) != (n, self.backbone.hidden_size) or tuple(b.shape) != (n,):
-            raise ModuleError(f"{folder / 'head.safetensors'}: head does not match module.json (n_outputs {n})")
+        if (
+            w is None
+            or b is None
+            or tuple(w.shape) != (n, self.backbone.hidden_size)
+            or tuple(b.shape) != (n,)
+        ):
+            raise ModuleError(
+                f"{folder / 'head.safetensors'}: head does not match module.json (n_outputs {n})"
+            )
         config.inference_mode = False
         adapter = self._adapter(name)
         try:
             self._shared.add(adapter, config)
-        except ValueError as exc:  # peft: target modules not found in this backbone
-            raise ModuleError(f"{folder}: its LoRA targets do not fit this backbone ({exc})") from exc
+        except ModuleError as exc:
+            raise ModuleError(f"{folder}: {exc}") from exc
         try:
             with self._shared.lock:
                 result = set_peft_model_state_dict(self._shared.model, weights, adapter_name=adapter)

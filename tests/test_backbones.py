@@ -128,23 +128,35 @@ def test_local_folder_loads(minilm, tmp_path):
     from transformers import BertConfig
 
     config = BertConfig(
-        vocab_size=minilm.tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
-        num_attention_heads=2, intermediate_size=64,
+        vocab_size=minilm.tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
     )
     folder = _tiny_folder(minilm, tmp_path / "tiny-bert", config)
     backbone = load_backbone(folder, device="cpu")
     assert backbone.name == "tiny-bert"
     assert backbone.arch == "encoder" and backbone.hidden_size == 32
     assert backbone.lora_targets == ["query", "value"]
-    assert backbone.tokenizer.conpet_markers.tokens[:4] == ("[unused0]", "[unused1]", "[unused2]", "[unused3]")
+    assert backbone.tokenizer.conpet_markers.tokens[:4] == (
+        "[unused0]",
+        "[unused1]",
+        "[unused2]",
+        "[unused3]",
+    )
 
 
 def test_unknown_architecture_lists_linear_modules(minilm, tmp_path):
     from transformers import AlbertConfig
 
     config = AlbertConfig(
-        vocab_size=minilm.tokenizer.vocab_size, embedding_size=16, hidden_size=32, num_hidden_layers=1,
-        num_attention_heads=2, intermediate_size=64,
+        vocab_size=minilm.tokenizer.vocab_size,
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
     )
     folder = _tiny_folder(minilm, tmp_path / "tiny-albert", config)
     with pytest.raises(BackboneError) as err:

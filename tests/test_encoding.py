@@ -63,7 +63,9 @@ def test_decoder_markers_are_control_byte_tokens(smollm):
     assert len(set(ids)) == 5 and not set(ids) & set(tok.all_special_ids)
     assert not m.added and tok.pad_token_id is not None
     # ordinary text never produces them
-    assert not set(ids) & set(ids_of(tok, "Plain text, numbers 1-2-3, tabs\tand\nnew lines; ünïcödé 東京 😀."))
+    assert not set(ids) & set(
+        ids_of(tok, "Plain text, numbers 1-2-3, tabs\tand\nnew lines; ünïcödé 東京 😀.")
+    )
     assert prepare_tokenizer(tok, "decoder") is m  # idempotent
 
 

@@ -150,7 +150,10 @@ def test_save_load_round_trip_gives_identical_logits(pet, batch, tmp_path, minil
     _train_step(pet, batch, "a")
     folder = pet.save_module("a", tmp_path / "mod")
     assert sorted(p.name for p in folder.iterdir()) == [
-        "adapter_config.json", "adapter_model.safetensors", "head.safetensors", "module.json",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "head.safetensors",
+        "module.json",
     ]
     info_text = (folder / "module.json").read_text()
     info = json.loads(info_text)
@@ -207,6 +210,13 @@ def test_bad_names_and_bad_folders(pet, tmp_path, batch):
     with pytest.raises(ModuleError, match="unreadable"):
         pet.load_module(folder, "b")
     assert pet.module_names == ["a"]
+
+
+def test_targets_missing_from_the_backbone(minilm):
+    pet = PETModel(minilm, LoraSettings(targets=("q_proj",)))
+    with pytest.raises(ModuleError, match=r"LoRA targets \['q_proj'\] do not fit backbone 'minilm'"):
+        pet.add_module("a", 2)
+    assert pet.module_names == []
 
 
 def test_lora_settings_validate():
