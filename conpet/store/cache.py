@@ -1,7 +1,8 @@
 """The engine's LogitCache protocol over the project database (table ``logit_cache``).
 
-A batch of keys is looked up with one SELECT on the composite primary key (``(a, b, c) IN (VALUES ...)``);
-only batches beyond SQLite's bound-parameter limit are split. Logits are float32 little-endian bytes.
+A batch of keys is looked up with one SELECT that searches the composite primary key
+(``example_id IN (...) AND module_id IN (...) AND module_version IN (...)``); only batches beyond SQLite's
+bound-parameter limit are split. Logits are float32 little-endian bytes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.sqlite import insert
 
 from conpet.protocols import CacheKey
@@ -19,8 +20,8 @@ from conpet.store.models import LogitCacheEntry
 if TYPE_CHECKING:
     from conpet.store.db import Database
 
-# SQLite allows 32766 bound parameters; three per key.
-MAX_KEYS_PER_STATEMENT = 10_000
+# SQLite allows 32766 bound parameters; leave room for the module ids and versions.
+MAX_KEYS_PER_STATEMENT = 20_000
 _DTYPE = np.dtype("<f4")
 
 
@@ -37,18 +38,28 @@ class ProjectLogitCache:
         self.selects = 0  # statements issued by get_many (tests check batching)
 
     def get_many(self, keys: Iterable[CacheKey]) -> dict[CacheKey, np.ndarray]:
-        wanted = list(dict.fromkeys(_key(k) for k in keys))
+        wanted = set(_key(k) for k in keys)
         found: dict[CacheKey, np.ndarray] = {}
         if not wanted:
             return found
+        examples = sorted({k[0] for k in wanted})
+        modules = sorted({k[1] for k in wanted})
+        versions = sorted({k[2] for k in wanted})
         cols = (LogitCacheEntry.example_id, LogitCacheEntry.module_id, LogitCacheEntry.module_version)
         with self._db.read() as s:
-            for i in range(0, len(wanted), MAX_KEYS_PER_STATEMENT):
-                chunk = wanted[i:i + MAX_KEYS_PER_STATEMENT]
-                q = select(*cols, LogitCacheEntry.logits).where(tuple_(*cols).in_(chunk))
+            for i in range(0, len(examples), MAX_KEYS_PER_STATEMENT):
+                # three IN lists let SQLite search the primary key (a row-value IN scans the table);
+                # the few extra rows of the cross product are dropped below
+                q = select(*cols, LogitCacheEntry.logits).where(
+                    LogitCacheEntry.example_id.in_(examples[i:i + MAX_KEYS_PER_STATEMENT]),
+                    LogitCacheEntry.module_id.in_(modules),
+                    LogitCacheEntry.module_version.in_(versions),
+                )
                 self.selects += 1
                 for example_id, module_id, version, blob in s.execute(q):
-                    found[(example_id, module_id, version)] = np.frombuffer(blob, dtype=_DTYPE).astype(np.float32)
+                    key = (example_id, module_id, version)
+                    if key in wanted:
+                        found[key] = np.frombuffer(blob, dtype=_DTYPE).astype(np.float32)
         return found
 
     def put_many(self, items: Mapping[CacheKey, np.ndarray]) -> None:

@@ -34,8 +34,11 @@ def _floats(values: Any) -> list[float] | None:
 
 
 def _finite(x: float) -> float:
+    """SQLite stores NaN as NULL: NaN and -inf become -1e30 (no confidence), +inf 1e30."""
     x = float(x)
-    return x if math.isfinite(x) else (-1e30 if x < 0 else 1e30)
+    if math.isfinite(x):
+        return x
+    return 1e30 if x > 0 else -1e30
 
 
 class PredictionRepository:
