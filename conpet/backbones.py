@@ -336,53 +336,55 @@ def _stat_key(path: Path) -> dict[str, Any]:
     return {"source": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _known_sources(info: dict[str, Any]) -> list[dict[str, Any]]:
+    sources = info.get("sources")
+    return list(sources) if isinstance(sources, list) else [info]
+
+
 def _converted_gguf(path: Path, name: str, cache: Path) -> tuple[Path, str]:
-    """The cache folder holding ``path`` converted to safetensors (converting it if needed)."""
+    """The cache folder holding ``path`` converted to safetensors (converting it if needed).
+
+    ``source.json`` in the folder records the GGUF file's SHA-256 and every (path, size, mtime)
+    it was seen at, so a known file is found without hashing it again.
+    """
     stat = _stat_key(path)
-    # Fast path: a folder converted from this very file (same path, size and mtime), no hashing.
     for marker in sorted(cache.glob(f"{name}-*/source.json")):
         try:
             info = json.loads(marker.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if all(info.get(k) == v for k, v in stat.items()) and info.get("sha256"):
+        if info.get("sha256") and any(
+            all(s.get(k) == v for k, v in stat.items()) for s in _known_sources(info)
+        ):
             return marker.parent, str(info["sha256"])
     sha = _file_sha256(path)
     final = cache / f"{name}-{sha[:12]}"
-    if not (final / "source.json").is_file():
-        _convert(path, final, {**stat, "sha256": sha})
-    else:  # same content elsewhere (moved or touched file): refresh the marker for the fast path
-        _write_json_atomic(final / "source.json", {**stat, "sha256": sha})
+    marker = final / "source.json"
+    if not marker.is_file():
+        _convert(path, final, {"sha256": sha, "sources": [stat]})
+    else:  # same content at another path or mtime: remember it for the fast path
+        try:
+            info = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            info = {}
+        sources = [s for s in _known_sources(info) if s.get("source") != stat["source"]]
+        _write_json_atomic(marker, {"sha256": sha, "sources": [*sources, stat][-16:]})
     return final, sha
 
 
 def _convert(gguf: Path, final: Path, info: dict[str, Any]) -> None:
-    import torch
-    from safetensors.torch import save_file
-    from transformers import AutoModel, AutoTokenizer
+    """Convert ``gguf`` into the folder ``final`` atomically: write a temporary sibling, rename it.
 
+    A concurrent conversion of the same file may win the rename; then its folder is used.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache is an ordinary folder
     try:
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
-            model = AutoModel.from_pretrained(
-                gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
-            )
-        except Exception as exc:
-            raise BackboneError(f"{gguf}: could not convert the GGUF model ({exc})") from exc
-        # transformers refuses save_pretrained on a GGUF-loaded model (it is flagged as quantised
-        # although the tensors are already de-quantised), so write the state dict and config directly.
-        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        config = model.config
-        if hasattr(config, "quantization_config"):
-            delattr(config, "quantization_config")
-        config.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        _export_gguf(gguf, tmp)
         (tmp / "source.json").write_text(json.dumps(info, indent=2, sort_keys=True), encoding="utf-8")
-        del model, state
+        if final.exists() and not (final / "source.json").is_file():
+            shutil.rmtree(final)  # a damaged folder (source.json is written before the rename)
         try:
             os.rename(tmp, final)
         except OSError:
@@ -391,6 +393,30 @@ def _convert(gguf: Path, final: Path, info: dict[str, Any]) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _export_gguf(gguf: Path, folder: Path) -> None:
+    """De-quantise a GGUF model and write it to ``folder`` as config + safetensors + tokenizer."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
+        model = AutoModel.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
+        )
+    except Exception as exc:
+        raise BackboneError(f"{gguf}: could not convert the GGUF model ({exc})") from exc
+    # transformers refuses save_pretrained on a GGUF-loaded model (it is flagged as quantised
+    # although the tensors are already de-quantised), so write the state dict and config directly.
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        delattr(config, "quantization_config")
+    config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:

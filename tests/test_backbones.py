@@ -63,6 +63,73 @@ def test_gguf_cache_is_reused_without_converting_again(smollm, monkeypatch):
     assert sha == smollm.weights_sha256()
 
 
+def _fake_gguf(path: Path, payload: bytes = b"weights") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(backbones.GGUF_MAGIC + payload)
+    return path
+
+
+def test_gguf_conversion_runs_once_and_leaves_no_temporaries(tmp_path, monkeypatch):
+    exports = []
+
+    def fake_export(gguf, folder):
+        exports.append(gguf)
+        (folder / "model.safetensors").write_bytes(b"converted")
+
+    monkeypatch.setattr(backbones, "_export_gguf", fake_export)
+    cache = tmp_path / "cache"
+    gguf = _fake_gguf(tmp_path / "src" / "tiny.gguf")
+    folder, sha = backbones._converted_gguf(gguf, "tiny", cache)
+    assert folder == cache / f"tiny-{sha[:12]}"
+    assert (folder / "model.safetensors").read_bytes() == b"converted"
+    assert [p.name for p in cache.iterdir()] == [folder.name]  # no .tmp-* left behind
+
+    def no_hashing(path):
+        raise AssertionError("a known file was hashed again")
+
+    with monkeypatch.context() as m:
+        m.setattr(backbones, "_file_sha256", no_hashing)
+        assert backbones._converted_gguf(gguf, "tiny", cache) == (folder, sha)
+
+    copy = tmp_path / "elsewhere" / "tiny.gguf"
+    copy.parent.mkdir()
+    shutil.copy(gguf, copy)
+    assert backbones._converted_gguf(copy, "tiny", cache) == (folder, sha)  # same content: reused
+    assert len(exports) == 1
+    sources = json.loads((folder / "source.json").read_text())["sources"]
+    assert {s["source"] for s in sources} == {str(gguf), str(copy)}
+
+
+def test_gguf_conversion_failure_leaves_nothing(tmp_path, monkeypatch):
+    def broken_export(gguf, folder):
+        (folder / "model.safetensors").write_bytes(b"half")
+        raise BackboneError(f"{gguf}: could not convert the GGUF model (broken)")
+
+    monkeypatch.setattr(backbones, "_export_gguf", broken_export)
+    cache = tmp_path / "cache"
+    gguf = _fake_gguf(tmp_path / "broken.gguf")
+    with pytest.raises(BackboneError, match="broken.gguf: could not convert"):
+        backbones._converted_gguf(gguf, "broken", cache)
+    assert list(cache.iterdir()) == []
+
+
+def test_gguf_conversion_lost_race_uses_the_winner(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    gguf = _fake_gguf(tmp_path / "race.gguf")
+    final = cache / f"race-{backbones._file_sha256(gguf)[:12]}"
+
+    def racing_export(gguf, folder):  # another process finishes first
+        final.mkdir(parents=True)
+        (final / "model.safetensors").write_bytes(b"winner")
+        (final / "source.json").write_text("{}")
+        (folder / "model.safetensors").write_bytes(b"loser")
+
+    monkeypatch.setattr(backbones, "_export_gguf", racing_export)
+    folder, _ = backbones._converted_gguf(gguf, "race", cache)
+    assert folder == final and (final / "model.safetensors").read_bytes() == b"winner"
+    assert [p.name for p in cache.iterdir()] == [final.name]
+
+
 def test_cache_root_follows_conpet_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("CONPET_CACHE", str(tmp_path))
     assert cache_root() == tmp_path / "backbones"
