@@ -1,0 +1,397 @@
+"""`conpet bench`: a continual benchmark end to end (the paper's Table IV and Fig. 3 on our data).
+
+    conpet bench --data NAME|PATH --backbone NAME|PATH --methods dynamic,static,sequential,joint \
+                 --profile smoke|quick|paper --seeds 1,2 --out DIR [--measure-cache]
+
+Per (method, seed): build the task sequence (types split at random with the seed, 8:1:1 examples),
+learn the tasks in order, evaluate on all seen test sets after every step. Prints a Table-IV-like
+table (W and A after the last step, mean ± std over seeds) with per-step average accuracy, seconds
+per step and peak memory; writes DIR/results.json, DIR/results.csv and DIR/avg_acc.png.
+Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from conpet.config import ExperimentConfig, make_config
+from conpet.data.tasks import TaskData
+from conpet.errors import ConpetError
+from conpet.metrics import mean_std, peak_rss_mb
+from conpet.protocols import ProgressEvent
+
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "results.csv"
+PLOT_PNG = "avg_acc.png"
+
+
+# --- progress on stderr -----------------------------------------------------------------------------
+
+
+class StderrProgress:
+    """Prints progress lines to stderr (at most one per `every` seconds, plus stage changes)."""
+
+    def __init__(self, label: str, every: float = 5.0, stream: Any = None) -> None:
+        self.label = label
+        self.every = every
+        self.stream = stream or sys.stderr
+        self._last = 0.0
+        self._stage = ""
+
+    def report(self, event: ProgressEvent) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every and event.stage == self._stage and event.fraction < 1.0:
+            return
+        self._last, self._stage = now, event.stage
+        eta = f" ETA {_fmt_s(event.eta_seconds)}" if event.eta_seconds is not None else ""
+        m = event.metrics or {}
+        extra = "".join(f" {k}={v:.3f}" for k, v in m.items() if k in ("loss", "acc", "valid_acc")
+                        and isinstance(v, float))
+        print(f"[{self.label}] {100 * event.fraction:5.1f}% {event.message}{extra}{eta}",
+              file=self.stream, flush=True)
+
+    def cancel_requested(self) -> bool:
+        return False
+
+
+def _fmt_s(s: float | None) -> str:
+    if s is None:
+        return "?"
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+# --- data -----------------------------------------------------------------------------------------------
+
+
+def _cap_per_type(examples: Sequence[Any], cap: int | None) -> tuple[Any, ...]:
+    """The first `cap` examples of each type (the split already shuffled them with the seed)."""
+    if cap is None:
+        return tuple(examples)
+    seen: dict[str, int] = {}
+    out = []
+    for ex in examples:
+        if seen.get(ex.label, 0) < cap:
+            seen[ex.label] = seen.get(ex.label, 0) + 1
+            out.append(ex)
+    return tuple(out)
+
+
+def build_task_sequence(exp: ExperimentConfig, seed: int) -> list[TaskData]:
+    """The task sequence of a benchmark: load the data, split the types (random with the seed, or one
+    task per example group), split examples 8:1:1, then subsample per type as the profile says."""
+    from conpet.data.datasets import load_named
+
+    data = load_named(exp.data)
+    tasks = data.tasks("coarse" if exp.split == "group" else exp.n_tasks, seed)
+    return [TaskData(t.index, t.types, _cap_per_type(t.train, exp.max_train_per_type),
+                     _cap_per_type(t.valid, exp.max_valid_per_type),
+                     _cap_per_type(t.test, exp.max_test_per_type)) for t in tasks]
+
+
+# --- one run --------------------------------------------------------------------------------------------
+
+
+def run_one(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, tasks: list[TaskData], *,
+            measure_cache: bool = False, cache_dir: Path | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Train and evaluate one (method, seed); returns its results.json record."""
+    import torch
+
+    from conpet.cache import MemoryLogitCache
+    from conpet.methods.registry import canonical_name, make_method
+    from conpet.runner import run_continual
+
+    name = canonical_name(method_name)
+    torch.manual_seed(seed)
+    cache = MemoryLogitCache()
+    method = make_method(name, backbone, exp.train, cache=cache)
+    sink = StderrProgress(f"{name} seed {seed}", every=1e9 if quiet else 10.0)
+    t0 = time.monotonic()
+    result = run_continual(method, tasks, sink=sink)
+    total = time.monotonic() - t0
+    final = result.matrix.result()
+    record: dict[str, Any] = {
+        "method": name, "seed": seed, "data": exp.data, "backbone": exp.backbone, "profile": exp.profile,
+        "whole_acc": [round(100 * x, 2) for x in result.whole_acc],
+        "avg_acc": [round(100 * x, 2) for x in result.avg_acc],
+        "seconds_per_step": [round(x, 2) for x in result.seconds_per_step],
+        "eval_seconds_per_step": [round(s.eval_seconds, 2) for s in result.steps],
+        "selector_acc": ([None if x is None else round(100 * x, 2) for x in result.selector_acc]
+                         if any(x is not None for x in result.selector_acc) else None),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "forgetting": _pct(final["forgetting"]), "bwt": _pct(final["bwt"]),
+        "accuracy_matrix": [[round(100 * x, 2) for x in row] for row in result.matrix.accuracy()],
+        "batches_per_step": [[st["batches"] for st in s.stats["stages"]] for s in result.steps],
+        "backbone_examples_per_step": [s.stats["backbone_examples"] for s in result.steps],
+        "tasks": [{"types": list(t.types), "train": len(t.train), "valid": len(t.valid), "test": len(t.test)}
+                  for t in tasks],
+        "total_seconds": round(total, 1),
+        "config": exp.replace(train=exp.train.replace(seed=seed)).to_dict(),
+        "environment": _environment(backbone),
+    }
+    if measure_cache:
+        record["cache"] = measure_cache_speed(method, tasks, cache_dir)
+    _close(method)
+    return record
+
+
+def _pct(x: float) -> float | None:
+    return None if x != x else round(100 * x, 2)
+
+
+def _close(method: Any) -> None:
+    pet = getattr(method, "_pet", None)
+    if pet is not None and hasattr(pet, "close"):
+        pet.close()
+
+
+def _environment(backbone: Any) -> dict[str, Any]:
+    import torch
+
+    return {"device": str(getattr(backbone, "device", "cpu")), "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "machine": platform.machine()}
+
+
+def measure_cache_speed(method: Any, tasks: Sequence[TaskData], cache_dir: Path | None = None) -> dict[str, Any]:
+    """Time a prediction pass over all test examples without a cache, then with every frozen module's
+    logits cached (memory, and SQLite when `cache_dir` is given). Predictions must agree."""
+    from conpet.cache import MemoryLogitCache, SqliteLogitCache
+
+    examples = [ex for t in tasks for ex in t.test]
+    saved = method.cache
+    out: dict[str, Any] = {"examples": len(examples)}
+    method.cache = None
+    f0 = method.backbone_forwards
+    t0 = time.perf_counter()
+    base = method.predict(examples)
+    out["uncached_seconds"] = round(time.perf_counter() - t0, 4)
+    out["uncached_backbone_passes"] = method.backbone_forwards - f0
+    caches: list[tuple[str, Any]] = [("memory", MemoryLogitCache())]
+    if cache_dir is not None:
+        path = cache_dir / f"logits-{method.name}-{method.uid}.sqlite"
+        caches.append(("sqlite", SqliteLogitCache(path)))
+    for kind, cache in caches:
+        method.cache = cache
+        method.predict(examples)  # fills the cache
+        f0 = method.backbone_forwards
+        t0 = time.perf_counter()
+        again = method.predict(examples)
+        secs = time.perf_counter() - t0
+        same = all(a.label == b.label and abs(a.score - b.score) < 1e-4 for a, b in zip(base, again, strict=True))
+        out[f"{kind}_cached_seconds"] = round(secs, 4)
+        out[f"{kind}_backbone_passes"] = method.backbone_forwards - f0
+        out[f"{kind}_speedup"] = round(out["uncached_seconds"] / max(secs, 1e-9), 1)
+        out[f"{kind}_same_predictions"] = same
+        if kind == "sqlite":
+            cache.close()
+    method.cache = saved
+    return out
+
+
+# --- reporting ------------------------------------------------------------------------------------------
+
+
+def _ms(values: Sequence[float]) -> str:
+    m, s = mean_std(values)
+    return "  n/a" if m != m else f"{m:6.2f} ± {s:4.2f}"
+
+
+def format_table(records: Sequence[dict[str, Any]]) -> str:
+    """Table IV layout (W / A after the last step, mean ± std over seeds, %), then per-step curves."""
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    first = records[0]
+    seeds = sorted({r["seed"] for r in records})
+    lines = [f"data {first['data']}, backbone {first['backbone']}, profile {first['profile']}, "
+             f"seeds {','.join(map(str, seeds))} (mean ± std over seeds; accuracies in %)", ""]
+    head = f"{'method':<12} {'W (whole)':>15} {'A (average)':>15} {'sel acc':>15} {'s/step 2':>9} " \
+           f"{'s/step last':>11} {'last/2':>7} {'total s':>8} {'peak MB':>8}"
+    lines += [head, "-" * len(head)]
+    for m in methods:
+        rs = [r for r in records if r["method"] == m]
+        w = [r["whole_acc"][-1] for r in rs]
+        a = [r["avg_acc"][-1] for r in rs]
+        sel = [r["selector_acc"][-1] for r in rs if r.get("selector_acc") and r["selector_acc"][-1] is not None]
+        sps = [r["seconds_per_step"] for r in rs]
+        s2 = [s[1] for s in sps if len(s) > 1]
+        sl = [s[-1] for s in sps]
+        ratio = [s[-1] / s[1] for s in sps if len(s) > 1 and s[1] > 0]
+        lines.append(f"{m:<12} {_ms(w):>15} {_ms(a):>15} {(_ms(sel) if sel else '-'):>15} "
+                     f"{(mean_std(s2)[0] if s2 else float('nan')):9.1f} {mean_std(sl)[0]:11.1f} "
+                     f"{(mean_std(ratio)[0] if ratio else float('nan')):7.2f} "
+                     f"{mean_std([r['total_seconds'] for r in rs])[0]:8.0f} "
+                     f"{max(r['peak_rss_mb'] for r in rs):8.0f}")
+    n_steps = max(len(r["avg_acc"]) for r in records)
+    for title, key in (("average accuracy A per step (%)", "avg_acc"), ("whole accuracy W per step (%)", "whole_acc"),
+                       ("training seconds per step", "seconds_per_step")):
+        lines += ["", title, f"{'method':<12} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
+        for m in methods:
+            rs = [r for r in records if r["method"] == m]
+            vals = [mean_std([r[key][i] for r in rs if len(r[key]) > i])[0] for i in range(n_steps)]
+            lines.append(f"{m:<12} " + " ".join(f"{v:6.1f}" for v in vals))
+    sel_rows = [m for m in methods if any(r.get("selector_acc") for r in records if r["method"] == m)]
+    if sel_rows:
+        lines += ["", "selector top-1 accuracy per step (%)",
+                  f"{'method':<12} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
+        for m in sel_rows:
+            rs = [r for r in records if r["method"] == m and r.get("selector_acc")]
+            vals = [mean_std([r["selector_acc"][i] for r in rs])[0] for i in range(n_steps)]
+            lines.append(f"{m:<12} " + " ".join(f"{v:6.1f}" for v in vals))
+    caches = [r for r in records if r.get("cache")]
+    if caches:
+        lines += ["", "prediction pass over all test examples, uncached vs cached (seconds)"]
+        for r in caches:
+            c = r["cache"]
+            sql = (f", sqlite {c['sqlite_cached_seconds']:.3f} s ({c['sqlite_speedup']:.0f}x)"
+                   if "sqlite_cached_seconds" in c else "")
+            lines.append(f"{r['method']:<12} seed {r['seed']}: {c['examples']} examples, uncached "
+                         f"{c['uncached_seconds']:.2f} s ({c['uncached_backbone_passes']} backbone passes), memory "
+                         f"{c['memory_cached_seconds']:.3f} s ({c['memory_speedup']:.0f}x, "
+                         f"{c['memory_backbone_passes']} passes){sql}")
+    return "\n".join(lines)
+
+
+def write_csv(records: Sequence[dict[str, Any]], path: Path) -> None:
+    """One row per (method, seed, step)."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["method", "seed", "step", "whole_acc", "avg_acc", "selector_acc", "seconds", "eval_seconds",
+                    "peak_rss_mb", "data", "backbone", "profile"])
+        for r in records:
+            for i in range(len(r["avg_acc"])):
+                sel = r["selector_acc"][i] if r.get("selector_acc") else ""
+                w.writerow([r["method"], r["seed"], i + 1, r["whole_acc"][i], r["avg_acc"][i],
+                            "" if sel is None else sel, r["seconds_per_step"][i], r["eval_seconds_per_step"][i],
+                            r["peak_rss_mb"], r["data"], r["backbone"], r["profile"]])
+
+
+def plot_avg_acc(records: Sequence[dict[str, Any]], path: Path) -> None:
+    """Fig. 3 style: average accuracy after each step, mean over seeds with a ± std band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for m in dict.fromkeys(r["method"] for r in records):
+        rs = [r["avg_acc"] for r in records if r["method"] == m]
+        n = min(len(x) for x in rs)
+        arr = np.array([x[:n] for x in rs], dtype=float)
+        x = np.arange(1, n + 1)
+        mean, std = arr.mean(0), arr.std(0)
+        ax.plot(x, mean, marker="o", ms=3, label=m)
+        if len(rs) > 1:
+            ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    first = records[0]
+    ax.set_title(f"{first['data']} · {first['backbone']} · {first['profile']}")
+    ax.set_xlabel("task (continual step)")
+    ax.set_ylabel("average accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_outputs(records: list[dict[str, Any]], out: Path, command: str | None = None) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    table = format_table(records)
+    doc = {"format": 1, "records": records, "table": table}
+    if command:
+        doc["command"] = command
+    tmp = out / (RESULTS_JSON + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out / RESULTS_JSON)
+    write_csv(records, out / RESULTS_CSV)
+    plot_avg_acc(records, out / PLOT_PNG)
+    (out / "table.txt").write_text(table + "\n", encoding="utf-8")
+    return table
+
+
+# --- the command ----------------------------------------------------------------------------------------
+
+
+def _parse_set(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConpetError(f"--set expects key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except ValueError:
+            out[k.strip()] = v
+    return out
+
+
+def bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from conpet.backbones import load_backbone
+    from conpet.methods.registry import canonical_name
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    methods = [canonical_name(m) for m in args.methods.split(",") if m.strip()]
+    seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
+    overrides = _parse_set(args.set or [])
+    exp_overrides = {k: overrides.pop(k) for k in list(overrides)
+                     if k in ("max_train_per_type", "max_valid_per_type", "max_test_per_type")}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "conpet bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
+    print(f"loading backbone {args.backbone} ...", file=sys.stderr, flush=True)
+    backbone = load_backbone(args.backbone, device=args.device)
+    records: list[dict[str, Any]] = []
+    for seed in seeds:
+        tasks_cache: dict[tuple[Any, ...], list[TaskData]] = {}
+        for m in methods:
+            exp = make_config(args.profile, data=args.data, backbone=args.backbone, method=m, seed=seed,
+                              n_tasks=args.tasks, **overrides)
+            exp = exp.replace(split="group" if args.split == "coarse" else "random", **exp_overrides)
+            key = (exp.n_tasks, exp.split, exp.max_train_per_type, exp.max_valid_per_type, exp.max_test_per_type)
+            if key not in tasks_cache:
+                tasks_cache[key] = build_task_sequence(exp, seed)
+            tasks = tasks_cache[key]
+            print(f"== {m}, seed {seed}: {len(tasks)} tasks, "
+                  f"{sum(len(t.train) for t in tasks)} train / {sum(len(t.test) for t in tasks)} test examples",
+                  file=sys.stderr, flush=True)
+            rec = run_one(m, exp, seed, backbone, tasks, measure_cache=args.measure_cache, cache_dir=out)
+            records.append(rec)
+            print(f"== {m}, seed {seed}: W {rec['whole_acc'][-1]:.2f}  A {rec['avg_acc'][-1]:.2f}  "
+                  f"{rec['total_seconds']:.0f} s", file=sys.stderr, flush=True)
+            write_outputs(records, out, command)  # partial results survive an interrupted bench
+    print(write_outputs(records, out, command))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("bench", help="run a continual benchmark and write results.json/csv and a plot",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="fewrel16", help="fewrel80 | fewrel16 | fewnerd | a data file")
+    p.add_argument("--backbone", default="minilm", help="minilm | smollm2-135m | a model folder or GGUF file")
+    p.add_argument("--methods", default="dynamic,static", help="comma-separated method names")
+    p.add_argument("--profile", default="smoke", choices=["smoke", "quick", "paper"])
+    p.add_argument("--seeds", default="1", help="comma-separated seeds (task split and training)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--tasks", type=int, default=None, help="number of tasks (default: per data set)")
+    p.add_argument("--split", default="random", choices=["random", "coarse"],
+                   help="random type clusters, or one task per coarse type (Few-NERD)")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
+    p.add_argument("--measure-cache", action="store_true",
+                   help="after training, time a prediction pass uncached vs with all logits cached")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a training setting (e.g. --set top_t=2 --set lr=5e-4), repeatable")
+    p.set_defaults(func=bench)

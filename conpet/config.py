@@ -1,0 +1,241 @@
+"""Settings of the continual engine: frozen, keyword-only dataclasses, validated, to/from JSON.
+
+`TrainConfig` holds everything a method needs to learn a task; `ExperimentConfig` adds what a benchmark
+needs to build the task sequence (data, split, subsampling). Profiles (`smoke`, `quick`, `paper`) are
+named presets made by `make_config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from conpet.errors import ConpetError
+
+PROFILES = ("smoke", "quick", "paper")
+
+
+class ConfigError(ConpetError):
+    """A setting with a value that cannot work (names the setting and the problem)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How a continual method learns one task. Defaults follow the paper (Table III, FewRel)."""
+
+    lr: float = field(default=2e-4, metadata={"help": "learning rate of the PET module being trained"})
+    selector_lr: float | None = field(
+        default=None, metadata={"help": "learning rate of Dynamic ConPET's selector (None: same as lr)"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    batch_size: int = field(default=8, metadata={"help": "examples per training batch (new + old)"})
+    eval_batch_size: int = field(default=32, metadata={"help": "examples per prediction batch"})
+    new_old_ratio: float = field(
+        default=1.0, metadata={"help": "new:old examples in a replay batch (1.0 = half new, half old)"})
+    replay: bool = field(default=True, metadata={"help": "replay old tasks' data (False: sequential tuning)"})
+    batch_limit: int | None = field(
+        default=4000, metadata={"help": "most training batches per stage and step (None: no limit)"})
+    selector_batch_limit: int | None = field(
+        default=None, metadata={"help": "Dynamic ConPET iter1 cap (None: batch_limit)"})
+    expert_batch_limit: int | None = field(
+        default=None, metadata={"help": "Dynamic ConPET iter2 cap (None: batch_limit)"})
+    max_epochs: int = field(default=10, metadata={"help": "most passes over the new task's training data"})
+    valid_ratio: float = field(
+        default=0.25, metadata={"help": "validation batches per training batch of an epoch (4:1 -> 0.25)"})
+    min_valid_per_task: int = field(
+        default=8, metadata={"help": "smallest validation sample per seen task"})
+    top_t: int = field(default=1, metadata={"help": "Dynamic ConPET: experts active per example (t)"})
+    alpha: float = field(default=-100.0, metadata={"help": "logit given to the types of inactive experts"})
+    expert_init: Literal["fresh", "selector"] = field(
+        default="selector",
+        metadata={"help": "new expert's LoRA: fresh, or a copy of the selector's (the authors' code)"})
+    teacher_forcing: bool = field(
+        default=True, metadata={"help": "always activate the gold task's expert while training"})
+    lora_rank: int = field(default=4, metadata={"help": "LoRA rank"})
+    lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha (None: the module default)"})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
+    lora_targets: tuple[str, ...] | None = field(
+        default=None, metadata={"help": "modules LoRA wraps (None: the backbone's defaults)"})
+    max_length_entity: int = field(default=256, metadata={"help": "token limit for entity typing inputs"})
+    max_length_relation: int = field(default=128, metadata={"help": "token limit for relation inputs"})
+    grad_clip: float | None = field(default=1.0, metadata={"help": "gradient norm clip (None: off)"})
+    seed: int = field(default=1, metadata={"help": "seed of sampling and initialisation"})
+    device: str | None = field(default=None, metadata={"help": "cpu / cuda / None (cuda when available)"})
+
+    def __post_init__(self) -> None:
+        _positive(self, "lr", "batch_size", "eval_batch_size", "max_epochs", "lora_rank")
+        if self.selector_lr is not None and self.selector_lr <= 0:
+            raise ConfigError("selector_lr must be positive")
+        if self.weight_decay < 0:
+            raise ConfigError("weight_decay must not be negative")
+        if self.new_old_ratio <= 0:
+            raise ConfigError("new_old_ratio must be positive")
+        for name in ("batch_limit", "selector_batch_limit", "expert_batch_limit"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"{name} must be at least 1 or None")
+        if not 0 < self.valid_ratio <= 10:
+            raise ConfigError("valid_ratio must be in (0, 10]")
+        if self.top_t < 1:
+            raise ConfigError("top_t must be at least 1")
+        if self.expert_init not in ("fresh", "selector"):
+            raise ConfigError("expert_init must be 'fresh' or 'selector'")
+        if self.batch_size < 2 and self.replay:
+            raise ConfigError("batch_size must be at least 2 to mix new and old examples")
+        if self.lora_targets is not None:
+            object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
+
+    @property
+    def iter1_limit(self) -> int | None:
+        return self.selector_batch_limit if self.selector_batch_limit is not None else self.batch_limit
+
+    @property
+    def iter2_limit(self) -> int | None:
+        return self.expert_batch_limit if self.expert_batch_limit is not None else self.batch_limit
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentConfig:
+    """A benchmark run: the data, its task split and subsampling, and the training settings."""
+
+    profile: str = field(default="custom", metadata={"help": "preset this came from"})
+    data: str = field(default="fewrel16", metadata={"help": "data set name or path"})
+    backbone: str = field(default="minilm", metadata={"help": "backbone name or path"})
+    n_tasks: int = field(default=4, metadata={"help": "tasks the types are split into (random split)"})
+    split: Literal["random", "group"] = field(
+        default="random", metadata={"help": "random type clusters, or one task per example group"})
+    max_train_per_type: int | None = field(
+        default=None, metadata={"help": "subsample training examples per type (None: all)"})
+    max_valid_per_type: int | None = field(default=None, metadata={"help": "subsample validation examples"})
+    max_test_per_type: int | None = field(default=None, metadata={"help": "subsample test examples"})
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.n_tasks < 1:
+            raise ConfigError("n_tasks must be at least 1")
+        if self.split not in ("random", "group"):
+            raise ConfigError("split must be 'random' or 'group'")
+        for name in ("max_train_per_type", "max_valid_per_type", "max_test_per_type"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"{name} must be at least 1 or None")
+
+    def replace(self, **changes: Any) -> ExperimentConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        data = dict(data)
+        train = TrainConfig.from_dict(data.pop("train", {}))
+        return _from_dict(cls, {**data, "train": train})
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) <= 0:
+            raise ConfigError(f"{name} must be positive, not {getattr(obj, name)!r}")
+
+
+def _to_dict(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        if dataclasses.is_dataclass(v):
+            v = _to_dict(v)
+        elif isinstance(v, tuple):
+            v = list(v)
+        out[f.name] = v
+    return dict(sorted(out.items()))
+
+
+def _from_dict(cls: type, data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) for {cls.__name__}: {', '.join(unknown)}")
+    return cls(**data)
+
+
+def save_json(config: TrainConfig | ExperimentConfig, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def load_json(path: str | Path, cls: type = TrainConfig) -> Any:
+    return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+# Table III of the paper (batch size 8, weight decay 0.01 everywhere).
+TABLE_III: dict[str, dict[str, Any]] = {
+    "fewnerd": dict(lr_static=2e-5, lr_dynamic=1e-4, batch_limit=25_000, max_epochs=10, max_len=256),
+    "ontonotes": dict(lr_static=1e-4, lr_dynamic=1e-4, batch_limit=12_500, max_epochs=10, max_len=256),
+    "bbn": dict(lr_static=2e-4, lr_dynamic=2e-4, batch_limit=5_000, max_epochs=10, max_len=256),
+    "fewrel": dict(lr_static=2e-4, lr_dynamic=2e-4, batch_limit=4_000, max_epochs=10, max_len=128),
+    "tacred": dict(lr_static=5e-4, lr_dynamic=5e-4, batch_limit=2_000, max_epochs=20, max_len=128),
+    "ace": dict(lr_static=5e-4, lr_dynamic=5e-4, batch_limit=2_000, max_epochs=20, max_len=128),
+}
+
+DYNAMIC_FAMILY = ("dynamic", "dynamic-nosel", "limitless")
+
+
+def _table_iii_row(data: str) -> dict[str, Any]:
+    key = Path(str(data)).name.lower()
+    for name, row in TABLE_III.items():
+        if name in key:
+            return row
+    return TABLE_III["fewrel"]
+
+
+def _default_tasks(data: str) -> int:
+    key = Path(str(data)).name.lower()
+    if key == "fewrel16":
+        return 4
+    if "ace" in key:
+        return 5
+    return 10
+
+
+def make_config(profile: str, *, data: str = "fewrel16", backbone: str = "minilm", method: str = "dynamic",
+                seed: int = 1, n_tasks: int | None = None, **train_overrides: Any) -> ExperimentConfig:
+    """The preset `profile` for a data set and method.
+
+    - `paper`: Table III's settings, all data.
+    - `quick`: fewrel80 on minilm in a few minutes per (method, seed) on a 2-core CPU: at most 40 training
+      examples per type, 2 epochs, a higher learning rate (a 22M encoder, not LLaMA-7B).
+    - `smoke`: a minute or two on fewrel16: 16 training examples per type, 2 epochs.
+    """
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    row = _table_iii_row(data)
+    dynamic = method in DYNAMIC_FAMILY
+    tasks = n_tasks or _default_tasks(data)
+    base = TrainConfig(seed=seed)
+    if profile == "paper":
+        train = base.replace(lr=row["lr_dynamic"] if dynamic else row["lr_static"],
+                             batch_limit=row["batch_limit"], max_epochs=row["max_epochs"])
+        exp = ExperimentConfig(profile=profile, data=data, backbone=backbone, n_tasks=tasks, train=train)
+    elif profile == "quick":
+        train = base.replace(lr=1e-3, batch_limit=400, max_epochs=2, min_valid_per_task=8)
+        exp = ExperimentConfig(profile=profile, data=data, backbone=backbone, n_tasks=tasks,
+                               max_train_per_type=40, max_valid_per_type=10, max_test_per_type=None, train=train)
+    else:
+        train = base.replace(lr=1e-3, batch_limit=100, max_epochs=2, min_valid_per_task=8)
+        exp = ExperimentConfig(profile=profile, data=data, backbone=backbone, n_tasks=tasks,
+                               max_train_per_type=16, max_valid_per_type=8, max_test_per_type=25, train=train)
+    if train_overrides:
+        exp = exp.replace(train=exp.train.replace(**train_overrides))
+    return exp

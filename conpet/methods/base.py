@@ -1,0 +1,568 @@
+"""The continual-method contract and the shared machinery of every PET-based method.
+
+`ContinualMethod` is what the runner, the app and the bundle code see: `learn_task`, `predict`,
+`save`, `load`. `PETMethod` implements the common parts on top of `conpet.modules.PETModel`:
+encoding, the logit cache for frozen modules, one training loop with named hook points
+(`TrainingHook`), best-epoch selection on a fixed validation sample, snapshots that make a
+cancelled step leave the last finished task's modules intact, and saving/loading module folders.
+
+New methods (the baselines of issue 4) subclass `PETMethod` (or `SingleModuleMethod` /
+`DynamicConPET`) and override the `make_sampler`, `batch_loss`, `after_step` … points, or plug
+`TrainingHook` objects into `method.hooks`, instead of forking the loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from conpet.config import TrainConfig
+from conpet.data.example import Example
+from conpet.data.tasks import TaskData
+from conpet.errors import ConpetError
+from conpet.protocols import LogitCache, ProgressEvent, ProgressSink, Reporter
+from conpet.replay import ReplaySampler, validation_sample, validation_size
+
+__all__ = [
+    "ContinualMethod", "PETMethod", "Prediction", "StageStats", "StepStats", "TaskData", "TrainingHook",
+    "Stage", "ScaledSink", "STATE_FILE", "METHOD_FORMAT",
+]
+
+STATE_FILE = "method.json"
+METHOD_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One example's prediction, with what the app shows about routing.
+
+    `score` is the softmax probability of `label` over all seen types (over the concatenation for
+    Dynamic ConPET); `selector_scores` the selector's softmax over experts (task order);
+    `active_experts` the experts used (task indices, best first); `expert_scores` the routed
+    expert's softmax over its own types (for single-module methods: over all seen types);
+    `module_versions` the module ids and versions that produced it.
+    """
+
+    example_id: str
+    label: str
+    score: float
+    selector_scores: list[float] | None = None
+    active_experts: list[int] | None = None
+    expert_scores: dict[str, float] = field(default_factory=dict)
+    module_versions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def routed_expert(self) -> int | None:
+        return self.active_experts[0] if self.active_experts else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class StageStats:
+    name: str
+    module: str
+    batches: int = 0
+    epochs: int = 0
+    best_epoch: int = -1
+    best_score: float = float("nan")
+    valid_scores: list[float] = field(default_factory=list)
+    last_loss: float = float("nan")
+    mean_loss: float = float("nan")
+    seconds: float = 0.0
+
+
+@dataclass
+class StepStats:
+    """What one continual step did. `seconds` is the whole training time of the step."""
+
+    task: int
+    seconds: float = 0.0
+    stages: list[StageStats] = field(default_factory=list)
+    backbone_forwards: int = 0
+    backbone_examples: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ContinualMethod:
+    """The interface every continual method offers."""
+
+    name: ClassVar[str] = "?"
+
+    def learn_task(self, task: TaskData, history: Sequence[TaskData], sink: ProgressSink | None = None) -> StepStats:
+        raise NotImplementedError
+
+    def predict(self, examples: Sequence[Example], sink: ProgressSink | None = None) -> list[Prediction]:
+        raise NotImplementedError
+
+    def save(self, folder: str | Path) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, folder: str | Path, backbone: Any, cache: LogitCache | None = None) -> ContinualMethod:
+        raise NotImplementedError
+
+
+class TrainingHook:
+    """Named points of the training loop; override what you need (all are no-ops here)."""
+
+    def before_step(self, method: PETMethod, task: TaskData, history: Sequence[TaskData]) -> None: ...
+
+    def after_step(self, method: PETMethod, task: TaskData, history: Sequence[TaskData], stats: StepStats) -> None: ...
+
+    def extra_parameters(self, method: PETMethod, stage: Stage) -> list[torch.nn.Parameter]:
+        return []
+
+    def batch_loss(self, method: PETMethod, stage: Stage, batch: list[Example],
+                   loss: torch.Tensor | None) -> torch.Tensor | None:
+        return loss
+
+    def after_epoch(self, method: PETMethod, stage: Stage, epoch: int, score: float) -> None: ...
+
+
+@dataclass
+class Stage:
+    """One training stage of a step: which module trains, on which batches, with which loss."""
+
+    name: str  # "selector", "expert", "train": also the progress stage shown to the user
+    module: str  # logical module name
+    sampler: ReplaySampler[Example]
+    loss: Callable[[list[Example]], tuple[torch.Tensor | None, dict[str, float]]]
+    validate: Callable[[], float] | None
+    lr: float
+
+
+class ScaledSink:
+    """Maps a sub-job's progress fraction into [lo, hi] of the parent job, keeping the parent's ETA
+    (computed from the parent's start), and forwards cancel requests."""
+
+    def __init__(self, parent: ProgressSink | None, lo: float, hi: float, t0: float | None = None,
+                 prefix: str = "") -> None:
+        self.parent = parent
+        self.lo, self.hi = lo, hi
+        self.t0 = time.monotonic() if t0 is None else t0
+        self.prefix = prefix
+
+    def report(self, event: ProgressEvent) -> None:
+        if self.parent is None:
+            return
+        f = self.lo + (self.hi - self.lo) * min(max(event.fraction, 0.0), 1.0)
+        elapsed = time.monotonic() - self.t0
+        eta = elapsed * (1 - f) / f if f > 1e-6 else None
+        self.parent.report(ProgressEvent(f, self.prefix + event.message, event.stage, eta, event.metrics))
+
+    def cancel_requested(self) -> bool:
+        return bool(self.parent is not None and self.parent.cancel_requested())
+
+
+def _new_uid() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class PETMethod(ContinualMethod):
+    """Shared machinery for methods built from PET modules on one frozen backbone.
+
+    Logical module names ("selector", "expert_3", "main") map to peft adapter names unique to this
+    instance (several methods may share one backbone in a process). Cache module ids are
+    "<uid>/<logical name>"; versions grow whenever a module's weights change.
+    """
+
+    uses_cache: ClassVar[bool] = True
+
+    def __init__(self, backbone: Any, config: TrainConfig | None = None, *,
+                 cache: LogitCache | None = None, uid: str | None = None) -> None:
+        self.backbone = backbone
+        self.config = config or TrainConfig()
+        self.cache = cache
+        self.uid = uid or _new_uid()
+        self.task_types: list[tuple[str, ...]] = []
+        self.versions: dict[str, int] = {}
+        self.hooks: list[TrainingHook] = []
+        self.backbone_forwards = 0  # PET forward passes through the backbone (tests count these)
+        self.backbone_examples = 0
+        self._training: set[str] = set()  # modules not frozen right now (never cached)
+        self._pet: Any = None
+        self._encoder: Any = None
+        self._device = torch.device(self.config.device or getattr(backbone, "device", "cpu") or "cpu")
+
+    # --- label space -----------------------------------------------------------------------------
+
+    @property
+    def types(self) -> list[str]:
+        return [t for ts in self.task_types for t in ts]
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.task_types)
+
+    def type_index(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.types)}
+
+    def task_of_type(self) -> dict[str, int]:
+        return {t: i for i, ts in enumerate(self.task_types) for t in ts}
+
+    def task_offsets(self) -> list[int]:
+        out, pos = [], 0
+        for ts in self.task_types:
+            out.append(pos)
+            pos += len(ts)
+        return out
+
+    # --- the PET model ---------------------------------------------------------------------------
+
+    @property
+    def pet(self) -> Any:
+        if self._pet is None:
+            from conpet.modules import LoraSettings, PETModel
+
+            kw: dict[str, Any] = {"rank": self.config.lora_rank, "dropout": self.config.lora_dropout}
+            if self.config.lora_alpha is not None:
+                kw["alpha"] = self.config.lora_alpha
+            if self.config.lora_targets is not None:
+                kw["targets"] = list(self.config.lora_targets)
+            self._pet = PETModel(self.backbone, LoraSettings(**kw))
+        return self._pet
+
+    @property
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            from conpet.encoding import ConpetEncoder, EncoderSettings
+
+            settings = EncoderSettings(max_length_entity=self.config.max_length_entity,
+                                       max_length_relation=self.config.max_length_relation)
+            self._encoder = ConpetEncoder(self.backbone.tokenizer, self.backbone.arch, settings)
+        return self._encoder
+
+    def adapter(self, name: str) -> str:
+        """The PETModel name of a logical module (the same: each method has its own PETModel)."""
+        return name
+
+    def module_id(self, name: str) -> str:
+        return f"{self.uid}/{name}"
+
+    def has_module(self, name: str) -> bool:
+        return self._pet is not None and self.adapter(name) in set(self.pet.module_names)
+
+    def add_module(self, name: str, n_outputs: int, init_from: str | None = None) -> None:
+        self.pet.add_module(self.adapter(name), n_outputs,
+                            init_from=self.adapter(init_from) if init_from else None)
+
+    def remove_module(self, name: str) -> None:
+        if self.has_module(name):
+            self.pet.remove_module(self.adapter(name))
+
+    def encode(self, examples: Sequence[Example]) -> Any:
+        return self.encoder.batch(list(examples)).to(self._device)
+
+    def forward_logits(self, name: str, examples: Sequence[Example], *, grad: bool) -> torch.Tensor:
+        """Logits of module `name` through the backbone (no cache), float32 on the method's device."""
+        self.backbone_forwards += 1
+        self.backbone_examples += len(examples)
+        batch = self.encode(examples)
+        if grad:
+            return self.pet.logits(batch, self.adapter(name)).float()
+        with torch.no_grad():
+            return self.pet.logits(batch, self.adapter(name)).float()
+
+    def is_frozen(self, name: str) -> bool:
+        return name not in self._training
+
+    def module_logits(self, name: str, examples: Sequence[Example], *, grad: bool = False) -> torch.Tensor:
+        """Logits of module `name` for `examples`. A frozen module's logits come from the cache when
+        present (one look-up per call); only misses go through the backbone, and are then stored."""
+        if not examples:
+            return torch.zeros((0, self.pet.n_outputs(self.adapter(name))), device=self._device)
+        if grad or self.cache is None or not self.uses_cache or not self.is_frozen(name):
+            return self.forward_logits(name, examples, grad=grad)
+        mid, ver = self.module_id(name), self.versions.get(name, 0)
+        keys = [(ex.id, mid, ver) for ex in examples]
+        hits = self.cache.get_many(keys)
+        miss = [i for i, k in enumerate(keys) if k not in hits]
+        rows: list[np.ndarray | None] = [hits.get(k) for k in keys]
+        if miss:
+            computed = self.forward_logits(name, [examples[i] for i in miss], grad=False).cpu().numpy()
+            self.cache.put_many({keys[i]: computed[j] for j, i in enumerate(miss)})
+            for j, i in enumerate(miss):
+                rows[i] = computed[j]
+        return torch.as_tensor(np.stack(rows), dtype=torch.float32, device=self._device)
+
+    # --- the training loop -----------------------------------------------------------------------
+
+    def make_sampler(self, stage: str, new: Sequence[Example], old_tasks: Sequence[Sequence[Example]],
+                     limit: int | None) -> ReplaySampler[Example]:
+        """The batches of one stage (dynamic replay). Override for other replay schemes."""
+        c = self.config
+        return ReplaySampler(new, old_tasks if c.replay else (), batch_size=c.batch_size,
+                             new_old_ratio=c.new_old_ratio, batch_limit=limit, max_epochs=c.max_epochs,
+                             seed=c.seed * 1000 + self.n_tasks * 10 + hash_stage(stage))
+
+    def make_validation(self, valid_sets: Sequence[Sequence[Example]], sampler: ReplaySampler[Example],
+                        stage: str) -> list[list[Example]]:
+        n = validation_size(sampler.plan.batches_per_epoch, self.config.batch_size, self.config.valid_ratio)
+        return validation_sample(valid_sets, n, seed=self.config.seed * 1000 + self.n_tasks * 10
+                                 + hash_stage(stage), min_per_task=self.config.min_valid_per_task)
+
+    def average_accuracy(self, samples: Sequence[Sequence[Example]]) -> float:
+        """Mean over tasks of the accuracy of `predict` on each task's sample (empty ones skipped)."""
+        accs = []
+        flat = [ex for s in samples for ex in s]
+        if not flat:
+            return float("nan")
+        preds = self.predict(flat)
+        pos = 0
+        for s in samples:
+            if not s:
+                continue
+            p = preds[pos : pos + len(s)]
+            pos += len(s)
+            accs.append(sum(int(x.label == ex.label) for x, ex in zip(p, s, strict=True)) / len(s))
+        return float(np.mean(accs))
+
+    def run_stage(self, stage: Stage, rep: Reporter, lo: float, hi: float) -> StageStats:
+        """Train `stage.module` on `stage.sampler`'s batches; validate after each epoch and keep the
+        best epoch's weights. Checks for cancellation before every batch."""
+        c = self.config
+        st = StageStats(stage.name, stage.module)
+        t0 = time.monotonic()
+        adapter = self.adapter(stage.module)
+        self.pet.set_trainable(adapter)
+        params = list(self.pet.module_parameters(adapter))
+        for h in self.hooks:
+            params.extend(h.extra_parameters(self, stage))
+        params = [p for p in params if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=c.weight_decay)
+        total = max(len(stage.sampler), 1)
+        best: dict[int, torch.Tensor] | None = None
+        losses: list[float] = []
+        ema: float | None = None
+        acc_ema: float | None = None
+        self._training.add(stage.module)
+        try:
+            for epoch, batches in enumerate(stage.sampler.epochs()):
+                for batch in batches:
+                    rep.check_cancel()
+                    loss, info = stage.loss(batch)
+                    for h in self.hooks:
+                        loss = h.batch_loss(self, stage, batch, loss)
+                    if loss is not None and loss.requires_grad:
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        if c.grad_clip:
+                            torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
+                        opt.step()
+                        lv = float(loss.detach())
+                        losses.append(lv)
+                        ema = lv if ema is None else 0.9 * ema + 0.1 * lv
+                    if "acc" in info:
+                        acc_ema = info["acc"] if acc_ema is None else 0.9 * acc_ema + 0.1 * info["acc"]
+                    st.batches += 1
+                    if st.batches % 5 == 0 or st.batches == total:
+                        metrics = {"loss": ema if ema is not None else float("nan"), "batch": st.batches,
+                                   "batches": total, "epoch": epoch + 1}
+                        if acc_ema is not None:
+                            metrics["acc"] = acc_ema
+                        rep(lo + (hi - lo) * st.batches / total,
+                            f"{stage.name}: batch {st.batches}/{total}, epoch {epoch + 1}", stage.name, metrics)
+                st.epochs = epoch + 1
+                if stage.validate is not None:
+                    rep.check_cancel()
+                    with torch.no_grad():
+                        score = stage.validate()
+                    st.valid_scores.append(score)
+                    for h in self.hooks:
+                        h.after_epoch(self, stage, epoch, score)
+                    if best is None or score > st.best_score:
+                        st.best_score, st.best_epoch = score, epoch
+                        best = {id(p): p.detach().clone() for p in params}
+                    rep(lo + (hi - lo) * st.batches / total,
+                        f"{stage.name}: epoch {epoch + 1} validation {score:.3f}", stage.name,
+                        {"valid_acc": score, "epoch": epoch + 1})
+            if best is not None and st.best_epoch != st.epochs - 1:
+                with torch.no_grad():
+                    for p in params:
+                        p.copy_(best[id(p)])
+        finally:
+            self._training.discard(stage.module)
+            self.pet.set_trainable(None)
+        st.last_loss = losses[-1] if losses else float("nan")
+        st.mean_loss = float(np.mean(losses)) if losses else float("nan")
+        st.seconds = time.monotonic() - t0
+        return st
+
+    # --- snapshots: a cancelled step restores the last finished task's modules --------------------
+
+    def snapshot_module(self, name: str) -> dict[str, Any]:
+        """A copy of a module's LoRA weights and head, for `restore_module`."""
+        lora = self.pet.module_parameters(name)[:-2]  # LoRA tensors; the last two are the head's
+        return {"lora": [(p, p.detach().clone()) for p in lora], "head": copy.deepcopy(self.pet.heads[name])}
+
+    def restore_module(self, name: str, snap: dict[str, Any]) -> None:
+        with torch.no_grad():
+            for p, saved in snap["lora"]:
+                p.copy_(saved)
+        self.pet.heads[name] = snap["head"]
+        self.pet.set_trainable(None)
+
+    # --- learning a task: the template ----------------------------------------------------------
+
+    def learn_task(self, task: TaskData, history: Sequence[TaskData], sink: ProgressSink | None = None) -> StepStats:
+        if task.index != self.n_tasks:
+            raise ConpetError(f"task {task.index} arrives out of order: this model has learnt {self.n_tasks} task(s)")
+        overlap = set(task.types) & set(self.types)
+        if overlap:
+            raise ConpetError(f"task {task.index} repeats types already learnt: {sorted(overlap)}")
+        if not task.train:
+            raise ConpetError(f"task {task.index} has no training examples")
+        rep = Reporter(sink)
+        stats = StepStats(task=task.index)
+        f0, e0 = self.backbone_forwards, self.backbone_examples
+        t0 = time.monotonic()
+        state = self.begin_step(task)
+        try:
+            for h in self.hooks:
+                h.before_step(self, task, history)
+            self.train_step(task, list(history), rep, stats)
+            for h in self.hooks:
+                h.after_step(self, task, history, stats)
+            rep.check_cancel()
+        except BaseException:
+            self.rollback_step(state)
+            raise
+        self.commit_step(state)
+        stats.seconds = time.monotonic() - t0
+        stats.backbone_forwards = self.backbone_forwards - f0
+        stats.backbone_examples = self.backbone_examples - e0
+        rep(1.0, f"task {task.index + 1} learnt in {stats.seconds:.1f} s", "done")
+        return stats
+
+    def begin_step(self, task: TaskData) -> dict[str, Any]:
+        """Record what a rollback needs, then add the task's types to the label space."""
+        state = {"task_types": list(self.task_types), "versions": dict(self.versions),
+                 "modules": set(self.pet.module_names), "snapshots": {}}
+        self.task_types.append(tuple(task.types))
+        return state
+
+    def rollback_step(self, state: dict[str, Any]) -> None:
+        self._training.clear()
+        for name, snap in state["snapshots"].items():
+            if self.has_module(name):
+                self.restore_module(name, snap)
+        for adapter in set(self.pet.module_names) - state["modules"]:
+            self.pet.remove_module(adapter)
+        self.task_types = state["task_types"]
+        self.versions = state["versions"]
+
+    def commit_step(self, state: dict[str, Any]) -> None:
+        pass
+
+    def train_step(self, task: TaskData, history: list[TaskData], rep: Reporter, stats: StepStats) -> None:
+        raise NotImplementedError
+
+    # --- prediction helpers -----------------------------------------------------------------------
+
+    def _batches(self, examples: Sequence[Example]) -> Iterable[tuple[int, list[Example]]]:
+        bs = self.config.eval_batch_size
+        for i in range(0, len(examples), bs):
+            yield i, list(examples[i : i + bs])
+
+    def predict(self, examples: Sequence[Example], sink: ProgressSink | None = None) -> list[Prediction]:
+        if not self.task_types:
+            raise ConpetError("this model has not learnt any task yet")
+        rep = Reporter(sink)
+        out: list[Prediction] = []
+        n = len(examples)
+        for i, batch in self._batches(examples):
+            rep.check_cancel()
+            out.extend(self.predict_batch(batch))
+            if sink is not None:
+                rep(min(i + len(batch), n) / max(n, 1), f"predicted {min(i + len(batch), n)}/{n}", "evaluation")
+        return out
+
+    def predict_batch(self, batch: list[Example]) -> list[Prediction]:
+        raise NotImplementedError
+
+    # --- save / load --------------------------------------------------------------------------------
+
+    def logical_modules(self) -> list[str]:
+        """The modules that make up the current predictor (what save writes)."""
+        raise NotImplementedError
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def save(self, folder: str | Path) -> None:
+        """Each module as PETModel.save_module (peft adapter folder + head + module.json) in a
+        sub-folder named after it, and `method.json` with the method state."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        names = self.logical_modules()
+        for name in names:
+            self.pet.save_module(self.adapter(name), folder / name)
+        state = {
+            "format": METHOD_FORMAT, "method": self.name, "uid": self.uid,
+            "backbone": getattr(self.backbone, "name", ""),
+            "tasks": [list(ts) for ts in self.task_types], "modules": names,
+            "versions": {n: self.versions.get(n, 0) for n in names},
+            "config": self.config.to_dict(), "extra": self.extra_state(),
+        }
+        (folder / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: str | Path, backbone: Any, cache: LogitCache | None = None) -> PETMethod:
+        folder = Path(folder)
+        state = read_state(folder)
+        if state["method"] != cls.name and cls.name != "?":
+            raise ConpetError(f"{folder}: holds a {state['method']!r} model, not {cls.name!r}")
+        method = cls(backbone, TrainConfig.from_dict(state["config"]), cache=cache, uid=state["uid"])
+        method.task_types = [tuple(ts) for ts in state["tasks"]]
+        method.versions = {k: int(v) for k, v in state["versions"].items()}
+        for name in state["modules"]:
+            sub = folder / name
+            if not sub.is_dir():
+                raise ConpetError(f"{folder}: module folder {name!r} is missing")
+            method.pet.load_module(sub, method.adapter(name))
+        method.load_extra_state(state.get("extra", {}))
+        return method
+
+    def describe(self) -> dict[str, Any]:
+        return {"method": self.name, "uid": self.uid, "tasks": [list(t) for t in self.task_types],
+                "versions": dict(self.versions)}
+
+
+def read_state(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / STATE_FILE
+    if not path.is_file():
+        raise ConpetError(f"{folder}: not a saved model ({STATE_FILE} is missing)")
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ConpetError(f"{path}: unreadable ({exc})") from exc
+    if state.get("format") != METHOD_FORMAT:
+        raise ConpetError(f"{path}: unknown format {state.get('format')!r} (this version reads {METHOD_FORMAT})")
+    return state
+
+
+def hash_stage(stage: str) -> int:
+    return sum(ord(ch) * (i + 1) for i, ch in enumerate(stage)) % 997
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)

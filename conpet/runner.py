@@ -1,0 +1,135 @@
+"""The continual loop: learn each task in turn, then evaluate on every seen test set; metrics after
+every step; progress (fraction, message, stage, ETA, live metrics) and cancellation through a
+`ProgressSink`. The same function runs from the CLI bench, the app's worker thread and the tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from conpet.data.tasks import TaskData
+from conpet.errors import Cancelled
+from conpet.methods.base import ContinualMethod, Prediction, ScaledSink, StepStats
+from conpet.metrics import AccuracyMatrix, peak_rss_mb, per_task_counts, selector_accuracy
+from conpet.protocols import ProgressSink
+
+TRAIN_SHARE = 0.85  # of each step's progress; the rest is the evaluation
+
+
+@dataclass
+class StepRecord:
+    """One continual step: training cost and the metrics after it (accuracies are fractions)."""
+
+    step: int
+    types: list[str]
+    train_seconds: float
+    eval_seconds: float
+    whole_acc: float
+    avg_acc: float
+    task_acc: list[float]
+    selector_acc: float | None
+    peak_rss_mb: float
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    method: str
+    steps: list[StepRecord] = field(default_factory=list)
+    matrix: AccuracyMatrix = field(default_factory=AccuracyMatrix)
+    cancelled: bool = False
+
+    @property
+    def whole_acc(self) -> list[float]:
+        return [s.whole_acc for s in self.steps]
+
+    @property
+    def avg_acc(self) -> list[float]:
+        return [s.avg_acc for s in self.steps]
+
+    @property
+    def seconds_per_step(self) -> list[float]:
+        return [s.train_seconds for s in self.steps]
+
+    @property
+    def selector_acc(self) -> list[float | None]:
+        return [s.selector_acc for s in self.steps]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "cancelled": self.cancelled, "steps": [asdict(s) for s in self.steps],
+                "matrix": self.matrix.accuracy(), **{k: v for k, v in self.matrix.result().items()
+                                                     if k in ("forgetting", "bwt")}}
+
+
+def evaluate(method: ContinualMethod, tasks: Sequence[TaskData], sink: ProgressSink | None = None
+             ) -> tuple[list[tuple[int, int]], float | None, list[Prediction]]:
+    """Per-task (correct, total) over the test sets of `tasks`, the selector's top-1 accuracy when the
+    method has one, and the predictions."""
+    examples = [ex for t in tasks for ex in t.test]
+    gold_task = [i for i, t in enumerate(tasks) for _ in t.test]
+    preds = method.predict(examples, sink) if examples else []
+    correct = [p.label == ex.label for p, ex in zip(preds, examples, strict=True)]
+    counts = per_task_counts(gold_task, correct, len(tasks))
+    sel = None
+    if preds and preds[0].selector_scores is not None:
+        chosen = [max(range(len(p.selector_scores)), key=p.selector_scores.__getitem__)  # type: ignore[arg-type]
+                  for p in preds]
+        sel = selector_accuracy(chosen, gold_task)
+    return counts, sel, preds
+
+
+def run_continual(method: ContinualMethod, tasks: Sequence[TaskData], *, sink: ProgressSink | None = None,
+                  evaluate_each_step: bool = True, on_step: Callable[[StepRecord], None] | None = None,
+                  raise_on_cancel: bool = True) -> RunResult:
+    """Learn `tasks` in order with `method`; after each, evaluate on all seen test sets.
+
+    Cancellation (the sink's `cancel_requested`) is honoured between batches; the method then
+    keeps the modules of the last finished task. With `raise_on_cancel` False the partial result
+    comes back with `cancelled=True` instead of `Cancelled` being raised.
+    """
+    result = RunResult(getattr(method, "name", type(method).__name__))
+    n = len(tasks)
+    t_start = time.monotonic()
+    start = getattr(method, "n_tasks", 0)  # a loaded method continues where it stopped
+    try:
+        for k in range(start, n):
+            task = tasks[k]
+            lo, hi = k / n, (k + 1) / n
+            mid = lo + (hi - lo) * (TRAIN_SHARE if evaluate_each_step else 1.0)
+            step_sink = ScaledSink(sink, lo, mid, t_start, prefix=f"task {k + 1}/{n}: ")
+            t0 = time.monotonic()
+            stats: StepStats = method.learn_task(task, list(tasks[:k]), step_sink)
+            train_s = time.monotonic() - t0
+            record = StepRecord(k, list(task.types), train_s, 0.0, float("nan"), float("nan"), [], None,
+                                peak_rss_mb(), stats.to_dict())
+            if evaluate_each_step:
+                t1 = time.monotonic()
+                eval_sink = ScaledSink(sink, mid, hi, t_start, prefix=f"task {k + 1}/{n}: ")
+                counts, sel, _ = evaluate(method, tasks[: k + 1], eval_sink)
+                result.matrix.update(k - start, counts)
+                record.eval_seconds = time.monotonic() - t1
+                record.whole_acc = result.matrix.whole(k - start)
+                record.avg_acc = result.matrix.average(k - start)
+                record.task_acc = result.matrix.accuracy()[k - start]
+                record.selector_acc = sel
+                record.peak_rss_mb = peak_rss_mb()
+            result.steps.append(record)
+            if sink is not None:
+                from conpet.protocols import ProgressEvent
+
+                metrics = {"whole_acc": record.whole_acc, "avg_acc": record.avg_acc,
+                           "train_seconds": record.train_seconds}
+                if record.selector_acc is not None:
+                    metrics["selector_acc"] = record.selector_acc
+                sink.report(ProgressEvent(hi, f"task {k + 1}/{n} done: W {100 * record.whole_acc:.1f}%, "
+                                              f"A {100 * record.avg_acc:.1f}%", "evaluation", None, metrics))
+            if on_step is not None:
+                on_step(record)
+    except Cancelled:
+        result.cancelled = True
+        if raise_on_cancel:
+            raise
+    return result
