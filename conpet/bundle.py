@@ -561,7 +561,7 @@ def model_card(manifest: Mapping[str, Any], bundle_name: str = "BUNDLE") -> str:
              f"- **Backbone**: `{bb.get('name')}` (SHA-256 of its weights `{bb.get('sha256')}`); the same "
              "weights are required to load it.",
              f"- **Tasks**: {len(manifest['tasks'])}, **types**: {len(manifest['types'])}",
-             f"- **Modules**: " + ", ".join(f"`{m['name']}` ({m['parameter_count']:,} parameters)"
+             "- **Modules**: " + ", ".join(f"`{m['name']}` ({m['parameter_count']:,} parameters)"
                                            for m in manifest["modules"]), "",
              "## Knowledge types, by task", ""]
     for t in manifest["tasks"]:
@@ -818,6 +818,16 @@ def _mention_text(ex: Example) -> str:
     return f"{ex.text[h.start:h.end]} -> {ex.text[t.start:t.end]}"
 
 
+def sentence_prediction(text: str, sid: str, examples: Sequence[Example], preds: Sequence[Any]) -> SentencePrediction:
+    """One sentence's result from its examples and the engine's predictions for them (same order)."""
+    ms = [MentionPrediction(ex.kind, ex.spans, _mention_text(ex), p.label, float(p.score), ex.label or None,
+                            list(p.selector_scores) if p.selector_scores is not None else None,
+                            list(p.active_experts) if p.active_experts is not None else None,
+                            dict(p.expert_scores), dict(p.module_versions), ex.id)
+          for ex, p in zip(examples, preds, strict=True)]
+    return SentencePrediction(text, sid, ms)
+
+
 # --- loading and predicting ----------------------------------------------------------------------
 
 
@@ -884,16 +894,8 @@ class Bundle:
         preds = self.predict_examples(flat, progress) if flat else []
         out, pos = [], 0
         for text, sid, exs in parsed:
-            ms = []
-            for ex in exs:
-                p = preds[pos]
-                pos += 1
-                ms.append(MentionPrediction(
-                    ex.kind, ex.spans, _mention_text(ex), p.label, float(p.score), ex.label or None,
-                    list(p.selector_scores) if p.selector_scores is not None else None,
-                    list(p.active_experts) if p.active_experts is not None else None,
-                    dict(p.expert_scores), dict(p.module_versions), ex.id))
-            out.append(SentencePrediction(text, sid, ms))
+            out.append(sentence_prediction(text, sid, exs, preds[pos:pos + len(exs)]))
+            pos += len(exs)
         return out
 
     def close(self) -> None:
@@ -932,22 +934,195 @@ def resolve_backbone(manifest: Mapping[str, Any], backbone: Any = None, *, devic
     return backbone
 
 
+
 # --- projects: export and import -----------------------------------------------------------------
-# (implemented in conpet.project_bundle to keep this module free of the store; re-exported here)
+
+
+def project_bundle_info(project: Any, folder: Path) -> BundleInfo:
+    """What a project knows about its current model (saved in ``folder``): task names, type kinds and
+    descriptions, metrics per step, data hashes, the backbone."""
+    from conpet.project_training import read_model_state, step_metrics
+
+    state, training = read_model_state(folder)
+    labels = {int(k): v for k, v in training.get("labels", {}).items()}
+    types = {t.id: t for t in project.types.list(include_deleted=True)}
+    tasks = []
+    for k, rec in enumerate(project.tasks.list()[: len(state.get("tasks", []))]):
+        entries = []
+        for tid in rec.type_ids:
+            t = types[tid]
+            label = labels.get(tid, t.name)
+            e = {"name": label, "kind": t.kind, "description": t.description, "colour": t.colour}
+            if label != t.name:
+                e["current_name"] = t.name
+            entries.append(e)
+        tasks.append({"index": k, "name": rec.name, "types": entries})
+    metrics = step_metrics(project)
+    bb = dict(training.get("backbone") or {})
+    if not bb.get("sha256"):
+        runs = [r for r in project.runs.list(status="finished") if r.backbone_sha256]
+        if runs:
+            bb = {"name": runs[0].backbone, "path": runs[0].backbone, "sha256": runs[0].backbone_sha256}
+    data = {"scheme": "per task: SHA-256 of the sorted example ids of each split (train/valid/test, 8:1:1 per type)",
+            "tasks": metrics[-1].get("data_sha256", []) if metrics else []}
+    return BundleInfo(backbone=bb, tasks=tasks, metrics=metrics, data=data, title=project.info().name,
+                      source={"project": project.info().name, "run_id": training.get("run_id")})
 
 
 def export_bundle(project: Any, out_path: str | Path, progress: ProgressLike = None, *,
                   overwrite: bool = False) -> Path:
-    """Export the project's current model (its latest finished training) as a bundle at ``out_path``
-    (``.zip`` → zip file, else folder). ``project`` is a project folder or an open ``Project``."""
-    from conpet.project_bundle import export_project_bundle
+    """Export the project's current model (its latest training) as a bundle at ``out_path``: a zip file
+    when it ends in ``.zip``, else a folder. ``project`` is a project folder or an open ``Project``.
+    Atomic; refuses an existing target unless ``overwrite``. Returns the bundle's path."""
+    from conpet.project_training import current_model_folder, open_project
 
-    return export_project_bundle(project, out_path, progress=progress, overwrite=overwrite)
+    proj, close = open_project(project)
+    try:
+        folder = current_model_folder(proj)
+        if folder is None:
+            raise BundleError(proj.folder, "project", "the project has no trained model yet (run `conpet train` "
+                              "or Train in the app first)")
+        return write_bundle(folder, out_path, project_bundle_info(proj, folder), overwrite=overwrite,
+                            progress=progress)
+    finally:
+        if close:
+            proj.close()
 
 
-def import_bundle(project: Any, bundle_path: str | Path, progress: ProgressLike = None) -> Any:
-    """Import a bundle into a project: its tasks, types, modules and metrics appear (annotations are
-    not part of a bundle). Refused when the project already holds tasks or the bundle fails checks."""
-    from conpet.project_bundle import import_project_bundle
+@dataclass(frozen=True)
+class ImportResult:
+    run_id: int
+    tasks: int
+    types_created: int
+    types_reused: int
+    modules: int
+    model_folder: Path
 
-    return import_project_bundle(project, bundle_path, progress=progress)
+
+def import_bundle(project: Any, bundle_path: str | Path, progress: ProgressLike = None, *,
+                  backbone: Any = None, default_kind: str = "entity") -> ImportResult:
+    """Import a bundle into a project (a folder, created when absent, or an open ``Project``): its tasks,
+    types (with descriptions), modules and metrics appear, in one transaction; annotations are not part
+    of a bundle. The bundle is verified first, and its backbone (``backbone``, else the recorded one) must
+    have the recorded weights. Refused when the project already has tasks. Types without a recorded kind
+    get ``default_kind``."""
+    from conpet.project_training import STATE_FILE as MODEL_STATE
+    from conpet.project_training import TRAINING_FILE
+    from conpet.store import Project
+
+    sink = _sink(progress)
+    rep = Reporter(sink)
+    bundle_path = Path(bundle_path).expanduser()
+    if isinstance(project, (str, os.PathLike)):
+        proj, close = Project.open_or_create(project), True
+    else:
+        proj, close = project, False
+    folder: Path | None = None
+    try:
+        with unpacked(bundle_path, _sub_sink(sink, 0.0, 0.4)) as (root, manifest):
+            rep(0.4, "checking the backbone", "import")
+            bb = resolve_backbone(manifest, backbone, where=bundle_path)
+            existing = proj.tasks.list()
+            if existing:
+                raise BundleError(bundle_path, "project",
+                                  f"refused: project {proj.folder} already has {len(existing)} task(s); import a "
+                                  "bundle into a project without trained tasks (a new project)")
+            types_now = {(t.kind, t.name): t for t in proj.types.list()}
+            for t in manifest["tasks"]:
+                for ty in t["types"]:
+                    have = types_now.get((ty.get("kind") or default_kind, ty["name"]))
+                    if have is not None and have.task_id is not None:
+                        raise BundleError(bundle_path, "project", f"refused: type {ty['name']!r} already belongs "
+                                          "to a task of this project")
+            rep(0.6, "copying modules", "import")
+            uid = str(manifest.get("uid") or "bundle")
+            folder = proj.modules_dir / f"import-{uid}-{datetime.now(timezone.utc):%Y%m%d%H%M%S}"
+            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=proj.modules_dir))
+            try:
+                stage = tmp / "model"
+                _stage_method(root, stage)
+                state = _read_json(stage / MODEL_STATE)
+                stage.rename(folder)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                result = _import_records(proj, manifest, state, folder, bb, default_kind, bundle_path)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            labels = result.pop("labels")
+            _write_json(folder / TRAINING_FILE, {"backbone": dict(manifest["backbone"]), "labels": labels,
+                                                 "run_id": result["run_id"], "imported_from": str(bundle_path)})
+            rep(1.0, f"imported {result['tasks']} task(s) from {bundle_path.name}", "import")
+            return ImportResult(model_folder=folder, **result)
+    finally:
+        if close:
+            proj.close()
+
+
+def _import_records(proj: Any, manifest: Mapping[str, Any], state: Mapping[str, Any], folder: Path, bb: Any,
+                    default_kind: str, where: Path) -> dict[str, Any]:
+    created = reused = 0
+    labels: dict[str, str] = {}
+    with proj.transaction():
+        run = proj.runs.start(str(manifest["method"]), purpose="import",
+                              config={"bundle": str(where), "bundle_created_at": manifest.get("created_at"),
+                                      "train": manifest.get("config", {}), "source": manifest.get("source", {})},
+                              backbone=str(manifest["backbone"].get("name", "")),
+                              backbone_sha256=bb.weights_sha256())
+        for t in manifest["tasks"]:
+            ids = []
+            for ty in t["types"]:
+                kind = ty.get("kind") or default_kind
+                found = proj.types.find(ty["name"], kind)
+                if found is None:
+                    found = proj.types.add(ty["name"], kind, description=ty.get("description", "") or "",
+                                           colour=ty.get("colour"))
+                    created += 1
+                else:
+                    reused += 1
+                    if ty.get("description") and not found.description:
+                        proj.types.describe(found.id, ty["description"])
+                ids.append(found.id)
+                labels[str(found.id)] = ty["name"]
+            task = proj.tasks.create_next(ids, name=t.get("name") or "")
+            proj.tasks.freeze(task.id)
+        n_modules = 0
+        for name in state.get("modules", []):
+            kind, k = _module_kind_of(name)
+            proj.modules.register(kind, folder / name, name=f"expert-{k + 1}" if k is not None else name,
+                                  task_index=(k + 1) if k is not None else None, run_id=run.id,
+                                  parameter_count=_tensor_count(folder / name / "adapter_model.safetensors")
+                                  + _tensor_count(folder / name / "head.safetensors"))
+            n_modules += 1
+        for i, m in enumerate(manifest.get("metrics") or []):
+            proj.runs.update_progress(run.id, 1.0, "imported", metrics={**m, "kind": "step", "imported": True},
+                                      step=m.get("step", i + 1))
+        proj.runs.finish(run.id, f"imported from {where.name}")
+    return {"run_id": run.id, "tasks": len(manifest["tasks"]), "types_created": created, "types_reused": reused,
+            "modules": n_modules, "labels": labels}
+
+
+def _module_kind_of(name: str) -> tuple[str, int | None]:
+    if name == "selector":
+        return "selector", None
+    if name.startswith("expert_") and name[7:].isdigit():
+        return "expert", int(name[7:])
+    return "static", None
+
+
+class _SubSink:
+    def __init__(self, parent: ProgressSink | None, lo: float, hi: float) -> None:
+        self.parent, self.lo, self.hi = parent, lo, hi
+
+    def report(self, event: ProgressEvent) -> None:
+        if self.parent is not None:
+            f = self.lo + (self.hi - self.lo) * event.fraction
+            self.parent.report(ProgressEvent(f, event.message, event.stage, None, event.metrics))
+
+    def cancel_requested(self) -> bool:
+        return bool(self.parent is not None and self.parent.cancel_requested())
+
+
+def _sub_sink(parent: ProgressSink | None, lo: float, hi: float) -> ProgressSink | None:
+    return None if parent is None else _SubSink(parent, lo, hi)

@@ -1,0 +1,345 @@
+"""Bundle commands: ``conpet export``, ``conpet import-bundle``, ``conpet verify-bundle``, ``conpet predict``
+and ``conpet bench-predict`` (prediction throughput against one plain forward pass of the backbone)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from conpet.bundle import (
+    Bundle,
+    BundleError,
+    export_bundle,
+    import_bundle,
+    sentence_prediction,
+    sentence_queries,
+)
+from conpet.errors import DataFormatError
+from conpet.project_training import TerminalProgress
+
+CHUNK_MENTIONS = 512  # mentions predicted per call (the method batches them by eval_batch_size)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("export", help="export a project's current model as an adapter bundle",
+                              description="Write the project's current model as a bundle: a zip file when OUT "
+                                          "ends in .zip, else a folder. Atomic.")
+    p.add_argument("project", metavar="PROJECT_DIR")
+    p.add_argument("out", metavar="OUT")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at OUT")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_export)
+
+    p = subparsers.add_parser("import-bundle", help="import a bundle's tasks, types, modules and metrics into a project",
+                              description="Import a bundle into a project (created when absent) that has no "
+                                          "tasks yet. The bundle is verified and its backbone checked first.")
+    p.add_argument("project", metavar="PROJECT_DIR")
+    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("--backbone", default=None, metavar="NAME|PATH", help="the bundle's backbone, when not found "
+                   "where it was recorded")
+    p.add_argument("--default-kind", choices=("entity", "relation"), default="entity",
+                   help="kind of types the bundle does not describe (default entity)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_import)
+
+    p = subparsers.add_parser("verify-bundle", help="check a bundle's manifest and checksums (no model loaded)")
+    p.add_argument("bundle", metavar="BUNDLE")
+    p.set_defaults(func=_cmd_verify)
+
+    p = subparsers.add_parser(
+        "predict", help="predict with a bundle over a JSONL file",
+        description="Predict every entity (and every listed head/tail pair) of each input line. Input: JSONL, "
+                    "one object per line with 'text', 'entities' [{start, end, type?}] (character offsets) and "
+                    "'relations' [{head, tail, type?}] (entity indices). Output: one line per input line with "
+                    "'predictions': label, score, the selector's scores over experts, the active experts, the "
+                    "routed expert's scores over its types and the module versions.")
+    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("input", metavar="INPUT.jsonl")
+    p.add_argument("--out", default=None, metavar="OUT.jsonl", help="output file (default: standard output)")
+    p.add_argument("--backbone", default=None, metavar="NAME|PATH")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--batch-size", type=int, default=None, help="examples per forward pass (default: the bundle's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_predict)
+
+    p = subparsers.add_parser(
+        "bench-predict", help="measure a bundle's prediction throughput against a plain backbone forward pass",
+        description="Sentences per second of bundle prediction (load in this process, then predict) against one "
+                    "plain forward pass of the bare backbone over the same encoded inputs and batches.")
+    p.add_argument("bundle", metavar="BUNDLE")
+    p.add_argument("input", metavar="INPUT.jsonl", nargs="?", default=None,
+                   help="sentences to predict (default: --data)")
+    p.add_argument("--data", default="fewrel16", help="named data set or file when no INPUT is given")
+    p.add_argument("--n", type=int, default=256, help="examples to predict (default 256)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats; the median is reported")
+    p.add_argument("--device", default=None)
+    p.add_argument("--backbone", default=None, metavar="NAME|PATH")
+    p.add_argument("--json", default=None, metavar="OUT.json", help="also write the figures as JSON")
+    p.set_defaults(func=_cmd_bench)
+
+
+# --- export / import / verify ------------------------------------------------------------------
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _cmd_export(args: Any) -> int:
+    bar = TerminalProgress(label="export ", quiet=args.quiet)
+    try:
+        out = export_bundle(args.project, args.out, bar, overwrite=args.overwrite)
+    finally:
+        bar.close()
+    from conpet.bundle import read_manifest
+
+    man = read_manifest(out)
+    print(f"bundle written: {out} ({_human(_size(out))}, {len(man['files']) + 1} files; "
+          f"{man['method']} on {man['backbone'].get('name')}, {len(man['tasks'])} task(s), "
+          f"{len(man['types'])} type(s))")
+    return 0
+
+
+def _cmd_import(args: Any) -> int:
+    bar = TerminalProgress(label="import ", quiet=args.quiet)
+    try:
+        res = import_bundle(args.project, args.bundle, bar, backbone=args.backbone, default_kind=args.default_kind)
+    finally:
+        bar.close()
+    print(f"imported into {args.project}: {res.tasks} task(s), {res.types_created} new type(s) "
+          f"({res.types_reused} existing), {res.modules} module(s); run {res.run_id}; files in {res.model_folder}")
+    return 0
+
+
+def _cmd_verify(args: Any) -> int:
+    from conpet.bundle import verify_bundle
+
+    man = verify_bundle(args.bundle)
+    bb = man["backbone"]
+    print(f"ok: {args.bundle}: format {man['format_version']}, {len(man['files'])} files checked; "
+          f"{man['method']} on {bb.get('name')} (weights {bb.get('sha256', '')[:16]}…), "
+          f"{len(man['tasks'])} task(s): " + "; ".join(", ".join(ty["name"] for ty in t["types"]) for t in man["tasks"]))
+    return 0
+
+
+# --- predict -----------------------------------------------------------------------------------
+
+
+def _read_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield n, json.loads(line)
+                except ValueError as exc:
+                    raise DataFormatError(path, f"not valid JSON ({exc})", n) from None
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(path, f"not UTF-8 text ({exc})") from None
+    except OSError as exc:
+        raise DataFormatError(path, f"cannot read ({exc.strerror or exc})") from None
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError as exc:
+        raise DataFormatError(path, f"cannot read ({exc.strerror or exc})") from None
+
+
+def predict_file(bundle: Bundle, path: str | Path, out: TextIO, progress: Any = None) -> tuple[int, int]:
+    """Predict every line of a JSONL file into ``out`` (one line per input line, in order), in chunks of
+    about ``CHUNK_MENTIONS`` mentions. Returns (sentences, mentions)."""
+    from conpet.protocols import ProgressEvent
+
+    path = Path(path)
+    total = _count_lines(path)
+    kinds = bundle.kinds
+    done_s = done_m = 0
+    pending: list[tuple[str, str, list[Any]]] = []
+    t0 = time.monotonic()
+
+    def flush() -> None:
+        nonlocal done_s, done_m
+        flat = [ex for _, _, exs in pending for ex in exs]
+        preds = bundle.predict_examples(flat) if flat else []
+        pos = 0
+        for text, sid, exs in pending:
+            n = len(exs)
+            sp = sentence_prediction(text, sid, exs, preds[pos:pos + n])
+            pos += n
+            out.write(json.dumps(sp.to_dict(), ensure_ascii=False) + "\n")
+        done_s += len(pending)
+        done_m += len(flat)
+        pending.clear()
+        if progress is not None:
+            el = time.monotonic() - t0
+            f = done_s / max(total, 1)
+            progress.report(ProgressEvent(f, f"{done_s}/{total} sentences, {done_m} mentions "
+                                             f"({done_s / max(el, 1e-9):.1f} sentences/s)", "predict",
+                                          el * (1 - f) / f if f > 0 else None))
+
+    n_pending = 0
+    for line_no, obj in _read_lines(path):
+        try:
+            text, sid, exs = sentence_queries(obj, kinds)
+        except ValueError as exc:
+            raise DataFormatError(path, str(exc), line_no) from None
+        pending.append((text, sid, exs))
+        n_pending += len(exs)
+        if n_pending >= CHUNK_MENTIONS:
+            flush()
+            n_pending = 0
+    if pending:
+        flush()
+    return done_s, done_m
+
+
+def _cmd_predict(args: Any) -> int:
+    bar = TerminalProgress(label="predict ", quiet=args.quiet)
+    t0 = time.monotonic()
+    try:
+        bundle = Bundle.load(args.bundle, args.backbone, device=args.device)
+        if args.batch_size:
+            bundle.method.config = bundle.method.config.replace(eval_batch_size=args.batch_size)
+        t_load = time.monotonic() - t0
+        if args.out:
+            out_path = Path(args.out)
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    n_s, n_m = predict_file(bundle, args.input, f, bar)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, out_path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        else:
+            n_s, n_m = predict_file(bundle, args.input, sys.stdout, bar)
+    finally:
+        bar.close()
+    el = time.monotonic() - t0
+    print(f"predicted {n_m} mention(s) in {n_s} sentence(s) in {el:.1f} s (bundle loaded in {t_load:.1f} s)"
+          + (f"; written to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
+
+
+# --- bench-predict ---------------------------------------------------------------------------------
+
+
+def _bench_examples(bundle: Bundle, args: Any) -> list[Any]:
+    if args.input:
+        out: list[Any] = []
+        for line_no, obj in _read_lines(Path(args.input)):
+            try:
+                out.extend(sentence_queries(obj, bundle.kinds)[2])
+            except ValueError as exc:
+                raise DataFormatError(args.input, str(exc), line_no) from None
+            if len(out) >= args.n:
+                break
+        return out[: args.n]
+    from conpet.data.datasets import load_named
+
+    data = list(load_named(args.data))
+    step = max(1, len(data) // args.n)
+    return data[::step][: args.n]
+
+
+def _sync(device: Any) -> None:
+    import torch
+
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def bench_predict(bundle: Bundle, examples: list[Any], batch_size: int = 32, repeats: int = 3) -> dict[str, Any]:
+    """Median seconds of bundle prediction and of one plain forward pass of the bare backbone (no adapter,
+    same encoded batches) over ``examples``; sentences per second of each and the ratio."""
+    import torch
+
+    method = bundle.method
+    method.config = method.config.replace(eval_batch_size=batch_size)
+    method.cache = None  # measure the model, not a cache
+    bb = bundle.backbone
+    enc = method.encoder
+    model = bb.model
+    pet = method.pet
+
+    def plain() -> None:
+        with torch.no_grad(), pet._no_adapter():
+            for i in range(0, len(examples), batch_size):
+                batch = enc.batch(examples[i:i + batch_size]).to(bb.device)
+                model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        _sync(bb.device)
+
+    def predicted() -> None:
+        method.predict(examples)
+        _sync(bb.device)
+
+    def timed(fn: Any) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    forwards0 = method.backbone_forwards
+    predicted()  # warm-up (also counts the passes)
+    passes = method.backbone_forwards - forwards0
+    plain()
+    t_pred = statistics.median(timed(predicted) for _ in range(repeats))
+    t_plain = statistics.median(timed(plain) for _ in range(repeats))
+    n = len(examples)
+    return {
+        "examples": n, "batch_size": batch_size, "repeats": repeats,
+        "method": bundle.method_name, "backbone": getattr(bb, "name", "?"), "device": str(bb.device),
+        "tasks": len(bundle.tasks), "forward_passes_per_predict": passes,
+        "plain_batches": -(-n // batch_size),
+        "predict_seconds": t_pred, "plain_forward_seconds": t_plain,
+        "predict_per_second": n / t_pred, "plain_forward_per_second": n / t_plain,
+        "predict_over_plain": t_pred / t_plain,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _cmd_bench(args: Any) -> int:
+    t0 = time.monotonic()
+    bundle = Bundle.load(args.bundle, args.backbone, device=args.device)
+    t_load = time.monotonic() - t0
+    examples = _bench_examples(bundle, args)
+    if not examples:
+        raise BundleError(args.bundle, "manifest", "no examples to predict")
+    res = bench_predict(bundle, examples, args.batch_size, args.repeats)
+    res["load_seconds"] = t_load
+    res["bundle_bytes"] = _size(Path(args.bundle))
+    print(f"bundle {args.bundle}: {res['method']} on {res['backbone']} ({res['device']}, {res['threads']} threads), "
+          f"{res['tasks']} task(s), {_human(res['bundle_bytes'])} on disk, loaded in {t_load:.1f} s")
+    print(f"{res['examples']} examples, batch {res['batch_size']}, median of {res['repeats']}:")
+    print(f"  bundle predict     {res['predict_per_second']:8.1f} sentences/s  ({res['predict_seconds']:.2f} s, "
+          f"{res['forward_passes_per_predict']} backbone passes)")
+    print(f"  plain forward pass {res['plain_forward_per_second']:8.1f} sentences/s  ({res['plain_forward_seconds']:.2f} s, "
+          f"{res['plain_batches']} passes)")
+    print(f"  predict / plain    {res['predict_over_plain']:8.2f}x the time")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+    return 0
