@@ -10,7 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from conpet.store import Project, SchemaTooNewError, schema
+from conpet.store import Project, SchemaTooNewError, StoreError, schema
 from conpet.store.db import make_engine
 from conpet.store.models import Base
 
@@ -88,3 +88,52 @@ def test_newer_schema_is_refused_with_a_clear_message(tmp_path):
         Project.open(tmp_path / "p")
     assert db.read_bytes() == before
     assert not list((tmp_path / "p").glob("*.bak-*"))
+
+
+def _checks_in_db(db) -> set[str]:
+    import re
+
+    with sqlite3.connect(db) as con:
+        sql = "\n".join(r[0] for r in con.execute("SELECT sql FROM sqlite_master WHERE type = 'table'"))
+    return set(re.findall(r"CONSTRAINT (ck_\w+) CHECK", sql))
+
+
+def _checks_in_models() -> set[str]:
+    from sqlalchemy import CheckConstraint
+
+    return {c.name for t in Base.metadata.tables.values() for c in t.constraints
+            if isinstance(c, CheckConstraint)}
+
+
+def test_check_constraints_match_the_models_and_refuse_bad_values(tmp_path, fixtures_dir):
+    with Project.create(tmp_path / "new") as p:
+        assert _checks_in_db(p.db_path) == _checks_in_models() != set()
+        with sqlite3.connect(p.db_path) as con, pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            con.execute("INSERT INTO runs (purpose, method, status, progress, message, stage, config, backbone, "
+                        "metrics, log, host, created_at, updated_at) VALUES ('train', 'x', 'exploded', 0, '', '', "
+                        "'{}', '', '[]', '', '', 0, 0)")
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copy(fixtures_dir / "store" / "project_v1" / "project.sqlite", old / "project.sqlite")
+    assert _checks_in_db(old / "project.sqlite") == set()
+    with Project.open(old) as p:
+        assert _checks_in_db(p.db_path) == _checks_in_models()
+        with sqlite3.connect(p.db_path) as con:  # the partial unique indexes survived the table rebuilds
+            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"uq_annotation_versions_current", "uq_knowledge_types_live_shortcut"} <= names
+
+
+def test_upgrade_is_one_transaction(tmp_path, fixtures_dir, monkeypatch):
+    """A migration that fails half way leaves the version-1 database as it was (and the backup)."""
+    folder = tmp_path / "old"
+    folder.mkdir()
+    db = folder / "project.sqlite"
+    shutil.copy(fixtures_dir / "store" / "project_v1" / "project.sqlite", db)
+    with sqlite3.connect(db) as con:  # a value the version-2 checks refuse and the migration does not repair
+        con.execute("UPDATE annotations SET kind = 'event' WHERE id = 6")
+    with pytest.raises(StoreError, match=r"could not upgrade .* from schema version 1 to \d+: .*CHECK.*unchanged"):
+        Project.open(folder)
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
+        assert con.execute("SELECT kind FROM annotations WHERE id = 6").fetchone()[0] == "event"
+    assert len(list(folder.glob("project.sqlite.bak-v1-*"))) == 1

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -35,6 +36,10 @@ TYPE_KINDS = ("entity", "relation")
 ANNOTATION_STATUSES = ("gold", "rejected", "deleted")
 RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
 MODULE_KINDS = ("selector", "expert", "static")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 def utcnow() -> datetime:
@@ -119,6 +124,7 @@ class KnowledgeType(Base):
     __tablename__ = "knowledge_types"
     __table_args__ = (
         UniqueConstraint("kind", "name"),
+        CheckConstraint(_one_of("kind", TYPE_KINDS), name="kind"),
         Index(
             "uq_knowledge_types_live_shortcut",
             "shortcut",
@@ -157,6 +163,7 @@ class Annotation(Base):
     """The identity of one annotation (an entity mention or a relation); its content lives in versions."""
 
     __tablename__ = "annotations"
+    __table_args__ = (CheckConstraint(_one_of("kind", TYPE_KINDS), name="kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sentence_id: Mapped[int] = mapped_column(ForeignKey("sentences.id"), index=True)
@@ -182,6 +189,9 @@ class AnnotationVersion(Base):
             sqlite_where=text("is_current = 1"),
         ),
         Index("ix_annotation_versions_current_type", "is_current", "type_id"),
+        CheckConstraint(_one_of("status", ANNOTATION_STATUSES), name="status"),
+        CheckConstraint('0 <= start AND start < "end"', name="span"),
+        CheckConstraint('tail_start IS NULL OR (0 <= tail_start AND tail_start < tail_end)', name="tail"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -206,6 +216,10 @@ class Run(Base):
     """A training (or prediction) run, written by its worker thread while the app reads."""
 
     __tablename__ = "runs"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
+        CheckConstraint("progress >= 0 AND progress <= 1", name="progress"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     purpose: Mapped[str] = mapped_column(String(32), default="train")  # train | predict | evaluate | ...
@@ -235,7 +249,10 @@ class Module(Base):
     """A trained PET module (selector, expert or static) whose adapter files live in the project folder."""
 
     __tablename__ = "modules"
-    __table_args__ = (UniqueConstraint("name", "version"),)
+    __table_args__ = (
+        UniqueConstraint("name", "version"),
+        CheckConstraint(_one_of("kind", MODULE_KINDS), name="kind"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))  # the module id used in cache keys, e.g. "expert-3"
@@ -253,7 +270,11 @@ class Prediction(Base):
     """What a run predicted for one mention (entity) or pair (relation) of a sentence, and why."""
 
     __tablename__ = "predictions"
-    __table_args__ = (Index("ix_predictions_sentence_run", "sentence_id", "run_id"),)
+    __table_args__ = (
+        Index("ix_predictions_sentence_run", "sentence_id", "run_id"),
+        CheckConstraint(_one_of("kind", TYPE_KINDS), name="kind"),
+        CheckConstraint('0 <= start AND start < "end"', name="span"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)

@@ -139,7 +139,14 @@ def ensure_current(path: Path) -> UpgradeResult:
         return UpgradeResult(current, current, None)
     target = backup_path(path, current)
     backup(path, target)
-    upgrade(path)
+    try:
+        upgrade(path)
+    except Exception as exc:  # the upgrade is one transaction: the file is still at version `current`
+        raise StoreError(
+            f"could not upgrade {path} from schema version {current} to {len(chain)}: "
+            f"{getattr(exc, 'orig', None) or exc}. The project "
+            f"is unchanged; a copy is at {target.name}."
+        ) from exc
     return UpgradeResult(current, len(chain), target)
 
 
