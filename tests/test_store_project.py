@@ -215,6 +215,15 @@ def test_transaction_groups_calls_and_rolls_back_together(project):
         project.annotations.add_entity(s.id, 0, 12, "person")
         project.sentences.add("Another sentence.")
     assert project.sentences.count() == 2 and len(project.annotations.for_sentence(s.id)) == 1
+    # a nested call that fails undoes only its own writes
+    project.types.add("place")
+    project.tasks.create_next(["place"])
+    with project.transaction():
+        project.sentences.add("Third sentence.")
+        with pytest.raises(TypeInUseError):
+            project.types.delete("place")
+        project.types.add("thing")
+    assert project.sentences.count() == 3 and project.types.find("thing") is not None
 
 
 def test_examples_for_training_and_pending_types(project):

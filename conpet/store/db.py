@@ -78,11 +78,14 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """One write transaction: committed when the block ends, rolled back if it raises.
 
-        Nested use on the same thread joins the outer transaction.
+        Nested use on the same thread joins the outer transaction (inside a savepoint, so a nested call
+        that raises undoes only its own writes).
         """
         current: Session | None = getattr(self._local, "write", None)
         if current is not None:
-            yield current
+            # a savepoint: if the nested call fails, its partial writes go and the outer one may go on
+            with current.begin_nested():
+                yield current
             return
         with self._writes() as session:
             self._local.write = session

@@ -299,7 +299,8 @@ def import_file(project: Project, path: str | Path, format: str | None = None,
                 progress: Progress | None = None, *, author: str | None = None) -> ImportReport:
     """Import one file into ``project`` (see the module docstring); returns what was added and skipped.
 
-    ``progress(fraction, message)`` is called from this thread as the work advances.
+    ``progress(fraction, message)`` is called from this thread as the work advances; it may raise (e.g.
+    ``Cancelled``) to stop the import, which then rolls back and leaves the project unchanged.
     """
     t0 = time.monotonic()
     path = Path(path)
@@ -310,8 +311,8 @@ def import_file(project: Project, path: str | Path, format: str | None = None,
         progress(_PARSE_SHARE, f"read {len(parsed.sentences)} sentences from {path.name}")
     with project.transaction() as s:
         counts = _write(s, parsed, author or f"import:{path.name}", progress)
-    if progress is not None:
-        progress(1.0, "done")
+        if progress is not None:
+            progress(1.0, "committing")  # still inside: a callback that raises here cancels the import
     return ImportReport(
         path=str(path), format=parsed.format, added_sentences=counts.added_sentences,
         added_annotations=counts.added_annotations, duplicates_skipped=counts.duplicates,

@@ -120,8 +120,9 @@ class Project:
     def _opened(cls, folder: Path, upgrade: schema.UpgradeResult | None) -> Project:
         project = cls(folder, upgrade)
         try:
-            with project.db.transaction() as s:
-                project.interrupted_runs = tuple(mark_dead_runs_interrupted(s))
+            if project.runs.active():  # take the write lock only when there may be something to mark
+                with project.db.transaction() as s:
+                    project.interrupted_runs = tuple(mark_dead_runs_interrupted(s))
         except BaseException:
             project.close()
             raise

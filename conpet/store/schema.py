@@ -54,7 +54,8 @@ class DatabaseState:
 def read_state(path: Path) -> DatabaseState:
     """What schema the file at ``path`` holds (read with plain sqlite3, touching nothing)."""
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        # read-write (though only read): a read-only connection cannot recover the WAL after a crash
+        con = sqlite3.connect(str(path), timeout=30)
     except sqlite3.Error as exc:
         raise NotAProjectError(f"{path}: cannot open the project database ({exc})") from exc
     try:
