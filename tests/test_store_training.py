@@ -29,12 +29,14 @@ def test_run_lifecycle(project):
     assert run.status == "running" and run.is_active and run.config == {"lr": 1e-3, "seed": 1}
     project.runs.update_progress(run.id, 0.25, "selector 1/4", stage="selector", metrics={"loss": 1.5}, step=10)
     project.runs.update_progress(run.id, 0.5, "expert", metrics={"loss": 0.5, "acc": 0.8}, step=20)
-    project.runs.update_progress(run.id, 7.0, "clamped")
+    project.runs.update_progress(run.id, 7.0, "clamped", metrics={"loss": float("nan"), "acc": np.float32(1)},
+                                 step=30)
     project.runs.append_log(run.id, "line one")
     project.runs.append_log(run.id, "line two\n")
     r = project.runs.get(run.id)
     assert (r.progress, r.message, r.stage) == (1.0, "clamped", "selector")
-    assert r.metrics == ({"step": 10, "loss": 1.5}, {"step": 20, "loss": 0.5, "acc": 0.8})
+    assert r.metrics == ({"step": 10, "loss": 1.5}, {"step": 20, "loss": 0.5, "acc": 0.8},
+                         {"step": 30, "loss": None, "acc": 1.0})
     assert r.log == "line one\nline two\n"
     done = project.runs.finish(run.id)
     assert done.status == "finished" and done.finished_at is not None

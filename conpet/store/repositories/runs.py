@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from conpet.store.errors import NotFoundError, StoreError
@@ -72,9 +73,20 @@ def run_record(r: Run) -> RunRecord:
     )
 
 
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN/inf (SQLite's json functions refuse them)
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
 def _json_safe(value: Any, what: str) -> Any:
+    """A plain-JSON copy (numpy numbers become floats; NaN and infinities become null)."""
     try:
-        return json.loads(json.dumps(value, allow_nan=True, default=float))
+        return _finite_or_none(json.loads(json.dumps(value, default=float)))
     except (TypeError, ValueError) as exc:
         raise StoreError(f"{what} must be JSON-serialisable: {exc}") from exc
 
@@ -153,10 +165,14 @@ class RunRepository:
             run.message = message
             if stage is not None:
                 run.stage = stage
+            run.updated_at = utcnow()
             if metrics:
                 entry = {"step": step, **_json_safe(dict(metrics), "metrics")}
-                run.metrics = [*(run.metrics or []), entry]
-            run.updated_at = utcnow()
+                s.flush()
+                # appended by SQLite itself: no re-serialising of a long run's whole history per step
+                s.execute(text("UPDATE runs SET metrics = json_insert(metrics, '$[#]', json(:entry)) "
+                               "WHERE id = :id"), {"entry": json.dumps(entry), "id": run_id})
+                s.expire(run, ["metrics"])
 
     def append_log(self, run_id: int, text: str) -> None:
         with self._db.transaction() as s:
