@@ -161,6 +161,9 @@ def test_annotation_validation_messages(project):
     project.annotations.add_entity(s.id, 4, 16, "person", status="rejected")
     rel = project.annotations.add_relation(s.id, (0, 12), (25, 31), "born in")
     assert rel.spans[1].start == 25
+    with pytest.raises(InvalidAnnotationError, match="already has this 'born in' relation"):
+        project.annotations.add_relation(s.id, (0, 12), (25, 31), "born in")
+    project.annotations.add_relation(s.id, (25, 31), (0, 12), "born in")  # the other direction is new
     with pytest.raises(InvalidAnnotationError, match="different, non-overlapping spans"):
         project.annotations.add_relation(s.id, (0, 12), (0, 12), "born in")
     with pytest.raises(InvalidAnnotationError, match="different, non-overlapping spans"):

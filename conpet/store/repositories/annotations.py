@@ -69,7 +69,20 @@ def validate(s: Session, sentence: Sentence, kind: str, spans: Sequence[Span], t
         raise InvalidAnnotationError(
             f"a relation's head {_quote(sentence.text, spans[0])} and tail {_quote(sentence.text, spans[1])} "
             "must be different, non-overlapping spans")
-    if kind != "entity" or status != "gold":
+    if status != "gold":
+        return
+    if kind == "relation":
+        q = _current_q().where(Annotation.sentence_id == sentence.id, Annotation.kind == "relation",
+                               AnnotationVersion.status == "gold", AnnotationVersion.type_id == type_.id,
+                               AnnotationVersion.start == spans[0].start, AnnotationVersion.end == spans[0].end,
+                               AnnotationVersion.tail_start == spans[1].start,
+                               AnnotationVersion.tail_end == spans[1].end)
+        if exclude_annotation is not None:
+            q = q.where(Annotation.id != exclude_annotation)
+        if s.scalars(q).first() is not None:
+            raise InvalidAnnotationError(
+                f"sentence {sentence.id} already has this {type_.name!r} relation between "
+                f"{_quote(sentence.text, spans[0])} and {_quote(sentence.text, spans[1])}")
         return
     mention = spans[0]
     q = _current_q().where(Annotation.sentence_id == sentence.id, Annotation.kind == "entity",
