@@ -61,6 +61,8 @@ class TrainConfig:
     max_length_entity: int = field(default=256, metadata={"help": "token limit for entity typing inputs"})
     max_length_relation: int = field(default=128, metadata={"help": "token limit for relation inputs"})
     grad_clip: float | None = field(default=1.0, metadata={"help": "gradient norm clip (None: off)"})
+    memory_per_type: int = field(
+        default=50, metadata={"help": "limited-memory baselines (EMR, EA-EMR, CRL): memorised examples per type"})
     seed: int = field(default=1, metadata={"help": "seed of sampling and initialisation"})
     device: str | None = field(default=None, metadata={"help": "cpu / cuda / None (cuda when available)"})
 
@@ -80,6 +82,8 @@ class TrainConfig:
             raise ConfigError("valid_ratio must be in (0, 10]")
         if self.top_t < 1:
             raise ConfigError("top_t must be at least 1")
+        if self.memory_per_type < 1:
+            raise ConfigError("memory_per_type must be at least 1")
         if self.expert_init not in ("fresh", "selector"):
             raise ConfigError("expert_init must be 'fresh' or 'selector'")
         if self.batch_size < 2 and self.replay:
@@ -236,6 +240,9 @@ def make_config(profile: str, *, data: str = "fewrel16", backbone: str = "minilm
         train = base.replace(lr=1e-3, batch_limit=100, max_epochs=2, min_valid_per_task=8)
         exp = ExperimentConfig(profile=profile, data=data, backbone=backbone, n_tasks=tasks,
                                max_train_per_type=16, max_valid_per_type=8, max_test_per_type=25, train=train)
+    from conpet.memory import default_memory_per_type  # Table III's memory, scaled to the profile's cap
+
+    exp = exp.replace(train=exp.train.replace(memory_per_type=default_memory_per_type(data, exp.max_train_per_type)))
     if train_overrides:
         exp = exp.replace(train=exp.train.replace(**train_overrides))
     return exp
