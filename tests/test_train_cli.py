@@ -1,0 +1,165 @@
+"""`conpet train PROJECT_DIR` and `train_project`: the next task from the types with enough labelled
+examples, the run / modules / metrics / predictions stored, a second step continuing the model, cancel
+leaving the task open (and the next call resuming it), clear refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conpet import cli
+from conpet.errors import Cancelled, ConpetError
+from conpet.project_training import TerminalProgress, current_model_folder, step_metrics, train_project
+from conpet.protocols import ProgressEvent
+from conpet.store import Project
+from conpet.store.importer import import_file
+
+DEMO = Path(__file__).resolve().parent.parent / "resources" / "demo" / "demo.jsonl"
+TINY = ["--profile", "smoke", "--batch-limit", "2", "--epochs", "1", "--min-examples", "5"]
+TINY_OVERRIDES = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
+
+
+def demo_subset(types: tuple[str, ...], n: int, out: Path) -> Path:
+    """Sentences of the demo data with at most ``n`` entities of each of ``types`` (other entities dropped)."""
+    left = dict.fromkeys(types, n)
+    lines = []
+    for line in DEMO.read_text(encoding="utf-8").splitlines():
+        obj = json.loads(line)
+        ents = []
+        for e in obj["entities"]:
+            if left.get(e["type"], 0) > 0:
+                left[e["type"]] -= 1
+                ents.append(e)
+        if ents:
+            lines.append(json.dumps({"text": obj["text"], "entities": ents}))
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+@pytest.fixture
+def project_dir(tmp_path) -> Path:
+    folder = tmp_path / "proj"
+    with Project.create(folder) as p:
+        import_file(p, demo_subset(("Person", "City"), 8, tmp_path / "t1.jsonl"))
+    return folder
+
+
+def test_train_cli_two_steps(project_dir, tmp_path, capsys):
+    assert cli.main(["train", str(project_dir), *TINY]) == 0
+    out, err = capsys.readouterr()
+    assert "task 1 (" in out and "whole accuracy" in out and "train [" in err
+    with Project.open(project_dir) as p:
+        (run,) = p.runs.list()
+        assert run.status == "finished" and run.method == "dynamic" and run.backbone == "minilm"
+        assert run.backbone_sha256 and run.config["train"]["batch_limit"] == 2
+        (task,) = p.tasks.list()
+        assert task.frozen and set(task.type_names) == {"Person", "City"}
+        mods = {m.name: m for m in p.modules.list()}
+        assert set(mods) == {"selector", "expert-1"} and all(m.run_id == run.id for m in mods.values())
+        assert all(p.modules.verify(m) for m in mods.values())
+        (metrics,) = step_metrics(p)
+        assert metrics["step"] == 1 and 0.0 <= metrics["whole_acc"] <= 1.0 and metrics["selector_acc"] is not None
+        assert p.predictions.count(run.id) == sum(metrics["test_examples"]) > 0
+        assert current_model_folder(p) == p.modules_dir / f"run-{run.id:04d}"
+        import_file(p, demo_subset(("Company", "Drug"), 8, tmp_path / "t2.jsonl"))
+    assert cli.main(["train", str(project_dir), *TINY, "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "task 2 (" in out and "train [" not in err
+    with Project.open(project_dir) as p:
+        runs = p.runs.list()
+        assert [r.status for r in runs] == ["finished", "finished"]
+        assert [t.frozen for t in p.tasks.list()] == [True, True]
+        names = sorted((m.name, m.version) for m in p.modules.list())
+        assert names == [("expert-1", 1), ("expert-2", 1), ("selector", 1), ("selector", 2)]
+        steps = step_metrics(p)
+        assert [s["step"] for s in steps] == [1, 2] and len(steps[1]["task_acc"]) == 2
+        state = json.loads((current_model_folder(p) / "method.json").read_text())
+        assert [sorted(t) for t in state["tasks"]] == [["City", "Person"], ["Company", "Drug"]]
+
+
+def test_nothing_to_train(tmp_path, capsys):
+    folder = tmp_path / "empty"
+    Project.create(folder).close()
+    assert cli.main(["train", str(folder), *TINY]) == 1
+    assert "nothing new to learn" in capsys.readouterr().err
+    with Project.open(folder) as p:
+        t = p.types.add("Person", "entity")
+        s = p.sentences.add("Ada Lovelace wrote notes.")
+        p.annotations.add_entity(s.id, 0, 12, t.id)
+    assert cli.main(["train", str(folder), *TINY]) == 1
+    assert "labelled examples a new task needs ('Person': 1)" in capsys.readouterr().err
+    with Project.open(folder) as p:
+        assert p.runs.list() == [] and p.tasks.list() == []
+
+
+class CancelAfter:
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.events: list[ProgressEvent] = []
+
+    def report(self, event: ProgressEvent) -> None:
+        self.events.append(event)
+
+    def cancel_requested(self) -> bool:
+        return sum(e.stage in ("selector", "expert") for e in self.events) >= self.n
+
+
+def test_cancel_keeps_the_task_open_and_the_next_call_resumes(project_dir, minilm):
+    with pytest.raises(Cancelled):
+        train_project(project_dir, backbone=minilm, overrides={**TINY_OVERRIDES, "batch_limit": 10},
+                      profile="smoke", sink=CancelAfter(1))
+    with Project.open(project_dir) as p:
+        (run,) = p.runs.list()
+        assert run.status == "cancelled"
+        (task,) = p.tasks.list()
+        assert not task.frozen and p.modules.list() == [] and current_model_folder(p) is None
+        assert not any(d.name.startswith("run-") for d in p.modules_dir.iterdir())
+    out = train_project(project_dir, backbone=minilm, overrides=TINY_OVERRIDES, profile="smoke")
+    assert out.status == "finished" and out.task_index == 1
+    with Project.open(project_dir) as p:
+        assert [t.frozen for t in p.tasks.list()] == [True]
+
+
+def test_static_method_and_method_mismatch(project_dir, minilm):
+    out = train_project(project_dir, method="static", backbone=minilm, overrides=TINY_OVERRIDES, profile="smoke")
+    assert out.method == "static"
+    with Project.open(project_dir) as p:
+        (m,) = p.modules.list()
+        assert (m.name, m.kind) == ("main", "static")
+        t = p.types.add("Drug", "entity")
+        for i in range(6):
+            s = p.sentences.add(f"Patients took aspirin{i} daily.")
+            p.annotations.add_entity(s.id, 14, 21 + len(str(i)), t.id)
+    with pytest.raises(ConpetError, match="is a 'static' model"):
+        train_project(project_dir, method="dynamic", backbone=minilm, overrides=TINY_OVERRIDES)
+
+
+def test_backbone_mismatch_refused(project_dir, minilm):
+    import dataclasses
+
+    train_project(project_dir, backbone=minilm, overrides=TINY_OVERRIDES, profile="smoke")
+    with Project.open(project_dir) as p:
+        t = p.types.add("Drug", "entity")
+        for i in range(6):
+            s = p.sentences.add(f"Patients took aspirin{i} daily.")
+            p.annotations.add_entity(s.id, 14, 21 + len(str(i)), t.id)
+    other = dataclasses.replace(minilm, _sha256="0" * 64)
+    with pytest.raises(ConpetError, match="backbone mismatch"):
+        train_project(project_dir, backbone=other, overrides=TINY_OVERRIDES)
+
+
+def test_terminal_progress_renders_a_bar():
+    import io
+
+    buf = io.StringIO()
+    bar = TerminalProgress(buf, width=10)
+    bar.report(ProgressEvent(0.5, "expert: batch 3/6", "expert", 12.0, {"loss": 0.5, "acc": 0.75}))
+    bar.report(ProgressEvent(1.0, "done", "done"))
+    text = buf.getvalue()
+    assert "[#####.....]  50.0% expert: batch 3/6 loss 0.500 acc 75% ETA 0:12" in text
+    assert "[##########] 100.0%" in text
+    assert not bar.cancel_requested()
+    bar.request_cancel()
+    assert bar.cancel_requested()
