@@ -1,0 +1,99 @@
+"""Starts the project's long jobs on workers and tells the views about them.
+
+One model job (training or prediction) runs at a time: they share the backbone and write the same run
+tables. Imports may run beside them (the store serialises the writes). When a job ends, the project
+model re-reads what the job wrote and emits its change signals on the GUI thread."""
+
+from __future__ import annotations
+
+import threading
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app import jobs
+from app.viewmodels.project_model import ProjectModel
+from app.workers import Worker, WorkerHost
+
+MODEL_JOBS = ("train", "predict")
+
+
+class JobController(QObject):
+    jobStarted = Signal(str, object)  # (kind: "train" | "predict" | "import", worker)
+    jobEnded = Signal(str, str, object)  # (kind, outcome: "finished" | "failed" | "cancelled", result or message)
+    busyChanged = Signal(bool)  # a model job is running
+
+    def __init__(self, model: ProjectModel, host: WorkerHost,
+                 backbone_provider: jobs.BackboneProvider | None = None,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.host = host
+        self.backbone_provider = backbone_provider
+        self.folder: Path = model.folder
+        self.gui_thread = threading.get_ident()
+        self.current: dict[str, Worker] = {}
+
+    def model_job_running(self) -> bool:
+        return any(k in self.current for k in MODEL_JOBS)
+
+    def running(self, kind: str) -> Worker | None:
+        return self.current.get(kind)
+
+    def cancel(self, kind: str | None = None) -> None:
+        for k, w in list(self.current.items()):
+            if kind is None or k == kind:
+                w.cancel()
+
+    # --- jobs -----------------------------------------------------------------------------------
+    def start_training(self, request: jobs.TrainRequest) -> Worker:
+        self._refuse_if_busy()
+        provider = self.backbone_provider
+        return self._start("train", partial(jobs.train_next_task, request, backbone_provider=provider))
+
+    def start_prediction(self, sentence_ids: list[int] | None = None) -> Worker:
+        self._refuse_if_busy()
+        provider = self.backbone_provider
+        return self._start("predict", partial(_predict, self.folder, sentence_ids, provider))
+
+    def start_import(self, path: Path, fmt: str | None = None) -> Worker:
+        if "import" in self.current:
+            raise RuntimeError("an import is already running")
+        return self._start("import", partial(jobs.import_data, self.folder, Path(path), fmt))
+
+    def _refuse_if_busy(self) -> None:
+        if self.model_job_running():
+            kind = next(k for k in MODEL_JOBS if k in self.current)
+            raise RuntimeError(f"a {'training' if kind == 'train' else 'prediction'} job is running; wait for it "
+                               "or cancel it first")
+
+    def _start(self, kind: str, fn) -> Worker:
+        worker = Worker(lambda sink: fn(sink=sink), name=kind)
+        worker.ended.connect(self._ended)
+        self.current[kind] = worker
+        self.jobStarted.emit(kind, worker)
+        if kind in MODEL_JOBS:
+            self.busyChanged.emit(True)
+        self.host.start(worker)
+        if kind in MODEL_JOBS:
+            self.model.runsChanged.emit()  # the run record appears as soon as the worker writes it
+        return worker
+
+    @Slot(str, str, object)
+    def _ended(self, kind: str, outcome: str, payload: object) -> None:
+        self.current.pop(kind, None)
+        if kind == "import":
+            self.model.refresh_all()
+        elif kind == "train":
+            self.model.refresh_all()
+        else:
+            self.model.runsChanged.emit()
+            self.model.predictionsChanged.emit()
+        self.jobEnded.emit(kind, outcome, payload)
+        if kind in MODEL_JOBS:
+            self.busyChanged.emit(self.model_job_running())
+
+
+def _predict(folder: Path, sentence_ids: list[int] | None, provider: jobs.BackboneProvider, sink=None):
+    return jobs.predict_project(folder, sink, sentence_ids=sentence_ids, backbone_provider=provider)

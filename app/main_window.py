@@ -1,0 +1,482 @@
+"""The main window: menus and toolbar, project create / open / recent, and one tab per view. The views
+are built for the open project (each gets the project model and, where it starts jobs, the job
+controller); opening another project replaces them."""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import partial
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QTabWidget,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import dialogs, jobs
+from app.controller import JobController
+from app.settings import RESOURCES, AppSettings, demo_folder
+from app.viewmodels.project_model import ProjectModel
+from app.views.annotate_view import AnnotateView
+from app.views.predictions_view import PredictionsView
+from app.views.progress_dialog import ProgressDialog
+from app.views.routing_view import RoutingView
+from app.views.runs_view import RunsView
+from app.views.training_view import TrainingView
+from app.views.types_view import TypesView
+from app.workers import Worker, WorkerHost
+from conpet.errors import ConpetError
+
+IMPORT_FORMATS = "Data files (*.jsonl *.json *.txt);;Project JSONL (*.jsonl);;FewRel JSON (*.json);;Few-NERD (*.txt);;All files (*)"
+
+
+def icon(name: str) -> QIcon:
+    return QIcon(str(RESOURCES / "icons" / f"{name}.svg"))
+
+
+def bundle_export_available() -> bool:
+    """The bundle feature is there when conpet.bundle offers export_bundle (absent, not faked, before)."""
+    if importlib.util.find_spec("conpet.bundle") is None:
+        return False
+    try:
+        from conpet import bundle
+    except Exception:  # noqa: BLE001 - a broken optional module hides the entry
+        return False
+    return hasattr(bundle, "export_bundle")
+
+
+class MainWindow(QMainWindow):
+    TABS = ("Types", "Label", "Training", "Predictions", "Routing review", "Runs & curves")
+
+    def __init__(self, settings: AppSettings, backbone_provider: jobs.BackboneProvider | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.backbone_provider = backbone_provider
+        self.host = WorkerHost(self)
+        self.model: ProjectModel | None = None
+        self.controller: JobController | None = None
+        self.views: dict[str, QWidget] = {}
+        self.setWindowTitle("ConPET Studio")
+        self.setWindowIcon(icon("app"))
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(False)
+        self.setCentralWidget(self._welcome())
+        self._make_actions()
+        self._make_menus()
+        self._make_toolbar()
+        self._make_status_bar()
+        self._project_actions_enabled(False)
+
+    # --- building -------------------------------------------------------------------------------
+    def _welcome(self) -> QWidget:
+        w = QWidget()
+        layout = QVBoxLayout(w)
+        label = QLabel("<h2>ConPET Studio</h2><p>Teach a language model new entity and relation types, one "
+                       "batch at a time, without forgetting the old ones.</p><p>Create a project or open one "
+                       "from the File menu.</p>")
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(label)
+        return w
+
+    def _action(self, text: str, slot, shortcut: str | QKeySequence | None = None, icon_name: str | None = None,
+                tip: str | None = None) -> QAction:
+        a = QAction(text, self)
+        if icon_name:
+            a.setIcon(icon(icon_name))
+        if shortcut:
+            a.setShortcut(QKeySequence(shortcut))
+        if tip:
+            a.setStatusTip(tip)
+            a.setToolTip(tip)
+        a.triggered.connect(slot)
+        return a
+
+    def _make_actions(self) -> None:
+        self.new_action = self._action("&New project…", self.new_project_dialog, QKeySequence.StandardKey.New,
+                                       "new", "Create an empty project in a new folder")
+        self.open_action = self._action("&Open project…", self.open_project_dialog, QKeySequence.StandardKey.Open,
+                                        "open", "Open a project folder")
+        self.demo_action = self._action("Open the &demo project", self.open_demo, None, None,
+                                        "Open (or re-create) the demo project")
+        self.import_action = self._action("&Import data…", self.import_dialog, "Ctrl+I", "import",
+                                          "Import sentences and annotations (JSONL, FewRel JSON, Few-NERD)")
+        self.export_jsonl_action = self._action("Export annotations as &JSONL…", self.export_jsonl, None, None,
+                                                "Write every sentence with its gold annotations to a JSONL file")
+        self.export_bundle_action = self._action("Export &bundle…", self.export_bundle, "Ctrl+E", "export",
+                                                 "Export the trained model as an adapter bundle")
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.undo_action = self._action("&Undo", self._undo, QKeySequence.StandardKey.Undo, "undo", "Undo the last edit")
+        self.redo_action = self._action("&Redo", self._redo, QKeySequence.StandardKey.Redo, "redo", "Redo")
+        self.train_action = self._action("&Train new knowledge…", self.train, "Ctrl+T", "train",
+                                         "Learn the newly labelled types as a new task")
+        self.predict_action = self._action("&Predict whole project", self.predict_all, "Ctrl+P", "predict",
+                                           "Predict every marked mention and pair in the background")
+        self.cancel_action = self._action("&Cancel job", self.cancel_jobs, "Ctrl+.", "cancel",
+                                          "Stop the running job after its current batch")
+        self.cancel_action.setEnabled(False)
+        self.tab_actions = []
+        icons = ["types", "label", "train", "predict", "routing", "runs"]
+        for i, (name, ic) in enumerate(zip(self.TABS, icons, strict=True)):
+            self.tab_actions.append(self._action(name.replace("&", "&&"), partial(self.show_tab, name),
+                                                 f"Ctrl+{i + 1}", ic))
+
+    def _make_menus(self) -> None:
+        m = self.menuBar().addMenu("&File")
+        m.addAction(self.new_action)
+        m.addAction(self.open_action)
+        self.recent_menu = m.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m.addAction(self.demo_action)
+        m.addSeparator()
+        m.addAction(self.import_action)
+        m.addAction(self.export_jsonl_action)
+        if bundle_export_available():
+            m.addAction(self.export_bundle_action)
+        m.addSeparator()
+        m.addAction(self.quit_action)
+        e = self.menuBar().addMenu("&Edit")
+        e.addAction(self.undo_action)
+        e.addAction(self.redo_action)
+        t = self.menuBar().addMenu("&Model")
+        t.addAction(self.train_action)
+        t.addAction(self.predict_action)
+        t.addAction(self.cancel_action)
+        v = self.menuBar().addMenu("&View")
+        for a in self.tab_actions:
+            v.addAction(a)
+        h = self.menuBar().addMenu("&Help")
+        h.addAction(self._action("&About ConPET Studio", self.about))
+
+    def _make_toolbar(self) -> None:
+        tb = QToolBar("Main")
+        tb.setObjectName("mainToolbar")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.addToolBar(tb)
+        for a in (self.new_action, self.open_action, self.import_action):
+            tb.addAction(a)
+        tb.addSeparator()
+        tb.addAction(self.undo_action)
+        tb.addAction(self.redo_action)
+        tb.addSeparator()
+        tb.addAction(self.train_action)
+        tb.addAction(self.predict_action)
+        tb.addAction(self.cancel_action)
+        if bundle_export_available():
+            tb.addSeparator()
+            tb.addAction(self.export_bundle_action)
+
+    def _make_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.project_label = QLabel("No project")
+        self.counts_label = QLabel("")
+        self.job_label = QLabel("")
+        self.job_bar = QProgressBar()
+        self.job_bar.setRange(0, 1000)
+        self.job_bar.setFixedWidth(160)
+        self.job_bar.setTextVisible(False)
+        self.job_bar.hide()
+        sb.addWidget(self.project_label)
+        sb.addWidget(self.counts_label, 1)
+        sb.addPermanentWidget(self.job_label)
+        sb.addPermanentWidget(self.job_bar)
+
+    def _project_actions_enabled(self, on: bool) -> None:
+        for a in (self.import_action, self.export_jsonl_action, self.export_bundle_action, self.train_action,
+                  self.predict_action, *self.tab_actions):
+            a.setEnabled(on)
+        self.undo_action.setEnabled(False)
+        self.redo_action.setEnabled(False)
+
+    # --- projects -------------------------------------------------------------------------------
+    def open_initial_project(self, folder: Path | None = None) -> None:
+        """At start-up: the folder given, else the most recent project, else the demo (created the first time)."""
+        if folder is not None:
+            if (Path(folder) / "project.sqlite").exists():
+                self.open_project(Path(folder))
+            else:
+                self.create_project(Path(folder))
+            return
+        for recent in self.settings.recent_projects():
+            if (recent / "project.sqlite").exists():
+                if self.open_project(recent):
+                    return
+        self.open_demo()
+
+    def open_demo(self) -> None:
+        folder = demo_folder()
+        if (folder / "project.sqlite").exists():
+            self.open_project(folder)
+            return
+        if not self._close_project():
+            return
+        worker = Worker(partial(_demo_job, folder), name="demo")
+        dialog = ProgressDialog(self, "Creating the demo project",
+                                f"Importing the demo sentences into {folder}…", worker, cancellable=False)
+        worker.finished.connect(self._demo_ready)
+        worker.failed.connect(self._demo_failed)
+        self.host.start(worker)
+        dialog.show()
+        self._demo_dialog = dialog
+
+    @Slot(object)
+    def _demo_ready(self, folder: object) -> None:
+        self.open_project(Path(str(folder)))
+        self.show_tab("Label")
+
+    @Slot(str)
+    def _demo_failed(self, error: str) -> None:
+        dialogs.warn(self, "Could not create the demo project", error)
+
+    def new_project_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the new project",
+                                                  str(Path.home()))
+        if folder:
+            self.create_project(Path(folder))
+
+    def create_project(self, folder: Path, name: str | None = None) -> bool:
+        from conpet.store import Project
+
+        try:
+            Project.create(folder, name=name).close()
+        except ConpetError as exc:
+            dialogs.warn(self, "Could not create the project", str(exc))
+            return False
+        return self.open_project(folder)
+
+    def open_project_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a project folder", str(Path.home()))
+        if folder:
+            self.open_project(Path(folder))
+
+    def open_project(self, folder: Path) -> bool:
+        if not self._close_project():
+            return False
+        try:
+            model = ProjectModel.open(folder, self)
+        except ConpetError as exc:
+            dialogs.warn(self, "Could not open the project", str(exc))
+            self.settings.remove_recent(folder)
+            return False
+        self.model = model
+        self.controller = JobController(model, self.host, backbone_provider=self.backbone_provider, parent=self)
+        self._build_views()
+        self.settings.add_recent(model.folder)
+        self._project_actions_enabled(True)
+        model.undo_stack.canUndoChanged.connect(self.undo_action.setEnabled)
+        model.undo_stack.canRedoChanged.connect(self.redo_action.setEnabled)
+        model.undo_stack.undoTextChanged.connect(lambda t: self.undo_action.setText(f"&Undo {t}".strip()))
+        model.undo_stack.redoTextChanged.connect(lambda t: self.redo_action.setText(f"&Redo {t}".strip()))
+        for sig in (model.annotationsChanged, model.typesChanged, model.runsChanged, model.sentencesChanged):
+            sig.connect(self._update_counts)
+        self.controller.jobStarted.connect(self._job_started)
+        self.controller.jobEnded.connect(self._job_ended)
+        self.controller.busyChanged.connect(self._busy_changed)
+        name = model.name
+        self.setWindowTitle(f"{name} — ConPET Studio")
+        self.project_label.setText(f"{name}  ·  {model.folder}")
+        self._update_counts()
+        upgrade = getattr(model.project, "upgrade", None)
+        if upgrade is not None:
+            self.statusBar().showMessage(f"The project was upgraded; a backup of its old database is at "
+                                         f"{getattr(upgrade, 'backup', '')}", 15000)
+        if model.project.interrupted_runs:
+            self.statusBar().showMessage(f"{len(model.project.interrupted_runs)} run(s) were interrupted when the "
+                                         "app last stopped; they are marked as such in Runs.", 15000)
+        return True
+
+    def _build_views(self) -> None:
+        assert self.model is not None and self.controller is not None
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("mainTabs")
+        self.views = {
+            "Types": TypesView(self.model),
+            "Label": AnnotateView(self.model),
+            "Training": TrainingView(self.model, self.controller, self.settings),
+            "Predictions": PredictionsView(self.model, self.controller),
+            "Routing review": RoutingView(self.model),
+            "Runs & curves": RunsView(self.model),
+        }
+        icons = ["types", "label", "train", "predict", "routing", "runs"]
+        for (name, view), ic in zip(self.views.items(), icons, strict=True):
+            self.tabs.addTab(view, icon(ic), name.replace("&", "&&"))
+        self.views["Label"].sentenceSelected.connect(self.views["Predictions"].select_sentence)
+        self.setCentralWidget(self.tabs)
+        self.tabs.setCurrentIndex(1)
+
+    def _close_project(self) -> bool:
+        """Close the open project (stopping its jobs). False when the user keeps it open."""
+        if self.model is None:
+            return True
+        if self.controller is not None and self.controller.current:
+            if not dialogs.ask(self, "Stop the running job?", "A job is running in this project. Stop it and "
+                               "close the project? (Everything saved so far stays saved.)"):
+                return False
+        self.host.shutdown()
+        self.views = {}
+        self.setCentralWidget(self._welcome())
+        self.model.close()
+        self.model.deleteLater()
+        self.model = None
+        self.controller = None
+        self._project_actions_enabled(False)
+        return True
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.settings.recent_projects()
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        for folder in recent:
+            self.recent_menu.addAction(str(folder), partial(self.open_project, folder))
+
+    # --- data in and out ------------------------------------------------------------------------
+    def import_dialog(self) -> None:
+        if self.controller is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Import data", str(Path.home()), IMPORT_FORMATS)
+        if path:
+            self.import_file(Path(path))
+
+    def import_file(self, path: Path, fmt: str | None = None) -> Worker | None:
+        assert self.controller is not None
+        try:
+            worker = self.controller.start_import(path, fmt)
+        except RuntimeError as exc:
+            dialogs.inform(self, "An import is running", str(exc))
+            return None
+        dialog = ProgressDialog(self, "Importing", f"Importing {path.name}…", worker, cancellable=True)
+        worker.finished.connect(dialog.import_report)
+        dialog.show()
+        return worker
+
+    def export_jsonl(self) -> None:
+        if self.model is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export annotations", str(Path.home() / "annotations.jsonl"),
+                                              "Project JSONL (*.jsonl)")
+        if not path:
+            return
+        worker = Worker(partial(_export_jsonl_job, self.model.folder, Path(path)), name="export")
+        ProgressDialog(self, "Exporting", f"Writing {Path(path).name}…", worker, cancellable=False).show()
+        self.host.start(worker)
+
+    def export_bundle(self) -> None:
+        if self.model is None or not bundle_export_available():
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export an adapter bundle",
+                                              str(Path.home() / f"{self.model.name}.conpet.zip"),
+                                              "Bundle (zip) (*.zip);;Bundle folder (*)")
+        if path:
+            self.start_bundle_export(Path(path))
+
+    def start_bundle_export(self, path: Path) -> Worker:
+        assert self.model is not None
+        worker = Worker(partial(_export_bundle_job, self.model.folder, path), name="bundle")
+        ProgressDialog(self, "Exporting the bundle", f"Writing {path.name}…", worker, cancellable=False).show()
+        self.host.start(worker)
+        return worker
+
+    # --- model jobs -----------------------------------------------------------------------------
+    def train(self) -> None:
+        if "Training" in self.views:
+            self.show_tab("Training")
+            self.views["Training"].open_train_dialog()
+
+    def predict_all(self) -> None:
+        if "Predictions" in self.views:
+            self.show_tab("Training")
+            self.views["Predictions"].predict_all()
+
+    def cancel_jobs(self) -> None:
+        if self.controller is not None:
+            self.controller.cancel()
+
+    @Slot(str, object)
+    def _job_started(self, kind: str, worker: Worker) -> None:
+        self.job_label.setText({"train": "Training…", "predict": "Predicting…", "import": "Importing…"}.get(kind, kind))
+        self.job_bar.setValue(0)
+        self.job_bar.show()
+        worker.progress.connect(self.job_bar.setValue)
+        if kind in ("train", "predict"):
+            self.cancel_action.setEnabled(True)
+
+    @Slot(str, str, object)
+    def _job_ended(self, kind: str, outcome: str, _payload: object) -> None:
+        if self.controller is not None and not self.controller.current:
+            self.job_bar.hide()
+            self.cancel_action.setEnabled(False)
+        names = {"train": "Training", "predict": "Prediction", "import": "Import"}
+        self.job_label.setText(f"{names.get(kind, kind)} {outcome}")
+
+    def _busy_changed(self, busy: bool) -> None:
+        self.train_action.setEnabled(not busy)
+        self.predict_action.setEnabled(not busy)
+        self.cancel_action.setEnabled(busy)
+
+    def _update_counts(self, *_args) -> None:
+        if self.model is None:
+            return
+        c = self.model.counts()
+        self.counts_label.setText(f"{c['sentences']} sentences · {c['annotations']} gold annotations · "
+                                  f"{c['types']} types · {c['tasks']} tasks")
+
+    # --- misc -----------------------------------------------------------------------------------
+    def _undo(self) -> None:
+        if self.model is not None:
+            self.model.undo_stack.undo()
+
+    def _redo(self) -> None:
+        if self.model is not None:
+            self.model.undo_stack.redo()
+
+    def show_tab(self, name: str) -> None:
+        if name in self.views:
+            self.tabs.setCurrentWidget(self.views[name])
+
+    def about(self) -> None:
+        dialogs.inform(self, "About ConPET Studio",
+                       "ConPET Studio teaches a language model new entity and relation types without "
+                       "forgetting, with Continual Parameter-Efficient Tuning (Song et al., 2023): a small LoRA "
+                       "expert per task and a selector that routes each input to its expert.")
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if self.controller is not None and self.controller.model_job_running():
+            if not dialogs.ask(self, "Quit while a job runs?", "A job is running. Stop it and quit? "
+                               "(Everything saved so far stays saved.)"):
+                event.ignore()
+                return
+        self.host.shutdown()
+        if self.model is not None:
+            self.model.close()
+            self.model = None
+        self.settings.sync()
+        event.accept()
+
+
+def _demo_job(folder: Path, sink=None) -> Path:
+    return jobs.create_demo_project(folder, sink)
+
+
+def _export_jsonl_job(folder: Path, out: Path, sink=None) -> int:
+    from conpet.protocols import Reporter
+    from conpet.store import Project
+    from conpet.store.exporter import export_jsonl
+
+    rep = Reporter(sink)
+    with Project.open(folder) as project:
+        return export_jsonl(project, out, progress=lambda f, m: rep(f, m, "export"))
+
+
+def _export_bundle_job(folder: Path, out: Path, sink=None) -> Path:
+    from conpet.bundle import export_bundle
+
+    return export_bundle(folder, out, progress=sink)

@@ -1,0 +1,191 @@
+"""Undoable annotation edits (QUndoCommand). Every command writes through the project model, so each
+step (do, undo, redo) is one store transaction and is saved at once; the store keeps every version, so
+undo adds a version rather than erasing one.
+
+Use :func:`perform`: it runs the command's first ``redo`` and pushes it only when the store accepted
+the edit, so a refused edit (an overlap, a wrong kind) never lands on the stack.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QUndoCommand
+
+from app.viewmodels.project_model import ProjectModel
+from conpet.data.example import Span
+from conpet.errors import ConpetError
+
+
+class _Command(QUndoCommand):
+    def __init__(self, model: ProjectModel, text: str) -> None:
+        super().__init__(text)
+        self.model = model
+        self._pushed = False
+
+    def first(self) -> None:
+        raise NotImplementedError
+
+    def do(self) -> None:
+        raise NotImplementedError
+
+    def undo_(self) -> None:
+        raise NotImplementedError
+
+    def redo(self) -> None:
+        if not self._pushed:  # perform() already did it
+            self._pushed = True
+            return
+        self._guard(self.do)
+
+    def undo(self) -> None:
+        self._guard(self.undo_)
+
+    def _guard(self, fn) -> None:
+        try:
+            fn()
+        except ConpetError as exc:
+            self.setObsolete(True)
+            self.model.message.emit("error", f"Could not {self.text().lower()}: {exc}")
+
+
+def perform(model: ProjectModel, cmd: _Command) -> bool:
+    """Do ``cmd`` now; on success put it on the undo stack. A refusal is reported and returns False."""
+    try:
+        cmd.first()
+    except ConpetError as exc:
+        model.message.emit("error", str(exc))
+        return False
+    model.undo_stack.push(cmd)
+    return True
+
+
+class AddEntity(_Command):
+    def __init__(self, model: ProjectModel, sentence_id: int, start: int, end: int, type_id: int) -> None:
+        super().__init__(model, f"Mark entity as {model.type(type_id).name}")
+        self.sentence_id, self.start, self.end, self.type_id = sentence_id, start, end, type_id
+        self.annotation_id: int | None = None
+
+    def first(self) -> None:
+        self.annotation_id = self.model._add_entity(self.sentence_id, self.start, self.end, self.type_id).id
+
+    def do(self) -> None:
+        self.model._restore(self.annotation_id)
+
+    def undo_(self) -> None:
+        self.model._delete(self.annotation_id)
+
+
+class AddRelation(_Command):
+    def __init__(self, model: ProjectModel, sentence_id: int, head: Span, tail: Span, type_id: int) -> None:
+        super().__init__(model, f"Add relation {model.type(type_id).name}")
+        self.sentence_id, self.head, self.tail, self.type_id = sentence_id, head, tail, type_id
+        self.annotation_id: int | None = None
+
+    def first(self) -> None:
+        self.annotation_id = self.model._add_relation(self.sentence_id, self.head, self.tail, self.type_id).id
+
+    def do(self) -> None:
+        self.model._restore(self.annotation_id)
+
+    def undo_(self) -> None:
+        self.model._delete(self.annotation_id)
+
+
+class DeleteAnnotation(_Command):
+    def __init__(self, model: ProjectModel, annotation_id: int) -> None:
+        a = model.annotation(annotation_id)
+        super().__init__(model, f"Delete {a.kind} {a.type_name}")
+        self.annotation_id = annotation_id
+
+    def first(self) -> None:
+        self.model._delete(self.annotation_id)
+
+    def do(self) -> None:
+        self.model._delete(self.annotation_id)
+
+    def undo_(self) -> None:
+        self.model._restore(self.annotation_id)
+
+
+class ChangeType(_Command):
+    """Give an annotation another type (and make it gold): a new version in the store."""
+
+    def __init__(self, model: ProjectModel, annotation_id: int, type_id: int) -> None:
+        a = model.annotation(annotation_id)
+        super().__init__(model, f"Change {a.type_name} to {model.type(type_id).name}")
+        self.annotation_id = annotation_id
+        self.old = (a.type_id, a.status)
+        self.new = (type_id, "gold")
+
+    def first(self) -> None:
+        self.do()
+
+    def do(self) -> None:
+        self.model._edit(self.annotation_id, type_id=self.new[0], status=self.new[1])
+
+    def undo_(self) -> None:
+        self.model._edit(self.annotation_id, type_id=self.old[0], status=self.old[1])
+
+
+class AcceptPrediction(_Command):
+    """The prediction becomes a gold annotation (a new one, or a new version of the one on that span)."""
+
+    def __init__(self, model: ProjectModel, prediction_id: int) -> None:
+        p = model.prediction(prediction_id)
+        super().__init__(model, f"Accept prediction {p.label}")
+        self.prediction_id = prediction_id
+        self.annotation_id: int | None = None
+        self.created = False
+        self.old: tuple[int, str] | None = None
+        self.new: tuple[int, str] | None = None
+
+    def first(self) -> None:
+        a = self.model._accept_prediction(self.prediction_id)
+        self.annotation_id = a.id
+        history = self.model.project.annotations.history(a.id)
+        self.created = len(history) == 1
+        if not self.created:
+            before = history[-2]
+            self.old = (before.type_id, before.status)
+            self.new = (a.type_id, a.status)
+
+    def do(self) -> None:
+        if self.created:
+            self.model._restore(self.annotation_id)
+        else:
+            self.model._edit(self.annotation_id, type_id=self.new[0], status=self.new[1])
+
+    def undo_(self) -> None:
+        if self.created:
+            self.model._delete(self.annotation_id)
+        else:
+            self.model._edit(self.annotation_id, type_id=self.old[0], status=self.old[1])
+
+
+class CorrectPrediction(_Command):
+    """The right type for a predicted mention or pair: retypes the annotation on that span, or adds one."""
+
+    def __init__(self, model: ProjectModel, prediction_id: int, type_id: int) -> None:
+        p = model.prediction(prediction_id)
+        super().__init__(model, f"Correct {p.label} to {model.type(type_id).name}")
+        self.p = p
+        self.type_id = type_id
+        self.inner: _Command | None = None
+
+    def first(self) -> None:
+        p = self.p
+        same = [a for a in self.model.annotations(p.sentence_id) if a.kind == p.kind and a.spans == p.spans]
+        for a in sorted(same, key=lambda a: a.status != "gold"):  # a gold one first
+                self.inner = ChangeType(self.model, a.id, self.type_id)
+                break
+        else:
+            if p.kind == "entity":
+                self.inner = AddEntity(self.model, p.sentence_id, p.start, p.end, self.type_id)
+            else:
+                self.inner = AddRelation(self.model, p.sentence_id, p.spans[0], p.spans[1], self.type_id)
+        self.inner.first()
+
+    def do(self) -> None:
+        self.inner.do()
+
+    def undo_(self) -> None:
+        self.inner.undo_()

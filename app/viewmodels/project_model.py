@@ -1,0 +1,216 @@
+"""The open project as the views see it: a QObject over ``conpet.store.Project`` that forwards reads to the
+store's repositories (frozen records) and announces every change with a signal, so that each view
+refreshes itself. All writes made by the user go through here (one store transaction each) and, for
+annotation edits, through the undo stack (see ``app.undo``).
+
+Workers never use this object: they open their own ``Project`` on their own thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from conpet.data.example import Span
+from conpet.store import (
+    AnnotationRecord,
+    PredictionRecord,
+    Project,
+    RunRecord,
+    SentenceRecord,
+    TaskRecord,
+    TypeRecord,
+)
+
+
+class ProjectModel(QObject):
+    typesChanged = Signal()
+    annotationsChanged = Signal(int)  # sentence id (-1: many sentences)
+    sentencesChanged = Signal()  # sentences added (an import)
+    runsChanged = Signal()
+    predictionsChanged = Signal()
+    tasksChanged = Signal()
+    message = Signal(str, str)  # (level "info" | "ok" | "error", text): the views' status lines
+
+    def __init__(self, project: Project, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.project = project
+        self.folder: Path = project.folder
+        self.undo_stack = QUndoStack(self)
+        self._type_cache: dict[int, TypeRecord] | None = None
+        self.typesChanged.connect(self._drop_type_cache)
+        self.tasksChanged.connect(self._drop_type_cache)
+
+    @classmethod
+    def open(cls, folder: str | Path, parent: QObject | None = None) -> ProjectModel:
+        return cls(Project.open(folder), parent)
+
+    def close(self) -> None:
+        self.undo_stack.clear()
+        self.project.close()
+
+    @property
+    def name(self) -> str:
+        return self.project.info().name
+
+    # --- types ----------------------------------------------------------------------------------
+    def _drop_type_cache(self) -> None:
+        self._type_cache = None
+
+    def types(self, kind: str | None = None) -> list[TypeRecord]:
+        if self._type_cache is None:
+            self._type_cache = {t.id: t for t in self.project.types.list()}
+        return [t for t in self._type_cache.values() if kind is None or t.kind == kind]
+
+    def type(self, type_id: int) -> TypeRecord:
+        for t in self.types():
+            if t.id == type_id:
+                return t
+        return self.project.types.get(type_id)  # a deleted type (old annotations keep it)
+
+    def type_by_shortcut(self, key: str) -> TypeRecord | None:
+        for t in self.types():
+            if t.shortcut and t.shortcut.lower() == key.lower():
+                return t
+        return None
+
+    def gold_counts(self) -> dict[int, int]:
+        return self.project.types.gold_counts()
+
+    def add_type(self, name: str, kind: str, *, description: str = "", colour: str | None = None,
+                 shortcut: str | None = None) -> TypeRecord:
+        t = self.project.types.add(name, kind, description=description, colour=colour, shortcut=shortcut or None)
+        self.typesChanged.emit()
+        return t
+
+    def rename_type(self, type_id: int, name: str) -> TypeRecord:
+        t = self.project.types.rename(type_id, name)
+        self.typesChanged.emit()
+        self.annotationsChanged.emit(-1)
+        return t
+
+    def describe_type(self, type_id: int, description: str) -> TypeRecord:
+        t = self.project.types.describe(type_id, description)
+        self.typesChanged.emit()
+        return t
+
+    def set_type_colour(self, type_id: int, colour: str) -> TypeRecord:
+        t = self.project.types.set_colour(type_id, colour)
+        self.typesChanged.emit()
+        self.annotationsChanged.emit(-1)
+        return t
+
+    def set_type_shortcut(self, type_id: int, shortcut: str | None) -> TypeRecord:
+        t = self.project.types.set_shortcut(type_id, shortcut or None)
+        self.typesChanged.emit()
+        return t
+
+    def delete_type(self, type_id: int) -> None:
+        """Refused by the store (TypeInUseError, with the reason) when a trained task uses the type."""
+        self.project.types.delete(type_id)
+        self.undo_stack.clear()  # earlier edits may refer to the annotations this deleted
+        self.typesChanged.emit()
+        self.annotationsChanged.emit(-1)
+
+    # --- sentences and annotations --------------------------------------------------------------
+    def sentence_ids(self, text: str | None = None, *, type_id: int | None = None,
+                     status: str | None = None) -> list[int]:
+        return self.project.sentences.ids(text or None, type=type_id, status=status)
+
+    def sentences(self, ids: Sequence[int]) -> dict[int, SentenceRecord]:
+        return self.project.sentences.get_many(list(ids))
+
+    def sentence(self, sentence_id: int) -> SentenceRecord:
+        return self.project.sentences.get(sentence_id)
+
+    def annotations(self, sentence_id: int) -> list[AnnotationRecord]:
+        return self.project.annotations.for_sentence(sentence_id)
+
+    def annotations_for(self, sentence_ids: Sequence[int]) -> dict[int, list[AnnotationRecord]]:
+        return self.project.annotations.for_sentences(list(sentence_ids))
+
+    def annotation(self, annotation_id: int) -> AnnotationRecord:
+        return self.project.annotations.get(annotation_id)
+
+    # Raw edits: each is one store transaction. The undo commands in app.undo call these.
+    def _add_entity(self, sentence_id: int, start: int, end: int, type_id: int) -> AnnotationRecord:
+        a = self.project.annotations.add_entity(sentence_id, start, end, type_id)
+        self.annotationsChanged.emit(sentence_id)
+        return a
+
+    def _add_relation(self, sentence_id: int, head: Span, tail: Span, type_id: int) -> AnnotationRecord:
+        a = self.project.annotations.add_relation(sentence_id, head, tail, type_id)
+        self.annotationsChanged.emit(sentence_id)
+        return a
+
+    def _delete(self, annotation_id: int) -> AnnotationRecord:
+        a = self.project.annotations.delete(annotation_id)
+        self.annotationsChanged.emit(a.sentence_id)
+        return a
+
+    def _restore(self, annotation_id: int) -> AnnotationRecord:
+        a = self.project.annotations.restore(annotation_id)
+        self.annotationsChanged.emit(a.sentence_id)
+        return a
+
+    def _edit(self, annotation_id: int, *, type_id: int | None = None, status: str | None = None) -> AnnotationRecord:
+        a = self.project.annotations.edit(annotation_id, type=type_id, status=status)
+        self.annotationsChanged.emit(a.sentence_id)
+        return a
+
+    def _accept_prediction(self, prediction_id: int) -> AnnotationRecord:
+        a = self.project.annotations.accept_prediction(prediction_id)
+        self.annotationsChanged.emit(a.sentence_id)
+        return a
+
+    # --- tasks, runs, modules, predictions ------------------------------------------------------
+    def tasks(self) -> list[TaskRecord]:
+        return self.project.tasks.list()
+
+    def runs(self, *, purpose: str | None = None) -> list[RunRecord]:
+        runs = self.project.runs.list()
+        return [r for r in runs if purpose is None or r.purpose == purpose]
+
+    def run(self, run_id: int) -> RunRecord:
+        return self.project.runs.get(run_id)
+
+    def latest_prediction_run(self) -> RunRecord | None:
+        for r in self.project.runs.list():
+            if r.purpose == "predict" and r.status == "finished":
+                return r
+        return None
+
+    def predictions_for_sentence(self, sentence_id: int) -> list[PredictionRecord]:
+        run = self.latest_prediction_run()
+        if run is None:
+            return []
+        return self.project.predictions.for_sentence(sentence_id, run.id)
+
+    def predictions_for_run(self, run_id: int) -> list[PredictionRecord]:
+        return self.project.predictions.for_run(run_id)
+
+    def prediction(self, prediction_id: int) -> PredictionRecord:
+        return self.project.predictions.get(prediction_id)
+
+    def step_metrics(self) -> list[dict]:
+        """One metrics entry per learnt step, oldest first (accuracies as fractions; see
+        conpet.project_training): task_index, types, whole_acc, avg_acc, task_acc, selector_acc, ..."""
+        from conpet.project_training import step_metrics
+
+        return step_metrics(self.project)
+
+    def counts(self) -> dict[str, int]:
+        return self.project.counts()
+
+    # --- after a worker wrote to the store ------------------------------------------------------
+    def refresh_all(self) -> None:
+        self._drop_type_cache()
+        self.typesChanged.emit()
+        self.tasksChanged.emit()
+        self.sentencesChanged.emit()
+        self.annotationsChanged.emit(-1)
+        self.runsChanged.emit()
+        self.predictionsChanged.emit()

@@ -1,0 +1,520 @@
+"""Labelling: the sentence list (search and filters) and the editor.
+
+In the editor, select text with the mouse (or Shift+arrows) and press a type's shortcut key (or click
+the type) to mark an entity. For a relation, select or click the head and press H, the tail and press
+T, then press the relation type's key. Click a mention and press another type's key to retype it;
+Delete removes the selected annotation. Every edit is saved at once and can be undone (Ctrl+Z)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QIcon, QKeySequence, QPixmap, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.undo import AddEntity, AddRelation, ChangeType, DeleteAnnotation, perform
+from app.viewmodels.project_model import ProjectModel
+from app.viewmodels.sentences_model import (
+    CONFIDENCE_FILTERS,
+    SentenceFilter,
+    SentenceIdRole,
+    SentenceListModel,
+)
+from app.widgets.annotation_editor import AnnotationEditor, Mark
+from app.widgets.flow_layout import FlowLayout
+from conpet.data.example import Span
+from conpet.store import AnnotationRecord, TypeRecord
+
+STATUS_FILTERS = [(None, "Any status"), ("annotated", "Annotated"), ("unannotated", "Not annotated"),
+                  ("predicted", "Predicted, not reviewed"), ("rejected", "Has a rejection")]
+
+
+def swatch(colour: str, size: int = 12) -> QIcon:
+    pm = QPixmap(size, size)
+    pm.fill(QColor(colour))
+    return QIcon(pm)
+
+
+class AnnotateView(QWidget):
+    sentenceSelected = Signal(int)
+
+    def __init__(self, model: ProjectModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.sentence_id: int | None = None
+        self._annotations: list[AnnotationRecord] = []
+        self.focus_annotation: int | None = None
+
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 6, 6, 6)
+        outer.addWidget(splitter)
+
+        # --- left: sentence list with search and filters
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search sentences…")
+        self.search.setClearButtonEnabled(True)
+        self.type_filter = QComboBox()
+        self.status_filter = QComboBox()
+        for key, label in STATUS_FILTERS:
+            self.status_filter.addItem(label, key)
+        self.confidence_filter = QComboBox()
+        for key, label in CONFIDENCE_FILTERS:
+            self.confidence_filter.addItem(label, key)
+        self.list_model = SentenceListModel(model)
+        self.list = QListView()
+        self.list.setObjectName("sentenceList")
+        self.list.setModel(self.list_model)
+        self.list.setUniformItemSizes(True)
+        self.list.setAlternatingRowColors(True)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.count_label = QLabel()
+        self.count_label.setObjectName("hint")
+        ll.addWidget(self.search)
+        frow = QHBoxLayout()
+        frow.addWidget(self.type_filter, 1)
+        frow.addWidget(self.status_filter, 1)
+        ll.addLayout(frow)
+        ll.addWidget(self.confidence_filter)
+        ll.addWidget(self.list, 1)
+        ll.addWidget(self.count_label)
+        splitter.addWidget(left)
+
+        # --- right: the editor
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(6, 0, 0, 0)
+        nav = QHBoxLayout()
+        self.title = QLabel("No sentence selected")
+        self.title.setObjectName("heading")
+        self.prev_button = QToolButton()
+        self.prev_button.setText("◀ Previous")
+        self.prev_button.setToolTip("Previous sentence (Alt+Up)")
+        self.next_button = QToolButton()
+        self.next_button.setText("Next ▶")
+        self.next_button.setToolTip("Next sentence (Alt+Down)")
+        nav.addWidget(self.title, 1)
+        nav.addWidget(self.prev_button)
+        nav.addWidget(self.next_button)
+        rl.addLayout(nav)
+
+        self.editor = AnnotationEditor()
+        self.editor.setMinimumHeight(80)
+        self.editor.setMaximumHeight(150)
+        rl.addWidget(self.editor, 1)
+        hint = QLabel("Select text, then press a type's key (or click it). Relation: select the head and "
+                      "press H, the tail and press T, then the relation's key. Click a mention to retype "
+                      "or delete it. Ctrl+Z undoes.")
+        hint.setObjectName("hint")
+        hint.setWordWrap(True)
+        rl.addWidget(hint)
+
+        rl.addWidget(QLabel("Entity types"))
+        self.entity_palette = QWidget()
+        self.entity_palette.setLayout(FlowLayout(spacing=4))
+        rl.addWidget(self.entity_palette)
+        rl.addWidget(QLabel("Relation types"))
+        self.relation_palette = QWidget()
+        self.relation_palette.setLayout(FlowLayout(spacing=4))
+        rl.addWidget(self.relation_palette)
+
+        ends = QHBoxLayout()
+        self.head_button = QPushButton("Head (H)")
+        self.tail_button = QPushButton("Tail (T)")
+        self.clear_ends_button = QPushButton("Clear")
+        self.ends_label = QLabel("Head: —   Tail: —")
+        ends.addWidget(self.head_button)
+        ends.addWidget(self.tail_button)
+        ends.addWidget(self.clear_ends_button)
+        ends.addWidget(self.ends_label, 1)
+        rl.addLayout(ends)
+
+        self.table = QTableWidget(0, 4)
+        self.table.setObjectName("annotationTable")
+        self.table.setHorizontalHeaderLabels(["Kind", "Text", "Type", "Status"])
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
+        rl.addWidget(self.table, 2)
+        trow = QHBoxLayout()
+        self.delete_button = QPushButton("Delete annotation")
+        self.delete_button.setProperty("danger", True)
+        trow.addWidget(self.delete_button)
+        trow.addStretch(1)
+        rl.addLayout(trow)
+
+        self.status = QLabel("Ready.")
+        self.status.setObjectName("statusLine")
+        self.status.setWordWrap(True)
+        rl.addWidget(self.status)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        splitter.setSizes([420, 700])
+
+        # --- wiring
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(200)
+        self._search_timer.timeout.connect(self._apply_filter)
+        self.search.textChanged.connect(lambda _t: self._search_timer.start())
+        self.type_filter.currentIndexChanged.connect(lambda _i: self._apply_filter())
+        self.status_filter.currentIndexChanged.connect(lambda _i: self._apply_filter())
+        self.confidence_filter.currentIndexChanged.connect(lambda _i: self._apply_filter())
+        self.list.selectionModel().currentChanged.connect(self._current_changed)
+        self.list_model.modelReset.connect(self._list_reset)
+        self.prev_button.clicked.connect(lambda: self.step(-1))
+        self.next_button.clicked.connect(lambda: self.step(1))
+        QShortcut(QKeySequence("Alt+Up"), self, lambda: self.step(-1))
+        QShortcut(QKeySequence("Alt+Down"), self, lambda: self.step(1))
+        self.editor.shortcutPressed.connect(self.on_key)
+        self.editor.deletePressed.connect(self.delete_focused)
+        self.editor.escapePressed.connect(self.clear_ends)
+        self.editor.markClicked.connect(self._mark_clicked)
+        self.head_button.clicked.connect(lambda: self.set_end("head"))
+        self.tail_button.clicked.connect(lambda: self.set_end("tail"))
+        self.clear_ends_button.clicked.connect(self.clear_ends)
+        self.delete_button.clicked.connect(self.delete_focused)
+        self.table.itemSelectionChanged.connect(self._table_selection)
+        model.typesChanged.connect(self._types_changed)
+        model.annotationsChanged.connect(self._annotations_changed)
+        model.message.connect(self.show_message)
+
+        self._types_changed()
+        self._list_reset()
+
+    # --- messages -------------------------------------------------------------------------------
+    def show_message(self, level: str, text: str) -> None:
+        self.status.setProperty("level", level)
+        self.status.setText(text)
+        self.status.style().unpolish(self.status)
+        self.status.style().polish(self.status)
+
+    # --- filters and list -----------------------------------------------------------------------
+    def _types_changed(self) -> None:
+        current = self.type_filter.currentData()
+        self.type_filter.blockSignals(True)
+        self.type_filter.clear()
+        self.type_filter.addItem("Any type", None)
+        for t in sorted(self.model.types(), key=lambda t: (t.kind, t.name.lower())):
+            self.type_filter.addItem(swatch(t.colour), f"{t.name} ({t.kind})", t.id)
+        i = self.type_filter.findData(current)
+        self.type_filter.setCurrentIndex(max(i, 0))
+        self.type_filter.blockSignals(False)
+        self._fill_palettes()
+        self._show_sentence()
+
+    def _fill_palettes(self) -> None:
+        for palette, kind in ((self.entity_palette, "entity"), (self.relation_palette, "relation")):
+            layout = palette.layout()
+            while layout.count():
+                item = layout.takeAt(0)
+                if item.widget():
+                    item.widget().deleteLater()
+            for t in sorted(self.model.types(kind), key=lambda t: (t.shortcut is None, t.shortcut or "", t.name)):
+                b = QPushButton(f"{t.shortcut}  {t.name}" if t.shortcut else t.name)
+                b.setProperty("typeButton", True)
+                b.setIcon(swatch(t.colour))
+                b.setToolTip(t.description or t.name)
+                b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+                b.setObjectName(f"typeButton-{t.id}")
+                b.clicked.connect(lambda _c=False, tid=t.id: self.apply_type(tid))
+                layout.addWidget(b)
+            if not self.model.types(kind):
+                hint = QLabel(f"No {kind} types yet: add one in the Types tab.")
+                hint.setObjectName("hint")
+                layout.addWidget(hint)
+
+    def _apply_filter(self) -> None:
+        self.list_model.set_filter(SentenceFilter(
+            text=self.search.text().strip(), type_id=self.type_filter.currentData(),
+            status=self.status_filter.currentData(), confidence=self.confidence_filter.currentData()))
+
+    def _list_reset(self) -> None:
+        n = self.list_model.rowCount()
+        self.count_label.setText(f"{n} sentence(s)")
+        row = self.list_model.row_of(self.sentence_id) if self.sentence_id is not None else -1
+        if row < 0 and n:
+            row = 0
+        if row >= 0:
+            self.list.setCurrentIndex(self.list_model.index(row))
+        else:
+            self.set_sentence(None)
+
+    def _current_changed(self, current, _previous) -> None:
+        if current.isValid():
+            self.set_sentence(int(current.data(SentenceIdRole)))
+
+    def select_sentence(self, sentence_id: int) -> bool:
+        row = self.list_model.row_of(sentence_id)
+        if row < 0:
+            self.search.clear()
+            self.type_filter.setCurrentIndex(0)
+            self.status_filter.setCurrentIndex(0)
+            self.confidence_filter.setCurrentIndex(0)
+            self._apply_filter()
+            row = self.list_model.row_of(sentence_id)
+        if row < 0:
+            return False
+        self.list.selectionModel().setCurrentIndex(self.list_model.index(row),
+                                                   QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        return True
+
+    def step(self, delta: int) -> None:
+        row = self.list.currentIndex().row() + delta
+        if 0 <= row < self.list_model.rowCount():
+            self.list.setCurrentIndex(self.list_model.index(row))
+            self.editor.setFocus()
+
+    # --- the editor -----------------------------------------------------------------------------
+    def set_sentence(self, sentence_id: int | None) -> None:
+        changed = sentence_id != self.sentence_id
+        self.sentence_id = sentence_id
+        if changed:
+            self.focus_annotation = None
+            self.editor.set_sentence(self.model.sentence(sentence_id).text if sentence_id is not None else "")
+            self._update_ends()
+            if sentence_id is not None:
+                self.sentenceSelected.emit(sentence_id)
+        self._show_sentence()
+
+    def _annotations_changed(self, sentence_id: int) -> None:
+        if sentence_id in (-1, self.sentence_id):
+            self._show_sentence()
+
+    def _show_sentence(self) -> None:
+        if self.sentence_id is None:
+            self.title.setText("No sentence selected")
+            self._annotations = []
+            self.editor.set_marks([])
+            self.table.setRowCount(0)
+            return
+        row = self.list_model.row_of(self.sentence_id)
+        where = f"{row + 1} of {self.list_model.rowCount()}" if row >= 0 else "not in the filtered list"
+        self.title.setText(f"Sentence {self.sentence_id}  ·  {where}")
+        self._annotations = self.model.annotations(self.sentence_id)
+        text = self.editor.toPlainText()
+        types = {t.id: t for t in self.model.types()}
+        marks = []
+        for a in self._annotations:
+            if a.kind == "entity" and a.status == "gold":
+                colour = types[a.type_id].colour if a.type_id in types else "#999999"
+                marks.append(Mark(a.start, a.end, colour, a.type_name, a.id))
+        self.editor.set_marks(marks, self.focus_annotation)
+        self.table.blockSignals(True)
+        self.table.setRowCount(len(self._annotations))
+        for i, a in enumerate(self._annotations):
+            if a.kind == "entity":
+                shown = text[a.start:a.end]
+            else:
+                shown = f"{text[a.start:a.end]}  →  {text[a.tail_start:a.tail_end]}"
+            colour = types[a.type_id].colour if a.type_id in types else "#999999"
+            items = [QTableWidgetItem(a.kind), QTableWidgetItem(shown), QTableWidgetItem(swatch(colour), a.type_name),
+                     QTableWidgetItem(a.status)]
+            for j, it in enumerate(items):
+                it.setData(Qt.ItemDataRole.UserRole, a.id)
+                self.table.setItem(i, j, it)
+            if a.id == self.focus_annotation:
+                self.table.selectRow(i)
+        if self.focus_annotation is None:
+            self.table.clearSelection()
+        self.table.blockSignals(False)
+        self._show_focused_relation()
+
+    def _show_focused_relation(self) -> None:
+        a = self._annotation(self.focus_annotation)
+        if a is not None and a.kind == "relation" and a.tail_start is not None:
+            colour = self.model.type(a.type_id).colour
+            self.editor.show_relation(Mark(a.start, a.end, colour, "head"),
+                                      Mark(a.tail_start, a.tail_end, colour, "tail"))
+        else:
+            self.editor.show_relation(None)
+
+    def _annotation(self, annotation_id: int | None) -> AnnotationRecord | None:
+        for a in self._annotations:
+            if a.id == annotation_id:
+                return a
+        return None
+
+    def _mark_clicked(self, key: object) -> None:
+        self.focus(key if isinstance(key, int) else None)
+
+    def focus(self, annotation_id: int | None) -> None:
+        self.focus_annotation = annotation_id
+        self._show_sentence()
+        a = self._annotation(annotation_id)
+        if a is not None:
+            self.show_message("info", f"Selected {a.kind} {a.type_name!r}: press another type's key to change "
+                              "it, Delete to remove it, H / T to use it as a relation's head / tail.")
+
+    def _table_selection(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.focus_annotation = int(self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole))
+            marks = self.editor.marks()
+            self.editor.set_marks(marks, self.focus_annotation)
+            self._show_focused_relation()
+
+    # --- actions --------------------------------------------------------------------------------
+    def on_key(self, key: str) -> None:
+        if key.lower() == "h":
+            self.set_end("head")
+            return
+        if key.lower() == "t":
+            self.set_end("tail")
+            return
+        t = self.model.type_by_shortcut(key)
+        if t is None:
+            keys = ", ".join(f"{x.shortcut} = {x.name}" for x in self.model.types() if x.shortcut)
+            self.show_message("error", f"No type has the key {key!r}." + (f" Keys: {keys}." if keys else
+                              " Give types a shortcut in the Types tab."))
+            return
+        self.apply_type(t.id)
+
+    def apply_type(self, type_id: int) -> bool:
+        """The user picked a type: mark the selection (entity), retype the selected mention, or join the
+        marked head and tail (relation)."""
+        if self.sentence_id is None:
+            self.show_message("error", "Choose a sentence first.")
+            return False
+        t = self.model.type(type_id)
+        if t.kind == "entity":
+            return self._apply_entity_type(t)
+        return self._apply_relation_type(t)
+
+    def _apply_entity_type(self, t: TypeRecord) -> bool:
+        span = self.editor.selected_span()
+        if span is None:
+            focused = self._annotation(self.focus_annotation)
+            if focused is not None and focused.kind == "entity":
+                if focused.type_id == t.id:
+                    self.show_message("info", f"This mention is already {t.name!r}.")
+                    return False
+                ok = perform(self.model, ChangeType(self.model, focused.id, t.id))
+                if ok:
+                    self.show_message("ok", f"Changed the mention to {t.name!r}.")
+                return ok
+            self.show_message("error", "Select the words of the mention first: drag with the mouse, or hold "
+                              "Shift and use the arrow keys.")
+            return False
+        start, end = span
+        text = self.editor.toPlainText()
+        problem = selection_problem(text, start, end)
+        if problem:
+            self.show_message("error", problem)
+            return False
+        ok = perform(self.model, AddEntity(self.model, self.sentence_id, start, end, t.id))
+        if ok:
+            self.editor.clear_selection()
+            self.show_message("ok", f"Marked {text[start:end]!r} as {t.name}.")
+        return ok
+
+    def _apply_relation_type(self, t: TypeRecord) -> bool:
+        head, tail = self.editor.pending("head"), self.editor.pending("tail")
+        if head is None or tail is None:
+            missing = " and ".join(r for r, m in (("a head", head), ("a tail", tail)) if m is None)
+            self.show_message("error", f"A relation needs a head and a tail: mark {missing} first (select or "
+                              "click a mention and press H or T).")
+            return False
+        ok = perform(self.model, AddRelation(self.model, self.sentence_id, Span(head.start, head.end),
+                                             Span(tail.start, tail.end), t.id))
+        if ok:
+            text = self.editor.toPlainText()
+            self.show_message("ok", f"Added {t.name}: {text[head.start:head.end]!r} → {text[tail.start:tail.end]!r}.")
+            self.clear_ends()
+        return ok
+
+    def set_end(self, role: str) -> bool:
+        """Use the selection (or the selected mention) as the relation's head or tail."""
+        span = self.editor.selected_span()
+        if span is None:
+            focused = self._annotation(self.focus_annotation)
+            if focused is not None and focused.kind == "entity":
+                span = (focused.start, focused.end)
+        if span is None:
+            self.show_message("error", f"Select the {role} first (drag over its words, or click a mention).")
+            return False
+        text = self.editor.toPlainText()
+        problem = selection_problem(text, *span)
+        if problem:
+            self.show_message("error", problem)
+            return False
+        other = self.editor.pending("tail" if role == "head" else "head")
+        if other is not None and Span(*span).overlaps(Span(other.start, other.end)):
+            self.show_message("error", f"The head and the tail must not overlap ({text[span[0]:span[1]]!r} "
+                              f"overlaps {text[other.start:other.end]!r}).")
+            return False
+        self.editor.set_pending(role, Mark(span[0], span[1], "#000000", role))
+        self.editor.clear_selection()
+        self._update_ends()
+        if self.editor.pending("head") and self.editor.pending("tail"):
+            keys = ", ".join(f"{x.shortcut} = {x.name}" for x in self.model.types("relation") if x.shortcut)
+            self.show_message("info", "Now press the relation type's key" + (f" ({keys})" if keys else "")
+                              + " or click it.")
+        else:
+            self.show_message("info", f"{role.capitalize()} set to {text[span[0]:span[1]]!r}.")
+        return True
+
+    def clear_ends(self) -> None:
+        self.editor.set_pending("head", None)
+        self.editor.set_pending("tail", None)
+        self._update_ends()
+
+    def _update_ends(self) -> None:
+        text = self.editor.toPlainText()
+        parts = []
+        for role in ("head", "tail"):
+            m = self.editor.pending(role)
+            parts.append(f"{role.capitalize()}: " + (repr(text[m.start:m.end]) if m else "—"))
+        self.ends_label.setText("   ".join(parts))
+
+    def delete_focused(self) -> bool:
+        a = self._annotation(self.focus_annotation)
+        if a is None:
+            self.show_message("error", "Click a mention or select an annotation in the table to delete it.")
+            return False
+        ok = perform(self.model, DeleteAnnotation(self.model, a.id))
+        if ok:
+            self.focus_annotation = None
+            self._show_sentence()
+            self.show_message("ok", f"Deleted the {a.kind} {a.type_name!r} (Ctrl+Z brings it back).")
+        return ok
+
+
+def selection_problem(text: str, start: int, end: int) -> str | None:
+    """Why a selection can't be a mention, in words; None when it can."""
+    piece = text[start:end]
+    if not piece.strip():
+        return "The selection is empty or only spaces."
+    if "\n" in piece:
+        return "A mention can't span several lines."
+    # a selection that cuts a word in half is almost always a slip of the mouse
+    if start > 0 and text[start - 1].isalnum() and text[start].isalnum():
+        return f"The selection starts inside a word ({text[max(0, start - 6):end]!r}); select whole words."
+    if end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
+        return f"The selection ends inside a word ({text[start:end + 6]!r}); select whole words."
+    return None

@@ -1,0 +1,308 @@
+"""Routing review: every prediction of the newest prediction run with the expert the selector routed it to
+and how sure the selector was; least certain first. Accept makes the prediction a gold annotation;
+Correct gives the right type (which also names the expert that should have been chosen: the one of
+the task holding that type). Both are ordinary gold annotations, so the next training uses them, and
+both can be undone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QColor, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.undo import AcceptPrediction, CorrectPrediction, perform
+from app.viewmodels.project_model import ProjectModel
+from app.views.annotate_view import swatch
+from app.views.predictions_view import mention_text, selector_confidence, task_label
+from conpet.store import PredictionRecord
+
+SortRole = Qt.ItemDataRole.UserRole + 2
+
+FILTERS = [("all", "All predictions"), ("open", "Not yet confirmed (no matching gold)"),
+           ("disagree", "Prediction ≠ gold"), ("agree", "Prediction = gold")]
+
+NO_PARENT = QModelIndex()  # the default parent of a flat model's rows
+
+
+@dataclass
+class RoutingRow:
+    p: PredictionRecord
+    text: str
+    gold: str | None  # current gold type on this span, if any
+    routed: str
+    confidence: float | None
+
+    @property
+    def state(self) -> str:
+        if self.gold is None:
+            return "open"
+        return "agree" if self.gold == self.p.label else "disagree"
+
+
+class RoutingTableModel(QAbstractTableModel):
+    COLUMNS = ["Sentence", "Mention / pair", "Predicted", "Score", "Routed expert", "Selector confidence",
+               "Gold", "Review"]
+    C_SENT, C_MENTION, C_PRED, C_SCORE, C_ROUTED, C_CONF, C_GOLD, C_STATE = range(8)
+
+    def __init__(self, model: ProjectModel) -> None:
+        super().__init__()
+        self.model = model
+        self.rows: list[RoutingRow] = []
+        self.run_id: int | None = None
+        model.predictionsChanged.connect(self.reload)
+        model.annotationsChanged.connect(self._annotations_changed)
+        model.tasksChanged.connect(self.reload)
+        self.reload()
+
+    def reload(self) -> None:
+        run = self.model.latest_prediction_run()
+        self.beginResetModel()
+        self.rows = []
+        self.run_id = run.id if run else None
+        if run is not None:
+            preds = self.model.predictions_for_run(run.id)
+            ids = sorted({p.sentence_id for p in preds})
+            texts = {i: s.text for i, s in self.model.sentences(ids).items()}
+            gold = self._gold(ids)
+            labels = {}
+            for p in preds:
+                j = p.active_experts[0] if p.active_experts else None
+                if j not in labels:
+                    labels[j] = task_label(self.model, j) if j is not None else "one module"
+                self.rows.append(RoutingRow(p, texts.get(p.sentence_id, ""), gold.get((p.sentence_id, p.kind, p.spans)),
+                                            labels[j], selector_confidence(p)))
+        self.endResetModel()
+
+    def _gold(self, sentence_ids: list[int]) -> dict[tuple, str]:
+        out = {}
+        for sid, anns in self.model.annotations_for(sentence_ids).items():
+            for a in anns:
+                if a.status == "gold":
+                    out[(sid, a.kind, a.spans)] = a.type_name
+        return out
+
+    def _annotations_changed(self, sentence_id: int) -> None:
+        if sentence_id < 0:
+            self.reload()
+            return
+        gold = self._gold([sentence_id])
+        for i, r in enumerate(self.rows):
+            if r.p.sentence_id == sentence_id:
+                r.gold = gold.get((sentence_id, r.p.kind, r.p.spans))
+                self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.COLUMNS) - 1))
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = NO_PARENT) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = NO_PARENT) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        r = self.rows[index.row()]
+        c = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if c == self.C_SENT:
+                return r.text if len(r.text) <= 90 else r.text[:87] + "…"
+            if c == self.C_MENTION:
+                return mention_text(r.text, r.p)
+            if c == self.C_PRED:
+                return r.p.label
+            if c == self.C_SCORE:
+                return f"{100 * r.p.score:.1f}%"
+            if c == self.C_ROUTED:
+                return r.routed
+            if c == self.C_CONF:
+                return f"{100 * r.confidence:.1f}%" if r.confidence is not None else "—"
+            if c == self.C_GOLD:
+                return r.gold or "—"
+            if c == self.C_STATE:
+                return {"open": "to review", "agree": "confirmed", "disagree": "differs"}[r.state]
+        if role == SortRole:
+            if c == self.C_SCORE:
+                return r.p.score
+            if c == self.C_CONF:
+                return r.confidence if r.confidence is not None else r.p.score
+            return self.data(index, Qt.ItemDataRole.DisplayRole)
+        if role == Qt.ItemDataRole.ToolTipRole and c == self.C_SENT:
+            return r.text
+        if role == Qt.ItemDataRole.ForegroundRole and c == self.C_STATE:
+            return QColor({"open": "#8a6d00", "agree": "#1d6b48", "disagree": "#b73131"}[r.state])
+        return None
+
+
+class RoutingProxy(QSortFilterProxyModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = "all"
+        self.setSortRole(SortRole)
+
+    def set_state(self, state: str) -> None:
+        self.state = state
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, row: int, parent) -> bool:  # noqa: N802
+        if self.state == "all":
+            return True
+        return self.sourceModel().rows[row].state == self.state
+
+
+class RoutingView(QWidget):
+    def __init__(self, model: ProjectModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.table_model = RoutingTableModel(model)
+        self.proxy = RoutingProxy()
+        self.proxy.setSourceModel(self.table_model)
+
+        layout = QVBoxLayout(self)
+        heading = QLabel("Routing review")
+        heading.setObjectName("heading")
+        hint = QLabel("Which expert the selector chose for each prediction, least certain first. Accept (A) a "
+                      "right prediction or Correct a wrong one: both become gold labels that the next "
+                      "training uses, and teach the selector which expert should have answered.")
+        hint.setObjectName("hint")
+        hint.setWordWrap(True)
+        layout.addWidget(heading)
+        layout.addWidget(hint)
+        row = QHBoxLayout()
+        self.filter_box = QComboBox()
+        for key, label in FILTERS:
+            self.filter_box.addItem(label, key)
+        self.count_label = QLabel()
+        self.count_label.setObjectName("hint")
+        row.addWidget(self.filter_box)
+        row.addWidget(self.count_label, 1)
+        layout.addLayout(row)
+
+        self.table = QTableView()
+        self.table.setObjectName("routingTable")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(RoutingTableModel.C_CONF, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(RoutingTableModel.C_SENT, QHeaderView.ResizeMode.Stretch)
+        layout.addWidget(self.table, 1)
+
+        actions = QHBoxLayout()
+        self.accept_button = QPushButton("Accept prediction (A)")
+        self.accept_button.setProperty("primary", True)
+        self.correct_box = QComboBox()
+        self.correct_box.setMinimumWidth(180)
+        self.correct_button = QPushButton("Correct to this type")
+        actions.addWidget(self.accept_button)
+        actions.addSpacing(16)
+        actions.addWidget(QLabel("Right type:"))
+        actions.addWidget(self.correct_box)
+        actions.addWidget(self.correct_button)
+        actions.addStretch(1)
+        layout.addLayout(actions)
+        self.status = QLabel("Select a row.")
+        self.status.setObjectName("statusLine")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+
+        self.filter_box.currentIndexChanged.connect(lambda _i: self._filter_changed())
+        self.table.selectionModel().selectionChanged.connect(lambda *_a: self._selection_changed())
+        self.accept_button.clicked.connect(self.accept_selected)
+        self.correct_button.clicked.connect(lambda: self.correct_selected(self.correct_box.currentData()))
+        QShortcut(QKeySequence("A"), self.table, self.accept_selected)
+        self.table_model.modelReset.connect(self._update_count)
+        model.typesChanged.connect(self._selection_changed)
+        self._update_count()
+
+    def _filter_changed(self) -> None:
+        self.proxy.set_state(self.filter_box.currentData())
+        self._update_count()
+
+    def _update_count(self) -> None:
+        n, total = self.proxy.rowCount(), self.table_model.rowCount()
+        if self.table_model.run_id is None:
+            self.count_label.setText("No predictions yet: train a task, then Predict whole project.")
+        else:
+            self.count_label.setText(f"{n} of {total} predictions (run {self.table_model.run_id})")
+
+    def selected_row(self) -> RoutingRow | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        return self.table_model.rows[self.proxy.mapToSource(rows[0]).row()]
+
+    def select_first(self) -> None:
+        if self.proxy.rowCount():
+            self.table.selectRow(0)
+
+    def _selection_changed(self) -> None:
+        r = self.selected_row()
+        self.correct_box.clear()
+        if r is None:
+            return
+        for t in sorted(self.model.types(r.p.kind), key=lambda t: t.name.lower()):
+            suffix = f" (task {t.task_index})" if t.task_index is not None else " (not trained yet)"
+            self.correct_box.addItem(swatch(t.colour), t.name + suffix, t.id)
+        i = self.correct_box.findText(r.p.label, Qt.MatchFlag.MatchStartsWith)
+        self.correct_box.setCurrentIndex(max(i, 0))
+        conf = f"{100 * r.confidence:.1f}%" if r.confidence is not None else "n/a"
+        self.status.setProperty("level", "info")
+        self.status.setText(f"{mention_text(r.text, r.p)!r}: predicted {r.p.label} ({100 * r.p.score:.1f}%), routed "
+                            f"to {r.routed} with selector confidence {conf}. Gold: {r.gold or 'none yet'}.")
+
+    def accept_selected(self) -> bool:
+        r = self.selected_row()
+        if r is None:
+            self.status.setText("Select a prediction first.")
+            return False
+        ok = perform(self.model, AcceptPrediction(self.model, r.p.id))
+        if ok:
+            self._say("ok", f"Accepted: {mention_text(r.text, r.p)!r} is {r.p.label} (gold; Ctrl+Z undoes).")
+        return ok
+
+    def correct_selected(self, type_id: int | None) -> bool:
+        r = self.selected_row()
+        if r is None or type_id is None:
+            self.status.setText("Select a prediction and the right type first.")
+            return False
+        t = self.model.type(type_id)
+        ok = perform(self.model, CorrectPrediction(self.model, r.p.id, type_id))
+        if ok:
+            if t.task_index is not None:
+                where = (f"its expert is task {t.task_index}'s, so the selector should have routed here to "
+                         f"Task {t.task_index}" + (" (it did)." if r.p.active_experts and
+                                                   r.p.active_experts[0] + 1 == t.task_index else "."))
+            else:
+                where = "it is not trained yet: the next task will learn it."
+            self._say("ok", f"Corrected to {t.name}: {where} The next training uses this label.")
+        return ok
+
+    def _say(self, level: str, text: str) -> None:
+        self.status.setProperty("level", level)
+        self.status.setText(text)
+        self.status.style().unpolish(self.status)
+        self.status.style().polish(self.status)

@@ -1,0 +1,209 @@
+"""The "Train new knowledge" dialog: which types would form the new task, the method, backbone, device and
+the training budget. It only collects choices (a :class:`TrainChoice`); the training view runs them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+METHODS = [("dynamic", "Dynamic ConPET (selector + one expert per task)"),
+           ("static", "Static ConPET (one module, dynamic replay)")]
+
+# Training budgets: the engine's profiles (conpet.config.make_config), in words.
+BUDGETS = {
+    "smoke": "Quick try: at most 100 batches per stage, 2 epochs (a few minutes on a CPU)",
+    "quick": "Standard: at most 400 batches per stage, 2 epochs",
+    "paper": "Thorough: the paper's settings (hours on a CPU; for a GPU)",
+}
+
+
+@dataclass(frozen=True)
+class TypeCandidate:
+    type_id: int
+    kind: str
+    name: str
+    colour: str
+    gold_count: int
+    in_open_task: bool = False  # the task of an unfinished training: it stays in the next one
+
+
+@dataclass(frozen=True)
+class TrainChoice:
+    type_ids: tuple[int, ...]  # what the new task will hold (for the record; the engine decides the same)
+    method: str
+    backbone: str
+    device: str
+    budget: str
+    min_examples: int
+    overrides: dict = field(default_factory=dict)
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:  # noqa: BLE001 - no torch / no driver: CPU
+        return False
+
+
+def backbone_names() -> list[str]:
+    try:
+        from conpet.backbones import BACKBONES
+
+        return list(BACKBONES)
+    except ImportError:
+        return ["minilm", "smollm2-135m"]
+
+
+def _swatch(colour: str) -> QIcon:
+    pm = QPixmap(14, 14)
+    pm.fill(QColor(colour))
+    return QIcon(pm)
+
+
+class TrainDialog(QDialog):
+    """Shows every untrained type with its gold count: the ready ones (enough gold examples, or already in
+    the open task of an unfinished training) form the new task. The minimum is a setting."""
+
+    def __init__(self, candidates: list[TypeCandidate], min_examples: int, trained_tasks: int,
+                 parent: QWidget | None = None, default_backbone: str = "minilm") -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Train new knowledge")
+        self.setMinimumWidth(560)
+        self._candidates = candidates
+        layout = QVBoxLayout(self)
+        heading = QLabel(f"New task {trained_tasks + 1}: the types below become one step of continual learning.")
+        heading.setObjectName("heading")
+        heading.setWordWrap(True)
+        layout.addWidget(heading)
+        hint = QLabel("A type is ready when it has enough gold examples. Earlier tasks are kept: ConPET "
+                      "replays them and adds new parameters instead of overwriting the old ones.")
+        hint.setObjectName("hint")
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+
+        self.types_list = QListWidget()
+        self.types_list.setObjectName("trainTypes")
+        layout.addWidget(self.types_list, 1)
+
+        form = QFormLayout()
+        self.min_spin = QSpinBox()
+        self.min_spin.setRange(1, 10_000)
+        self.min_spin.setValue(min_examples)
+        self.min_spin.setSuffix(" gold examples per type")
+        self.min_spin.valueChanged.connect(self._fill_types)
+        form.addRow("Minimum:", self.min_spin)
+
+        self.method_box = QComboBox()
+        for key, label in METHODS:
+            self.method_box.addItem(label, key)
+        form.addRow("Method:", self.method_box)
+
+        row = QHBoxLayout()
+        self.backbone_box = QComboBox()
+        self.backbone_box.setEditable(False)
+        for name in backbone_names():
+            self.backbone_box.addItem(name, name)
+        i = self.backbone_box.findData(default_backbone)
+        if i >= 0:
+            self.backbone_box.setCurrentIndex(i)
+        browse = QPushButton("Local folder…")
+        browse.clicked.connect(self._browse_backbone)
+        row.addWidget(self.backbone_box, 1)
+        row.addWidget(browse)
+        form.addRow("Backbone:", row)
+
+        self.device_box = QComboBox()
+        if cuda_available():
+            self.device_box.addItem("GPU (CUDA)", "cuda")
+        self.device_box.addItem("CPU", "cpu")
+        form.addRow("Device:", self.device_box)
+
+        self.budget_box = QComboBox()
+        for key, label in BUDGETS.items():
+            self.budget_box.addItem(label, key)
+        self.budget_box.setCurrentIndex(self.budget_box.findData("smoke"))
+        form.addRow("Budget:", self.budget_box)
+        layout.addLayout(form)
+
+        self.summary = QLabel()
+        self.summary.setObjectName("statusLine")
+        self.summary.setWordWrap(True)
+        layout.addWidget(self.summary)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.train_button = buttons.addButton("Train", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.train_button.setProperty("primary", True)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self._fill_types()
+
+    def _fill_types(self) -> None:
+        self.types_list.blockSignals(True)
+        self.types_list.clear()
+        minimum = self.min_spin.value()
+        for c in sorted(self._candidates, key=lambda c: (not self._ready(c), c.kind, c.name.lower())):
+            ready = self._ready(c)
+            mark = "✓" if ready else "·"
+            item = QListWidgetItem(_swatch(c.colour), f"{mark} {c.name}  ({c.kind}, {c.gold_count} gold)"
+                                   + ("" if ready else f" — needs {minimum - c.gold_count} more to join"))
+            item.setData(Qt.ItemDataRole.UserRole, c.type_id)
+            item.setData(Qt.ItemDataRole.UserRole + 1, ready)
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled if ready else Qt.ItemFlag.NoItemFlags)
+            self.types_list.addItem(item)
+        self.types_list.blockSignals(False)
+        self._update_summary()
+
+    def _ready(self, c: TypeCandidate) -> bool:
+        return c.in_open_task or c.gold_count >= self.min_spin.value()
+
+    def _update_summary(self) -> None:
+        ids = self.selected_type_ids()
+        if not self._candidates:
+            text, ok = "Every type is already part of a trained task. Add a new type and label it first.", False
+        elif not ids:
+            text, ok = "No type is ready: label more examples, or lower the minimum.", False
+        else:
+            names = [c.name for c in self._candidates if c.type_id in ids]
+            text, ok = f"{len(ids)} type(s) will form the new task: {', '.join(names)}.", True
+        self.summary.setText(text)
+        self.train_button.setEnabled(ok)
+
+    def _browse_backbone(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a local model folder (Hugging Face layout)")
+        if folder:
+            self.backbone_box.addItem(Path(folder).name + " (local)", folder)
+            self.backbone_box.setCurrentIndex(self.backbone_box.count() - 1)
+
+    def selected_type_ids(self) -> tuple[int, ...]:
+        return tuple(c.type_id for c in self._candidates if self._ready(c))
+
+    def choice(self) -> TrainChoice:
+        return TrainChoice(
+            type_ids=self.selected_type_ids(),
+            method=self.method_box.currentData(),
+            backbone=self.backbone_box.currentData(),
+            device=self.device_box.currentData(),
+            budget=self.budget_box.currentData(),
+            min_examples=self.min_spin.value(),
+        )

@@ -1,0 +1,296 @@
+"""Training: the project's tasks so far, "Train new knowledge", and the live view of a running job: stage,
+progress, ETA, the loss and accuracy as they come, and Cancel. The job itself runs on a worker thread;
+this view only listens to its signals."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import dialogs, jobs
+from app.controller import JobController
+from app.settings import AppSettings
+from app.viewmodels.project_model import ProjectModel
+from app.views.train_dialog import TrainChoice, TrainDialog, TypeCandidate
+from app.widgets.charts import LineChart
+from app.workers import Worker
+from conpet.project_training import TrainOutcome
+from conpet.protocols import ProgressEvent
+
+STAGE_NAMES = {"loading": "Loading the backbone", "setup": "Loading the backbone", "selector": "Training the selector",
+               "expert": "Training the new expert", "train": "Training", "evaluation": "Evaluating",
+               "done": "Done", "import": "Importing"}
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "estimating…"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s left"
+    return f"{seconds // 60} min {seconds % 60:02d} s left"
+
+
+class TrainingView(QWidget):
+    def __init__(self, model: ProjectModel, controller: JobController, settings: AppSettings,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.controller = controller
+        self.settings = settings
+        self.worker: Worker | None = None
+        self._t0 = 0.0
+        self._loss: list[tuple[float, float]] = []
+        self._acc: list[tuple[float, float]] = []
+        self._valid: list[tuple[float, float]] = []
+        self.last_outcome: tuple[str, object] | None = None
+
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        heading = QLabel("Training")
+        heading.setObjectName("heading")
+        top.addWidget(heading)
+        top.addStretch(1)
+        self.train_button = QPushButton("Train new knowledge…")
+        self.train_button.setProperty("primary", True)
+        self.train_button.clicked.connect(self.open_train_dialog)
+        top.addWidget(self.train_button)
+        layout.addLayout(top)
+        hint = QLabel("Each training adds one task: the types you label now. ConPET keeps what earlier tasks "
+                      "taught (a new expert per task, chosen by the selector) instead of retraining all.")
+        hint.setObjectName("hint")
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.tasks_table = QTableWidget(0, 4)
+        self.tasks_table.setObjectName("tasksTable")
+        self.tasks_table.setHorizontalHeaderLabels(["Task", "Types", "State", "Accuracy when learnt"])
+        self.tasks_table.verticalHeader().hide()
+        self.tasks_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.tasks_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        splitter.addWidget(self.tasks_table)
+
+        box = QGroupBox("Current job")
+        bl = QVBoxLayout(box)
+        self.stage_label = QLabel("No job running.")
+        self.stage_label.setObjectName("heading")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setFormat("%p%")
+        row = QHBoxLayout()
+        self.eta_label = QLabel("")
+        self.metrics_label = QLabel("")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setProperty("danger", True)
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        row.addWidget(self.eta_label)
+        row.addStretch(1)
+        row.addWidget(self.metrics_label)
+        row.addWidget(self.cancel_button)
+        self.message_label = QLabel("")
+        self.message_label.setObjectName("hint")
+        bl.addWidget(self.stage_label)
+        bl.addWidget(self.progress)
+        bl.addLayout(row)
+        bl.addWidget(self.message_label)
+        charts = QHBoxLayout()
+        self.loss_chart = LineChart("Training loss (live)", x_label="progress %")
+        self.acc_chart = LineChart("Training / validation accuracy (live)", y_range=(0, 100), x_label="progress %")
+        charts.addWidget(self.loss_chart)
+        charts.addWidget(self.acc_chart)
+        bl.addLayout(charts, 1)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(500)
+        self.log.setFixedHeight(90)
+        bl.addWidget(self.log)
+        splitter.addWidget(box)
+        splitter.setSizes([160, 480])
+        layout.addWidget(splitter, 1)
+
+        model.tasksChanged.connect(self.reload_tasks)
+        model.runsChanged.connect(self.reload_tasks)
+        controller.jobStarted.connect(self._job_started)
+        controller.jobEnded.connect(self._job_ended)
+        controller.busyChanged.connect(self._busy_changed)
+        self.reload_tasks()
+
+    # --- tasks ----------------------------------------------------------------------------------
+    def reload_tasks(self) -> None:
+        tasks = self.model.tasks()
+        acc: dict[int, str] = {}
+        for m in self.model.step_metrics():
+            own = m["task_acc"][-1] if m.get("task_acc") else None
+            if own is not None and m.get("whole_acc") is not None:
+                acc[int(m["task_index"])] = f"{100 * own:.1f}% on its test set; all tasks {100 * m['whole_acc']:.1f}%"
+        self.tasks_table.setRowCount(len(tasks))
+        for i, t in enumerate(tasks):
+            state = "learnt" if t.frozen else "open (its training did not finish: Train continues it)"
+            for j, text in enumerate([f"Task {t.index}", ", ".join(t.type_names), state, acc.get(t.index, "—")]):
+                self.tasks_table.setItem(i, j, QTableWidgetItem(text))
+        self.tasks_table.resizeColumnToContents(0)
+        self.tasks_table.resizeColumnToContents(2)
+
+    # --- starting -------------------------------------------------------------------------------
+    def candidates(self) -> list[TypeCandidate]:
+        counts = self.model.gold_counts()
+        tasks = self.model.tasks()
+        open_ids = set(tasks[-1].type_ids) if tasks and not tasks[-1].frozen else set()
+        out = []
+        for t in self.model.types():
+            if t.task_id is None or t.id in open_ids:
+                out.append(TypeCandidate(t.id, t.kind, t.name, t.colour, counts.get(t.id, 0), t.id in open_ids))
+        return out
+
+    def model_lock(self) -> tuple[str | None, str | None]:
+        """(method, backbone) of the project's current model: a new task continues it."""
+        for run in self.model.runs(purpose="train"):
+            if run.status == "finished":
+                return run.method, run.backbone
+        return None, None
+
+    def open_train_dialog(self) -> None:
+        if self.controller.model_job_running():
+            dialogs.inform(self, "A job is running", "Wait for the running job to end, or cancel it.")
+            return
+        method, backbone = self.model_lock()
+        dialog = TrainDialog(self.candidates(), self.settings.min_examples(), len([t for t in self.model.tasks()
+                                                                                  if t.frozen]),
+                             self, default_backbone=backbone or str(self.settings.value("training/backbone", "minilm")))
+        if method is not None:
+            i = dialog.method_box.findData(method)
+            if i >= 0:
+                dialog.method_box.setCurrentIndex(i)
+            dialog.method_box.setEnabled(False)
+            dialog.backbone_box.setEnabled(False)
+            dialog.method_box.setToolTip("Fixed by the tasks already learnt: a new task continues that model.")
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        self.settings.set_min_examples(dialog.min_spin.value())
+        self.settings.set_value("training/backbone", dialog.choice().backbone)
+        self.start(dialog.choice())
+
+    def start(self, choice: TrainChoice, overrides: dict | None = None) -> Worker:
+        request = jobs.TrainRequest(self.model.folder, method=choice.method, backbone=choice.backbone,
+                                    device=choice.device, budget=choice.budget, min_examples=choice.min_examples,
+                                    overrides=dict(overrides or choice.overrides))
+        return self.controller.start_training(request)
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+            self.cancel_button.setEnabled(False)
+            self.stage_label.setText("Cancelling… (stops after the current batch)")
+
+    # --- a running job --------------------------------------------------------------------------
+    @Slot(str, object)
+    def _job_started(self, kind: str, worker: Worker) -> None:
+        if kind not in ("train", "predict"):
+            return
+        self.worker = worker
+        self._t0 = time.monotonic()
+        self._loss, self._acc, self._valid = [], [], []
+        self.loss_chart.set_series([])
+        self.acc_chart.set_series([])
+        self.progress.setValue(0)
+        self.stage_label.setText("Training: starting…" if kind == "train" else "Predicting: starting…")
+        self.eta_label.setText("estimating…")
+        self.metrics_label.setText("")
+        self.message_label.setText("")
+        self.cancel_button.setEnabled(True)
+        self.log.appendPlainText(f"— {'training' if kind == 'train' else 'prediction'} started")
+        worker.event.connect(self.on_event)
+
+    @Slot(object)
+    def on_event(self, event: ProgressEvent) -> None:
+        self.progress.setValue(int(round(event.fraction * 1000)))
+        stage = STAGE_NAMES.get(event.stage, event.stage.capitalize() if event.stage else "Working")
+        self.stage_label.setText(stage)
+        self.eta_label.setText(format_eta(event.eta_seconds))
+        self.message_label.setText(event.message)
+        m = event.metrics or {}
+        x = 100 * event.fraction
+        if "loss" in m and m["loss"] == m["loss"]:
+            self._loss.append((x, float(m["loss"])))
+            self.loss_chart.set_series([(f"{event.stage} loss", self._loss)])
+        if "acc" in m:
+            self._acc.append((x, 100 * float(m["acc"])))
+        if "valid_acc" in m:
+            self._valid.append((x, 100 * float(m["valid_acc"])))
+            self.log.appendPlainText(event.message)
+        if "acc" in m or "valid_acc" in m:
+            self.acc_chart.set_series([("training batches", self._acc), ("validation", self._valid)])
+        parts = []
+        if "loss" in m:
+            parts.append(f"loss {m['loss']:.3f}")
+        if "acc" in m:
+            parts.append(f"accuracy {100 * m['acc']:.0f}%")
+        if "whole_acc" in m:
+            parts.append(f"W {100 * m['whole_acc']:.1f}%  A {100 * m['avg_acc']:.1f}%")
+            self.log.appendPlainText(event.message)
+        if parts:
+            self.metrics_label.setText("   ".join(parts))
+
+    @Slot(str, str, object)
+    def _job_ended(self, kind: str, outcome: str, payload: object) -> None:
+        if kind not in ("train", "predict"):
+            return
+        self.worker = None
+        self.cancel_button.setEnabled(False)
+        self.last_outcome = (outcome, payload)
+        took = time.monotonic() - self._t0
+        if outcome == "finished":
+            self.progress.setValue(1000)
+            self.eta_label.setText(f"took {took:.0f} s")
+            if isinstance(payload, TrainOutcome):
+                m = payload.metrics
+                text = (f"Task {payload.task_index} learnt ({', '.join(payload.types)}). "
+                        + (f"Whole accuracy {100 * m['whole_acc']:.1f}%, average {100 * m['avg_acc']:.1f}%"
+                           if m.get("whole_acc") is not None else "")
+                        + (f", selector {100 * m['selector_acc']:.1f}%" if m.get("selector_acc") is not None else "")
+                        + ".")
+            elif isinstance(payload, jobs.PredictOutcome):
+                text = (f"{payload.predictions} predictions stored in {payload.seconds:.1f} s "
+                        f"({payload.backbone_passes} backbone passes; cached logits need none).")
+            else:
+                text = "Done."
+            self.stage_label.setText("Finished")
+            self.message_label.setText(text)
+        elif outcome == "cancelled":
+            self.stage_label.setText("Cancelled")
+            self.eta_label.setText("")
+            self.message_label.setText("Stopped. The model of the last finished task is unchanged; every "
+                                       "annotation is saved.")
+            text = "cancelled"
+        else:
+            self.stage_label.setText("Failed")
+            first = str(payload).strip().splitlines()[0] if payload else "unknown error"
+            self.message_label.setText(f"{first}  (your annotations and earlier models are saved)")
+            text = str(payload)
+            dialogs.warn(self, "Training failed" if kind == "train" else "Prediction failed",
+                         f"{text}\n\nEverything saved before stays saved.")
+        self.log.appendPlainText(f"— {outcome}: {text.splitlines()[0] if text else ''}")
+        self.reload_tasks()
+
+    def _busy_changed(self, busy: bool) -> None:
+        self.train_button.setEnabled(not busy)

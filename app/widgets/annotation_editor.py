@@ -1,0 +1,189 @@
+"""The sentence editor: shows one sentence with its entity mentions tinted in their type's colour and lets
+the user select text with the mouse or Shift+arrows. It knows nothing of the store: the annotate view
+tells it what to draw and listens to its signals (a shortcut key, Delete, a click on a mention)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QTextCharFormat, QTextCursor, QTextFormat
+from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Something to draw over the text: an entity mention, or a relation's head / tail end."""
+
+    start: int
+    end: int
+    colour: str
+    label: str = ""
+    key: object = None  # what the view uses to find the annotation again (e.g. its id)
+
+
+NAVIGATION_KEYS = {
+    Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_Home, Qt.Key.Key_End,
+    Qt.Key.Key_PageUp, Qt.Key.Key_PageDown,
+}
+
+
+class AnnotationEditor(QPlainTextEdit):
+    shortcutPressed = Signal(str)  # a printable key without Ctrl/Alt (a type shortcut, H, T, ...)
+    deletePressed = Signal()
+    escapePressed = Signal()
+    markClicked = Signal(object)  # the key of the mark under a click, or None
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("annotationEditor")
+        self.setReadOnly(True)
+        self.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
+        )
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMinimumHeight(90)
+        self._marks: list[Mark] = []
+        self._pending: dict[str, Mark] = {}  # "head" / "tail" chosen for a relation not yet typed
+        self._focus_key: object = None
+        self._relation: tuple[Mark, Mark] | None = None  # a relation's head and tail to show
+
+    # --- content -------------------------------------------------------------------------------
+    def set_sentence(self, text: str) -> None:
+        self.setPlainText(text)
+        self._marks, self._pending, self._focus_key, self._relation = [], {}, None, None
+        self._redraw()
+
+    def set_marks(self, marks: list[Mark], focus_key: object = None) -> None:
+        self._marks = list(marks)
+        self._focus_key = focus_key
+        self._redraw()
+
+    def set_pending(self, role: str, mark: Mark | None) -> None:
+        if mark is None:
+            self._pending.pop(role, None)
+        else:
+            self._pending[role] = mark
+        self._redraw()
+
+    def show_relation(self, head: Mark | None, tail: Mark | None = None) -> None:
+        """Outline a relation's head and tail (None clears)."""
+        self._relation = (head, tail) if head is not None and tail is not None else None
+        self._redraw()
+
+    def pending(self, role: str) -> Mark | None:
+        return self._pending.get(role)
+
+    def marks(self) -> list[Mark]:
+        return list(self._marks)
+
+    def mark_at(self, position: int) -> Mark | None:
+        for m in self._marks:
+            if m.start <= position < m.end:
+                return m
+        return None
+
+    # --- selection -----------------------------------------------------------------------------
+    def selected_span(self) -> tuple[int, int] | None:
+        """The selection as character offsets, with surrounding whitespace trimmed; None when empty."""
+        c = self.textCursor()
+        if not c.hasSelection():
+            return None
+        start, end = c.selectionStart(), c.selectionEnd()
+        text = self.toPlainText()
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        return (start, end) if end > start else None
+
+    def select_span(self, start: int, end: int) -> None:
+        c = self.textCursor()
+        c.setPosition(start)
+        c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        self.setTextCursor(c)
+
+    def clear_selection(self) -> None:
+        c = self.textCursor()
+        c.clearSelection()
+        self.setTextCursor(c)
+
+    def position_rect(self, position: int):
+        """The viewport rectangle of the character boundary at ``position`` (tests drive the mouse with it)."""
+        c = QTextCursor(self.document())
+        c.setPosition(position)
+        return self.cursorRect(c)
+
+    # --- events --------------------------------------------------------------------------------
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        key = event.key()
+        mods = event.modifiers()
+        if key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            self.deletePressed.emit()
+            return
+        if key == Qt.Key.Key_Escape:
+            self.escapePressed.emit()
+            return
+        if key in NAVIGATION_KEYS or mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
+                                             | Qt.KeyboardModifier.MetaModifier):
+            super().keyPressEvent(event)  # Shift+arrows select; Ctrl+Z etc. reach the window's actions
+            return
+        text = event.text()
+        if text and text.isprintable() and not text.isspace():
+            self.shortcutPressed.emit(text)
+            return
+        super().keyPressEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        super().mouseReleaseEvent(event)
+        if event.button() == Qt.MouseButton.LeftButton and not self.textCursor().hasSelection():
+            pos = self.cursorForPosition(event.position().toPoint()).position()
+            mark = self.mark_at(pos)
+            self.markClicked.emit(mark.key if mark else None)
+
+    # --- drawing -------------------------------------------------------------------------------
+    def _redraw(self) -> None:
+        selections = []
+        n = len(self.toPlainText())
+        for m in self._marks:
+            if not (0 <= m.start < m.end <= n):
+                continue
+            fmt = QTextCharFormat()
+            colour = QColor(m.colour)
+            tint = QColor(colour)
+            tint.setAlpha(70 if m.key != self._focus_key else 140)
+            fmt.setBackground(tint)
+            fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
+            fmt.setUnderlineColor(colour)
+            if m.label:
+                fmt.setToolTip(m.label)
+            selections.append(self._extra(m.start, m.end, fmt))
+        if self._relation is not None:
+            for m, weight in zip(self._relation, (800, 600), strict=True):
+                if 0 <= m.start < m.end <= n:
+                    fmt = QTextCharFormat()
+                    fmt.setFontWeight(weight)
+                    fmt.setBackground(QColor(255, 214, 102, 150))
+                    fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.DashUnderline)
+                    fmt.setUnderlineColor(QColor(m.colour))
+                    selections.append(self._extra(m.start, m.end, fmt))
+        for role, m in self._pending.items():
+            fmt = QTextCharFormat()
+            fmt.setFontWeight(700)
+            fmt.setForeground(QColor("#b5488f" if role == "head" else "#2a62c6"))
+            fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.WaveUnderline)
+            fmt.setUnderlineColor(QColor("#b5488f" if role == "head" else "#2a62c6"))
+            fmt.setProperty(QTextFormat.Property.FullWidthSelection, False)
+            if 0 <= m.start < m.end <= n:
+                selections.append(self._extra(m.start, m.end, fmt))
+        self.setExtraSelections(selections)
+
+    def _extra(self, start: int, end: int, fmt: QTextCharFormat) -> QTextEdit.ExtraSelection:
+        sel = QTextEdit.ExtraSelection()
+        c = QTextCursor(self.document())
+        c.setPosition(start)
+        c.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        sel.cursor = c
+        sel.format = fmt
+        return sel

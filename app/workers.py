@@ -1,0 +1,155 @@
+"""Background jobs: one worker object per long job, moved to its own QThread.
+
+A job is a plain function ``job(sink) -> result`` (Orange3's ``run(inputs, state)``): it reports through
+``sink`` (a :class:`conpet.protocols.ProgressSink`) and stops when ``sink.cancel_requested()`` says so,
+so the same function runs headless in tests and the CLI. The function opens its own store session (it
+gets a project *folder*, never a live session of the GUI thread).
+
+The worker only adapts that function to Qt: signals ``progress(int, str)``, ``event(object)`` (the full
+:class:`ProgressEvent`, with stage, ETA and live metrics), ``finished(object)``, ``failed(str)`` and
+``cancelled()``. ``cancel()`` only sets a flag. Signals are delivered to slots of objects living on the
+GUI thread (queued connections); no lambda running on the worker's thread ever touches a widget.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from conpet.errors import Cancelled, ConpetError
+from conpet.protocols import ProgressEvent
+
+Job = Callable[["QtProgressSink"], Any]
+
+
+class QtProgressSink:
+    """The engine's progress sink: forwards events to the worker's signals (throttled) and holds the
+    cancel flag. Lives on the worker's thread; thread-safe for the cancel flag."""
+
+    MIN_INTERVAL_S = 0.05  # at most ~20 progress signals a second: the GUI thread stays free
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self._cancel = threading.Event()
+        self._last = 0.0
+        self.last_event: ProgressEvent | None = None
+
+    def report(self, event: ProgressEvent) -> None:
+        previous, self.last_event = self.last_event, event
+        now = time.monotonic()
+        # Always pass on a change of stage and the end; throttle the rest.
+        new_stage = previous is None or previous.stage != event.stage
+        if not new_stage and event.fraction < 1.0 and now - self._last < self.MIN_INTERVAL_S:
+            return
+        self._last = now
+        self._worker.progress.emit(int(round(event.fraction * 1000)), event.message)
+        self._worker.event.emit(event)
+
+    def cancel_requested(self) -> bool:
+        return self._cancel.is_set()
+
+    def request_cancel(self) -> None:
+        self._cancel.set()
+
+
+class Worker(QObject):
+    """Runs ``job(sink)`` on the thread it has been moved to. Progress is in thousandths."""
+
+    progress = Signal(int, str)
+    event = Signal(object)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+    ended = Signal(str, str, object)  # (name, "finished" | "failed" | "cancelled", result / error / None)
+    done = Signal()  # after any of finished / failed / cancelled: the host ends the thread
+
+    def __init__(self, job: Job, name: str = "job") -> None:
+        super().__init__()
+        self.job = job
+        self.name = name
+        self.sink = QtProgressSink(self)
+        self.thread_ident: int | None = None
+
+    def cancel(self) -> None:
+        self.sink.request_cancel()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.sink.cancel_requested()
+
+    @Slot()
+    def run(self) -> None:
+        self.thread_ident = threading.get_ident()
+        try:
+            result = self.job(self.sink)
+        except Cancelled:
+            self.cancelled.emit()
+            self.ended.emit(self.name, "cancelled", None)
+        except ConpetError as exc:
+            self.failed.emit(str(exc))
+            self.ended.emit(self.name, "failed", str(exc))
+        except Exception as exc:  # noqa: BLE001 - any failure is shown to the user, never swallowed
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            text = f"{detail}\n\n{traceback.format_exc(limit=6)}"
+            self.failed.emit(text)
+            self.ended.emit(self.name, "failed", text)
+        else:
+            self.finished.emit(result)
+            self.ended.emit(self.name, "finished", result)
+        finally:
+            self.done.emit()
+
+
+class WorkerHost(QObject):
+    """Starts workers on their own QThreads and keeps them alive until they end.
+
+    ``start(worker)`` returns the worker; connect to its signals *before* calling start. On shutdown
+    every running worker is asked to cancel and its thread is waited for, so that no thread outlives
+    the window (the tests fail when one does).
+    """
+
+    activeChanged = Signal(int)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._running: dict[Worker, QThread] = {}
+
+    def start(self, worker: Worker) -> Worker:
+        thread = QThread()
+        thread.setObjectName(f"conpet-{worker.name}")
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.done.connect(thread.quit)
+        thread.finished.connect(self._on_thread_finished)
+        self._running[worker] = thread
+        thread.start()
+        self.activeChanged.emit(len(self._running))
+        return worker
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        for worker, thread in list(self._running.items()):
+            if thread.isFinished():
+                del self._running[worker]
+                thread.deleteLater()
+                worker.deleteLater()
+        self.activeChanged.emit(len(self._running))
+
+    def running(self) -> list[Worker]:
+        return [w for w, t in self._running.items() if not t.isFinished()]
+
+    def is_busy(self, name: str) -> bool:
+        return any(w.name == name for w in self.running())
+
+    def shutdown(self, timeout_ms: int = 60_000) -> None:
+        for worker in list(self._running):
+            worker.cancel()
+        for thread in list(self._running.values()):
+            thread.quit()
+            thread.wait(timeout_ms)
+        self._on_thread_finished()
