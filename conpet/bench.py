@@ -339,11 +339,11 @@ def bench(args: argparse.Namespace) -> int:
     import torch
 
     from conpet.backbones import load_backbone
-    from conpet.methods.registry import canonical_name
+    from conpet.methods.registry import expand_methods
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    methods = [canonical_name(m) for m in args.methods.split(",") if m.strip()]
+    methods = expand_methods(args.methods)
     seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
     overrides = _parse_set(args.set or [])
     exp_overrides = {k: overrides.pop(k) for k in list(overrides)
@@ -381,7 +381,8 @@ def register(subparsers: Any) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="fewrel16", help="fewrel80 | fewrel16 | fewnerd | a data file")
     p.add_argument("--backbone", default="minilm", help="minilm | smollm2-135m | a model folder or GGUF file")
-    p.add_argument("--methods", default="dynamic,static", help="comma-separated method names")
+    p.add_argument("--methods", default="dynamic,static",
+                   help="comma-separated method names, or 'all' (Table IV's methods and the ablations)")
     p.add_argument("--profile", default="smoke", choices=["smoke", "quick", "paper"])
     p.add_argument("--seeds", default="1", help="comma-separated seeds (task split and training)")
     p.add_argument("--out", required=True, help="output folder")

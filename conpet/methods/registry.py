@@ -46,11 +46,25 @@ def _builtin() -> None:
     from conpet.methods.static import JointRetraining, SequentialLoRA, StaticConPET
 
     for cls, aliases in ((DynamicConPET, ("dy-conpet", "dynamic-conpet")),
-                         (StaticConPET, ("emr*", "emr-star", "static-conpet")),
+                         (StaticConPET, ("static-conpet",)),  # "emr*" is its Table IV name (emr.py)
                          (SequentialLoRA, ("seq", "finetune")),
                          (JointRetraining, ("joint-retraining",))):
         if cls.name not in _METHODS:
             register_method(cls.name, aliases)(cls)
+
+
+# `--methods all`: the rows of the paper's Table IV, then the ablations and the two references.
+TABLE_IV_METHODS = ("emr", "ea-emr", "crl", "emr*", "ea-emr*", "crl*", "dynamic", "limitless",
+                    "dynamic-nosel", "full-ft", "sequential", "joint")
+
+
+def expand_methods(spec: str) -> list[str]:
+    """A comma-separated method list, with `all` standing for TABLE_IV_METHODS (canonical names)."""
+    out: list[str] = []
+    for item in (s.strip() for s in spec.split(",")):
+        if item:
+            out.extend(TABLE_IV_METHODS if item.lower() == "all" else [canonical_name(item)])
+    return list(dict.fromkeys(out))
 
 
 def canonical_name(name: str) -> str:

@@ -1,0 +1,15 @@
+"""Ablation "w/o selector" (CONPET.md, Table VII): Dynamic ConPET with every expert active for every
+example (t = k), so no selector is trained or consulted. The new expert starts fresh (there is no
+selector to copy) and, since it is active on old examples too, replayed examples train it to stay low
+on other tasks' inputs. Prediction costs one pass per expert (frozen experts' logits are cached)."""
+
+from __future__ import annotations
+
+from conpet.methods.dynamic import DynamicConPET
+from conpet.methods.registry import register_method
+
+
+@register_method("dynamic-nosel", aliases=("nosel", "dynamic-no-selector", "wo-selector", "w/o-selector"))
+class DynamicNoSelector(DynamicConPET):
+    name = "dynamic-nosel"
+    use_selector = False
