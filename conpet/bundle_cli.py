@@ -83,6 +83,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--backbone", default=None, metavar="NAME|PATH")
     p.add_argument("--json", default=None, metavar="OUT.json", help="also write the figures as JSON")
+    p.add_argument("--project", default=None, metavar="PROJECT_DIR",
+                   help="first compare the bundle's predictions with the ones the project stored for its latest "
+                        "training run (same examples)")
     p.set_defaults(func=_cmd_bench)
 
 
@@ -322,16 +325,51 @@ def bench_predict(bundle: Bundle, examples: list[Any], batch_size: int = 32, rep
     }
 
 
+def compare_with_project(bundle: Bundle, project_dir: str | Path) -> dict[str, Any]:
+    """The bundle's predictions against those the project stored for its latest finished training run."""
+    from conpet.data.example import Example
+    from conpet.store import Project
+
+    with Project.open(project_dir) as p:
+        runs = [r for r in p.runs.list(status="finished") if r.purpose == "train" and p.predictions.count(r.id)]
+        if not runs:
+            raise BundleError(project_dir, "project", "the project stored no predictions of a finished training")
+        run = runs[0]
+        recs = p.predictions.for_run(run.id)
+        sents = p.sentences.get_many([r.sentence_id for r in recs])
+    examples = [Example(sents[r.sentence_id].text, r.spans, "", r.kind, id=r.example_id) for r in recs]
+    got = bundle.predict_examples(examples)
+    diffs = [abs(g.score - r.score) for g, r in zip(got, recs, strict=True)]
+    sel = [max(abs(a - b) for a, b in zip(g.selector_scores, r.selector_scores, strict=True))
+           for g, r in zip(got, recs, strict=True) if g.selector_scores is not None and r.selector_scores]
+    return {"run_id": run.id, "examples": len(recs),
+            "same_label": sum(g.label == r.label for g, r in zip(got, recs, strict=True)),
+            "same_experts": sum(list(g.active_experts or []) == list(r.active_experts or [])
+                                for g, r in zip(got, recs, strict=True)),
+            "same_module_versions": sum(g.module_versions == r.module_versions for g, r in zip(got, recs, strict=True)),
+            "identical_scores": sum(d == 0.0 for d in diffs),
+            "max_score_diff": max(diffs, default=0.0), "max_selector_score_diff": max(sel, default=0.0)}
+
+
 def _cmd_bench(args: Any) -> int:
     t0 = time.monotonic()
     bundle = Bundle.load(args.bundle, args.backbone, device=args.device)
     t_load = time.monotonic() - t0
+    comparison = None
+    if args.project:
+        c = comparison = compare_with_project(bundle, args.project)
+        print(f"against project {args.project} (run {c['run_id']}, {c['examples']} stored predictions): "
+              f"same label {c['same_label']}/{c['examples']}, same experts {c['same_experts']}/{c['examples']}, "
+              f"same module versions {c['same_module_versions']}/{c['examples']}, bit-identical scores "
+              f"{c['identical_scores']}/{c['examples']}, max |score diff| {c['max_score_diff']:.2e}, "
+              f"max |selector score diff| {c['max_selector_score_diff']:.2e}")
     examples = _bench_examples(bundle, args)
     if not examples:
         raise BundleError(args.bundle, "manifest", "no examples to predict")
     res = bench_predict(bundle, examples, args.batch_size, args.repeats)
     res["load_seconds"] = t_load
     res["bundle_bytes"] = _size(Path(args.bundle))
+    res["against_project"] = comparison
     print(f"bundle {args.bundle}: {res['method']} on {res['backbone']} ({res['device']}, {res['threads']} threads), "
           f"{res['tasks']} task(s), {_human(res['bundle_bytes'])} on disk, loaded in {t_load:.1f} s")
     print(f"{res['examples']} examples, batch {res['batch_size']}, median of {res['repeats']}:")

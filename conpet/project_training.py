@@ -4,8 +4,8 @@
 One call learns one continual step:
 
 1. The next task: the project's open (not yet frozen) task when there is one (a run that failed or was
-   cancelled left it), else a new task made of the live types that no task holds yet and that have at
-   least ``min_examples`` gold annotations.
+   cancelled left it, or the app made it), else a new task made of the types named (``--type``) or of
+   every live type that no task holds yet and that has at least ``min_examples`` gold annotations.
 2. The model: the project's current model (the folder saved by its latest training, see
    ``current_model_folder``), restored on its backbone; or a fresh method (``dynamic`` by default).
 3. Every task's gold examples are split 8:1:1 (seeded, per type); the method learns the new task with
@@ -236,23 +236,38 @@ def _relabel(examples: Sequence[Any], labels: Mapping[int, str]) -> list[Any]:
     return out
 
 
-def _plan_task(project: Any, n_learnt: int, min_examples: int) -> tuple[Any, bool]:
-    """(the task record to learn now, whether it was created here)."""
+def _plan_task(project: Any, n_learnt: int, min_examples: int,
+               types: Sequence[str] | None = None) -> tuple[Any, bool]:
+    """(the task record to learn now, whether it was created here). An open task is learnt as it is
+    (the app or an interrupted run made it); else ``types`` (names) or the pending types form a new one."""
     tasks = project.tasks.list()
     if any(not t.frozen for t in tasks[:n_learnt]):
         raise TrainError("the project's tasks and its current model disagree (a learnt task is not frozen)")
     if len(tasks) > n_learnt + 1:
         raise TrainError(f"the project has {len(tasks)} tasks but its model knows {n_learnt}; only the next "
                          "one can be trained")
-    pending = project.pending_types(min_examples)
     if len(tasks) == n_learnt + 1:
         task = tasks[n_learnt]
         if task.frozen:
             raise TrainError(f"task {task.index} is frozen but the current model does not know it "
                              "(its model folder is missing?)")
-        if pending:
-            task = project.tasks.add_types(task.id, [t.id for t in pending])
+        if types and sorted(types) != sorted(task.type_names):
+            raise TrainError(f"task {task.index} is open with types {sorted(task.type_names)}; train it first "
+                             "(without --type)")
         return task, False
+    if types:
+        chosen = []
+        for name in types:
+            found = [t for t in project.types.list() if t.name == name]
+            if not found:
+                raise TrainError(f"there is no type called {name!r} in this project")
+            if len(found) > 1:
+                raise TrainError(f"both an entity and a relation type are called {name!r}")
+            if found[0].task_id is not None:
+                raise TrainError(f"type {name!r} already belongs to task {found[0].task_index}")
+            chosen.append(found[0].id)
+        return project.tasks.create_next(chosen), True
+    pending = project.pending_types(min_examples)
     if not pending:
         counts = project.types.gold_counts()
         free = [t for t in project.types.list() if t.task_id is None]
@@ -304,21 +319,23 @@ def _save_model_atomic(method: Any, folder: Path, training: Mapping[str, Any]) -
 def train_project(project: Any, *, method: str | None = None, backbone: Any = None,
                   min_examples: int = DEFAULT_MIN_EXAMPLES, profile: str = DEFAULT_PROFILE,
                   overrides: Mapping[str, Any] | None = None, device: str | None = None,
-                  sink: ProgressSink | None = None) -> TrainOutcome:
+                  sink: ProgressSink | None = None, types: Sequence[str] | None = None) -> TrainOutcome:
     """Learn the project's next task (see the module docstring); returns what happened. ``backbone`` is a
     name, a path or a loaded ``Backbone`` (default: the current model's, else ``minilm``); ``overrides``
     are ``TrainConfig`` fields (lr, max_epochs, batch_limit, seed, ...). Raises ``Cancelled`` when the sink
-    asks to stop (the run is then marked cancelled and nothing else changes)."""
+    asks to stop (the run is then marked cancelled and nothing else changes). ``types`` (names) chooses the
+    new task's types instead of every pending type."""
     proj, close = open_project(project)
     try:
-        return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink)
+        return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink, types)
     finally:
         if close:
             proj.close()
 
 
 def _train(project: Any, method_name: str | None, backbone: Any, min_examples: int, profile: str,
-           overrides: dict[str, Any], device: str | None, sink: ProgressSink | None) -> TrainOutcome:
+           overrides: dict[str, Any], device: str | None, sink: ProgressSink | None,
+           types: Sequence[str] | None = None) -> TrainOutcome:
     from conpet.backbones import load_backbone
     from conpet.config import make_config
     from conpet.methods.base import ScaledSink
@@ -337,7 +354,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
         method_name = have
     method_name = canonical_name(method_name or "dynamic")
 
-    task, _created = _plan_task(project, n_learnt, min_examples)
+    task, _created = _plan_task(project, n_learnt, min_examples, types)
 
     # The backbone: the one given, else the model's own (by name, else path), else minilm.
     rec = training.get("backbone", {})
@@ -485,6 +502,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--min-examples", type=int, default=DEFAULT_MIN_EXAMPLES,
                    help=f"labelled examples a type needs to join a new task (default {DEFAULT_MIN_EXAMPLES})")
+    p.add_argument("--type", action="append", dest="types", metavar="NAME",
+                   help="a type of the new task (repeat for several; default: every type with enough examples)")
     p.add_argument("--profile", choices=("smoke", "quick", "paper"), default=DEFAULT_PROFILE,
                    help=f"training budget preset for a new model (default {DEFAULT_PROFILE})")
     p.add_argument("--epochs", type=int, default=None, help="most epochs per step (overrides the profile)")
@@ -506,7 +525,7 @@ def _cmd_train(args: Any) -> int:
         with cancel_on_sigint(bar):
             out = train_project(args.project, method=args.method, backbone=args.backbone,
                                 min_examples=args.min_examples, profile=args.profile, overrides=overrides,
-                                device=args.device, sink=bar)
+                                device=args.device, sink=bar, types=args.types)
     except Cancelled:
         bar.close()
         print("conpet: training cancelled; the project keeps its previous model", file=sys.stderr)

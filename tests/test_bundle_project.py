@@ -196,13 +196,16 @@ def test_predict_cli(exported, tmp_path, capsys):
     assert not out2.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".pred2")] == []
 
 
-def test_bench_predict_cli(exported, tmp_path, capsys):
+def test_bench_predict_cli(trained_project, exported, tmp_path, capsys):
     inp = demo_subset(("Person", "Company"), 6, tmp_path / "in.jsonl")
     res = tmp_path / "bench.json"
     assert cli.main(["bench-predict", str(exported), str(inp), "--n", "8", "--batch-size", "4", "--repeats", "1",
-                     "--json", str(res)]) == 0
+                     "--json", str(res), "--project", str(trained_project)]) == 0
     out = capsys.readouterr().out
     assert "sentences/s" in out and "plain forward pass" in out
+    c = json.loads(res.read_text())["against_project"]
+    assert c["same_label"] == c["same_experts"] == c["same_module_versions"] == c["examples"] > 0
+    assert c["max_score_diff"] < 1e-5
     figures = json.loads(res.read_text())
     assert figures["examples"] == 8 and figures["predict_per_second"] > 0 and figures["plain_forward_per_second"] > 0
     assert figures["forward_passes_per_predict"] >= 2  # one selector pass + at least one expert pass per batch

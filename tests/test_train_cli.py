@@ -163,3 +163,17 @@ def test_terminal_progress_renders_a_bar():
     assert not bar.cancel_requested()
     bar.request_cancel()
     assert bar.cancel_requested()
+
+
+def test_types_option_chooses_the_new_task(project_dir, tmp_path, capsys):
+    with Project.open(project_dir) as p:
+        import_file(p, demo_subset(("Company", "Drug"), 8, tmp_path / "t2.jsonl"))
+    assert cli.main(["train", str(project_dir), *TINY, "--quiet", "--type", "Person", "--type", "Drug"]) == 0
+    assert cli.main(["train", str(project_dir), *TINY, "--quiet", "--type", "Nobody"]) == 1
+    assert "no type called 'Nobody'" in capsys.readouterr().err
+    assert cli.main(["train", str(project_dir), *TINY, "--quiet", "--type", "Person"]) == 1
+    assert "already belongs to task 1" in capsys.readouterr().err
+    with Project.open(project_dir) as p:
+        (task,) = p.tasks.list()
+        assert sorted(task.type_names) == ["Drug", "Person"] and task.frozen
+        assert sorted(t.name for t in p.pending_types(5)) == ["City", "Company"]
