@@ -26,6 +26,22 @@ from conpet.protocols import ProgressEvent
 
 Job = Callable[["QtProgressSink"], Any]
 
+_started: list[QThread] = []  # every worker thread this process started (tests check none outlives them)
+
+
+def running_worker_threads() -> list[str]:
+    """Names of worker threads still running (their C++ objects may be gone: those have ended)."""
+    alive = []
+    for t in list(_started):
+        try:
+            if t.isRunning():
+                alive.append(t.objectName())
+                continue
+        except RuntimeError:  # deleted: it had finished
+            pass
+        _started.remove(t)
+    return alive
+
 
 class QtProgressSink:
     """The engine's progress sink: forwards events to the worker's signals (throttled) and holds the
@@ -127,6 +143,7 @@ class WorkerHost(QObject):
         worker.done.connect(thread.quit)
         thread.finished.connect(self._on_thread_finished)
         self._running[worker] = thread
+        _started.append(thread)
         thread.start()
         self.activeChanged.emit(len(self._running))
         return worker

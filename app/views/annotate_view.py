@@ -195,6 +195,8 @@ class AnnotateView(QWidget):
         self.editor.deletePressed.connect(self.delete_focused)
         self.editor.escapePressed.connect(self.clear_ends)
         self.editor.markClicked.connect(self._mark_clicked)
+        self.editor.undoRequested.connect(model.undo_stack.undo)
+        self.editor.redoRequested.connect(model.undo_stack.redo)
         self.head_button.clicked.connect(lambda: self.set_end("head"))
         self.tail_button.clicked.connect(lambda: self.set_end("tail"))
         self.clear_ends_button.clicked.connect(self.clear_ends)

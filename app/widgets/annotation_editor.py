@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QTextCharFormat, QTextCursor, QTextFormat
+from PySide6.QtGui import QColor, QKeyEvent, QKeySequence, QMouseEvent, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
 
 
@@ -33,6 +33,8 @@ class AnnotationEditor(QPlainTextEdit):
     deletePressed = Signal()
     escapePressed = Signal()
     markClicked = Signal(object)  # the key of the mark under a click, or None
+    undoRequested = Signal()  # Ctrl+Z / Ctrl+Shift+Z reaching the editor (when no window shortcut took them)
+    redoRequested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -119,6 +121,12 @@ class AnnotationEditor(QPlainTextEdit):
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         key = event.key()
         mods = event.modifiers()
+        if event.matches(QKeySequence.StandardKey.Undo):
+            self.undoRequested.emit()
+            return
+        if event.matches(QKeySequence.StandardKey.Redo):
+            self.redoRequested.emit()
+            return
         if key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
             self.deletePressed.emit()
             return

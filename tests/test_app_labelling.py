@@ -1,0 +1,180 @@
+"""Labelling in the editor with simulated mouse and keys: entities by drag + shortcut and by Shift+arrows,
+relations by head (H), tail (T) and the relation's key, clear messages for bad selections, every edit
+saved at once, undo and redo through the QUndoStack, and the sentence list's filters."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+
+from test_app_helpers import (  # noqa: F401
+    app_env,
+    click_at,
+    drag_select,
+    make_project,
+    no_leftover_threads,
+    quiet_dialogs,
+)
+
+from app.main_window import MainWindow
+
+TEXT = "Dr Ada Quill joined Brightwell Labs in Lisbon last year."
+
+
+def setup(qtbot, app_env, tmp_path):
+    settings, _ = app_env
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    w.open_project(make_project(tmp_path / "p", types=("Person", "City", "Company"),
+                                relations=("works_for",), per_type=3))
+    sid = w.model.project.sentences.add(TEXT).id
+    w.model.sentencesChanged.emit()
+    view = w.views["Label"]
+    w.show_tab("Label")
+    assert view.select_sentence(sid)
+    qtbot.waitUntil(lambda: view.sentence_id == sid)
+    view.editor.setFocus()
+    keys = {t.name: t for t in w.model.types()}
+    return w, view, sid, keys
+
+
+def gold(w, sid):
+    return [(a.kind, TEXT[a.start:a.end] if a.kind == "entity" else
+             (TEXT[a.start:a.end], TEXT[a.tail_start:a.tail_end]), a.type_name)
+            for a in w.model.project.annotations.for_sentence(sid) if a.status == "gold"]
+
+
+def test_mark_entities_with_mouse_and_keyboard_then_undo_redo(qtbot, app_env, tmp_path):
+    w, view, sid, types = setup(qtbot, app_env, tmp_path)
+    ed = view.editor
+    # mouse: drag over "Ada Quill", then the Person key
+    start = TEXT.index("Ada Quill")
+    drag_select(ed, start, start + len("Ada Quill"))
+    assert ed.selected_span() == (start, start + len("Ada Quill"))
+    qtbot.keyClick(ed, types["Person"].shortcut)
+    assert ("entity", "Ada Quill", "Person") in gold(w, sid)  # saved at once
+    assert "Marked 'Ada Quill' as Person" in view.status.text()
+    # keyboard: put the cursor before "Lisbon" and extend with Shift+Right
+    click_at(ed, TEXT.index("Lisbon"))
+    for _ in range(len("Lisbon")):
+        qtbot.keyClick(ed, Qt.Key.Key_Right, Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(ed, types["City"].shortcut)
+    assert ("entity", "Lisbon", "City") in gold(w, sid)
+    # the type list (a click on the palette button) works as well as the key
+    start = TEXT.index("Brightwell Labs")
+    drag_select(ed, start, start + len("Brightwell Labs"))
+    view.findChild(type(view.delete_button), f"typeButton-{types['Company'].id}").click()
+    assert ("entity", "Brightwell Labs", "Company") in gold(w, sid)
+    assert len(ed.marks()) == 3
+
+    stack = w.model.undo_stack
+    assert stack.count() == 3
+    w.undo_action.trigger()  # Company mark undone
+    assert ("entity", "Brightwell Labs", "Company") not in gold(w, sid)
+    qtbot.keyClick(ed, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # Ctrl+Z from the editor
+    assert ("entity", "Lisbon", "City") not in gold(w, sid)
+    w.redo_action.trigger()
+    w.redo_action.trigger()
+    assert {g[1] for g in gold(w, sid)} == {"Ada Quill", "Lisbon", "Brightwell Labs"}
+    # history is kept: the undone-and-redone annotation has several versions
+    lisbon = next(a for a in w.model.project.annotations.for_sentence(sid) if TEXT[a.start:a.end] == "Lisbon")
+    assert [v.status for v in w.model.project.annotations.history(lisbon.id)] == ["gold", "deleted", "gold"]
+
+    # retype: click a mention, press another type's key; delete it with the Delete key; undo both
+    click_at(ed, TEXT.index("Lisbon") + 2)
+    assert view.focus_annotation == lisbon.id
+    qtbot.keyClick(ed, types["Company"].shortcut)
+    assert ("entity", "Lisbon", "Company") in gold(w, sid)
+    qtbot.keyClick(ed, Qt.Key.Key_Delete)
+    assert all(g[1] != "Lisbon" for g in gold(w, sid))
+    w.undo_action.trigger()
+    w.undo_action.trigger()
+    assert ("entity", "Lisbon", "City") in gold(w, sid)
+
+
+def test_relation_by_head_tail_and_key(qtbot, app_env, tmp_path):
+    w, view, sid, types = setup(qtbot, app_env, tmp_path)
+    ed = view.editor
+    for mention, t in (("Ada Quill", "Person"), ("Brightwell Labs", "Company")):
+        s = TEXT.index(mention)
+        drag_select(ed, s, s + len(mention))
+        qtbot.keyClick(ed, types[t].shortcut)
+    # press the relation key too early: a clear message, nothing saved
+    qtbot.keyClick(ed, types["works_for"].shortcut)
+    assert "needs a head and a tail" in view.status.text()
+    # head: click the person mention and press H; tail: select the company with the mouse and press T
+    click_at(ed, TEXT.index("Ada") + 1)
+    qtbot.keyClick(ed, Qt.Key.Key_H)
+    s = TEXT.index("Brightwell Labs")
+    drag_select(ed, s, s + len("Brightwell Labs"))
+    qtbot.keyClick(ed, Qt.Key.Key_T)
+    assert "Head: 'Ada Quill'" in view.ends_label.text() and "Tail: 'Brightwell Labs'" in view.ends_label.text()
+    qtbot.keyClick(ed, types["works_for"].shortcut)
+    assert ("relation", ("Ada Quill", "Brightwell Labs"), "works_for") in gold(w, sid)
+    assert view.editor.pending("head") is None  # ends cleared for the next relation
+    w.undo_action.trigger()
+    assert not any(g[0] == "relation" for g in gold(w, sid))
+    w.redo_action.trigger()
+    assert any(g[0] == "relation" for g in gold(w, sid))
+
+
+def test_invalid_selections_get_a_clear_message(qtbot, app_env, tmp_path):
+    w, view, sid, types = setup(qtbot, app_env, tmp_path)
+    ed = view.editor
+    s = TEXT.index("Brightwell Labs")
+    drag_select(ed, s, s + len("Brightwell Labs"))
+    qtbot.keyClick(ed, types["Company"].shortcut)
+    before = gold(w, sid)
+    # overlapping an existing mention: the store's reason, shown in the status line
+    drag_select(ed, TEXT.index("Labs"), TEXT.index("Lisbon") + len("Lisbon"))
+    qtbot.keyClick(ed, types["City"].shortcut)
+    assert "overlaps" in view.status.text() and view.status.property("level") == "error"
+    # half a word
+    drag_select(ed, TEXT.index("Quill") + 2, TEXT.index("Quill") + 5)
+    qtbot.keyClick(ed, types["Person"].shortcut)
+    assert "inside a word" in view.status.text()
+    # nothing selected
+    click_at(ed, 0)
+    ed.clear_selection()
+    qtbot.keyClick(ed, types["Person"].shortcut)
+    assert "Select the words" in view.status.text()
+    # a key no type has
+    qtbot.keyClick(ed, "q")
+    assert "No type has the key 'q'" in view.status.text()
+    # head and tail overlapping
+    drag_select(ed, TEXT.index("Brightwell"), TEXT.index("Brightwell") + len("Brightwell"))
+    qtbot.keyClick(ed, Qt.Key.Key_H)
+    drag_select(ed, TEXT.index("Brightwell"), TEXT.index("Labs") + 4)
+    qtbot.keyClick(ed, Qt.Key.Key_T)
+    assert "must not overlap" in view.status.text()
+    assert gold(w, sid) == before
+    assert w.model.undo_stack.count() == 1  # refused edits never reach the undo stack
+
+
+def test_sentence_list_search_and_filters(qtbot, app_env, tmp_path):
+    w, view, sid, types = setup(qtbot, app_env, tmp_path)
+    total = view.list_model.rowCount()
+    qtbot.keyClicks(view.search, "Brightwell")
+    qtbot.waitUntil(lambda: view.list_model.rowCount() < total)
+    assert sid in view.list_model.ids()
+    assert all("Brightwell" in w.model.sentence(i).text for i in view.list_model.ids())
+    view.search.clear()
+    qtbot.waitUntil(lambda: view.list_model.rowCount() == total)
+    view.status_filter.setCurrentIndex(view.status_filter.findData("unannotated"))
+    assert view.list_model.ids() == [sid]
+    view.status_filter.setCurrentIndex(0)
+    view.type_filter.setCurrentIndex(view.type_filter.findData(types["works_for"].id))
+    ids = view.list_model.ids()
+    assert ids and sid not in ids
+    view.type_filter.setCurrentIndex(0)
+    # prediction confidence: nothing predicted yet, so "Not predicted" keeps everything
+    view.confidence_filter.setCurrentIndex(view.confidence_filter.findData("none"))
+    assert view.list_model.rowCount() == total
+    view.confidence_filter.setCurrentIndex(view.confidence_filter.findData("low"))
+    assert view.list_model.rowCount() == 0
+    # keyboard navigation between sentences
+    view.confidence_filter.setCurrentIndex(0)
+    view.select_sentence(view.list_model.ids()[0])
+    view.step(1)
+    assert view.sentence_id == view.list_model.ids()[1]

@@ -1,0 +1,145 @@
+"""Projects and knowledge types in the app: first launch opens the demo, create / open / recent, add and
+edit types without code, deleting a trained type is refused with an explanation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from test_app_helpers import app_env, make_project, no_leftover_threads, quiet_dialogs  # noqa: F401
+
+from app.main_window import MainWindow, bundle_export_available
+from app.views.types_view import AddTypeDialog, TypesTableModel, delete_explanation
+
+
+def open_window(qtbot, settings) -> MainWindow:
+    w = MainWindow(settings)
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+def test_first_launch_creates_and_opens_the_demo(qtbot, app_env):
+    settings, home = app_env
+    w = open_window(qtbot, settings)
+    w.open_initial_project()
+    qtbot.waitUntil(lambda: w.model is not None, timeout=30_000)
+    assert (home / "Demo" / "project.sqlite").is_file()
+    counts = w.model.counts()
+    assert counts["sentences"] >= 300 and counts["types"] == 9
+    assert w.windowTitle().startswith("Demo")
+    names = {t.name: t for t in w.model.types()}
+    assert names["Person"].shortcut == "1" and names["treats"].kind == "relation"
+    assert names["Drug"].description
+    # the label view shows the first sentence with its marks
+    label = w.views["Label"]
+    assert label.sentence_id is not None and label.editor.marks()
+    # next launch: the demo is the recent project and opens directly
+    assert settings.recent_projects()[0] == (home / "Demo").resolve()
+    w.close()
+    w2 = open_window(qtbot, settings)
+    w2.open_initial_project()
+    assert w2.model is not None and w2.model.folder == (home / "Demo").resolve()
+
+
+def test_create_and_reopen_a_project(qtbot, app_env, tmp_path):
+    settings, _ = app_env
+    w = open_window(qtbot, settings)
+    folder = tmp_path / "My project"
+    assert w.create_project(folder)
+    assert w.model.counts()["sentences"] == 0
+    other = make_project(tmp_path / "other")
+    assert w.open_project(other)
+    assert w.model.counts()["sentences"] > 0
+    assert [p.name for p in settings.recent_projects()[:2]] == ["other", "My project"]
+    # opening something that is not a project says why and keeps the window usable
+    assert not w.open_project(tmp_path / "nothing here")
+    assert any("not a ConPET project" in text for _k, _t, text in quiet_dialogs_texts())
+
+
+def quiet_dialogs_texts():
+    from app import dialogs
+
+    return dialogs.shown
+
+
+def test_add_rename_describe_colour_shortcut_without_code(qtbot, app_env, tmp_path):
+    settings, _ = app_env
+    w = open_window(qtbot, settings)
+    w.open_project(make_project(tmp_path / "p"))
+    view = w.views["Types"]
+    dialog = AddTypeDialog(w.model, view)
+    qtbot.addWidget(dialog)
+    qtbot.keyClicks(dialog.name_edit, "Vaccine")
+    dialog.desc_edit.setPlainText("A vaccine, by its name.")
+    dialog.shortcut_edit.setText("v")
+    dialog._accept()
+    assert dialog.created is not None
+    t = w.model.project.types.find("Vaccine")
+    assert t.description == "A vaccine, by its name." and t.shortcut == "v" and t.kind == "entity"
+    # a reserved or clashing shortcut is refused with a message, nothing is added
+    bad = AddTypeDialog(w.model, view)
+    qtbot.addWidget(bad)
+    bad.name_edit.setText("Hospital")
+    bad.shortcut_edit.setText("h")
+    bad._accept()
+    assert bad.created is None and "reserved" in bad.error.text()
+    assert w.model.project.types.find("Hospital") is None
+    # in-place edits in the table: rename, describe, shortcut; colour through the model
+    table = view.table_model
+    row = table.row_of(t.id)
+    assert table.setData(table.index(row, TypesTableModel.C_NAME), "Vaccine product")
+    assert table.setData(table.index(row, TypesTableModel.C_DESC), "Any vaccine product.")
+    assert table.setData(table.index(row, TypesTableModel.C_SHORTCUT), "x")
+    w.model.set_type_colour(t.id, "#123456")
+    t = w.model.project.types.get(t.id)
+    assert (t.name, t.description, t.shortcut, t.colour) == ("Vaccine product", "Any vaccine product.", "x", "#123456")
+    # a clash is refused with the store's reason shown in the view
+    row = table.row_of(t.id)
+    assert not table.setData(table.index(row, TypesTableModel.C_SHORTCUT), "1")
+    assert "already used" in view.status.text()
+    # the annotate view's palette shows the new type with its key
+    label = w.views["Label"]
+    assert any("Vaccine product" in b.text() for b in label.entity_palette.findChildren(type(label.delete_button)))
+
+
+def test_deleting_a_trained_type_is_refused_with_an_explanation(qtbot, app_env, tmp_path):
+    settings, _ = app_env
+    w = open_window(qtbot, settings)
+    w.open_project(make_project(tmp_path / "p"))
+    person = w.model.project.types.find("Person")
+    city = w.model.project.types.find("City")
+    task = w.model.project.tasks.create_next([person.id])
+    w.model.project.tasks.freeze(task.id)
+    w.model.refresh_all()
+    view = w.views["Types"]
+    view.select_type(person.id)
+    view.delete_selected()
+    assert "learnt in task 1" in view.status.text()
+    assert w.model.project.types.find("Person") is not None
+    # even bypassing the explanation, the store refuses and the view shows why
+    assert not view.delete_type(person.id)
+    assert "cannot delete" in view.status.text()
+    # an untrained type can be deleted after the question, its annotations go to the history
+    n = w.model.gold_counts()[city.id]
+    assert "marked deleted" in delete_explanation(w.model, w.model.type(city.id)).text
+    view.select_type(city.id)
+    view.delete_selected()
+    assert w.model.project.types.find("City") is None
+    assert w.model.project.annotations.count(type=city.id, status="deleted") == n
+
+
+def test_bundle_export_entry_only_when_the_feature_exists(qtbot, app_env):
+    settings, _ = app_env
+    w = open_window(qtbot, settings)
+    titles = [a.text() for a in w.menuBar().actions()[0].menu().actions()]
+    assert ("Export &bundle…" in titles) == bundle_export_available()
+
+
+def test_recent_list_survives_a_missing_folder(qtbot, app_env, tmp_path):
+    settings, home = app_env
+    settings.add_recent(tmp_path / "gone")
+    w = open_window(qtbot, settings)
+    w.open_initial_project()
+    qtbot.waitUntil(lambda: w.model is not None, timeout=30_000)
+    assert w.model.folder == (home / "Demo").resolve()
+    assert Path(tmp_path / "gone") not in settings.recent_projects()[:1]
