@@ -115,6 +115,7 @@ class TrainRequest:
     device: str = "cpu"
     budget: str = "smoke"  # a conpet.config profile: smoke | quick | paper
     min_examples: int = 10
+    types: tuple[str, ...] | None = None  # the new task's types (names); None: every ready type
     overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields (tests: a tiny budget)
 
 
@@ -138,18 +139,8 @@ def train_next_task(req: TrainRequest, sink: ProgressSink | None = None,
     if backbone_provider is not None:
         backbone = backbone_provider(req.backbone, req.device)
     return train_project(req.folder, method=req.method, backbone=backbone, min_examples=req.min_examples,
-                         profile=req.budget, overrides=overrides, device=req.device, sink=sink)
-
-
-def pending_types(folder_or_project: Any, min_examples: int) -> list[Any]:
-    """The types the next training would learn: the open task's, plus every untrained type with at least
-    ``min_examples`` gold annotations (what ``train_project`` takes)."""
-    tasks = folder_or_project.tasks.list()
-    out = []
-    if tasks and not tasks[-1].frozen:
-        out += [t for t in folder_or_project.types.list() if t.id in tasks[-1].type_ids]
-    out += [t for t in folder_or_project.pending_types(min_examples) if t not in out]
-    return out
+                         profile=req.budget, overrides=overrides, device=req.device, sink=sink,
+                         types=list(req.types) if req.types else None)
 
 
 # ----------------------------------------------------------------------------------------- prediction

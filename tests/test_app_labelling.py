@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_app_helpers are used as parameters)
 """Labelling in the editor with simulated mouse and keys: entities by drag + shortcut and by Shift+arrows,
 relations by head (H), tail (T) and the relation's key, clear messages for bad selections, every edit
 saved at once, undo and redo through the QUndoStack, and the sentence list's filters."""
@@ -5,7 +6,6 @@ saved at once, undo and redo through the QUndoStack, and the sentence list's fil
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-
 from test_app_helpers import (  # noqa: F401
     app_env,
     click_at,

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_app_helpers are used as parameters)
 """Projects and knowledge types in the app: first launch opens the demo, create / open / recent, add and
 edit types without code, deleting a trained type is refused with an explanation."""
 

@@ -47,7 +47,8 @@ class TypeCandidate:
 
 @dataclass(frozen=True)
 class TrainChoice:
-    type_ids: tuple[int, ...]  # what the new task will hold (for the record; the engine decides the same)
+    type_ids: tuple[int, ...]  # the new task's types
+    type_names: tuple[str, ...]
     method: str
     backbone: str
     device: str
@@ -95,7 +96,8 @@ class TrainDialog(QDialog):
         heading.setObjectName("heading")
         heading.setWordWrap(True)
         layout.addWidget(heading)
-        hint = QLabel("A type is ready when it has enough gold examples. Earlier tasks are kept: ConPET "
+        hint = QLabel("A type is ready when it has enough gold examples; uncheck one to keep it for a later "
+                      "task. Earlier tasks are kept: ConPET "
                       "replays them and adds new parameters instead of overwriting the old ones.")
         hint.setObjectName("hint")
         hint.setWordWrap(True)
@@ -103,6 +105,7 @@ class TrainDialog(QDialog):
 
         self.types_list = QListWidget()
         self.types_list.setObjectName("trainTypes")
+        self.types_list.itemChanged.connect(lambda _item: self._update_summary())
         layout.addWidget(self.types_list, 1)
 
         form = QFormLayout()
@@ -159,23 +162,45 @@ class TrainDialog(QDialog):
         self._fill_types()
 
     def _fill_types(self) -> None:
+        """Ready types are checked (uncheck one to leave it for a later task); the types of an open task
+        (a training that did not finish) are fixed; types short of examples are shown greyed."""
         self.types_list.blockSignals(True)
         self.types_list.clear()
         minimum = self.min_spin.value()
+        has_open = any(c.in_open_task for c in self._candidates)
         for c in sorted(self._candidates, key=lambda c: (not self._ready(c), c.kind, c.name.lower())):
             ready = self._ready(c)
-            mark = "✓" if ready else "·"
-            item = QListWidgetItem(_swatch(c.colour), f"{mark} {c.name}  ({c.kind}, {c.gold_count} gold)"
-                                   + ("" if ready else f" — needs {minimum - c.gold_count} more to join"))
+            if c.in_open_task:
+                note = " — in the unfinished task, trained now"
+            elif has_open and ready:
+                note = " — ready; joins the task after this one"
+            elif ready:
+                note = ""
+            else:
+                note = f" — needs {minimum - c.gold_count} more to join"
+            item = QListWidgetItem(_swatch(c.colour), f"{c.name}  ({c.kind}, {c.gold_count} gold){note}")
             item.setData(Qt.ItemDataRole.UserRole, c.type_id)
-            item.setData(Qt.ItemDataRole.UserRole + 1, ready)
-            item.setFlags(Qt.ItemFlag.ItemIsEnabled if ready else Qt.ItemFlag.NoItemFlags)
+            if c.in_open_task:
+                item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+                item.setCheckState(Qt.CheckState.Checked)
+            elif ready and not has_open:
+                item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(Qt.CheckState.Checked)
+            else:
+                item.setFlags(Qt.ItemFlag.NoItemFlags)
+                item.setCheckState(Qt.CheckState.Unchecked)
             self.types_list.addItem(item)
         self.types_list.blockSignals(False)
         self._update_summary()
 
     def _ready(self, c: TypeCandidate) -> bool:
         return c.in_open_task or c.gold_count >= self.min_spin.value()
+
+    def set_checked(self, type_id: int, checked: bool) -> None:
+        for i in range(self.types_list.count()):
+            item = self.types_list.item(i)
+            if item.data(Qt.ItemDataRole.UserRole) == type_id and item.flags() & Qt.ItemFlag.ItemIsUserCheckable:
+                item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
 
     def _update_summary(self) -> None:
         ids = self.selected_type_ids()
@@ -196,11 +221,21 @@ class TrainDialog(QDialog):
             self.backbone_box.setCurrentIndex(self.backbone_box.count() - 1)
 
     def selected_type_ids(self) -> tuple[int, ...]:
-        return tuple(c.type_id for c in self._candidates if self._ready(c))
+        out = []
+        for i in range(self.types_list.count()):
+            item = self.types_list.item(i)
+            if item.checkState() == Qt.CheckState.Checked:
+                out.append(int(item.data(Qt.ItemDataRole.UserRole)))
+        return tuple(out)
+
+    def selected_type_names(self) -> tuple[str, ...]:
+        ids = set(self.selected_type_ids())
+        return tuple(c.name for c in self._candidates if c.type_id in ids)
 
     def choice(self) -> TrainChoice:
         return TrainChoice(
             type_ids=self.selected_type_ids(),
+            type_names=self.selected_type_names(),
             method=self.method_box.currentData(),
             backbone=self.backbone_box.currentData(),
             device=self.device_box.currentData(),
