@@ -341,8 +341,10 @@ def bench(args: argparse.Namespace) -> int:
     from conpet.backbones import load_backbone
     from conpet.methods.registry import expand_methods
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = args.threads or (1 if (args.device or "cpu") == "cpu" and not torch.cuda.is_available() else 0)
+    if threads:
+        # One thread per process: on a shared CPU, two threads fighting other jobs run 5-20x slower.
+        torch.set_num_threads(threads)
     methods = expand_methods(args.methods)
     seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
     overrides = _parse_set(args.set or [])
@@ -390,7 +392,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--split", default="random", choices=["random", "coarse"],
                    help="random type clusters, or one task per coarse type (Few-NERD)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default on the CPU: 1, which is fastest on a busy machine)")
     p.add_argument("--measure-cache", action="store_true",
                    help="after training, time a prediction pass uncached vs with all logits cached")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",

@@ -1,0 +1,100 @@
+"""`conpet bench`: the table, results.json / results.csv / avg_acc.png, and one tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conpet.bench import format_table, write_outputs
+from conpet.config import PROFILES, ConfigError, ExperimentConfig, TrainConfig, make_config
+
+WORDS = {
+    "city": ["Paris", "London", "Tokyo", "Berlin", "Madrid", "Rome", "Vienna", "Cairo"],
+    "fruit": ["apple", "banana", "cherry", "mango", "peach", "pear", "plum", "grape"],
+    "color": ["red", "blue", "green", "yellow", "purple", "pink", "brown", "black"],
+    "animal": ["dog", "cat", "horse", "tiger", "lion", "wolf", "bear", "rabbit"],
+}
+TEMPLATES = ["I often think about {m} these days.", "She mentioned {m} during the meeting.",
+             "We talked about {m} for an hour.", "Nobody expected {m} to come up again."]
+
+
+def _record(method: str, seed: int, avg: list[float], secs: list[float], sel=None) -> dict:
+    return {"method": method, "seed": seed, "data": "toy", "backbone": "minilm", "profile": "smoke",
+            "whole_acc": [a - 1 for a in avg], "avg_acc": avg, "seconds_per_step": secs,
+            "eval_seconds_per_step": [0.1] * len(avg), "selector_acc": sel, "peak_rss_mb": 800.0,
+            "total_seconds": sum(secs), "config": {}}
+
+
+def test_table_layout_and_outputs(tmp_path):
+    records = [_record("dynamic", 1, [90.0, 80.0, 70.0], [1.0, 2.0, 2.2], [100.0, 90.0, 80.0]),
+               _record("dynamic", 2, [92.0, 82.0, 74.0], [1.0, 2.0, 2.0], [100.0, 92.0, 84.0]),
+               _record("sequential", 1, [90.0, 45.0, 30.0], [1.0, 1.0, 1.0]),
+               _record("sequential", 2, [90.0, 45.0, 32.0], [1.0, 1.0, 1.0])]
+    table = write_outputs(records, tmp_path, command="conpet bench --data toy")
+    assert table == format_table(records)
+    lines = table.splitlines()
+    row = next(line for line in lines if line.startswith("dynamic "))
+    assert "72.00 ± 2.00" in row and "71.00 ± 2.00" in row and "82.00 ± 2.00" in row
+    assert any(line.startswith("average accuracy A per step") for line in lines)
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["command"].startswith("conpet bench") and len(doc["records"]) == 4
+    csv_lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("method,seed,step") and len(csv_lines) == 1 + 4 * 3
+    assert (tmp_path / "avg_acc.png").stat().st_size > 1000
+
+
+def test_profiles_and_config_round_trip():
+    for p in PROFILES:
+        exp = make_config(p, data="fewrel80", method="dynamic", seed=2)
+        assert exp.train.seed == 2 and exp.n_tasks == 10
+        assert ExperimentConfig.from_dict(json.loads(json.dumps(exp.to_dict()))) == exp
+    paper = make_config("paper", data="fewnerd", method="static")
+    assert paper.train.lr == 2e-5 and paper.train.batch_limit == 25_000 and paper.max_train_per_type is None
+    assert make_config("paper", data="fewnerd", method="dynamic").train.lr == 1e-4
+    assert make_config("quick", data="fewrel80").max_train_per_type is not None
+    with pytest.raises(ConfigError):
+        TrainConfig(top_t=0)
+    with pytest.raises(ConfigError):
+        TrainConfig.from_dict({"no_such_setting": 1})
+
+
+@pytest.mark.slow
+def test_bench_end_to_end_on_a_tiny_file(minilm, tmp_path, capsys):
+    import torch
+
+    from conpet.cli import main
+
+    data = tmp_path / "toy.jsonl"
+    with data.open("w") as fh:
+        for label, words in WORDS.items():
+            for w in words:
+                for t in TEMPLATES:
+                    text = t.format(m=w)
+                    s = text.index(w)
+                    fh.write(json.dumps({"text": text, "entities": [{"start": s, "end": s + len(w), "type": label}]})
+                             + "\n")
+    out = tmp_path / "out"
+    threads = torch.get_num_threads()
+    try:
+        rc = main(["bench", "--data", str(data), "--backbone", "minilm", "--methods", "dynamic,sequential",
+                   "--profile", "smoke", "--seeds", "1", "--tasks", "2", "--out", str(out), "--measure-cache",
+                   "--set", "batch_limit=4", "--set", "max_epochs=1", "--set", "max_train_per_type=8"])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "W (whole)" in printed and "dynamic" in printed and "sequential" in printed
+    doc = json.loads((out / "results.json").read_text())
+    recs = {r["method"]: r for r in doc["records"]}
+    assert set(recs) == {"dynamic", "sequential"}
+    dyn = recs["dynamic"]
+    for key in ("whole_acc", "avg_acc", "seconds_per_step", "selector_acc"):
+        assert len(dyn[key]) == 2
+    assert dyn["config"]["train"]["batch_limit"] == 4 and dyn["config"]["max_train_per_type"] == 8
+    assert dyn["tasks"][0]["train"] <= 2 * 8
+    assert recs["sequential"]["selector_acc"] is None and dyn["peak_rss_mb"] > 0
+    cache = dyn["cache"]
+    assert cache["memory_backbone_passes"] == 0 and cache["memory_same_predictions"]
+    assert cache["sqlite_backbone_passes"] == 0 and cache["uncached_backbone_passes"] > 0
+    assert (out / "avg_acc.png").is_file() and (out / "results.csv").is_file()
