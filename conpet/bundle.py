@@ -1007,7 +1007,6 @@ def import_bundle(project: Any, bundle_path: str | Path, progress: ProgressLike 
     have the recorded weights. Refused when the project already has tasks. Types without a recorded kind
     get ``default_kind``."""
     from conpet.project_training import STATE_FILE as MODEL_STATE
-    from conpet.project_training import TRAINING_FILE
     from conpet.store import Project
 
     sink = _sink(progress)
@@ -1050,9 +1049,6 @@ def import_bundle(project: Any, bundle_path: str | Path, progress: ProgressLike 
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
-            labels = result.pop("labels")
-            _write_json(folder / TRAINING_FILE, {"backbone": dict(manifest["backbone"]), "labels": labels,
-                                                 "run_id": result["run_id"], "imported_from": str(bundle_path)})
             rep(1.0, f"imported {result['tasks']} task(s) from {bundle_path.name}", "import")
             return ImportResult(model_folder=folder, **result)
     finally:
@@ -1062,6 +1058,8 @@ def import_bundle(project: Any, bundle_path: str | Path, progress: ProgressLike 
 
 def _import_records(proj: Any, manifest: Mapping[str, Any], state: Mapping[str, Any], folder: Path, bb: Any,
                     default_kind: str, where: Path) -> dict[str, Any]:
+    from conpet.project_training import TRAINING_FILE as training_file
+
     created = reused = 0
     labels: dict[str, str] = {}
     with proj.transaction():
@@ -1099,8 +1097,12 @@ def _import_records(proj: Any, manifest: Mapping[str, Any], state: Mapping[str, 
             proj.runs.update_progress(run.id, 1.0, "imported", metrics={**m, "kind": "step", "imported": True},
                                       step=m.get("step", i + 1))
         proj.runs.finish(run.id, f"imported from {where.name}")
+        # Written before the commit: a committed import always has it (a crash before the commit leaves an
+        # unregistered folder, which nothing uses).
+        _write_json(folder / training_file, {"backbone": dict(manifest["backbone"]), "labels": labels,
+                                             "run_id": run.id, "imported_from": str(where)})
     return {"run_id": run.id, "tasks": len(manifest["tasks"]), "types_created": created, "types_reused": reused,
-            "modules": n_modules, "labels": labels}
+            "modules": n_modules}
 
 
 def _module_kind_of(name: str) -> tuple[str, int | None]:

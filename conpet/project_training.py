@@ -357,7 +357,9 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
     task, _created = _plan_task(project, n_learnt, min_examples, types)
 
     # The backbone: the one given, else the model's own (by name, else path), else minilm.
-    rec = training.get("backbone", {})
+    rec = dict(training.get("backbone") or {})
+    if prev is not None and not rec.get("sha256"):
+        rec = _backbone_of_runs(project)
     if backbone is None:
         from conpet.backbones import BACKBONES
 
@@ -466,6 +468,14 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
         raise
     return TrainOutcome(run.id, "finished", method_name, task.index, tuple(new.types), folder, metrics,
                         time.monotonic() - t_start)
+
+
+def _backbone_of_runs(project: Any) -> dict[str, Any]:
+    """The backbone recorded by the newest finished run (for a model folder without training.json)."""
+    for run in project.runs.list(status="finished"):
+        if run.backbone_sha256:
+            return {"name": run.backbone, "path": run.backbone, "sha256": run.backbone_sha256}
+    return {}
 
 
 def _backbone_info(bb: Any) -> dict[str, Any]:
