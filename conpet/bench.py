@@ -335,8 +335,29 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def merge(sources: Sequence[str | Path], out: Path, command: str | None = None) -> str:
+    """Combine the records of several bench output folders (e.g. seeds run in parallel) into one,
+    methods in order of first appearance, then by seed."""
+    records: list[dict[str, Any]] = []
+    for src in sources:
+        path = Path(src) / RESULTS_JSON
+        if not path.is_file():
+            raise ConpetError(f"{src}: no {RESULTS_JSON} to merge")
+        records.extend(json.loads(path.read_text(encoding="utf-8"))["records"])
+    if not records:
+        raise ConpetError("nothing to merge")
+    order = list(dict.fromkeys(r["method"] for r in records))
+    records.sort(key=lambda r: (order.index(r["method"]), r["seed"]))
+    return write_outputs(records, out, command)
+
+
 def bench(args: argparse.Namespace) -> int:
     import torch
+
+    if args.merge:
+        command = "conpet bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
+        print(merge(args.merge.split(","), Path(args.out), command))
+        return 0
 
     from conpet.backbones import load_backbone
     from conpet.methods.registry import expand_methods
@@ -397,4 +418,6 @@ def register(subparsers: Any) -> None:
                    help="after training, time a prediction pass uncached vs with all logits cached")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a training setting (e.g. --set top_t=2 --set lr=5e-4), repeatable")
+    p.add_argument("--merge", default=None, metavar="DIR,DIR",
+                   help="instead of running, combine the results.json of these folders into --out")
     p.set_defaults(func=bench)
