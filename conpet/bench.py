@@ -213,7 +213,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
     seeds = sorted({r["seed"] for r in records})
     lines = [f"data {first['data']}, backbone {first['backbone']}, profile {first['profile']}, "
              f"seeds {','.join(map(str, seeds))} (mean ± std over seeds; accuracies in %)", ""]
-    head = f"{'method':<12} {'W (whole)':>15} {'A (average)':>15} {'sel acc':>15} {'s/step 2':>9} " \
+    head = f"{'method':<13} {'W (whole)':>15} {'A (average)':>15} {'sel acc':>15} {'s/step 2':>9} " \
            f"{'s/step last':>11} {'last/2':>7} {'total s':>8} {'peak MB':>8}"
     lines += [head, "-" * len(head)]
     for m in methods:
@@ -225,7 +225,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
         s2 = [s[1] for s in sps if len(s) > 1]
         sl = [s[-1] for s in sps]
         ratio = [s[-1] / s[1] for s in sps if len(s) > 1 and s[1] > 0]
-        lines.append(f"{m:<12} {_ms(w):>15} {_ms(a):>15} {(_ms(sel) if sel else '-'):>15} "
+        lines.append(f"{m:<13} {_ms(w):>15} {_ms(a):>15} {(_ms(sel) if sel else '-'):>15} "
                      f"{(mean_std(s2)[0] if s2 else float('nan')):9.1f} {mean_std(sl)[0]:11.1f} "
                      f"{(mean_std(ratio)[0] if ratio else float('nan')):7.2f} "
                      f"{mean_std([r['total_seconds'] for r in rs])[0]:8.0f} "
@@ -233,19 +233,19 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
     n_steps = max(len(r["avg_acc"]) for r in records)
     for title, key in (("average accuracy A per step (%)", "avg_acc"), ("whole accuracy W per step (%)", "whole_acc"),
                        ("training seconds per step", "seconds_per_step")):
-        lines += ["", title, f"{'method':<12} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
+        lines += ["", title, f"{'method':<13} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
         for m in methods:
             rs = [r for r in records if r["method"] == m]
             vals = [mean_std([r[key][i] for r in rs if len(r[key]) > i])[0] for i in range(n_steps)]
-            lines.append(f"{m:<12} " + " ".join(f"{v:6.1f}" for v in vals))
+            lines.append(f"{m:<13} " + " ".join(f"{v:6.1f}" for v in vals))
     sel_rows = [m for m in methods if any(r.get("selector_acc") for r in records if r["method"] == m)]
     if sel_rows:
         lines += ["", "selector top-1 accuracy per step (%)",
-                  f"{'method':<12} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
+                  f"{'method':<13} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
         for m in sel_rows:
             rs = [r for r in records if r["method"] == m and r.get("selector_acc")]
             vals = [mean_std([r["selector_acc"][i] for r in rs])[0] for i in range(n_steps)]
-            lines.append(f"{m:<12} " + " ".join(f"{v:6.1f}" for v in vals))
+            lines.append(f"{m:<13} " + " ".join(f"{v:6.1f}" for v in vals))
     caches = [r for r in records if r.get("cache")]
     if caches:
         lines += ["", "prediction pass over all test examples, uncached vs cached (seconds)"]
@@ -253,7 +253,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
             c = r["cache"]
             sql = (f", sqlite {c['sqlite_cached_seconds']:.3f} s ({c['sqlite_speedup']:.0f}x)"
                    if "sqlite_cached_seconds" in c else "")
-            lines.append(f"{r['method']:<12} seed {r['seed']}: {c['examples']} examples, uncached "
+            lines.append(f"{r['method']:<13} seed {r['seed']}: {c['examples']} examples, uncached "
                          f"{c['uncached_seconds']:.2f} s ({c['uncached_backbone_passes']} backbone passes), memory "
                          f"{c['memory_cached_seconds']:.3f} s ({c['memory_speedup']:.0f}x, "
                          f"{c['memory_backbone_passes']} passes){sql}")
