@@ -49,7 +49,8 @@ class StderrProgress:
 
     def report(self, event: ProgressEvent) -> None:
         now = time.monotonic()
-        if now - self._last < self.every and event.stage == self._stage and event.fraction < 1.0:
+        step_done = bool(event.metrics and "whole_acc" in event.metrics)
+        if now - self._last < self.every and event.stage == self._stage and event.fraction < 1.0 and not step_done:
             return
         self._last, self._stage = now, event.stage
         eta = f" ETA {_fmt_s(event.eta_seconds)}" if event.eta_seconds is not None else ""
@@ -124,6 +125,7 @@ def run_one(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, t
         "whole_acc": [round(100 * x, 2) for x in result.whole_acc],
         "avg_acc": [round(100 * x, 2) for x in result.avg_acc],
         "seconds_per_step": [round(x, 2) for x in result.seconds_per_step],
+        "cpu_seconds_per_step": [round(s.train_cpu_seconds, 2) for s in result.steps],
         "eval_seconds_per_step": [round(s.eval_seconds, 2) for s in result.steps],
         "selector_acc": ([None if x is None else round(100 * x, 2) for x in result.selector_acc]
                          if any(x is not None for x in result.selector_acc) else None),
@@ -264,13 +266,14 @@ def write_csv(records: Sequence[dict[str, Any]], path: Path) -> None:
     """One row per (method, seed, step)."""
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["method", "seed", "step", "whole_acc", "avg_acc", "selector_acc", "seconds", "eval_seconds",
-                    "peak_rss_mb", "data", "backbone", "profile"])
+        w.writerow(["method", "seed", "step", "whole_acc", "avg_acc", "selector_acc", "seconds", "cpu_seconds",
+                    "eval_seconds", "peak_rss_mb", "data", "backbone", "profile"])
         for r in records:
             for i in range(len(r["avg_acc"])):
                 sel = r["selector_acc"][i] if r.get("selector_acc") else ""
                 w.writerow([r["method"], r["seed"], i + 1, r["whole_acc"][i], r["avg_acc"][i],
-                            "" if sel is None else sel, r["seconds_per_step"][i], r["eval_seconds_per_step"][i],
+                            "" if sel is None else sel, r["seconds_per_step"][i],
+                            r.get("cpu_seconds_per_step", [""] * (i + 1))[i], r["eval_seconds_per_step"][i],
                             r["peak_rss_mb"], r["data"], r["backbone"], r["profile"]])
 
 
