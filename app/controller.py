@@ -10,7 +10,7 @@ import threading
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from app import jobs
 from app.viewmodels.project_model import ProjectModel
@@ -83,13 +83,20 @@ class JobController(QObject):
     @Slot(str, str, object)
     def _ended(self, kind: str, outcome: str, payload: object) -> None:
         self.current.pop(kind, None)
+        m = self.model
+        # The views re-read what the job wrote, one signal per turn of the event loop, so that no single
+        # turn of the GUI thread does all the reloading; jobEnded comes last, when the views are current.
         if kind == "import":
-            self.model.refresh_all()
+            steps = [m.typesChanged.emit, m.sentencesChanged.emit, lambda: m.annotationsChanged.emit(-1)]
         elif kind == "train":
-            self.model.refresh_all()
+            steps = [m.tasksChanged.emit, m.typesChanged.emit, m.runsChanged.emit]
         else:
-            self.model.runsChanged.emit()
-            self.model.predictionsChanged.emit()
+            steps = [m.runsChanged.emit, m.predictionsChanged.emit]
+        steps.append(partial(self._announce, kind, outcome, payload))
+        for i, step in enumerate(steps):
+            QTimer.singleShot(i, self, step)
+
+    def _announce(self, kind: str, outcome: str, payload: object) -> None:
         self.jobEnded.emit(kind, outcome, payload)
         if kind in MODEL_JOBS:
             self.busyChanged.emit(self.model_job_running())

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from app import dialogs, jobs
 from app.controller import JobController
+from app.preload import preload_engine
 from app.settings import RESOURCES, AppSettings, demo_folder
 from app.viewmodels.project_model import ProjectModel
 from app.views.annotate_view import AnnotateView
@@ -56,7 +57,8 @@ def bundle_export_available() -> bool:
 class MainWindow(QMainWindow):
     TABS = ("Types", "Label", "Training", "Predictions", "Routing review", "Runs & curves")
 
-    def __init__(self, settings: AppSettings, backbone_provider: jobs.BackboneProvider | None = None) -> None:
+    def __init__(self, settings: AppSettings, backbone_provider: jobs.BackboneProvider | None = None,
+                 preload: bool = True) -> None:
         super().__init__()
         self.settings = settings
         self.backbone_provider = backbone_provider
@@ -74,6 +76,9 @@ class MainWindow(QMainWindow):
         self._make_toolbar()
         self._make_status_bar()
         self._project_actions_enabled(False)
+        self.preload_worker: Worker | None = None
+        if preload:
+            self.preload_worker = self.host.start(Worker(lambda sink: preload_engine(sink), name="preload"))
 
     # --- building -------------------------------------------------------------------------------
     def _welcome(self) -> QWidget:
