@@ -270,11 +270,11 @@ def test_save_and_load_give_the_same_predictions(trained, tasks, minilm, tmp_pat
         loaded.pet.close()
 
 
-@pytest.mark.parametrize("name", ["dynamic", "static"])
-def test_cancel_mid_task_keeps_the_last_finished_task(minilm, tasks, name):
+@pytest.mark.parametrize(("name", "when"), [("dynamic", "batch"), ("dynamic", "validated"), ("static", "batch")])
+def test_cancel_mid_task_keeps_the_last_finished_task(minilm, tasks, name, when):
     torch.manual_seed(0)
     config = CONFIG.replace(batch_limit=6, max_epochs=1)
-    method = make_method(name, minilm, config)
+    method = make_method(name, minilm, config, cache=MemoryLogitCache())
     try:
         method.learn_task(tasks[0], [])
         probe = list(tasks[0].test[:6])
@@ -282,7 +282,10 @@ def test_cancel_mid_task_keeps_the_last_finished_task(minilm, tasks, name):
         modules = set(method.pet.module_names)
         params = {n: [p.detach().clone() for p in method.pet.module_parameters(n)] for n in modules}
         stage = "expert" if name == "dynamic" else "train"
-        sink = Events(cancel_when=lambda e: e.stage == stage and (e.metrics or {}).get("batch", 0) >= 5)
+        if when == "batch":  # in the middle of the last stage
+            sink = Events(cancel_when=lambda e: e.stage == stage and (e.metrics or {}).get("batch", 0) >= 5)
+        else:  # after the expert's validation, which ran (and cached) the newly trained selector
+            sink = Events(cancel_when=lambda e: e.stage == stage and "valid_acc" in (e.metrics or {}))
         with pytest.raises(Cancelled):
             method.learn_task(tasks[1], tasks[:1], sink)
         assert method.n_tasks == 1 and set(method.pet.module_names) == modules
@@ -293,10 +296,18 @@ def test_cancel_mid_task_keeps_the_last_finished_task(minilm, tasks, name):
         after = method.predict(probe)
         assert [p.label for p in after] == [p.label for p in before]
         # the runner reports a cancelled run without raising when asked, and a later run goes on
+        # (with another seed, so that a reused version number would serve other weights' logits)
+        method.config = config.replace(seed=7)
         result = run_continual(method, tasks[:2], sink=Events(cancel_when=lambda e: e.stage == stage),
                                raise_on_cancel=False)
         assert result.cancelled and method.n_tasks == 1
         method.learn_task(tasks[1], tasks[:1])
         assert method.n_tasks == 2
+        # versions used by the cancelled steps are never reused: cached logits match fresh ones
+        examples = [ex for t in tasks[:2] for ex in (*t.valid, *t.test)]
+        cached = method.predict(examples)
+        method.cache = None
+        fresh = method.predict(examples)
+        np.testing.assert_allclose([p.score for p in cached], [p.score for p in fresh], rtol=1e-4)
     finally:
         method.pet.close()

@@ -190,6 +190,7 @@ class PETMethod(ContinualMethod):
         self.uid = uid or _new_uid()
         self.task_types: list[tuple[str, ...]] = []
         self.versions: dict[str, int] = {}
+        self._burned: dict[str, int] = {}  # versions used by a cancelled step: never issued again
         self.hooks: list[TrainingHook] = []
         self.backbone_forwards = 0  # PET forward passes through the backbone (tests count these)
         self.backbone_examples = 0
@@ -455,7 +456,19 @@ class PETMethod(ContinualMethod):
         self.task_types.append(tuple(task.types))
         return state
 
+    def bump_version(self, name: str) -> int:
+        """A new version for module `name` (its weights are about to change); never one used before."""
+        v = max(self.versions.get(name, 0), self._burned.get(name, 0)) + 1
+        self.versions[name] = v
+        return v
+
     def rollback_step(self, state: dict[str, Any]) -> None:
+        """Undo a step that did not finish: restore the snapshotted modules, drop the new ones.
+
+        Version numbers issued during the step may already key cached logits of weights that are
+        now gone, so they are never reused: a restored module gets a fresh version (its cached
+        logits are recomputed once), and the next step's versions start above them."""
+        during = dict(self.versions)
         self._training.clear()
         for name, snap in state["snapshots"].items():
             if self.has_module(name):
@@ -463,7 +476,13 @@ class PETMethod(ContinualMethod):
         for adapter in set(self.pet.module_names) - state["modules"]:
             self.pet.remove_module(adapter)
         self.task_types = state["task_types"]
-        self.versions = state["versions"]
+        self.versions = dict(state["versions"])
+        for name, v in during.items():
+            if v != self.versions.get(name):
+                self._burned[name] = max(self._burned.get(name, 0), v)
+                if name in self.versions:
+                    self.versions[name] = v + 1
+                    self._burned[name] = v + 1
 
     def commit_step(self, state: dict[str, Any]) -> None:
         pass

@@ -110,7 +110,7 @@ class DynamicConPET(PETMethod):
                 self.add_module(self.SELECTOR, 1)
             else:
                 self.pet.grow_head(self.adapter(self.SELECTOR), 1)
-            self.versions[self.SELECTOR] = self.versions.get(self.SELECTOR, 0) + 1
+            self.bump_version(self.SELECTOR)
             if k > 0:
                 sel_sampler = self.make_sampler("selector", task.train, old, c.iter1_limit)
         exp_sampler = self.make_sampler("expert", task.train, old, c.iter2_limit)
@@ -135,7 +135,7 @@ class DynamicConPET(PETMethod):
         name = self.expert(k)
         init = self.SELECTOR if (c.expert_init == "selector" and self.has_module(self.SELECTOR)) else None
         self.add_module(name, len(task.types), init_from=init)
-        self.versions[name] = 1
+        self.bump_version(name)
         exp_valid = self.make_validation(valid_sets, exp_sampler, "expert")
 
         def exp_loss(batch: list[Example]) -> tuple[torch.Tensor | None, dict[str, float]]:
