@@ -344,7 +344,10 @@ class PETMethod(ContinualMethod):
         for h in self.hooks:
             params.extend(h.extra_parameters(self, stage))
         params = [p for p in params if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=c.weight_decay)
+        head = {id(p) for p in self.pet.heads[adapter].parameters()} if adapter in self.pet.heads else set()
+        groups = [{"params": [p for p in params if id(p) not in head], "lr": stage.lr},
+                  {"params": [p for p in params if id(p) in head], "lr": stage.lr * c.head_lr_scale}]
+        opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=stage.lr, weight_decay=c.weight_decay)
         total = max(len(stage.sampler), 1)
         best: dict[int, torch.Tensor] | None = None
         losses: list[float] = []
