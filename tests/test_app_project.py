@@ -144,3 +144,34 @@ def test_recent_list_survives_a_missing_folder(qtbot, app_env, tmp_path):
     qtbot.waitUntil(lambda: w.model is not None, timeout=30_000)
     assert w.model.folder == (home / "Demo").resolve()
     assert Path(tmp_path / "gone") not in settings.recent_projects()[:1]
+
+
+def test_import_through_the_dialog_with_progress(qtbot, app_env, tmp_path):
+    from test_app_helpers import small_jsonl
+
+    settings, _ = app_env
+    w = open_window(qtbot, settings)
+    w.create_project(tmp_path / "empty")
+    data = small_jsonl(tmp_path / "data.jsonl", per_type=5)
+    worker = w.import_file(data)
+    with qtbot.waitSignal(w.controller.jobEnded, timeout=60_000) as ended:
+        pass
+    assert ended.args[:2] == ["import", "finished"]
+    assert w.model.counts()["sentences"] > 0 and w.model.counts()["types"] == 3
+    assert "Imported" in w.statusBar().currentMessage()
+    assert w.views["Label"].list_model.rowCount() == w.model.counts()["sentences"]
+    assert worker is not None
+    # a malformed file: the dialog names the file, the line and the reason; nothing is written
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine", "entities": []}\n{"text": "broken", "entites": []}\n', encoding="utf-8")
+    before = w.model.counts()
+    w.import_file(bad)
+    with qtbot.waitSignal(w.controller.jobEnded, timeout=60_000) as ended:
+        pass
+    assert ended.args[:2] == ["import", "failed"]
+    assert "bad.jsonl:2" in ended.args[2] and "entites" in ended.args[2]
+    from app.views.progress_dialog import ProgressDialog
+
+    dialog = [d for d in w.findChildren(ProgressDialog) if d.outcome == "failed"][-1]
+    assert "bad.jsonl:2" in dialog.detail.text()
+    assert w.model.counts() == before

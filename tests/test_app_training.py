@@ -98,6 +98,19 @@ def test_tiny_training_to_the_end_then_predictions_and_routing(qtbot, app_env, t
     assert len(runs.matrix_chart.matrix()) == 1
     assert training.tasks_table.rowCount() == 1
 
+    # export the learnt model as a bundle from the app (File > Export bundle…)
+    from app.main_window import bundle_export_available
+
+    if bundle_export_available():
+        from conpet.bundle import read_manifest
+
+        worker = w.start_bundle_export(tmp_path / "people.conpet.zip")
+        with qtbot.waitSignal(worker.ended, timeout=120_000) as done:
+            pass
+        assert done.args[1] == "finished", done.args[2]
+        manifest = read_manifest(tmp_path / "people.conpet.zip")
+        assert [sorted(ty["name"] for ty in t["types"]) for t in manifest["tasks"]] == [["City", "Person"]]
+
     # predict the whole project in the background
     w.views["Predictions"].predict_all()
     outcome, result = run_to_end(qtbot, w, "predict")

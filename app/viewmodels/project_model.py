@@ -178,16 +178,17 @@ class ProjectModel(QObject):
         return self.project.runs.get(run_id)
 
     def latest_prediction_run(self) -> RunRecord | None:
-        for r in self.project.runs.list():
-            if r.purpose == "predict" and r.status == "finished":
+        """The newest finished whole-project prediction run (what routing review and the confidence
+        filter show); a "Predict this sentence" run covers one sentence and does not count."""
+        for r in self.project.runs.list(status="finished"):
+            if r.purpose == "predict" and r.config.get("sentences", "all") == "all":
                 return r
         return None
 
     def predictions_for_sentence(self, sentence_id: int) -> list[PredictionRecord]:
-        run = self.latest_prediction_run()
-        if run is None:
-            return []
-        return self.project.predictions.for_sentence(sentence_id, run.id)
+        """The newest predictions of this sentence (a whole-project run, a one-sentence run, or the test
+        predictions a training run stores)."""
+        return self.project.predictions.for_sentence(sentence_id)
 
     def predictions_for_run(self, run_id: int) -> list[PredictionRecord]:
         return self.project.predictions.for_run(run_id)

@@ -284,6 +284,7 @@ class AnnotateView(QWidget):
             return False
         self.list.selectionModel().setCurrentIndex(self.list_model.index(row),
                                                    QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        self.list.scrollTo(self.list_model.index(row), QAbstractItemView.ScrollHint.PositionAtCenter)
         return True
 
     def step(self, delta: int) -> None:

@@ -190,6 +190,7 @@ class PredictionsView(QWidget):
         if row >= 0:
             self.list.selectionModel().setCurrentIndex(self.list_model.index(row),
                                                        QItemSelectionModel.SelectionFlag.ClearAndSelect)
+            self.list.scrollTo(self.list_model.index(row), QAbstractItemView.ScrollHint.PositionAtCenter)
 
     def refresh(self) -> None:
         run = self.model.latest_prediction_run()

@@ -73,8 +73,7 @@ class RunsView(QWidget):
         self.curve_chart.setObjectName("curveChart")
         self.matrix_chart = HeatMap("Accuracy matrix: after step i (row), on task j (column)")
         self.matrix_chart.setObjectName("matrixChart")
-        self.cost_chart = LineChart("Training time per step (s): ConPET keeps it flat", x_label="step",
-                                    integer_x=True)
+        self.cost_chart = LineChart("Training time per step (s)", x_label="step", integer_x=True)
         self.detail = QPlainTextEdit()
         self.detail.setReadOnly(True)
         grid.addWidget(self.curve_chart, 0, 0)
@@ -113,8 +112,9 @@ class RunsView(QWidget):
             series.append(("selector accuracy", points("selector_acc")))
         self.curve_chart.set_series(series)
         self.matrix_chart.set_matrix([[pct(a) for a in m.get("task_acc", [])] for m in steps])
-        self.cost_chart.set_series([("seconds", [(m["task_index"], float(m["train_seconds"])) for m in steps
-                                                 if m.get("train_seconds") is not None])])
+        cost = [(m["task_index"], float(m["train_seconds"])) for m in steps if m.get("train_seconds") is not None]
+        self.cost_chart.y_range = (0.0, 1.15 * max(v for _, v in cost)) if cost else None
+        self.cost_chart.set_series([("seconds", cost)])
         row = next((i for i, r in enumerate(self.runs) if selected and r.id == selected.id), 0 if self.runs else -1)
         if row >= 0:
             self.table.selectRow(row)
@@ -140,9 +140,6 @@ class RunsView(QWidget):
                                 else "")
                              + f"; trained in {m['train_seconds']:.0f} s on {sum(m.get('train_examples', [])) or '?'} "
                                "examples (new + replayed tasks).")
-            elif m.get("kind") == "predict":
-                lines.append(f"{m['predictions']} predictions in {m['seconds']:.1f} s, "
-                             f"{m['backbone_passes']} backbone passes.")
         if r.error:
             lines += ["", "Error:", r.error]
         if r.backbone_sha256:

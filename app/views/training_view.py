@@ -60,6 +60,7 @@ class TrainingView(QWidget):
         self._loss: list[tuple[float, float]] = []
         self._acc: list[tuple[float, float]] = []
         self._valid: list[tuple[float, float]] = []
+        self._stage = ""
         self.last_outcome: tuple[str, object] | None = None
 
         layout = QVBoxLayout(self)
@@ -85,7 +86,8 @@ class TrainingView(QWidget):
         self.tasks_table.setHorizontalHeaderLabels(["Task", "Types", "State", "Accuracy when learnt"])
         self.tasks_table.verticalHeader().hide()
         self.tasks_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.tasks_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.tasks_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.tasks_table.horizontalHeader().setStretchLastSection(True)
         splitter.addWidget(self.tasks_table)
 
         box = QGroupBox("Current job")
@@ -114,8 +116,9 @@ class TrainingView(QWidget):
         bl.addLayout(row)
         bl.addWidget(self.message_label)
         charts = QHBoxLayout()
-        self.loss_chart = LineChart("Training loss (live)", x_label="progress %")
-        self.acc_chart = LineChart("Training / validation accuracy (live)", y_range=(0, 100), x_label="progress %")
+        self.loss_chart = LineChart("Training loss (live)", x_label="progress %", x_range=(0, 100))
+        self.acc_chart = LineChart("Training / validation accuracy (live)", y_range=(0, 100), x_label="progress %",
+                                   x_range=(0, 100))
         charts.addWidget(self.loss_chart)
         charts.addWidget(self.acc_chart)
         bl.addLayout(charts, 1)
@@ -145,11 +148,14 @@ class TrainingView(QWidget):
                 acc[int(m["task_index"])] = f"{100 * own:.1f}% on its test set; all tasks {100 * m['whole_acc']:.1f}%"
         self.tasks_table.setRowCount(len(tasks))
         for i, t in enumerate(tasks):
-            state = "learnt" if t.frozen else "open (its training did not finish: Train continues it)"
+            if t.frozen:
+                state = "learnt"
+            elif self.worker is not None and self.worker.name == "train":
+                state = "training now…"
+            else:
+                state = "open (its training did not finish: Train continues it)"
             for j, text in enumerate([f"Task {t.index}", ", ".join(t.type_names), state, acc.get(t.index, "—")]):
                 self.tasks_table.setItem(i, j, QTableWidgetItem(text))
-        self.tasks_table.resizeColumnToContents(0)
-        self.tasks_table.resizeColumnToContents(2)
 
     # --- starting -------------------------------------------------------------------------------
     def candidates(self) -> list[TypeCandidate]:
@@ -226,6 +232,9 @@ class TrainingView(QWidget):
 
     @Slot(object)
     def on_event(self, event: ProgressEvent) -> None:
+        if event.stage != self._stage:
+            self._stage = event.stage
+            self.reload_tasks()  # the job may have just created the new task
         self.progress.setValue(int(round(event.fraction * 1000)))
         stage = STAGE_NAMES.get(event.stage, event.stage.capitalize() if event.stage else "Working")
         self.stage_label.setText(stage)

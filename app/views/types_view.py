@@ -263,7 +263,7 @@ class TypesView(QWidget):
         row.addWidget(self.delete_button)
         row.addStretch(1)
         layout.addLayout(row)
-        self.status = QLabel()
+        self.status = QLabel("Select a type to recolour or delete it; add a type for knowledge the model should learn next.")
         self.status.setObjectName("statusLine")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 PALETTE = ["#2f6fdf", "#e0793a", "#2a9d6f", "#b5488f", "#7a6bd1", "#c9a227", "#3aa0c9", "#d64545"]
@@ -53,10 +53,12 @@ class LineChart(_Chart):
     """Series of (x, y) points. ``y_range`` fixed (e.g. 0..100 for accuracy) or None to fit the data."""
 
     def __init__(self, title: str = "", y_label: str = "", y_range: tuple[float, float] | None = None,
-                 x_label: str = "", integer_x: bool = False, parent: QWidget | None = None) -> None:
+                 x_label: str = "", integer_x: bool = False, x_range: tuple[float, float] | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(title, parent)
         self.y_label, self.x_label = y_label, x_label
         self.y_range = y_range
+        self.x_range = x_range
         self.integer_x = integer_x
         self._series: list[tuple[str, list[tuple[float, float]], str]] = []
 
@@ -76,7 +78,7 @@ class LineChart(_Chart):
         fm = p.fontMetrics()
         xs = [x for x, _ in points]
         ys = [y for _, y in points]
-        x0, x1 = min(xs), max(xs)
+        x0, x1 = self.x_range if self.x_range else (min(xs), max(xs))
         if x1 == x0:
             x0, x1 = x0 - 1, x1 + 1
         if self.y_range:
@@ -216,7 +218,10 @@ class BarChart(_Chart):
             self._empty(p, rect)
             return
         fm = p.fontMetrics()
-        label_w = min(max(fm.horizontalAdvance(b[0]) for b in self._bars) + 10, rect.width() * 0.45)
+        bold_font = QFont(self.font())
+        bold_font.setBold(True)
+        bold_fm = QFontMetrics(bold_font)
+        label_w = min(max(bold_fm.horizontalAdvance(b[0]) for b in self._bars) + 10, rect.width() * 0.5)
         value_w = fm.horizontalAdvance("100.0%") + 6
         row_h = min(26.0, rect.height() / len(self._bars))
         text = _text_color(self)
@@ -227,7 +232,7 @@ class BarChart(_Chart):
             f.setBold(bold)
             p.setFont(f)
             p.setPen(text)
-            elided = fm.elidedText(label, Qt.TextElideMode.ElideRight, int(label_w - 8))
+            elided = (bold_fm if bold else fm).elidedText(label, Qt.TextElideMode.ElideRight, int(label_w - 10))
             p.drawText(QRectF(rect.left(), y, label_w - 6, row_h),
                        Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, elided)
             track = QRectF(rect.left() + label_w, y + row_h * 0.2, rect.width() - label_w - value_w, row_h * 0.6)

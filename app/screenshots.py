@@ -1,0 +1,123 @@
+"""Makes the README's screenshots from real windows with real content (a developer tool).
+
+    python -m app.screenshots prepare DIR          # the demo project, two learnt tasks, whole-project predictions
+    ../shared/tools/xshot -w 20 OUT.png -- python -m app.screenshots show DIR --tab "Routing review"
+    ../shared/tools/xshot -w 60 OUT.png -- python -m app.screenshots show DIR --tab Training --train
+
+``prepare`` trains on the demo: task 1 = Person, City, Company; task 2 = works_for, located_in, born_in
+(Drug, Disease and treats stay untrained, for a live training shot with ``--train``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+TASKS = [("Person", "City", "Company"), ("works_for", "located_in", "born_in")]
+
+
+def prepare(folder: Path, budget: str = "smoke") -> None:
+    from app import jobs
+
+    class Print:
+        last = ""
+
+        def report(self, event) -> None:
+            line = f"{100 * event.fraction:5.1f}% {event.message}"
+            if line[:30] != self.last[:30]:
+                print(line, flush=True)
+            self.last = line
+
+        def cancel_requested(self) -> bool:
+            return False
+
+    if not (folder / "project.sqlite").exists():
+        jobs.create_demo_project(folder)
+    from conpet.store import Project
+
+    with Project.open(folder) as p:
+        learnt = {t.name for t in p.types.list() if t.task_id is not None}
+    for types in TASKS:
+        if set(types) <= learnt:
+            continue
+        out = jobs.train_next_task(jobs.TrainRequest(folder, budget=budget, device=jobs.default_device(),
+                                                     types=types), Print())
+        print("learnt", out.task_index, out.types, out.metrics.get("whole_acc"), flush=True)
+    res = jobs.predict_project(folder, Print())
+    print(f"{res.predictions} predictions in {res.seconds:.1f} s", flush=True)
+
+
+def show(folder: Path, tab: str, train: bool, sentence: str | None) -> int:
+    os.environ.setdefault("CONPET_HOME", str(folder.parent))
+    from PySide6.QtCore import QTimer
+
+    from app import dialogs
+    from app.main import make_application
+    from app.main_window import MainWindow
+    from app.settings import AppSettings
+    from app.views.train_dialog import TrainChoice
+
+    app = make_application(sys.argv[:1])
+    dialogs.AUTO_ANSWER = True
+    w = MainWindow(AppSettings(folder.parent / "screenshots.ini"))
+    w.resize(1280, 800)
+    w.show()
+    w.open_project(folder)
+    w.show_tab(tab)
+    if sentence:
+        sid = next((i for i in w.model.sentence_ids(sentence)), None)
+        if sid is not None:
+            w.views["Label"].select_sentence(sid)
+            w.views["Predictions"].select_sentence(sid)
+    routing = w.views["Routing review"]
+    routing.select_first()
+
+    if tab == "Label":
+        label = w.views["Label"]
+        ed = label.editor
+        anns = [a for a in label._annotations if a.kind == "relation"]
+        if anns:
+            label.focus(anns[0].id)
+        ents = [a for a in label._annotations if a.kind == "entity"]
+        if ents:
+            ed.select_span(ents[0].start, ents[0].end)
+            ed.clear_selection()
+
+    def start_training() -> None:
+        if w.host.is_busy("preload"):
+            QTimer.singleShot(200, start_training)
+            return
+        types = [t for t in w.model.types() if t.task_id is None]
+        choice = TrainChoice(tuple(t.id for t in types), tuple(t.name for t in types), "dynamic", "minilm", "cpu",
+                             "smoke", 5)
+        w.views["Training"].start(choice, overrides={"batch_limit": 150})
+
+    if train:
+        QTimer.singleShot(100, start_training)
+    return app.exec()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.screenshots")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--budget", default="smoke")
+    s = sub.add_parser("show")
+    s.add_argument("folder", type=Path)
+    s.add_argument("--tab", default="Label")
+    s.add_argument("--train", action="store_true")
+    s.add_argument("--sentence", default=None, help="select the first sentence containing this text")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if args.cmd == "prepare":
+        prepare(args.folder.resolve(), args.budget)
+        return 0
+    return show(args.folder.resolve(), args.tab, args.train, args.sentence)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
