@@ -175,3 +175,22 @@ def test_import_through_the_dialog_with_progress(qtbot, app_env, tmp_path):
     dialog = [d for d in w.findChildren(ProgressDialog) if d.outcome == "failed"][-1]
     assert "bad.jsonl:2" in dialog.detail.text()
     assert w.model.counts() == before
+
+
+def test_export_annotations_as_jsonl_round_trips(qtbot, app_env, tmp_path):
+    from conpet.data.jsonl import read_jsonl_sentences
+
+    from app.main_window import _export_jsonl_job
+    from app.workers import Worker
+
+    settings, _ = app_env
+    w = open_window(qtbot, settings)
+    w.open_project(make_project(tmp_path / "p", relations=("works_for",), per_type=4))
+    out = tmp_path / "out.jsonl"
+    worker = Worker(lambda sink: _export_jsonl_job(w.model.folder, out, sink), name="export")
+    with qtbot.waitSignal(worker.ended, timeout=60_000) as done:
+        w.host.start(worker)
+    assert done.args[1] == "finished" and done.args[2] == w.model.counts()["sentences"]
+    lines = read_jsonl_sentences(out)
+    n = sum(len(s.entities) + len(s.relations) for s in lines)
+    assert n == w.model.counts()["annotations"]
