@@ -118,8 +118,12 @@ def test_init_from_copies_lora_weights(pet, batch):
 
 
 def test_no_adapter_hidden_is_the_plain_backbone(pet, batch, minilm):
+    # A separate copy of the weights: the shared backbone may carry other tests' active adapters.
+    from transformers import AutoModel
+
+    untouched = AutoModel.from_pretrained(minilm.path).eval()
     with torch.no_grad():
-        plain = minilm.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        plain = untouched(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
         plain = plain[torch.arange(len(batch)), batch.mask_index]
     pet.add_module("a", 2)
     _train_step(pet, batch, "a")
