@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from conpet.data.example import Example
 from conpet.data.tasks import TaskData
 from conpet.errors import ConpetError
-from conpet.methods.base import PETMethod, Prediction, Stage, StepStats, softmax
+from conpet.methods.base import PETMethod, Prediction, Stage, StepStats, length_order, softmax, unorder
 from conpet.protocols import ProgressSink, Reporter
 
 
@@ -175,7 +175,8 @@ class DynamicConPET(PETMethod):
         if not self.task_types:
             raise ConpetError("this model has not learnt any task yet")
         rep = Reporter(sink)
-        examples = list(examples)
+        order = length_order(examples)
+        examples = [examples[i] for i in order]
         n, bs = len(examples), self.config.eval_batch_size
         if n == 0:
             return []
@@ -223,7 +224,7 @@ class DynamicConPET(PETMethod):
                 list(active[i]),
                 {t: float(v) for t, v in zip(self.task_types[owner], own, strict=True)},
                 versions))
-        return out
+        return unorder(order, out)
 
     def predict_batch(self, batch: list[Example]) -> list[Prediction]:
         return self.predict(batch)
