@@ -110,7 +110,6 @@ class ContrastiveMemoryBaseline(MemoryBaseline):
         self._bank_f: torch.Tensor | None = None
         self._bank_l: torch.Tensor | None = None
         self._teacher_types = 0
-        self._teacher_serial = 0
 
     # --- training -----------------------------------------------------------------------------------
 
@@ -139,8 +138,7 @@ class ContrastiveMemoryBaseline(MemoryBaseline):
             dst = self.pet.heads[self.adapter(self.TEACHER)]
             dst.weight.copy_(src.weight)
             dst.bias.copy_(src.bias)
-        self._teacher_serial += 1
-        self.versions[self.TEACHER] = self._teacher_serial
+        self.bump_version(self.TEACHER)  # never a version an earlier teacher's cached logits used
         self._teacher_types = n_old
 
     def commit_step(self, state: dict[str, Any]) -> None:

@@ -90,7 +90,7 @@ class AlignedMemoryBaseline(MemoryBaseline):
             self.align.bias.copy_(torch.as_tensor(b, dtype=torch.float32))
         after = float(np.linalg.norm(x @ w.T + b - y, axis=1).mean())
         # the module's function changed: cached logits of the old alignment must never be served
-        self.versions[self.current] = self.versions.get(self.current, 0) + 1
+        self.bump_version(self.current)
         stats.extra["alignment"] = {"memory": len(mem), "drift_before": round(before, 4),
                                     "drift_after": round(after, 4)}
 

@@ -115,7 +115,7 @@ class MemoryBaseline(SingleModuleMethod):
             self.current = self.MODULE
         else:
             self.pet.grow_head(self.adapter(self.current), len(task.types))
-        self.versions[self.current] = self.versions.get(self.current, 0) + 1
+        self.bump_version(self.current)
         new, old = self.new_and_old(task, history)
         sampler = self.make_sampler("train", new, old, self.config.batch_limit)
         valid = self.make_validation([list(t.valid) for t in [*history, task]], sampler, "train")
