@@ -279,7 +279,8 @@ def _sync(device: Any) -> None:
 
 def bench_predict(bundle: Bundle, examples: list[Any], batch_size: int = 32, repeats: int = 3) -> dict[str, Any]:
     """Median seconds of bundle prediction and of one plain forward pass of the bare backbone (no adapter,
-    same encoded batches) over ``examples``; sentences per second of each and the ratio."""
+    the examples encoded the same way, in batches of ``batch_size`` ordered by length as the engine's
+    prediction orders them) over ``examples``; sentences per second of each and the ratio."""
     import torch
 
     method = bundle.method
@@ -290,10 +291,13 @@ def bench_predict(bundle: Bundle, examples: list[Any], batch_size: int = 32, rep
     model = bb.model
     pet = method.pet
 
+    # The same order as the method's own prediction batches (by text length: least padding).
+    ordered = sorted(examples, key=lambda e: len(e.text))
+
     def plain() -> None:
         with torch.no_grad(), pet._no_adapter():
-            for i in range(0, len(examples), batch_size):
-                batch = enc.batch(examples[i:i + batch_size]).to(bb.device)
+            for i in range(0, len(ordered), batch_size):
+                batch = enc.batch(ordered[i:i + batch_size]).to(bb.device)
                 model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         _sync(bb.device)
 
