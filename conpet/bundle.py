@@ -55,8 +55,9 @@ from conpet.protocols import ProgressEvent, ProgressSink, Reporter
 
 __all__ = [
     "ALLOWED_SUFFIXES", "FORMAT", "FORMAT_VERSION", "MANIFEST", "Bundle", "BundleError", "BundleInfo",
-    "MentionPrediction", "SentencePrediction", "export_bundle", "import_bundle", "read_manifest",
-    "verify_bundle", "write_bundle", "sentence_queries",
+    "ImportResult", "MentionPrediction", "SentencePrediction", "backbone_info", "export_bundle", "import_bundle",
+    "model_card", "read_manifest", "resolve_backbone", "sentence_prediction", "sentence_queries", "unpacked",
+    "verify_bundle", "write_bundle",
 ]
 
 FORMAT = "conpet-bundle"
