@@ -129,6 +129,8 @@ def run_one(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, t
         "eval_seconds_per_step": [round(s.eval_seconds, 2) for s in result.steps],
         "selector_acc": ([None if x is None else round(100 * x, 2) for x in result.selector_acc]
                          if any(x is not None for x in result.selector_acc) else None),
+        "oracle_routing_acc": ([round(100 * s.oracle_routing_acc, 2) for s in result.steps]
+                               if all(s.oracle_routing_acc is not None for s in result.steps) else None),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "forgetting": _pct(final["forgetting"]), "bwt": _pct(final["bwt"]),
         "accuracy_matrix": [[round(100 * x, 2) for x in row] for row in result.matrix.accuracy()],
@@ -248,6 +250,14 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
             rs = [r for r in records if r["method"] == m and r.get("selector_acc")]
             vals = [mean_std([r["selector_acc"][i] for r in rs])[0] for i in range(n_steps)]
             lines.append(f"{m:<13} " + " ".join(f"{v:6.1f}" for v in vals))
+    oracle_rows = [m for m in methods if any(r.get("oracle_routing_acc") for r in records if r["method"] == m)]
+    if oracle_rows:
+        lines += ["", "whole accuracy with oracle routing (every example to its gold task's expert) per step (%)",
+                  f"{'method':<12} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
+        for m in oracle_rows:
+            rs = [r for r in records if r["method"] == m and r.get("oracle_routing_acc")]
+            vals = [mean_std([r["oracle_routing_acc"][i] for r in rs])[0] for i in range(n_steps)]
+            lines.append(f"{m:<12} " + " ".join(f"{v:6.1f}" for v in vals))
     caches = [r for r in records if r.get("cache")]
     if caches:
         lines += ["", "prediction pass over all test examples, uncached vs cached (seconds)"]

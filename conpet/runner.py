@@ -34,6 +34,7 @@ class StepRecord:
     peak_rss_mb: float
     stats: dict[str, Any] = field(default_factory=dict)
     train_cpu_seconds: float = float("nan")  # CPU time of this process: robust to a busy machine
+    oracle_routing_acc: float | None = None  # Dynamic ConPET: W if every example went to its gold expert
 
 
 @dataclass
@@ -116,6 +117,9 @@ def run_continual(method: ContinualMethod, tasks: Sequence[TaskData], *, sink: P
                 record.avg_acc = result.matrix.average(k - start)
                 record.task_acc = result.matrix.accuracy()[k - start]
                 record.selector_acc = sel
+                oracle = getattr(method, "oracle_routing_accuracy", None)
+                if oracle is not None and getattr(method, "use_selector", False):
+                    record.oracle_routing_acc = oracle([ex for t in tasks[: k + 1] for ex in t.test])
                 record.peak_rss_mb = peak_rss_mb()
             result.steps.append(record)
             if sink is not None:

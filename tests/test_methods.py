@@ -143,6 +143,8 @@ def test_selector_grows_by_dimension_expansion(trained):
         assert torch.equal(grown[: before.shape[0]], before)
     assert method.versions["selector"] == 3 and method.versions["expert_0"] == 1
     assert result.selector_acc[-1] is not None and result.steps[0].selector_acc == 1.0
+    # with t = 1 a correct prediction needs the gold expert routed: oracle routing bounds W
+    assert all(s.oracle_routing_acc >= s.whole_acc for s in result.steps)
 
 
 def test_old_experts_stay_frozen(trained):

@@ -228,3 +228,17 @@ class DynamicConPET(PETMethod):
 
     def predict_batch(self, batch: list[Example]) -> list[Prediction]:
         return self.predict(batch)
+
+    def oracle_routing_accuracy(self, examples: Sequence[Example]) -> float:
+        """Accuracy if the selector always chose the gold task's expert (a diagnostic: how much of
+        the error is routing). Uses the cache like prediction does."""
+        task_of = self.task_of_type()
+        index = self.type_index()
+        order = length_order(examples)
+        correct = 0
+        for i in range(0, len(order), self.config.eval_batch_size):
+            chunk = [examples[j] for j in order[i : i + self.config.eval_batch_size]]
+            logits = self.concat_logits(chunk, [[task_of[ex.label]] for ex in chunk])
+            gold = torch.tensor([index[ex.label] for ex in chunk], device=logits.device)
+            correct += int((logits.argmax(-1) == gold).sum())
+        return correct / len(examples) if len(examples) else float("nan")
