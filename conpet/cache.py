@@ -60,6 +60,11 @@ class MemoryLogitCache:
                 while len(self._data) > self.max_entries:
                     self._data.pop(next(iter(self._data)))
 
+    def items(self) -> dict[CacheKey, np.ndarray]:
+        """A snapshot of every entry (e.g. to copy into a persistent cache)."""
+        with self._lock:
+            return dict(self._data)
+
     def drop_module(self, module_id: str, keep_version: int | None = None) -> int:
         """Forget a module's entries (all, or all but one version); returns how many went."""
         with self._lock:

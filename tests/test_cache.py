@@ -89,6 +89,14 @@ def test_sqlite_persists_and_works_across_threads(tmp_path):
     c2.close()
 
 
+def test_memory_items_copy_into_sqlite(tmp_path):
+    mem = MemoryLogitCache()
+    mem.put_many({("e", "m", 1): np.arange(3, dtype=np.float32)})
+    with SqliteLogitCache(tmp_path / "c.sqlite") as sql:
+        sql.put_many(mem.items())
+        assert sql.get_many([("e", "m", 1)])[("e", "m", 1)].tolist() == [0, 1, 2]
+
+
 def test_memory_cap():
     c = MemoryLogitCache(max_entries=2)
     c.put_many({("a", "m", 1): np.ones(1), ("b", "m", 1): np.ones(1), ("c", "m", 1): np.ones(1)})
