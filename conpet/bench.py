@@ -223,7 +223,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
     lines = [f"data {first['data']}, backbone {first['backbone']}, profile {first['profile']}, "
              f"seeds {','.join(map(str, seeds))} (mean ± std over seeds; accuracies in %)", ""]
     head = f"{'method':<13} {'W (whole)':>15} {'A (average)':>15} {'sel acc':>15} {'s/step 2':>9} " \
-           f"{'s/step last':>11} {'last/2':>7} {'total s':>8} {'peak MB':>8}"
+           f"{'s/step last':>11} {'last/2':>7} {'cpu s last':>10} {'cpu last/2':>10} {'total s':>8} {'peak MB':>8}"
     lines += [head, "-" * len(head)]
     for m in methods:
         rs = [r for r in records if r["method"] == m]
@@ -234,14 +234,22 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
         s2 = [s[1] for s in sps if len(s) > 1]
         sl = [s[-1] for s in sps]
         ratio = [s[-1] / s[1] for s in sps if len(s) > 1 and s[1] > 0]
+        cps = [r["cpu_seconds_per_step"] for r in rs if "cpu_seconds_per_step" in r]
+        cpu_last = mean_std([c[-1] for c in cps])[0] if cps else float("nan")
+        cpu_ratio = mean_std([c[-1] / c[1] for c in cps if len(c) > 1 and c[1] > 0])[0] if cps else float("nan")
         lines.append(f"{m:<13} {_ms(w):>15} {_ms(a):>15} {(_ms(sel) if sel else '-'):>15} "
                      f"{(mean_std(s2)[0] if s2 else float('nan')):9.1f} {mean_std(sl)[0]:11.1f} "
                      f"{(mean_std(ratio)[0] if ratio else float('nan')):7.2f} "
+                     f"{cpu_last:10.1f} {cpu_ratio:10.2f} "
                      f"{mean_std([r['total_seconds'] for r in rs])[0]:8.0f} "
                      f"{max(r['peak_rss_mb'] for r in rs):8.0f}")
     n_steps = max(len(r["avg_acc"]) for r in records)
     for title, key in (("average accuracy A per step (%)", "avg_acc"), ("whole accuracy W per step (%)", "whole_acc"),
-                       ("training seconds per step", "seconds_per_step")):
+                       ("training seconds per step (wall clock)", "seconds_per_step"),
+                       ("training CPU seconds per step (one thread: steadier than wall clock on a busy machine)",
+                        "cpu_seconds_per_step")):
+        if not all(key in r for r in records):
+            continue
         lines += ["", title, f"{'method':<13} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
         for m in methods:
             rs = [r for r in records if r["method"] == m]
