@@ -266,11 +266,11 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
     oracle_rows = [m for m in methods if any(r.get("oracle_routing_acc") for r in records if r["method"] == m)]
     if oracle_rows:
         lines += ["", "whole accuracy with oracle routing (every example to its gold task's expert) per step (%)",
-                  f"{'method':<12} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
+                  f"{'method':<13} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
         for m in oracle_rows:
             rs = [r for r in records if r["method"] == m and r.get("oracle_routing_acc")]
             vals = [mean_std([r["oracle_routing_acc"][i] for r in rs])[0] for i in range(n_steps)]
-            lines.append(f"{m:<12} " + " ".join(f"{v:6.1f}" for v in vals))
+            lines.append(f"{m:<13} " + " ".join(f"{v:6.1f}" for v in vals))
     caches = [r for r in records if r.get("cache")]
     if caches:
         lines += ["", "prediction pass over all test examples, uncached vs cached (seconds)"]
