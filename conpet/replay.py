@@ -116,31 +116,3 @@ def validation_sample(valid_sets: Sequence[Sequence[T]], n_examples: int, *, see
 def validation_size(batches_per_epoch: int, batch_size: int, valid_ratio: float) -> int:
     """Examples in the validation sample: valid_ratio validation batches per training batch of an epoch."""
     return max(1, math.ceil(batches_per_epoch * valid_ratio)) * batch_size
-
-
-def kmeans_memory(features: np.ndarray, labels: Sequence[str], per_type: int, *, seed: int) -> list[int]:
-    """Indices of an episodic memory: per type, K-Means with `per_type` clusters on the examples'
-    representations and the example nearest each centroid (all of a type's examples when it has fewer)."""
-    from sklearn.cluster import KMeans
-
-    features = np.asarray(features, dtype=np.float64)
-    by_type: dict[str, list[int]] = {}
-    for i, lab in enumerate(labels):
-        by_type.setdefault(lab, []).append(i)
-    chosen: list[int] = []
-    for lab in sorted(by_type):
-        idx = by_type[lab]
-        if len(idx) <= per_type:
-            chosen.extend(idx)
-            continue
-        x = features[idx]
-        km = KMeans(n_clusters=per_type, n_init=3, random_state=seed).fit(x)
-        picked: list[int] = []
-        for c in km.cluster_centers_:
-            d = np.linalg.norm(x - c, axis=1)
-            for j in np.argsort(d):
-                if idx[j] not in picked:
-                    picked.append(idx[j])
-                    break
-        chosen.extend(sorted(picked))
-    return chosen

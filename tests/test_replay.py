@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
 import pytest
 
 from conpet.replay import (
     ReplaySampler,
-    kmeans_memory,
     split_batch,
     validation_sample,
     validation_size,
@@ -103,17 +101,6 @@ def test_validation_sample_is_fixed_balanced_and_capped():
 def test_validation_is_a_quarter_of_training_batches():
     assert validation_size(40, 8, 0.25) == 10 * 8
     assert validation_size(1, 8, 0.25) == 8
-
-
-def test_kmeans_memory_size_per_type_and_determinism():
-    rng = np.random.default_rng(0)
-    feats = rng.normal(size=(60, 5))
-    labels = ["x"] * 40 + ["y"] * 17 + ["z"] * 3
-    a = kmeans_memory(feats, labels, 5, seed=0)
-    assert a == kmeans_memory(feats, labels, 5, seed=0)
-    per = Counter(labels[i] for i in a)
-    assert per == {"x": 5, "y": 5, "z": 3}
-    assert len(set(a)) == len(a)
 
 
 def test_sampler_needs_new_data():
