@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from conpet.data.example import Example, example_id
-from conpet.errors import Cancelled, ConpetError
+from conpet.errors import ConpetError
 from conpet.protocols import NullProgress, ProgressEvent, ProgressSink, Reporter
 
 DEMO_JSONL = Path(__file__).resolve().parent.parent / "resources" / "demo" / "demo.jsonl"
@@ -204,30 +204,22 @@ def predict_project(folder: Path, sink: ProgressSink | None = None, *, sentence_
         method = None
         t0 = time.monotonic()
         try:
-            method = load_method(model_folder, backbone, cache=project.logit_cache)
-            _set_device(method, device)
-            examples = prediction_examples(project, kinds, sentence_ids)
-            rep(0.02, f"predicting {len(examples)} mention(s) and pair(s)", "evaluation")
-            before = method.backbone_forwards
-            preds = method.predict(examples, RunSink(project, run.id, sink)) if examples else []
-            passes = method.backbone_forwards - before
-            preds = [_renamed(p, rename) for p in preds]
-            seconds = time.monotonic() - t0
-            with project.transaction():
-                n = project.predictions.add_engine_results(run.id, examples, preds)
-                project.runs.update_progress(run.id, 1.0, "stored", stage="done", metrics={
-                    "kind": "predict", "predictions": n, "seconds": seconds, "backbone_passes": passes})
-                project.runs.finish(run.id, f"{n} predictions in {seconds:.1f} s ({passes} backbone passes)")
-            return PredictOutcome(run.id, n, seconds, passes)
-        except Cancelled:
-            project.runs.cancel(run.id)
-            raise
-        except BaseException as exc:
-            try:
-                project.runs.fail(run.id, f"{type(exc).__name__}: {exc}")
-            except ConpetError:
-                pass
-            raise
+            with project.runs.recorded(run.id):
+                method = load_method(model_folder, backbone, cache=project.logit_cache)
+                _set_device(method, device)
+                examples = prediction_examples(project, kinds, sentence_ids)
+                rep(0.02, f"predicting {len(examples)} mention(s) and pair(s)", "evaluation")
+                before = method.backbone_forwards
+                preds = method.predict(examples, RunSink(project, run.id, sink)) if examples else []
+                passes = method.backbone_forwards - before
+                preds = [_renamed(p, rename) for p in preds]
+                seconds = time.monotonic() - t0
+                with project.transaction():
+                    n = project.predictions.add_engine_results(run.id, examples, preds)
+                    project.runs.update_progress(run.id, 1.0, "stored", stage="done", metrics={
+                        "kind": "predict", "predictions": n, "seconds": seconds, "backbone_passes": passes})
+                    project.runs.finish(run.id, f"{n} predictions in {seconds:.1f} s ({passes} backbone passes)")
+                return PredictOutcome(run.id, n, seconds, passes)
         finally:
             if method is not None and getattr(method, "_pet", None) is not None:
                 method.pet.close()

@@ -419,7 +419,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                                                   "types": list(new.types)},
                              task_id=task.id, backbone=bb.name, backbone_sha256=sha)
     run_sink = _RunSink(project, run.id, sink)
-    try:
+    with project.runs.recorded(run.id):
         before = {n: int(v) for n, v in state.get("versions", {}).items()}
         step_sink = ScaledSink(run_sink, 0.0, TRAIN_SHARE, prefix=f"task {task.index}: ")
         stats = m.learn_task(new, datas[:-1], step_sink)
@@ -457,15 +457,6 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
             project.runs.update_progress(run.id, 1.0, "finished", stage="done", metrics=metrics, step=task.index)
             project.runs.append_log(run.id, json.dumps({"stats": stats.to_dict()}, default=str))
             project.runs.finish(run.id, f"task {task.index} learnt: {', '.join(new.types)}")
-    except Cancelled:
-        project.runs.cancel(run.id)
-        raise
-    except BaseException as exc:
-        try:
-            project.runs.fail(run.id, f"{type(exc).__name__}: {exc}")
-        except ConpetError:
-            pass
-        raise
     return TrainOutcome(run.id, "finished", method_name, task.index, tuple(new.types), folder, metrics,
                         time.monotonic() - t_start)
 

@@ -267,3 +267,24 @@ def test_tasks_are_ordered_disjoint_and_freeze(project):
     assert [t.frozen for t in project.tasks.list()] == [True, False]
     with pytest.raises(StoreError, match="at least one type"):
         project.tasks.create_next([])
+
+
+def test_recorded_run_ends_cancelled_or_failed_and_reraises(project):
+    from conpet.errors import Cancelled
+
+    a = project.runs.start("dynamic")
+    with pytest.raises(Cancelled), project.runs.recorded(a.id):
+        raise Cancelled("stop")
+    assert project.runs.get(a.id).status == "cancelled"
+
+    b = project.runs.start("dynamic")
+    with pytest.raises(ValueError), project.runs.recorded(b.id):
+        raise ValueError("bad head size")
+    rec = project.runs.get(b.id)
+    assert rec.status == "failed" and rec.error == "ValueError: bad head size"
+
+    c = project.runs.start("dynamic")
+    with pytest.raises(RuntimeError), project.runs.recorded(c.id):
+        project.runs.finish(c.id, "done")
+        raise RuntimeError("after the end")
+    assert project.runs.get(c.id).status == "finished"  # an ended run is left as it was

@@ -6,13 +6,15 @@ import json
 import math
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from conpet.errors import Cancelled, ConpetError
 from conpet.store.errors import NotFoundError, StoreError
 from conpet.store.models import RUN_STATUSES, Run, utcnow
 from conpet.store.records import RunRecord
@@ -189,6 +191,21 @@ class RunRepository:
 
     def cancel(self, run_id: int, message: str = "cancelled by the user") -> RunRecord:
         return self._end(run_id, "cancelled", message=message)
+
+    @contextmanager
+    def recorded(self, run_id: int) -> Iterator[None]:
+        """Ends the run as cancelled (on `Cancelled`) or failed (any other exception, with its text)
+        when the block raises; the exception propagates. A run already ended is left as it is."""
+        try:
+            yield
+        except Cancelled:
+            with suppress(ConpetError):
+                self.cancel(run_id)
+            raise
+        except BaseException as exc:
+            with suppress(ConpetError):
+                self.fail(run_id, f"{type(exc).__name__}: {exc}")
+            raise
 
     def mark_interrupted(self, run_id: int, error: str = "interrupted") -> RunRecord:
         return self._end(run_id, "interrupted", message="interrupted", error=error)
