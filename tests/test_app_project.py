@@ -178,10 +178,9 @@ def test_import_through_the_dialog_with_progress(qtbot, app_env, tmp_path):
 
 
 def test_export_annotations_as_jsonl_round_trips(qtbot, app_env, tmp_path):
-    from conpet.data.jsonl import read_jsonl_sentences
-
     from app.main_window import _export_jsonl_job
     from app.workers import Worker
+    from conpet.data.jsonl import read_jsonl_sentences
 
     settings, _ = app_env
     w = open_window(qtbot, settings)

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from demo_data import demo_subset
 
 from conpet import cli
 from conpet.bundle import Bundle, BundleError, export_bundle, import_bundle, read_manifest, verify_bundle
@@ -18,24 +19,7 @@ from conpet.project_training import current_model_folder, step_metrics, train_pr
 from conpet.store import Project
 from conpet.store.importer import import_file
 
-DEMO = Path(__file__).resolve().parent.parent / "resources" / "demo" / "demo.jsonl"
 TINY = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
-
-
-def demo_subset(types: tuple[str, ...], n: int, out: Path) -> Path:
-    left = dict.fromkeys(types, n)
-    lines = []
-    for line in DEMO.read_text(encoding="utf-8").splitlines():
-        obj = json.loads(line)
-        ents = []
-        for e in obj["entities"]:
-            if left.get(e["type"], 0) > 0:
-                left[e["type"]] -= 1
-                ents.append(e)
-        if ents:
-            lines.append(json.dumps({"text": obj["text"], "entities": ents}))
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -37,8 +37,8 @@ def test_importing_conpet_loads_no_qt():
         "for m in pkgutil.walk_packages(conpet.__path__, 'conpet.'):\n"
         "    if '.migrations' in m.name: continue\n"
         "    importlib.import_module(m.name)\n"
-        "bad = [n for n in sys.modules if n.split('.')[0] in %r]\n"
-        "print(bad); sys.exit(1 if bad else 0)\n" % (FORBIDDEN,)
+        f"bad = [n for n in sys.modules if n.split('.')[0] in {FORBIDDEN!r}]\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

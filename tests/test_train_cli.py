@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from demo_data import demo_subset
 
 from conpet import cli
 from conpet.errors import Cancelled, ConpetError
@@ -16,26 +17,8 @@ from conpet.protocols import ProgressEvent
 from conpet.store import Project
 from conpet.store.importer import import_file
 
-DEMO = Path(__file__).resolve().parent.parent / "resources" / "demo" / "demo.jsonl"
 TINY = ["--profile", "smoke", "--batch-limit", "2", "--epochs", "1", "--min-examples", "5"]
 TINY_OVERRIDES = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
-
-
-def demo_subset(types: tuple[str, ...], n: int, out: Path) -> Path:
-    """Sentences of the demo data with at most ``n`` entities of each of ``types`` (other entities dropped)."""
-    left = dict.fromkeys(types, n)
-    lines = []
-    for line in DEMO.read_text(encoding="utf-8").splitlines():
-        obj = json.loads(line)
-        ents = []
-        for e in obj["entities"]:
-            if left.get(e["type"], 0) > 0:
-                left[e["type"]] -= 1
-                ents.append(e)
-        if ents:
-            lines.append(json.dumps({"text": obj["text"], "entities": ents}))
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return out
 
 
 @pytest.fixture
