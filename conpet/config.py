@@ -53,6 +53,10 @@ class TrainConfig:
     expert_init: Literal["fresh", "selector"] = field(
         default="selector",
         metadata={"help": "new expert's LoRA: fresh, or a copy of the selector's (the authors' code)"})
+    selector_labels: Literal["task", "type"] = field(
+        default="task",
+        metadata={"help": "Dynamic ConPET's selector learns task ids (the paper) or the types themselves, "
+                          "a task's score being the log-sum-exp of its types' scores"})
     teacher_forcing: bool = field(
         default=True, metadata={"help": "always activate the gold task's expert while training"})
     lora_rank: int = field(default=4, metadata={"help": "LoRA rank"})
@@ -90,6 +94,8 @@ class TrainConfig:
             raise ConfigError("memory_per_type must be at least 1")
         if self.expert_init not in ("fresh", "selector"):
             raise ConfigError("expert_init must be 'fresh' or 'selector'")
+        if self.selector_labels not in ("task", "type"):
+            raise ConfigError("selector_labels must be 'task' or 'type'")
         if self.batch_size < 2 and self.replay:
             raise ConfigError("batch_size must be at least 2 to mix new and old examples")
         if self.lora_targets is not None:

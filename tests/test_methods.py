@@ -313,3 +313,35 @@ def test_cancel_mid_task_keeps_the_last_finished_task(minilm, tasks, name, when)
         np.testing.assert_allclose([p.score for p in cached], [p.score for p in fresh], rtol=1e-4)
     finally:
         method.pet.close()
+
+
+def test_type_level_selector_scores_tasks_by_their_types(minilm, tasks, tmp_path):
+    """selector_labels="type": the selector's head grows by each task's types (trained from the first
+    step), a task's routing score is the log-sum-exp of its types' scores, and the model saves and
+    loads with it."""
+    torch.manual_seed(0)
+    method = make_method("dynamic", minilm, CONFIG.replace(selector_labels="type"), cache=MemoryLogitCache())
+    try:
+        result = run_continual(method, tasks[:2])
+        assert method.pet.n_outputs("selector") == 4  # 2 + 2 types, not 2 tasks
+        assert [s["name"] for s in result.steps[0].stats["stages"]] == ["selector", "expert"]
+        examples = [ex for t in tasks[:2] for ex in t.test[:3]]
+        raw = method.module_logits("selector", examples)
+        scores = method.selector_logits(examples)
+        assert scores.shape == (len(examples), 2)
+        type_p = torch.softmax(raw, -1)
+        task_p = torch.softmax(scores, -1)
+        torch.testing.assert_close(task_p, torch.stack([type_p[:, :2].sum(-1), type_p[:, 2:].sum(-1)], -1))
+        preds = method.predict(examples)
+        np.testing.assert_allclose([p.selector_scores for p in preds], task_p.numpy(), atol=1e-5)
+        # routing learnt from the types: on these easy words it routes the test examples well
+        assert result.selector_acc[-1] >= 0.75, result.selector_acc
+        method.save(tmp_path / "m")
+        loaded = load_method(tmp_path / "m", minilm)
+        try:
+            assert loaded.config.selector_labels == "type"
+            assert [p.label for p in loaded.predict(examples)] == [p.label for p in preds]
+        finally:
+            loaded.pet.close()
+    finally:
+        method.pet.close()

@@ -48,8 +48,21 @@ class DynamicConPET(PETMethod):
 
     # --- routing ------------------------------------------------------------------------------------
 
+    @property
+    def type_level_selector(self) -> bool:
+        return self.config.selector_labels == "type"
+
     def selector_logits(self, examples: Sequence[Example]) -> torch.Tensor:
-        return self.module_logits(self.SELECTOR, examples)
+        """[B, tasks]: the selector's score for each task's expert. A type-level selector's head scores
+        every seen type; a task's score is the log-sum-exp of its types' (softmax over tasks = the
+        probability mass of the task's types)."""
+        logits = self.module_logits(self.SELECTOR, examples)
+        return self.task_scores(logits) if self.type_level_selector else logits
+
+    def task_scores(self, type_logits: torch.Tensor) -> torch.Tensor:
+        offsets = self.task_offsets()
+        return torch.stack([type_logits[:, o : o + len(ts)].logsumexp(-1)
+                            for o, ts in zip(offsets, self.task_types, strict=True)], dim=-1)
 
     def route(self, examples: Sequence[Example], gold_tasks: Sequence[int] | None = None,
               sel: torch.Tensor | None = None) -> tuple[list[list[int]], torch.Tensor | None]:
@@ -106,12 +119,14 @@ class DynamicConPET(PETMethod):
 
         sel_sampler = None
         if self.use_selector:
+            # dimension expansion: one more output per task, or one per new type (type-level selector)
+            grow = len(task.types) if self.type_level_selector else 1
             if not self.has_module(self.SELECTOR):
-                self.add_module(self.SELECTOR, 1)
+                self.add_module(self.SELECTOR, grow)
             else:
-                self.pet.grow_head(self.adapter(self.SELECTOR), 1)
+                self.pet.grow_head(self.adapter(self.SELECTOR), grow)
             self.bump_version(self.SELECTOR)
-            if k > 0:
+            if k > 0 or self.type_level_selector:  # one task id alone has nothing to learn
                 sel_sampler = self.make_sampler("selector", task.train, old, c.iter1_limit)
         exp_sampler = self.make_sampler("expert", task.train, old, c.iter2_limit)
         n1 = len(sel_sampler) if sel_sampler is not None else 0
@@ -125,6 +140,10 @@ class DynamicConPET(PETMethod):
             def sel_loss(batch: list[Example]) -> tuple[torch.Tensor, dict[str, float]]:
                 logits = self.module_logits(self.SELECTOR, batch, grad=True)
                 gold = torch.tensor([task_of[ex.label] for ex in batch], device=logits.device)
+                if self.type_level_selector:
+                    gold_type = torch.tensor([index[ex.label] for ex in batch], device=logits.device)
+                    acc = float((self.task_scores(logits.detach()).argmax(-1) == gold).float().mean())
+                    return F.cross_entropy(logits, gold_type), {"acc": acc}
                 return F.cross_entropy(logits, gold), {"acc": float((logits.argmax(-1) == gold).float().mean())}
 
             stage = Stage("selector", self.SELECTOR, sel_sampler, sel_loss,
@@ -154,18 +173,30 @@ class DynamicConPET(PETMethod):
         stats.stages.append(self.run_stage(stage, rep, split, 1.0))
 
     def selector_average_accuracy(self, samples: Sequence[Sequence[Example]]) -> float:
+        """Mean over tasks of the selector's routing accuracy on each task's sample. For a type-level
+        selector, ties (certain at the first step, with one task) are broken by its accuracy on the types:
+        the score is routing accuracy + type accuracy / 1000."""
         task_of = self.task_of_type()
-        accs = []
+        index = self.type_index()
+        accs, type_accs = [], []
         for s in samples:
             if not s:
                 continue
-            correct = 0
+            correct = correct_type = 0
             for i in range(0, len(s), self.config.eval_batch_size):
                 chunk = list(s[i : i + self.config.eval_batch_size])
-                pred = self.selector_logits(chunk).argmax(-1).tolist()
+                logits = self.module_logits(self.SELECTOR, chunk)
+                if self.type_level_selector:
+                    types = logits.argmax(-1).tolist()
+                    correct_type += sum(int(p == index[ex.label]) for p, ex in zip(types, chunk, strict=True))
+                    logits = self.task_scores(logits)
+                pred = logits.argmax(-1).tolist()
                 correct += sum(int(p == task_of[ex.label]) for p, ex in zip(pred, chunk, strict=True))
             accs.append(correct / len(s))
-        return float(np.mean(accs)) if accs else float("nan")
+            type_accs.append(correct_type / len(s))
+        if not accs:
+            return float("nan")
+        return float(np.mean(accs)) + (float(np.mean(type_accs)) / 1000 if self.type_level_selector else 0.0)
 
     # --- prediction ---------------------------------------------------------------------------------
 
