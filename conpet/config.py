@@ -203,7 +203,7 @@ TABLE_III: dict[str, dict[str, Any]] = {
     "ace": dict(lr_static=5e-4, lr_dynamic=5e-4, batch_limit=2_000, max_epochs=20, max_len=128),
 }
 
-DYNAMIC_FAMILY = ("dynamic", "dynamic-nosel", "limitless")
+DYNAMIC_FAMILY = ("dynamic", "dynamic-nosel", "dynamic-typesel", "limitless")
 
 
 def _table_iii_row(data: str) -> dict[str, Any]:

@@ -315,6 +315,14 @@ def test_cancel_mid_task_keeps_the_last_finished_task(minilm, tasks, name, when)
         method.pet.close()
 
 
+def test_dynamic_typesel_is_dynamic_with_a_type_level_selector(minilm):
+    m = make_method("typesel", minilm, CONFIG)
+    try:
+        assert m.name == "dynamic-typesel" and m.type_level_selector and m.config.selector_labels == "type"
+    finally:
+        m.pet.close()
+
+
 def test_type_level_selector_scores_tasks_by_their_types(minilm, tasks, tmp_path):
     """selector_labels="type": the selector's head grows by each task's types (trained from the first
     step), a task's routing score is the log-sum-exp of its types' scores, and the model saves and

@@ -1,0 +1,28 @@
+"""Dynamic ConPET with a type-level selector (our variant, not in the paper): the selector is trained
+on the types themselves instead of task ids, its head growing by each new task's types, and a task's
+routing score is the log-sum-exp of its types' scores (the softmax over tasks is then the probability
+mass of each task's types). Everything else is Dynamic ConPET: dimension expansion, replay, the batch
+limit, one expert per task initialised from the selector, top-t routing with teacher forcing.
+
+Why: with a small budget a selector that only ever sees task ids must learn an arbitrary grouping of
+types, which is harder than the types themselves; the type labels carry more signal for the same
+batches. `dynamic --set selector_labels=type` is the same model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conpet.methods.dynamic import DynamicConPET
+from conpet.methods.registry import register_method
+
+
+@register_method("dynamic-typesel", aliases=("dynamic-type-selector", "typesel"))
+class DynamicTypeSelector(DynamicConPET):
+    name = "dynamic-typesel"
+
+    def __init__(self, backbone: Any, config: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(backbone, config.replace(selector_labels="type"), *args, **kwargs)
+
+    @property
+    def type_level_selector(self) -> bool:
+        return True
