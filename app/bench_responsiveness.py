@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", type=Path, default=None, help="a project folder (default: a fresh demo copy)")
     parser.add_argument("--types", default="Person,City,Company", help="the new task's types (comma-separated)")
     parser.add_argument("--backbone", default="minilm")
-    parser.add_argument("--method", default="dynamic", choices=("dynamic", "static"))
+    parser.add_argument("--method", default="dynamic", choices=("dynamic", "dynamic-typesel", "static"))
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--batch-limit", type=int, default=40, help="batches per training stage")
     parser.add_argument("--epochs", type=int, default=1)

@@ -495,7 +495,7 @@ def register(subparsers: Any) -> None:
                     "gold annotations that no task holds yet. Stores the run, the modules and the metrics in "
                     "the project. Ctrl-C stops after the current batch.")
     p.add_argument("project", metavar="PROJECT_DIR")
-    p.add_argument("--method", choices=("dynamic", "static"), default=None,
+    p.add_argument("--method", choices=("dynamic", "dynamic-typesel", "static"), default=None,
                    help="continual method for a new project's model (default dynamic; later steps keep it)")
     p.add_argument("--backbone", default=None, metavar="NAME|PATH",
                    help="minilm, smollm2-135m, or a local model folder / GGUF file (default: the model's own, "

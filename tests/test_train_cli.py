@@ -62,6 +62,18 @@ def test_train_cli_two_steps(project_dir, tmp_path, capsys):
         assert [sorted(t) for t in state["tasks"]] == [["City", "Person"], ["Company", "Drug"]]
 
 
+def test_train_cli_with_the_type_level_selector(project_dir, capsys):
+    assert cli.main(["train", str(project_dir), *TINY, "--method", "dynamic-typesel", "--quiet"]) == 0
+    with Project.open(project_dir) as p:
+        (run,) = p.runs.list()
+        assert run.status == "finished" and run.method == "dynamic-typesel"
+        assert run.config["train"]["selector_labels"] == "type"
+        state = json.loads((current_model_folder(p) / "method.json").read_text())
+        assert state["method"] == "dynamic-typesel"
+        (metrics,) = step_metrics(p)
+        assert metrics["selector_acc"] is not None and p.predictions.count(run.id) > 0
+
+
 def test_nothing_to_train(tmp_path, capsys):
     folder = tmp_path / "empty"
     Project.create(folder).close()

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 METHODS = [("dynamic", "Dynamic ConPET (selector + one expert per task)"),
+           ("dynamic-typesel", "Dynamic ConPET, type-level selector (routes better from few examples)"),
            ("static", "Static ConPET (one module, dynamic replay)")]
 
 # Training budgets: the engine's profiles (conpet.config.make_config), in words.
