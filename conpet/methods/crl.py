@@ -190,15 +190,7 @@ class ContrastiveMemoryBaseline(MemoryBaseline):
             return super().predict_batch(batch)  # during training: the head (new types lack prototypes)
         assert self.prototypes is not None
         scores = prototype_scores(self.representations(batch), self.prototypes)
-        probs = softmax(scores / self.proto_temperature)
-        types = self.types
-        versions = {self.module_id(self.current): self.versions.get(self.current, 0)}
-        out = []
-        for ex, p in zip(batch, probs, strict=True):
-            j = int(p.argmax())
-            out.append(Prediction(ex.id, types[j], float(p[j]), None, None,
-                                  {t: float(v) for t, v in zip(types, p, strict=True)}, dict(versions)))
-        return out
+        return self.single_module_predictions(batch, softmax(scores / self.proto_temperature))
 
     # --- save / load --------------------------------------------------------------------------------
 

@@ -98,7 +98,10 @@ class SingleModuleMethod(PETMethod):
 
     def predict_batch(self, batch: list[Example]) -> list[Prediction]:
         logits = self.module_logits(self.current, batch).cpu().numpy()
-        probs = softmax(logits.astype(np.float64))
+        return self.single_module_predictions(batch, softmax(logits.astype(np.float64)))
+
+    def single_module_predictions(self, batch: list[Example], probs: np.ndarray) -> list[Prediction]:
+        """Predictions from one module's probabilities over all seen types ([B, types]), no routing."""
         types = self.types
         versions = {self.module_id(self.current): self.versions.get(self.current, 0)}
         out = []
