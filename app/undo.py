@@ -139,25 +139,29 @@ class AcceptPrediction(_Command):
         self.new: tuple[int, str] | None = None
 
     def first(self) -> None:
+        p = self.model.prediction(self.prediction_id)
+        history = self.model.project.annotations.history
+        versions_before = {a.id: len(history(a.id)) for a in self.model.annotations(p.sentence_id)}
         a = self.model._accept_prediction(self.prediction_id)
         self.annotation_id = a.id
-        history = self.model.project.annotations.history(a.id)
-        self.created = len(history) == 1
-        if not self.created:
-            before = history[-2]
+        versions = history(a.id)
+        self.created = a.id not in versions_before
+        if not self.created and len(versions) > versions_before[a.id]:  # a new version of an annotation
+            before = versions[-2]
             self.old = (before.type_id, before.status)
             self.new = (a.type_id, a.status)
+        # else it was gold with that type already: nothing changed, nothing to undo
 
     def do(self) -> None:
         if self.created:
             self.model._restore(self.annotation_id)
-        else:
+        elif self.new is not None:
             self.model._edit(self.annotation_id, type_id=self.new[0], status=self.new[1])
 
     def undo_(self) -> None:
         if self.created:
             self.model._delete(self.annotation_id)
-        else:
+        elif self.old is not None:
             self.model._edit(self.annotation_id, type_id=self.old[0], status=self.old[1])
 
 

@@ -33,7 +33,7 @@ def setup(qtbot, app_env, tmp_path):
     view = w.views["Label"]
     w.show_tab("Label")
     assert view.select_sentence(sid)
-    qtbot.waitUntil(lambda: view.sentence_id == sid)
+    qtbot.waitUntil(lambda: view.sentence_id == sid, timeout=30_000)
     view.editor.setFocus()
     keys = {t.name: t for t in w.model.types()}
     return w, view, sid, keys
@@ -156,11 +156,11 @@ def test_sentence_list_search_and_filters(qtbot, app_env, tmp_path):
     w, view, sid, types = setup(qtbot, app_env, tmp_path)
     total = view.list_model.rowCount()
     qtbot.keyClicks(view.search, "Brightwell")
-    qtbot.waitUntil(lambda: view.list_model.rowCount() < total)
+    qtbot.waitUntil(lambda: view.list_model.rowCount() < total, timeout=30_000)
     assert sid in view.list_model.ids()
     assert all("Brightwell" in w.model.sentence(i).text for i in view.list_model.ids())
     view.search.clear()
-    qtbot.waitUntil(lambda: view.list_model.rowCount() == total)
+    qtbot.waitUntil(lambda: view.list_model.rowCount() == total, timeout=30_000)
     view.status_filter.setCurrentIndex(view.status_filter.findData("unannotated"))
     assert view.list_model.ids() == [sid]
     view.status_filter.setCurrentIndex(0)
@@ -178,3 +178,32 @@ def test_sentence_list_search_and_filters(qtbot, app_env, tmp_path):
     view.select_sentence(view.list_model.ids()[0])
     view.step(1)
     assert view.sentence_id == view.list_model.ids()[1]
+
+
+def test_accepting_a_prediction_that_matches_the_gold_label_then_undo_keeps_the_label(qtbot, app_env, tmp_path):
+    """Accept is a no-op when the span is already gold with the predicted type: undo must not delete
+    the user's annotation. Accepting a different type retypes it and undo brings the old type back."""
+    from conpet.data.example import Span
+    from conpet.store.records import NewPrediction
+
+    from app.undo import AcceptPrediction, perform
+
+    w, view, sid, types = setup(qtbot, app_env, tmp_path)
+    start = TEXT.index("Lisbon")
+    ann = w.model.project.annotations.add_entity(sid, start, start + len("Lisbon"), types["City"].id)
+    run = w.model.project.runs.start("dynamic-typesel", purpose="predict")
+    w.model.project.predictions.add_many(run.id, [
+        NewPrediction(sid, (Span(start, start + 6),), "City", 0.9),
+        NewPrediction(sid, (Span(start, start + 6),), "Person", 0.6)])
+    same, other = sorted(w.model.project.predictions.for_run(run.id), key=lambda p: p.label)
+    assert (same.label, other.label) == ("City", "Person")
+    assert perform(w.model, AcceptPrediction(w.model, same.id))
+    assert ("entity", "Lisbon", "City") in gold(w, sid)
+    w.undo_action.trigger()
+    assert ("entity", "Lisbon", "City") in gold(w, sid)  # it was gold before: undo keeps it
+    assert perform(w.model, AcceptPrediction(w.model, other.id))
+    assert ("entity", "Lisbon", "Person") in gold(w, sid)
+    w.undo_action.trigger()
+    assert ("entity", "Lisbon", "City") in gold(w, sid) and w.model.annotation(ann.id).type_name == "City"
+    w.redo_action.trigger()
+    assert ("entity", "Lisbon", "Person") in gold(w, sid)
