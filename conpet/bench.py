@@ -218,11 +218,12 @@ def _ms(values: Sequence[float]) -> str:
 def format_table(records: Sequence[dict[str, Any]]) -> str:
     """Table IV layout (W / A after the last step, mean ± std over seeds, %), then per-step curves."""
     methods = list(dict.fromkeys(r["method"] for r in records))
+    mw = max(13, *(len(m) for m in methods))  # the method column fits the longest name
     first = records[0]
     seeds = sorted({r["seed"] for r in records})
     lines = [f"data {first['data']}, backbone {first['backbone']}, profile {first['profile']}, "
              f"seeds {','.join(map(str, seeds))} (mean ± std over seeds; accuracies in %)", ""]
-    head = f"{'method':<13} {'W (whole)':>15} {'A (average)':>15} {'sel acc':>15} {'s/step 2':>9} " \
+    head = f"{'method':<{mw}} {'W (whole)':>15} {'A (average)':>15} {'sel acc':>15} {'s/step 2':>9} " \
            f"{'s/step last':>11} {'last/2':>7} {'cpu s last':>10} {'cpu last/2':>10} {'total s':>8} {'peak MB':>8}"
     lines += [head, "-" * len(head)]
     for m in methods:
@@ -237,7 +238,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
         cps = [r["cpu_seconds_per_step"] for r in rs if "cpu_seconds_per_step" in r]
         cpu_last = mean_std([c[-1] for c in cps])[0] if cps else float("nan")
         cpu_ratio = mean_std([c[-1] / c[1] for c in cps if len(c) > 1 and c[1] > 0])[0] if cps else float("nan")
-        lines.append(f"{m:<13} {_ms(w):>15} {_ms(a):>15} {(_ms(sel) if sel else '-'):>15} "
+        lines.append(f"{m:<{mw}} {_ms(w):>15} {_ms(a):>15} {(_ms(sel) if sel else '-'):>15} "
                      f"{(mean_std(s2)[0] if s2 else float('nan')):9.1f} {mean_std(sl)[0]:11.1f} "
                      f"{(mean_std(ratio)[0] if ratio else float('nan')):7.2f} "
                      f"{cpu_last:10.1f} {cpu_ratio:10.2f} "
@@ -250,27 +251,27 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
                         "cpu_seconds_per_step")):
         if not all(key in r for r in records):
             continue
-        lines += ["", title, f"{'method':<13} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
+        lines += ["", title, f"{'method':<{mw}} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
         for m in methods:
             rs = [r for r in records if r["method"] == m]
             vals = [mean_std([r[key][i] for r in rs if len(r[key]) > i])[0] for i in range(n_steps)]
-            lines.append(f"{m:<13} " + " ".join(f"{v:6.1f}" for v in vals))
+            lines.append(f"{m:<{mw}} " + " ".join(f"{v:6.1f}" for v in vals))
     sel_rows = [m for m in methods if any(r.get("selector_acc") for r in records if r["method"] == m)]
     if sel_rows:
         lines += ["", "selector top-1 accuracy per step (%)",
-                  f"{'method':<13} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
+                  f"{'method':<{mw}} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
         for m in sel_rows:
             rs = [r for r in records if r["method"] == m and r.get("selector_acc")]
             vals = [mean_std([r["selector_acc"][i] for r in rs])[0] for i in range(n_steps)]
-            lines.append(f"{m:<13} " + " ".join(f"{v:6.1f}" for v in vals))
+            lines.append(f"{m:<{mw}} " + " ".join(f"{v:6.1f}" for v in vals))
     oracle_rows = [m for m in methods if any(r.get("oracle_routing_acc") for r in records if r["method"] == m)]
     if oracle_rows:
         lines += ["", "whole accuracy with oracle routing (every example to its gold task's expert) per step (%)",
-                  f"{'method':<13} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
+                  f"{'method':<{mw}} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
         for m in oracle_rows:
             rs = [r for r in records if r["method"] == m and r.get("oracle_routing_acc")]
             vals = [mean_std([r["oracle_routing_acc"][i] for r in rs])[0] for i in range(n_steps)]
-            lines.append(f"{m:<13} " + " ".join(f"{v:6.1f}" for v in vals))
+            lines.append(f"{m:<{mw}} " + " ".join(f"{v:6.1f}" for v in vals))
     caches = [r for r in records if r.get("cache")]
     if caches:
         lines += ["", "prediction pass over all test examples, uncached vs cached (seconds)"]
@@ -278,7 +279,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
             c = r["cache"]
             sql = (f", sqlite {c['sqlite_cached_seconds']:.3f} s ({c['sqlite_speedup']:.0f}x)"
                    if "sqlite_cached_seconds" in c else "")
-            lines.append(f"{r['method']:<13} seed {r['seed']}: {c['examples']} examples, uncached "
+            lines.append(f"{r['method']:<{mw}} seed {r['seed']}: {c['examples']} examples, uncached "
                          f"{c['uncached_seconds']:.2f} s ({c['uncached_backbone_passes']} backbone passes), memory "
                          f"{c['memory_cached_seconds']:.3f} s ({c['memory_speedup']:.0f}x, "
                          f"{c['memory_backbone_passes']} passes){sql}")
