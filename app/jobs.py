@@ -19,6 +19,7 @@ from typing import Any
 
 from conpet.data.example import Example, example_id
 from conpet.errors import ConpetError
+from conpet.project_training import DEFAULT_METHOD
 from conpet.protocols import NullProgress, ProgressEvent, ProgressSink, Reporter
 
 DEMO_JSONL = Path(__file__).resolve().parent.parent / "resources" / "demo" / "demo.jsonl"
@@ -110,7 +111,7 @@ def import_data(folder: Path, path: Path, fmt: str | None, sink: ProgressSink | 
 @dataclass(frozen=True)
 class TrainRequest:
     folder: Path
-    method: str = "dynamic"
+    method: str = DEFAULT_METHOD
     backbone: str = "minilm"
     device: str = "cpu"
     budget: str = "smoke"  # a conpet.config profile: smoke | quick | paper

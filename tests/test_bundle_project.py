@@ -50,7 +50,7 @@ def _stored_examples(p: Project, run_id: int) -> tuple[list[Example], list]:
 
 def test_export_manifest_describes_the_project(trained_project, exported, minilm, tmp_path):
     man = verify_bundle(exported)
-    assert man["method"] == "dynamic" and man["backbone"]["sha256"] == minilm.weights_sha256()
+    assert man["method"] == "dynamic-typesel" and man["backbone"]["sha256"] == minilm.weights_sha256()
     assert [sorted(ty["name"] for ty in t["types"]) for t in man["tasks"]] == [["City", "Person"], ["Company", "Drug"]]
     person = next(ty for t in man["tasks"] for ty in t["types"] if ty["name"] == "Person")
     assert person == {**person, "kind": "entity", "description": "a human being"}

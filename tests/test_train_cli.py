@@ -12,7 +12,13 @@ from demo_data import demo_subset
 
 from conpet import cli
 from conpet.errors import Cancelled, ConpetError
-from conpet.project_training import TerminalProgress, current_model_folder, step_metrics, train_project
+from conpet.project_training import (
+    DEFAULT_METHOD,
+    TerminalProgress,
+    current_model_folder,
+    step_metrics,
+    train_project,
+)
 from conpet.protocols import ProgressEvent
 from conpet.store import Project
 from conpet.store.importer import import_file
@@ -35,7 +41,7 @@ def test_train_cli_two_steps(project_dir, tmp_path, capsys):
     assert "task 1 (" in out and "whole accuracy" in out and "train [" in err
     with Project.open(project_dir) as p:
         (run,) = p.runs.list()
-        assert run.status == "finished" and run.method == "dynamic" and run.backbone == "minilm"
+        assert run.status == "finished" and run.method == DEFAULT_METHOD == "dynamic-typesel" and run.backbone == "minilm"
         assert run.backbone_sha256 and run.config["train"]["batch_limit"] == 2
         (task,) = p.tasks.list()
         assert task.frozen and set(task.type_names) == {"Person", "City"}

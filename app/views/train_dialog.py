@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-METHODS = [("dynamic", "Dynamic ConPET (selector + one expert per task)"),
-           ("dynamic-typesel", "Dynamic ConPET, type-level selector (routes better from few examples)"),
+METHODS = [("dynamic-typesel", "Dynamic ConPET, type-level selector (selector + one expert per task)"),
+           ("dynamic", "Dynamic ConPET as in the paper (selector learns task ids)"),
            ("static", "Static ConPET (one module, dynamic replay)")]
 
 # Training budgets: the engine's profiles (conpet.config.make_config), in words.
