@@ -141,7 +141,8 @@ class AcceptPrediction(_Command):
     def first(self) -> None:
         p = self.model.prediction(self.prediction_id)
         history = self.model.project.annotations.history
-        versions_before = {a.id: len(history(a.id)) for a in self.model.annotations(p.sentence_id)}
+        versions_before = {a.id: len(history(a.id)) for a in self.model.annotations(p.sentence_id)
+                           if a.kind == p.kind and a.spans == p.spans}  # the only ones accept can touch
         a = self.model._accept_prediction(self.prediction_id)
         self.annotation_id = a.id
         versions = history(a.id)

@@ -256,22 +256,16 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
             rs = [r for r in records if r["method"] == m]
             vals = [mean_std([r[key][i] for r in rs if len(r[key]) > i])[0] for i in range(n_steps)]
             lines.append(f"{m:<{mw}} " + " ".join(f"{v:6.1f}" for v in vals))
-    sel_rows = [m for m in methods if any(r.get("selector_acc") for r in records if r["method"] == m)]
-    if sel_rows:
-        lines += ["", "selector top-1 accuracy per step (%)",
-                  f"{'method':<{mw}} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
-        for m in sel_rows:
-            rs = [r for r in records if r["method"] == m and r.get("selector_acc")]
-            vals = [mean_std([r["selector_acc"][i] for r in rs])[0] for i in range(n_steps)]
-            lines.append(f"{m:<{mw}} " + " ".join(f"{v:6.1f}" for v in vals))
-    oracle_rows = [m for m in methods if any(r.get("oracle_routing_acc") for r in records if r["method"] == m)]
-    if oracle_rows:
-        lines += ["", "whole accuracy with oracle routing (every example to its gold task's expert) per step (%)",
-                  f"{'method':<{mw}} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
-        for m in oracle_rows:
-            rs = [r for r in records if r["method"] == m and r.get("oracle_routing_acc")]
-            vals = [mean_std([r["oracle_routing_acc"][i] for r in rs])[0] for i in range(n_steps)]
-            lines.append(f"{m:<{mw}} " + " ".join(f"{v:6.1f}" for v in vals))
+    for title, key in (("selector top-1 accuracy per step (%)", "selector_acc"),
+                       ("whole accuracy with oracle routing (every example to its gold task's expert) per step (%)",
+                        "oracle_routing_acc")):
+        rows = [m for m in methods if any(r.get(key) for r in records if r["method"] == m)]
+        if rows:
+            lines += ["", title, f"{'method':<{mw}} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
+            for m in rows:
+                rs = [r for r in records if r["method"] == m and r.get(key)]
+                vals = [mean_std([r[key][i] for r in rs])[0] for i in range(n_steps)]
+                lines.append(f"{m:<{mw}} " + " ".join(f"{v:6.1f}" for v in vals))
     caches = [r for r in records if r.get("cache")]
     if caches:
         lines += ["", "prediction pass over all test examples, uncached vs cached (seconds)"]

@@ -183,10 +183,9 @@ def test_sentence_list_search_and_filters(qtbot, app_env, tmp_path):
 def test_accepting_a_prediction_that_matches_the_gold_label_then_undo_keeps_the_label(qtbot, app_env, tmp_path):
     """Accept is a no-op when the span is already gold with the predicted type: undo must not delete
     the user's annotation. Accepting a different type retypes it and undo brings the old type back."""
+    from app.undo import AcceptPrediction, perform
     from conpet.data.example import Span
     from conpet.store.records import NewPrediction
-
-    from app.undo import AcceptPrediction, perform
 
     w, view, sid, types = setup(qtbot, app_env, tmp_path)
     start = TEXT.index("Lisbon")

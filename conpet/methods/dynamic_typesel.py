@@ -22,7 +22,3 @@ class DynamicTypeSelector(DynamicConPET):
 
     def __init__(self, backbone: Any, config: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(backbone, config.replace(selector_labels="type"), *args, **kwargs)
-
-    @property
-    def type_level_selector(self) -> bool:
-        return True
