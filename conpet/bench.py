@@ -356,28 +356,66 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def merge(sources: Sequence[str | Path], out: Path, command: str | None = None) -> str:
+def merge(sources: Sequence[str | Path], out: Path, command: str | None = None,
+          rename: dict[str, str] | None = None) -> str:
     """Combine the records of several bench output folders (e.g. seeds run in parallel) into one,
-    methods in order of first appearance, then by seed."""
+    methods in order of first appearance, then by seed.
+
+    `rename` maps method names to the names the merged table should use (e.g. the engine's `static`
+    to Table IV's `emr*`, the same method); a renamed record keeps its old name in `renamed_from`.
+    The same (method, seed) twice, or records of different data, backbones or profiles, are refused:
+    either would make a row's mean meaningless.
+    """
+    rename = dict(rename or {})
     records: list[dict[str, Any]] = []
+    origin: dict[tuple[str, int], str] = {}
     for src in sources:
         path = Path(src) / RESULTS_JSON
         if not path.is_file():
             raise ConpetError(f"{src}: no {RESULTS_JSON} to merge")
-        records.extend(json.loads(path.read_text(encoding="utf-8"))["records"])
+        try:
+            recs = json.loads(path.read_text(encoding="utf-8"))["records"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConpetError(f"{path}: not a bench {RESULTS_JSON} ({e})") from e
+        for r in recs:
+            if r["method"] in rename:
+                r = {**r, "method": rename[r["method"]], "renamed_from": r["method"]}
+            key = (r["method"], r["seed"])
+            if key in origin:
+                raise ConpetError(f"{r['method']} seed {r['seed']} is in both {origin[key]} and {src}; "
+                                  "merge only one of them")
+            origin[key] = str(src)
+            records.append(r)
     if not records:
         raise ConpetError("nothing to merge")
+    kinds = {(r.get("data"), r.get("backbone"), r.get("profile")) for r in records}
+    if len(kinds) > 1:
+        listed = "; ".join(f"data {d}, backbone {b}, profile {p}" for d, b, p in sorted(kinds, key=str))
+        raise ConpetError(f"the folders hold runs of different settings ({listed}); merge like with like")
     order = list(dict.fromkeys(r["method"] for r in records))
     records.sort(key=lambda r: (order.index(r["method"]), r["seed"]))
     return write_outputs(records, out, command)
 
 
+def _parse_rename(items: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        for pair in item.split(","):
+            old, sep, new = pair.partition("=")
+            if not sep or not old.strip() or not new.strip():
+                raise ConpetError(f"--rename expects OLD=NEW, not {pair!r}")
+            out[old.strip()] = new.strip()
+    return out
+
+
 def bench(args: argparse.Namespace) -> int:
     import torch
 
+    if args.rename and not args.merge:
+        raise ConpetError("--rename only applies with --merge")
     if args.merge:
         command = "conpet bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
-        print(merge(args.merge.split(","), Path(args.out), command))
+        print(merge(args.merge.split(","), Path(args.out), command, rename=_parse_rename(args.rename or [])))
         return 0
 
     from conpet.backbones import load_backbone
@@ -441,4 +479,6 @@ def register(subparsers: Any) -> None:
                    help="override a training setting (e.g. --set top_t=2 --set lr=5e-4), repeatable")
     p.add_argument("--merge", default=None, metavar="DIR,DIR",
                    help="instead of running, combine the results.json of these folders into --out")
+    p.add_argument("--rename", action="append", metavar="OLD=NEW",
+                   help="with --merge: list method OLD as NEW (e.g. static=emr*, the same method), repeatable")
     p.set_defaults(func=bench)

@@ -98,3 +98,52 @@ def test_bench_end_to_end_on_a_tiny_file(minilm, tmp_path, capsys):
     assert cache["memory_backbone_passes"] == 0 and cache["memory_same_predictions"]
     assert cache["sqlite_backbone_passes"] == 0 and cache["uncached_backbone_passes"] > 0
     assert (out / "avg_acc.png").is_file() and (out / "results.csv").is_file()
+
+
+def _write_run(folder, records):
+    write_outputs(records, folder)
+    return folder
+
+
+def test_merge_orders_renames_and_refuses_mixed_or_repeated_runs(tmp_path):
+    from conpet.bench import merge
+    from conpet.errors import ConpetError
+
+    a = _write_run(tmp_path / "a", [_record("static", 1, [90.0, 80.0], [1.0, 1.0]),
+                                    _record("emr", 1, [90.0, 60.0], [1.0, 1.0])])
+    b = _write_run(tmp_path / "b", [_record("emr", 2, [90.0, 62.0], [1.0, 1.0]),
+                                    _record("static", 2, [90.0, 84.0], [1.0, 1.0])])
+    table = merge([a, b], tmp_path / "m", rename={"static": "emr*"})
+    doc = json.loads((tmp_path / "m" / "results.json").read_text())
+    assert [(r["method"], r["seed"]) for r in doc["records"]] == [("emr*", 1), ("emr*", 2), ("emr", 1), ("emr", 2)]
+    assert {r.get("renamed_from") for r in doc["records"] if r["method"] == "emr*"} == {"static"}
+    row = next(line for line in table.splitlines() if line.startswith("emr* "))
+    assert "82.00 ± 2.00" in row  # A: mean of 80 and 84, population std
+    assert not any(line.startswith("static ") for line in table.splitlines())
+
+    with pytest.raises(ConpetError, match="static seed 1 is in both"):
+        merge([a, a], tmp_path / "dup")
+    other = _record("emr", 3, [50.0, 40.0], [1.0, 1.0])
+    other["data"] = "fewnerd"
+    c = _write_run(tmp_path / "c", [other])
+    with pytest.raises(ConpetError, match="different settings"):
+        merge([a, c], tmp_path / "mixed")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "results.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConpetError, match="broken.*not a bench results.json"):
+        merge([a, tmp_path / "broken"], tmp_path / "x")
+    with pytest.raises(ConpetError, match="no results.json"):
+        merge([tmp_path / "nowhere"], tmp_path / "y")
+    assert not (tmp_path / "dup").exists() and not (tmp_path / "mixed").exists()
+
+
+def test_merge_cli_rename_parsing(tmp_path, capsys):
+    from conpet.cli import main
+
+    a = _write_run(tmp_path / "a", [_record("static", 1, [90.0, 80.0], [1.0, 1.0])])
+    assert main(["bench", "--merge", str(a), "--rename", "static=emr*", "--out", str(tmp_path / "m")]) == 0
+    assert "emr*" in capsys.readouterr().out
+    assert main(["bench", "--merge", str(a), "--rename", "static", "--out", str(tmp_path / "m2")]) != 0
+    assert "OLD=NEW" in capsys.readouterr().err
+    assert main(["bench", "--rename", "static=emr*", "--out", str(tmp_path / "m3")]) != 0
+    assert "--merge" in capsys.readouterr().err
