@@ -358,8 +358,9 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
 
 def merge(sources: Sequence[str | Path], out: Path, command: str | None = None,
           rename: dict[str, str] | None = None) -> str:
-    """Combine the records of several bench output folders (e.g. seeds run in parallel) into one,
-    methods in order of first appearance, then by seed.
+    """Combine the records of several bench output folders (e.g. seeds run in parallel) into one: rows
+    in Table IV's order (`TABLE_IV_METHODS`), other methods after them in order of first appearance;
+    each method's records by seed.
 
     `rename` maps method names to the names the merged table should use (e.g. the engine's `static`
     to Table IV's `emr*`, the same method); a renamed record keeps its old name in `renamed_from`.
@@ -392,7 +393,10 @@ def merge(sources: Sequence[str | Path], out: Path, command: str | None = None,
     if len(kinds) > 1:
         listed = "; ".join(f"data {d}, backbone {b}, profile {p}" for d, b, p in sorted(kinds, key=str))
         raise ConpetError(f"the folders hold runs of different settings ({listed}); merge like with like")
-    order = list(dict.fromkeys(r["method"] for r in records))
+    from conpet.methods.registry import TABLE_IV_METHODS
+
+    seen = list(dict.fromkeys(r["method"] for r in records))
+    order = [m for m in TABLE_IV_METHODS if m in seen] + [m for m in seen if m not in TABLE_IV_METHODS]
     records.sort(key=lambda r: (order.index(r["method"]), r["seed"]))
     return write_outputs(records, out, command)
 

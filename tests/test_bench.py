@@ -109,19 +109,22 @@ def test_merge_orders_renames_and_refuses_mixed_or_repeated_runs(tmp_path):
     from conpet.bench import merge
     from conpet.errors import ConpetError
 
-    a = _write_run(tmp_path / "a", [_record("static", 1, [90.0, 80.0], [1.0, 1.0]),
+    a = _write_run(tmp_path / "a", [_record("dynamic-typesel", 1, [90.0, 85.0], [1.0, 1.0]),
+                                    _record("static", 1, [90.0, 80.0], [1.0, 1.0]),
                                     _record("emr", 1, [90.0, 60.0], [1.0, 1.0])])
     b = _write_run(tmp_path / "b", [_record("emr", 2, [90.0, 62.0], [1.0, 1.0]),
                                     _record("static", 2, [90.0, 84.0], [1.0, 1.0])])
     table = merge([a, b], tmp_path / "m", rename={"static": "emr*"})
     doc = json.loads((tmp_path / "m" / "results.json").read_text())
-    assert [(r["method"], r["seed"]) for r in doc["records"]] == [("emr*", 1), ("emr*", 2), ("emr", 1), ("emr", 2)]
+    # Table IV's order (emr before emr*), methods outside it after
+    assert [(r["method"], r["seed"]) for r in doc["records"]] == [
+        ("emr", 1), ("emr", 2), ("emr*", 1), ("emr*", 2), ("dynamic-typesel", 1)]
     assert {r.get("renamed_from") for r in doc["records"] if r["method"] == "emr*"} == {"static"}
     row = next(line for line in table.splitlines() if line.startswith("emr* "))
     assert "82.00 ± 2.00" in row  # A: mean of 80 and 84, population std
     assert not any(line.startswith("static ") for line in table.splitlines())
 
-    with pytest.raises(ConpetError, match="static seed 1 is in both"):
+    with pytest.raises(ConpetError, match="dynamic-typesel seed 1 is in both"):
         merge([a, a], tmp_path / "dup")
     other = _record("emr", 3, [50.0, 40.0], [1.0, 1.0])
     other["data"] = "fewnerd"
