@@ -19,6 +19,20 @@ from conpet.protocols import ProgressSink
 TRAIN_SHARE = 0.85  # of each step's progress; the rest is the evaluation
 
 
+def step_bounds(n: int, grows: bool = False, start: int = 0) -> list[float]:
+    """Where steps `start`..n-1 of a run start and end in its progress fraction (n - start + 1 bounds,
+    from 0 to 1): equal shares, or, for methods whose steps train on all history, shares growing with
+    the step number (step k weighs k + 1), so that the fraction, and the ETA drawn from it, track the
+    time spent."""
+    weights = [k + 1 if grows else 1 for k in range(start, n)]
+    total = float(sum(weights)) or 1.0
+    bounds = [0.0]
+    for w in weights:
+        bounds.append(bounds[-1] + w / total)
+    bounds[-1] = 1.0
+    return bounds
+
+
 @dataclass
 class StepRecord:
     """One continual step: training cost and the metrics after it (accuracies are fractions)."""
@@ -96,10 +110,11 @@ def run_continual(method: ContinualMethod, tasks: Sequence[TaskData], *, sink: P
     n = len(tasks)
     t_start = time.monotonic()
     start = getattr(method, "n_tasks", 0)  # a loaded method continues where it stopped
+    bounds = step_bounds(n, bool(getattr(method, "step_cost_grows", False)), start)
     try:
         for k in range(start, n):
             task = tasks[k]
-            lo, hi = k / n, (k + 1) / n
+            lo, hi = bounds[k - start], bounds[k - start + 1]
             mid = lo + (hi - lo) * (TRAIN_SHARE if evaluate_each_step else 1.0)
             step_sink = ScaledSink(sink, lo, mid, t_start, prefix=f"task {k + 1}/{n}: ")
             t0, c0 = time.monotonic(), time.process_time()

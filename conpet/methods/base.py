@@ -101,6 +101,9 @@ class ContinualMethod:
     """The interface every continual method offers."""
 
     name: ClassVar[str] = "?"
+    # True where a step trains on all history without a batch limit (joint retraining, Limitless): step k
+    # then costs about k times the first, and progress and ETA weight the steps so.
+    step_cost_grows: ClassVar[bool] = False
 
     def learn_task(self, task: TaskData, history: Sequence[TaskData], sink: ProgressSink | None = None) -> StepStats:
         raise NotImplementedError

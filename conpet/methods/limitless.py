@@ -60,6 +60,7 @@ class Limitless(DynamicConPET):
     """Dynamic ConPET with no batch limit: every step trains on all history."""
 
     name = "limitless"
+    step_cost_grows = True
 
     def make_sampler(self, stage: str, new: Sequence[Example], old_tasks: Sequence[Sequence[Example]],
                      limit: int | None) -> ReplaySampler[Example]:

@@ -130,6 +130,7 @@ class JointRetraining(SingleModuleMethod):
     its cost grows with the number of tasks). What a user does to avoid forgetting without ConPET."""
 
     name = "joint"
+    step_cost_grows = True
     fresh_each_step = True
 
     def make_sampler(self, stage: str, new: Sequence[Example], old_tasks: Sequence[Sequence[Example]],
