@@ -367,7 +367,7 @@ def merge(sources: Sequence[str | Path], out: Path, command: str | None = None,
     The same (method, seed) twice, or records of different data, backbones or profiles, are refused:
     either would make a row's mean meaningless.
     """
-    rename = dict(rename or {})
+    rename = rename or {}
     records: list[dict[str, Any]] = []
     origin: dict[tuple[str, int], str] = {}
     for src in sources:

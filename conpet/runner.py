@@ -6,6 +6,7 @@ every step; progress (fraction, message, stage, ETA, live metrics) and cancellat
 from __future__ import annotations
 
 import time
+from itertools import accumulate
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,13 +25,8 @@ def step_bounds(n: int, grows: bool = False, start: int = 0) -> list[float]:
     from 0 to 1): equal shares, or, for methods whose steps train on all history, shares growing with
     the step number (step k weighs k + 1), so that the fraction, and the ETA drawn from it, track the
     time spent."""
-    weights = [k + 1 if grows else 1 for k in range(start, n)]
-    total = float(sum(weights)) or 1.0
-    bounds = [0.0]
-    for w in weights:
-        bounds.append(bounds[-1] + w / total)
-    bounds[-1] = 1.0
-    return bounds
+    cum = list(accumulate((k + 1 if grows else 1 for k in range(start, n)), initial=0))
+    return [c / cum[-1] for c in cum] if cum[-1] else [1.0]
 
 
 @dataclass
