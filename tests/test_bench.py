@@ -150,3 +150,18 @@ def test_merge_cli_rename_parsing(tmp_path, capsys):
     assert "OLD=NEW" in capsys.readouterr().err
     assert main(["bench", "--rename", "static=emr*", "--out", str(tmp_path / "m3")]) != 0
     assert "--merge" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`conpet bench --merge ... | head -1`: the reader is gone before the table is printed; the command
+    exits 141 without a traceback."""
+    import subprocess
+    import sys
+
+    a = _write_run(tmp_path / "a", [_record("emr", 1, [90.0, 60.0], [1.0, 1.0])])
+    proc = subprocess.Popen([sys.executable, "-m", "conpet.cli", "bench", "--merge", str(a), "--out",
+                             str(tmp_path / "m")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # long before the interpreter has started and printed anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
