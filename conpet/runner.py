@@ -6,9 +6,9 @@ every step; progress (fraction, message, stage, ETA, live metrics) and cancellat
 from __future__ import annotations
 
 import time
-from itertools import accumulate
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from conpet.data.tasks import TaskData
