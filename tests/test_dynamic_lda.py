@@ -199,3 +199,17 @@ def test_training_free_rows(minilm, tasks, name):
     assert trained_batches[1:] == [0, 0]  # nothing trains after the first step
     assert (trained_batches[0] == 0) == (name == "lda-frozen")
     assert result.steps[-1].whole_acc > 0.5
+
+
+def test_conpet_methods_lists_every_method_and_marks_the_default(capsys):
+    from conpet.cli import main
+    from conpet.methods.registry import method_names
+    from conpet.project_training import DEFAULT_METHOD
+
+    assert main(["methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in lines] == method_names()
+    marked = [ln for ln in lines if "(default)" in ln]
+    assert len(marked) == 1 and marked[0].startswith(f"{DEFAULT_METHOD} (default)")
+    descriptions = [ln.split("  ", 1)[1].strip() for ln in lines]
+    assert all(descriptions) and len(set(descriptions)) == len(descriptions)  # each its own line

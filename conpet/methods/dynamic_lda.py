@@ -59,6 +59,8 @@ class ScoredBatch:
 @register_method("dynamic-lda", aliases=("lda-router", "conpet-lda"))
 class RoutedByStatistics(PETMethod):
     name: ClassVar[str] = "dynamic-lda"
+    description: ClassVar[str] = ("one expert per task, routed by per-type Gaussian statistics (LDA) over the "
+                                  "first task's frozen module; nothing old retrains")
     default_representation: ClassVar[str] = "markers"
     default_top_t: ClassVar[int] = 1
     use_selector: ClassVar[bool] = True  # it routes (the runner then measures oracle routing)
@@ -352,6 +354,9 @@ class LDAOnFrozenFeatures(RoutedByStatistics):
     """Training-free: LDA over the frozen backbone's marker and [MASK] states; no PET module at all."""
 
     name: ClassVar[str] = "lda-frozen"
+    description: ClassVar[str] = (
+        "training-free: LDA over the frozen backbone'"
+        "s marker and [MASK] states (a reference row)")
     use_experts: ClassVar[bool] = False
     features_from: ClassVar[str | None] = "frozen"
 
@@ -361,6 +366,9 @@ class LDAOnAdaptedOnceFeatures(RoutedByStatistics):
     """LDA over the features of a module trained on task 1 only and then frozen; no other training."""
 
     name: ClassVar[str] = "lda-adapted"
+    description: ClassVar[str] = (
+        "LDA over a module trained on task 1 only, then"
+        " frozen; nothing else trains (a reference row)")
     use_experts: ClassVar[bool] = False
     features_from: ClassVar[str | None] = "first-task"
 

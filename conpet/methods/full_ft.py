@@ -141,6 +141,7 @@ class FullFineTune(SingleModuleMethod):
     """EMR* / Static ConPET with full fine-tuning of the backbone instead of LoRA."""
 
     name = "full-ft"
+    description = "Static ConPET with full fine-tuning of the backbone instead of LoRA (ablation)"
     lr_scale: ClassVar[float] = 0.1
 
     @property
