@@ -72,6 +72,9 @@ class TrainConfig:
                           "module frozen after that task"})
     router_shrinkage: float = field(
         default=0.1, metadata={"help": "statistical router: covariance shrinkage s towards tr(S)/d * I"})
+    router_normalize: bool = field(
+        default=True, metadata={"help": "statistical router: scale each position's hidden state to unit length "
+                                        "before the statistics (no position dominates by its norm)"})
     router_weight: float = field(
         default=1.0, metadata={"help": "statistical router: weight w of the expert's within-task log-softmax "
                                        "added to the router's log p(type)"})

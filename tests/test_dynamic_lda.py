@@ -18,7 +18,7 @@ from test_methods import CONFIG, synthetic_tasks
 from conpet.bundle import Bundle, BundleInfo, backbone_info, write_bundle
 from conpet.cache import MemoryLogitCache
 from conpet.methods.base import length_order
-from conpet.methods.dynamic_lda import FEATURES, combine_scores
+from conpet.methods.dynamic_lda import combine_scores
 from conpet.methods.registry import load_method, make_method
 from conpet.runner import run_continual
 
@@ -128,10 +128,17 @@ def test_cached_features_are_keyed_by_the_feature_maps_version(trained, tasks):
         try:
             method.features(examples)
             assert method.backbone_forwards == f0 + 1
-            versions = {k[2] for k in cache.items() if k[1] == method.module_id(FEATURES)}
+            versions = {k[2] for k in cache.items() if k[1] == method.features_id()}
             assert versions == {method.versions["expert_0"] - 1, method.versions["expert_0"]}
         finally:
             method.versions["expert_0"] -= 1
+        method.config = method.config.replace(router_features="frozen")  # another map: other keys
+        try:
+            f1 = method.backbone_forwards
+            method.features(examples)
+            assert method.backbone_forwards == f1 + 1
+        finally:
+            method.config = method.config.replace(router_features="first-task")
     finally:
         method.cache = saved
 

@@ -93,6 +93,10 @@ class RoutedByStatistics(PETMethod):
 
     # --- features ------------------------------------------------------------------------------------
 
+    def features_id(self) -> str:
+        """The cache's module id of the features: one per feature map (the backbone's differ from expert 0's)."""
+        return self.module_id(f"{FEATURES}-{self.feature_map or 'backbone'}")
+
     def feature_version(self) -> int:
         """Features are cached under the feature map's version: a changed map never hits old entries."""
         return self.versions.get(self.feature_map, 0) if self.feature_map else 1
@@ -104,7 +108,7 @@ class RoutedByStatistics(PETMethod):
         out = np.zeros((n, self.feature_dim), dtype=np.float32)
         if n == 0:
             return out, {}
-        mid, ver = self.module_id(FEATURES), self.feature_version()
+        mid, ver = self.features_id(), self.feature_version()
         keys = [(ex.id, mid, ver) for ex in examples]
         cacheable = self.cache is not None and (self.feature_map is None or self.is_frozen(self.feature_map))
         hits = self.cache.get_many(keys) if cacheable else {}
@@ -160,7 +164,7 @@ class RoutedByStatistics(PETMethod):
         if self.router is None:
             self.router = GaussianRouter(self.feature_dim, self.config.router_shrinkage)
         feats, _ = self.features(task.train)
-        self.router.update(feats, [ex.label for ex in task.train])
+        self.router.update(self.router_input(feats), [ex.label for ex in task.train])
 
     def train_expert(self, task: TaskData, rep: Reporter, stats: StepStats, hi: float) -> None:
         """Expert k on task k's data alone: cross-entropy over its own types."""
@@ -191,11 +195,19 @@ class RoutedByStatistics(PETMethod):
 
     # --- scoring -------------------------------------------------------------------------------------
 
+    def router_input(self, feats: np.ndarray) -> np.ndarray:
+        """What the router sees: the features, each position's block scaled to unit length when
+        `router_normalize` (the [MASK] state's norm would otherwise outweigh the markers')."""
+        if not self.config.router_normalize:
+            return feats
+        blocks = np.split(np.asarray(feats, dtype=np.float64), REPRESENTATIONS["markers"], axis=1)
+        return np.concatenate([b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12) for b in blocks], 1)
+
     def router_log_posterior(self, feats: np.ndarray) -> np.ndarray:
         """[B, types] log p(type | x) in the method's type order (the router stores types as it met them)."""
         if self.router is None:
             raise ConpetError("this model has not learnt any task yet")
-        lp = self.router.log_posterior(feats)
+        lp = self.router.log_posterior(self.router_input(feats))
         col = {t: i for i, t in enumerate(self.router.types)}
         out = np.full((len(feats), len(self.types)), -np.inf)
         for j, t in enumerate(self.types):
@@ -268,7 +280,7 @@ class RoutedByStatistics(PETMethod):
         types, task_of = self.types, self.task_of_type()
         sel = softmax(sb.task_scores)
         probs = softmax(sb.combined)
-        versions = {self.module_id(FEATURES): self.feature_version()}
+        versions = {self.features_id(): self.feature_version()}
         out = []
         for i, ex in enumerate(chunk):
             y = int(np.argmax(sb.combined[i]))
