@@ -307,7 +307,7 @@ class MainWindow(QMainWindow):
             "Label": AnnotateView(self.model),
             "Training": TrainingView(self.model, self.controller, self.settings),
             "Predictions": PredictionsView(self.model, self.controller),
-            "Routing review": RoutingView(self.model),
+            "Routing review": RoutingView(self.model, self.controller),
             "Runs & curves": RunsView(self.model),
         }
         icons = ["types", "label", "train", "predict", "routing", "runs"]
