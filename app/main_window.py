@@ -278,8 +278,9 @@ class MainWindow(QMainWindow):
         self._project_actions_enabled(True)
         model.undo_stack.canUndoChanged.connect(self.undo_action.setEnabled)
         model.undo_stack.canRedoChanged.connect(self.redo_action.setEnabled)
-        model.undo_stack.undoTextChanged.connect(lambda t: self.undo_action.setText(f"&Undo {t}".strip()))
-        model.undo_stack.redoTextChanged.connect(lambda t: self.redo_action.setText(f"&Redo {t}".strip()))
+        model.undo_stack.undoTextChanged.connect(lambda t: self._describe_undo(self.undo_action, "Undo", t))
+        model.undo_stack.redoTextChanged.connect(lambda t: self._describe_undo(self.redo_action, "Redo", t))
+        model.editReplayed.connect(lambda what, _id: self.statusBar().showMessage(what, 10000))
         for sig in (model.annotationsChanged, model.typesChanged, model.runsChanged, model.sentencesChanged):
             sig.connect(self._update_counts)
         self.controller.jobStarted.connect(self._job_started)
@@ -435,6 +436,14 @@ class MainWindow(QMainWindow):
                                   f"{c['types']} types · {c['tasks']} tasks")
 
     # --- misc -----------------------------------------------------------------------------------
+    def _describe_undo(self, action: QAction, verb: str, what: str) -> None:
+        """The menu names the edit; the toolbar button keeps its short text (a long name would push the
+        other buttons out of sight) and names the edit in its tooltip."""
+        action.setText(f"&{verb} {what}".strip())
+        action.setIconText(verb)
+        action.setToolTip(f"{verb} {what}".strip() + (" (" + action.shortcut().toString() + ")"
+                                                        if not action.shortcut().isEmpty() else ""))
+
     def _undo(self) -> None:
         if self.model is not None:
             self.model.undo_stack.undo()

@@ -6,6 +6,7 @@ saved at once, undo and redo through the QUndoStack, and the sentence list's fil
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QToolBar
 from test_app_helpers import (  # noqa: F401
     app_env,
     click_at,
@@ -206,3 +207,46 @@ def test_accepting_a_prediction_that_matches_the_gold_label_then_undo_keeps_the_
     assert ("entity", "Lisbon", "City") in gold(w, sid) and w.model.annotation(ann.id).type_name == "City"
     w.redo_action.trigger()
     assert ("entity", "Lisbon", "Person") in gold(w, sid)
+
+
+def test_undo_shows_the_sentence_it_changes_and_highlights_the_edit(qtbot, app_env, tmp_path):
+    """Ctrl+Z on another sentence must not change the first one out of sight: the view goes there,
+    selects the words of the removed mention (or highlights the restored one) and says what it did."""
+    w, view, sid, types = setup(qtbot, app_env, tmp_path)
+    ed = view.editor
+    start = TEXT.index("Lisbon")
+    drag_select(ed, start, start + len("Lisbon"))
+    qtbot.keyClick(ed, types["City"].shortcut)
+    other = next(i for i in view.list_model.ids() if i != sid)
+    assert view.select_sentence(other)
+    assert view.sentence_id == other
+    qtbot.keyClick(view.editor, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert ("entity", "Lisbon", "City") not in gold(w, sid)
+    assert view.sentence_id == sid  # the view went to the sentence the undo changed
+    assert ed.selected_span() == (start, start + len("Lisbon"))  # the words it covered are selected
+    assert "Undid" in view.status.text() and "'Lisbon'" in view.status.text() and "removed" in view.status.text()
+    assert "Undid" in w.statusBar().currentMessage()
+    # redo from another sentence: back again, the restored mention highlighted
+    assert view.select_sentence(other)
+    w.redo_action.trigger()
+    assert view.sentence_id == sid
+    lisbon = next(a for a in w.model.annotations(sid) if TEXT[a.start:a.end] == "Lisbon")
+    assert view.focus_annotation == lisbon.id and "now City" in view.status.text()
+
+
+def test_the_toolbar_keeps_every_button_in_view_when_undo_names_a_long_edit(qtbot, app_env, tmp_path):
+    w, view, sid, types = setup(qtbot, app_env, tmp_path)
+    long_name = w.model.add_type("Programming language of the early mainframe era", "entity", shortcut="p")
+    start = TEXT.index("Lisbon")
+    drag_select(view.editor, start, start + len("Lisbon"))
+    qtbot.keyClick(view.editor, "p")
+    assert long_name.name in w.undo_action.text()
+    w.resize(1000, 800)
+    qtbot.wait(50)
+    toolbar = w.findChild(QToolBar, "mainToolbar")
+    for action in (w.predict_action, w.cancel_action, w.train_action):
+        button = toolbar.widgetForAction(action)
+        assert button is not None and button.isVisible(), action.text()
+        assert button.geometry().right() <= toolbar.width()
+    assert toolbar.widgetForAction(w.undo_action).text() == "Undo"
+    assert long_name.name in w.undo_action.toolTip()  # the edit is named in the tooltip instead

@@ -34,6 +34,7 @@ class ProjectModel(QObject):
     predictionsChanged = Signal()
     tasksChanged = Signal()
     message = Signal(str, str)  # (level "info" | "ok" | "error", text): the views' status lines
+    editReplayed = Signal(str, int)  # (what was undone / redone, in words; the annotation it touched)
 
     def __init__(self, project: Project, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -205,6 +205,7 @@ class AnnotateView(QWidget):
         model.typesChanged.connect(self._types_changed)
         model.annotationsChanged.connect(self._annotations_changed)
         model.message.connect(self.show_message)
+        model.editReplayed.connect(self.show_replayed)
 
         self._types_changed()
         self._list_reset()
@@ -373,6 +374,27 @@ class AnnotateView(QWidget):
         if a is not None:
             self.show_message("info", f"Selected {a.kind} {a.type_name!r}: press another type's key to change "
                               "it, Delete to remove it, H / T to use it as a relation's head / tail.")
+
+    def show_replayed(self, what: str, annotation_id: int) -> None:
+        """After an undo or redo: go to the sentence it changed and highlight the annotation (or, when
+        it is gone, select the words it covered), so that nothing changes out of sight."""
+        a = self.model.annotation(annotation_id)
+        if a.sentence_id != self.sentence_id and not self.select_sentence(a.sentence_id):
+            self.show_message("info", f"{what} in sentence {a.sentence_id}.")
+            return
+        text = self.editor.toPlainText()
+        shown = text[a.start:a.end] if a.kind == "entity" else f"{text[a.start:a.end]} → {text[a.tail_start:a.tail_end]}"
+        if a.status == "gold":
+            self.focus_annotation = a.id
+            self._show_sentence()
+            state = f"now {a.type_name}"
+        else:
+            self.focus_annotation = None
+            self._show_sentence()
+            self.editor.select_span(a.start, a.end)
+            state = "removed"
+        self.editor.ensureCursorVisible()
+        self.show_message("ok", f"{what}: {shown!r} in sentence {a.sentence_id} is {state}.")
 
     def _table_selection(self) -> None:
         rows = self.table.selectionModel().selectedRows()
