@@ -8,7 +8,7 @@ import importlib.util
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -52,6 +52,20 @@ def bundle_export_available() -> bool:
     except Exception:  # noqa: BLE001 - a broken optional module hides the entry
         return False
     return hasattr(bundle, "export_bundle")
+
+
+class ExportNotice(QObject):
+    """Receives an export worker's result on the GUI thread and has the window say where it went."""
+
+    def __init__(self, window: MainWindow, title: str, what: str, path: Path) -> None:
+        super().__init__(window)
+        self.window, self.title, self.what, self.path = window, title, what, path
+
+    @Slot(object)
+    def done(self, result: object) -> None:
+        path = Path(str(result)) if isinstance(result, (str, Path)) else self.path
+        self.window._exported(self.title, self.what.format(result=result), path)
+        self.deleteLater()
 
 
 class MainWindow(QMainWindow):
@@ -367,19 +381,26 @@ class MainWindow(QMainWindow):
     def export_jsonl(self) -> None:
         if self.model is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export annotations", str(Path.home() / "annotations.jsonl"),
+        path, _ = QFileDialog.getSaveFileName(self, "Export annotations", str(self.model.folder / "annotations.jsonl"),
                                               "Project JSONL (*.jsonl)")
-        if not path:
-            return
-        worker = Worker(partial(_export_jsonl_job, self.model.folder, Path(path)), name="export")
-        ProgressDialog(self, "Exporting", f"Writing {Path(path).name}…", worker, cancellable=False).show()
+        if path:
+            self.start_jsonl_export(Path(path))
+
+    def start_jsonl_export(self, path: Path) -> Worker:
+        assert self.model is not None
+        worker = Worker(partial(_export_jsonl_job, self.model.folder, path), name="export")
+        notice = ExportNotice(self, "Annotations exported", "Wrote {result} sentence(s) with their gold "
+                              "annotations to", path)
+        worker.finished.connect(notice.done)
+        ProgressDialog(self, "Exporting", f"Writing {path.name}…", worker, cancellable=False).show()
         self.host.start(worker)
+        return worker
 
     def export_bundle(self) -> None:
         if self.model is None or not bundle_export_available():
             return
         path, _ = QFileDialog.getSaveFileName(self, "Export an adapter bundle",
-                                              str(Path.home() / f"{self.model.name}.conpet.zip"),
+                                              str(self.model.folder / f"{self.model.name}.conpet.zip"),
                                               "Bundle (zip) (*.zip);;Bundle folder (*)")
         if path:
             self.start_bundle_export(Path(path))
@@ -387,9 +408,17 @@ class MainWindow(QMainWindow):
     def start_bundle_export(self, path: Path) -> Worker:
         assert self.model is not None
         worker = Worker(partial(_export_bundle_job, self.model.folder, path), name="bundle")
+        notice = ExportNotice(self, "Bundle exported", "Saved the adapter bundle to", path)
+        worker.finished.connect(notice.done)
         ProgressDialog(self, "Exporting the bundle", f"Writing {path.name}…", worker, cancellable=False).show()
         self.host.start(worker)
         return worker
+
+    def _exported(self, title: str, what: str, path: Path) -> None:
+        """Say where an export went, with a way to open its folder."""
+        size = _size_text(path)
+        self.statusBar().showMessage(f"{what} {path}" + (f" ({size})" if size else ""), 20000)
+        dialogs.saved(self, title, f"{what}\n{path}" + (f"\n({size})" if size else ""), path)
 
     # --- model jobs -----------------------------------------------------------------------------
     def train(self) -> None:
@@ -474,6 +503,17 @@ class MainWindow(QMainWindow):
             self.model = None
         self.settings.sync()
         event.accept()
+
+
+def _size_text(path: Path) -> str:
+    """The size of a file, or of a folder's files, for people ("" when it is not there)."""
+    if path.is_file():
+        n = path.stat().st_size
+    elif path.is_dir():
+        n = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    else:
+        return ""
+    return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB"
 
 
 def _demo_job(folder: Path, sink=None) -> Path:

@@ -193,3 +193,51 @@ def test_export_annotations_as_jsonl_round_trips(qtbot, app_env, tmp_path):
     lines = read_jsonl_sentences(out)
     n = sum(len(s.entities) + len(s.relations) for s in lines)
     assert n == w.model.counts()["annotations"]
+
+
+def test_exports_default_to_the_project_folder_and_say_where_they_went(qtbot, app_env, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from app import dialogs, main_window
+
+    settings, _ = app_env
+    w = open_window(qtbot, settings)
+    w.open_project(make_project(tmp_path / "p", per_type=3))
+    offered = []
+
+    def save_as(_parent, _title, default, _filters):
+        offered.append(Path(default))
+        return str(tmp_path / "out" / Path(default).name), ""
+
+    (tmp_path / "out").mkdir()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_as)
+    w.export_jsonl()
+    qtbot.waitUntil(lambda: any(kind == "saved" for kind, _t, _x in dialogs.shown), timeout=30_000)
+    assert offered[0].parent == w.model.folder  # the project's folder, not the home folder
+    out = tmp_path / "out" / "annotations.jsonl"
+    notice = next(text for kind, _t, text in dialogs.shown if kind == "saved")
+    assert str(out) in notice and "sentence(s)" in notice
+    assert str(out) in w.statusBar().currentMessage()
+
+    # the bundle (its engine is faked here: a trained model is not needed to check the feedback)
+    def fake_bundle(folder, path, sink=None):
+        Path(path).write_bytes(b"PK\x05\x06" + b"\0" * 18)
+        return Path(path)
+
+    monkeypatch.setattr(main_window, "_export_bundle_job", fake_bundle)
+    dialogs.shown.clear()
+    w.export_bundle()
+    qtbot.waitUntil(lambda: any(kind == "saved" for kind, _t, _x in dialogs.shown), timeout=30_000)
+    assert offered[1] == w.model.folder / f"{w.model.name}.conpet.zip"
+    notice = next(text for kind, _t, text in dialogs.shown if kind == "saved")
+    assert str(tmp_path / "out" / offered[1].name) in notice and "KiB" in notice
+
+    # the notice's "Show in folder" button opens the folder that holds the file
+    revealed = []
+    monkeypatch.setattr(dialogs, "reveal", lambda path: revealed.append(Path(path)))
+    box = dialogs.saved_box(w, "Bundle exported", notice, out)
+    qtbot.addWidget(box)
+    button = next(b for b in box.buttons() if b.text() == "Show in folder")
+    assert box.buttonRole(button) == QMessageBox.ButtonRole.ActionRole
+    button.click()
+    assert revealed == [out]
