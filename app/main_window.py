@@ -290,6 +290,7 @@ class MainWindow(QMainWindow):
         self._build_views()
         self.settings.add_recent(model.folder)
         self._project_actions_enabled(True)
+        self._train_readiness(*self.views["Training"].train_readiness())
         model.undo_stack.canUndoChanged.connect(self.undo_action.setEnabled)
         model.undo_stack.canRedoChanged.connect(self.redo_action.setEnabled)
         model.undo_stack.undoTextChanged.connect(lambda t: self._describe_undo(self.undo_action, "Undo", t))
@@ -329,6 +330,8 @@ class MainWindow(QMainWindow):
         for (name, view), ic in zip(self.views.items(), icons, strict=True):
             self.tabs.addTab(view, icon(ic), name.replace("&", "&&"))
         self.views["Label"].sentenceSelected.connect(self.views["Predictions"].select_sentence)
+        training = self.views["Training"]
+        training.readinessChanged.connect(self._train_readiness)
         self.setCentralWidget(self.tabs)
         self.tabs.setCurrentIndex(1)
 
@@ -432,8 +435,10 @@ class MainWindow(QMainWindow):
             self.views["Predictions"].predict_all()
 
     def cancel_jobs(self) -> None:
-        if self.controller is not None:
+        if self.controller is not None and self.controller.current:
             self.controller.cancel()
+            self.cancel_action.setEnabled(False)  # asked once: pressing it again would do nothing
+            self.job_label.setText("Cancelling… (after the current batch)")
 
     @Slot(str, object)
     def _job_started(self, kind: str, worker: Worker) -> None:
@@ -453,9 +458,12 @@ class MainWindow(QMainWindow):
         self.job_label.setText(f"{names.get(kind, kind)} {outcome}")
 
     def _busy_changed(self, busy: bool) -> None:
-        self.train_action.setEnabled(not busy)
         self.predict_action.setEnabled(not busy)
         self.cancel_action.setEnabled(busy)
+
+    def _train_readiness(self, ok: bool, why: str) -> None:
+        self.train_action.setEnabled(ok)
+        self.train_action.setToolTip(f"Train new knowledge: {why}")
 
     def _update_counts(self, *_args) -> None:
         if self.model is None:
