@@ -131,10 +131,7 @@ def test_invalid_selections_get_a_clear_message(qtbot, app_env, tmp_path):
     drag_select(ed, TEXT.index("Labs"), TEXT.index("Lisbon") + len("Lisbon"))
     qtbot.keyClick(ed, types["City"].shortcut)
     assert "overlaps" in view.status.text() and view.status.property("level") == "error"
-    # half a word
-    drag_select(ed, TEXT.index("Quill") + 2, TEXT.index("Quill") + 5)
-    qtbot.keyClick(ed, types["Person"].shortcut)
-    assert "inside a word" in view.status.text()
+    # (half a word is no longer refused: it snaps to the whole word, see the test below)
     # nothing selected
     click_at(ed, 0)
     ed.clear_selection()
@@ -250,3 +247,26 @@ def test_the_toolbar_keeps_every_button_in_view_when_undo_names_a_long_edit(qtbo
         assert button.geometry().right() <= toolbar.width()
     assert toolbar.widgetForAction(w.undo_action).text() == "Undo"
     assert long_name.name in w.undo_action.toolTip()  # the edit is named in the tooltip instead
+
+
+def test_a_selection_inside_words_snaps_to_the_whole_words_and_the_layout_does_not_jump(qtbot, app_env, tmp_path):
+    w, view, sid, types = setup(qtbot, app_env, tmp_path)
+    ed = view.editor
+    # "a Qui" … "ll" : from inside "Ada" to inside "Quill"
+    drag_select(ed, TEXT.index("Ada") + 1, TEXT.index("Quill") + 3)
+    qtbot.keyClick(ed, types["Person"].shortcut)
+    assert ("entity", "Ada Quill", "Person") in gold(w, sid)
+    assert "widened to whole words" in view.status.text()
+    # the head of a relation snaps too
+    drag_select(ed, TEXT.index("Brightwell") + 3, TEXT.index("Labs") + 2)
+    qtbot.keyClick(ed, Qt.Key.Key_H)
+    head = ed.pending("head")
+    assert TEXT[head.start:head.end] == "Brightwell Labs"
+    # a message that wraps onto more lines leaves the editor and the buttons where they were
+    view.show_message("info", "Ready.")
+    qtbot.wait(20)
+    before = (ed.geometry(), view.delete_button.mapTo(view, view.delete_button.rect().topLeft()))
+    view.show_message("error", "A long explanation " * 12)
+    qtbot.wait(20)
+    assert view.status.heightForWidth(view.status.width()) >= 2 * view.status.fontMetrics().lineSpacing()
+    assert (ed.geometry(), view.delete_button.mapTo(view, view.delete_button.rect().topLeft())) == before

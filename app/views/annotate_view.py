@@ -170,6 +170,10 @@ class AnnotateView(QWidget):
         self.status = QLabel("Ready.")
         self.status.setObjectName("statusLine")
         self.status.setWordWrap(True)
+        self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        # Room for two lines from the start, at most three: a message that wraps moves nothing above it.
+        lines = self.status.fontMetrics().lineSpacing()
+        self.status.setFixedHeight(3 * lines + 8)
         rl.addWidget(self.status)
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 2)
@@ -214,6 +218,7 @@ class AnnotateView(QWidget):
     def show_message(self, level: str, text: str) -> None:
         self.status.setProperty("level", level)
         self.status.setText(text)
+        self.status.setToolTip(text)  # the whole text, should it need more than the line's three rows
         self.status.style().unpolish(self.status)
         self.status.style().polish(self.status)
 
@@ -446,8 +451,8 @@ class AnnotateView(QWidget):
             self.show_message("error", "Select the words of the mention first: drag with the mouse, or hold "
                               "Shift and use the arrow keys.")
             return False
-        start, end = span
         text = self.editor.toPlainText()
+        start, end = snap_to_words(text, *span)
         problem = selection_problem(text, start, end)
         if problem:
             self.show_message("error", problem)
@@ -455,7 +460,8 @@ class AnnotateView(QWidget):
         ok = perform(self.model, AddEntity(self.model, self.sentence_id, start, end, t.id))
         if ok:
             self.editor.clear_selection()
-            self.show_message("ok", f"Marked {text[start:end]!r} as {t.name}.")
+            widened = " (the selection was widened to whole words)" if (start, end) != span else ""
+            self.show_message("ok", f"Marked {text[start:end]!r} as {t.name}{widened}.")
         return ok
 
     def _apply_relation_type(self, t: TypeRecord) -> bool:
@@ -484,6 +490,7 @@ class AnnotateView(QWidget):
             self.show_message("error", f"Select the {role} first (drag over its words, or click a mention).")
             return False
         text = self.editor.toPlainText()
+        span = snap_to_words(text, *span)
         problem = selection_problem(text, *span)
         if problem:
             self.show_message("error", problem)
@@ -528,6 +535,21 @@ class AnnotateView(QWidget):
             self._show_sentence()
             self.show_message("ok", f"Deleted the {a.kind} {a.type_name!r} (Ctrl+Z brings it back).")
         return ok
+
+
+def _in_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen a selection that starts or ends inside a word to the whole word (a mouse drag rarely lands
+    exactly on a word's edge); a selection on word boundaries is kept as it is."""
+    if start < end:
+        while start > 0 and _in_word(text[start - 1]) and _in_word(text[start]):
+            start -= 1
+        while end < len(text) and _in_word(text[end]) and _in_word(text[end - 1]):
+            end += 1
+    return start, end
 
 
 def selection_problem(text: str, start: int, end: int) -> str | None:
