@@ -270,3 +270,14 @@ def test_a_selection_inside_words_snaps_to_the_whole_words_and_the_layout_does_n
     qtbot.wait(20)
     assert view.status.heightForWidth(view.status.width()) >= 2 * view.status.fontMetrics().lineSpacing()
     assert (ed.geometry(), view.delete_button.mapTo(view, view.delete_button.rect().topLeft())) == before
+
+
+def test_the_sentence_list_counts_what_is_annotated_and_what_is_left(qtbot, app_env, tmp_path):
+    w, view, sid, types = setup(qtbot, app_env, tmp_path)
+    total = len(w.model.sentence_ids())
+    done = total - 1  # every imported sentence has a label; the one added by setup() has none
+    assert f"{done} annotated" in view.count_label.text() and "1 to go" in view.count_label.text()
+    start = TEXT.index("Lisbon")
+    drag_select(view.editor, start, start + len("Lisbon"))
+    qtbot.keyClick(view.editor, types["City"].shortcut)
+    assert f"{total} annotated (100 %)" in view.count_label.text() and "0 to go" in view.count_label.text()

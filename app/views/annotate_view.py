@@ -262,9 +262,18 @@ class AnnotateView(QWidget):
             text=self.search.text().strip(), type_id=self.type_filter.currentData(),
             status=self.status_filter.currentData(), confidence=self.confidence_filter.currentData()))
 
+    def _update_progress(self) -> None:
+        """How far the labelling is: the list's length and how many of all sentences have a gold label."""
+        n = self.list_model.rowCount()
+        total = len(self.model.sentence_ids())
+        done = len(self.model.sentence_ids(status="annotated"))
+        share = f" ({100 * done / total:.0f} %)" if total else ""
+        shown = f"{n} of {total} sentences shown" if n != total else f"{total} sentences"
+        self.count_label.setText(f"{shown} · {done} annotated{share} · {total - done} to go")
+
     def _list_reset(self) -> None:
         n = self.list_model.rowCount()
-        self.count_label.setText(f"{n} sentence(s)")
+        self._update_progress()
         row = self.list_model.row_of(self.sentence_id) if self.sentence_id is not None else -1
         if row < 0 and n:
             row = 0
@@ -314,6 +323,7 @@ class AnnotateView(QWidget):
     def _annotations_changed(self, sentence_id: int) -> None:
         if sentence_id in (-1, self.sentence_id):
             self._show_sentence()
+        self._update_progress()
 
     def _show_sentence(self) -> None:
         if self.sentence_id is None:
