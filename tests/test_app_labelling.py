@@ -35,6 +35,7 @@ def setup(qtbot, app_env, tmp_path):
     w.show_tab("Label")
     assert view.select_sentence(sid)
     qtbot.waitUntil(lambda: view.sentence_id == sid, timeout=30_000)
+    qtbot.waitUntil(view.editor.isVisible, timeout=10_000)  # the new tabs are shown by a queued event
     view.editor.setFocus()
     keys = {t.name: t for t in w.model.types()}
     return w, view, sid, keys
@@ -281,3 +282,39 @@ def test_the_sentence_list_counts_what_is_annotated_and_what_is_left(qtbot, app_
     drag_select(view.editor, start, start + len("Lisbon"))
     qtbot.keyClick(view.editor, types["City"].shortcut)
     assert f"{total} annotated (100 %)" in view.count_label.text() and "0 to go" in view.count_label.text()
+
+
+def test_a_relation_is_drawn_as_a_labelled_arc_from_head_to_tail(qtbot, app_env, tmp_path):
+    from PySide6.QtGui import QColor
+
+    w, view, sid, types = setup(qtbot, app_env, tmp_path)
+    ed = view.editor
+    for mention, t in (("Ada Quill", "Person"), ("Brightwell Labs", "Company")):
+        s = TEXT.index(mention)
+        drag_select(ed, s, s + len(mention))
+        qtbot.keyClick(ed, types[t].shortcut)
+    click_at(ed, TEXT.index("Ada") + 1)
+    qtbot.keyClick(ed, Qt.Key.Key_H)
+    click_at(ed, TEXT.index("Brightwell") + 1)
+    qtbot.keyClick(ed, Qt.Key.Key_T)
+    qtbot.keyClick(ed, types["works_for"].shortcut)
+    [arc] = ed.arcs()
+    assert arc.label == "works_for" and arc.colour == types["works_for"].colour
+    assert TEXT[arc.head[0]:arc.head[1]] == "Ada Quill" and TEXT[arc.tail[0]:arc.tail[1]] == "Brightwell Labs"
+    [g] = ed.arc_geometry()
+    head_mid = (ed.position_rect(arc.head[0]).left() + ed.position_rect(arc.head[1]).left()) / 2
+    assert abs(g.start.x() - head_mid) < 2 and g.end.x() > g.start.x()  # head → tail, left to right here
+    assert g.apex.y() < g.start.y() and g.apex.y() >= 0  # above the text, inside the editor
+    # it is really painted: the arc's colour appears between the two mentions, above the text
+    image = ed.viewport().grab().toImage()
+    colour = QColor(arc.colour)
+    hits = 0
+    for x in range(int(g.start.x()), int(g.end.x()), 2):
+        for y in range(int(g.apex.y()) - 12, int(g.start.y()) + 1):
+            c = QColor(image.pixel(x, y))
+            if abs(c.red() - colour.red()) + abs(c.green() - colour.green()) + abs(c.blue() - colour.blue()) < 90:
+                hits += 1
+    assert hits > 20
+    # undoing the relation removes its arc
+    w.undo_action.trigger()
+    assert ed.arcs() == []

@@ -34,7 +34,7 @@ from app.viewmodels.sentences_model import (
     SentenceIdRole,
     SentenceListModel,
 )
-from app.widgets.annotation_editor import AnnotationEditor, Mark
+from app.widgets.annotation_editor import AnnotationEditor, Arc, Mark
 from app.widgets.flow_layout import FlowLayout
 from conpet.data.example import Span
 from conpet.store import AnnotationRecord, TypeRecord
@@ -118,8 +118,8 @@ class AnnotateView(QWidget):
         rl.addLayout(nav)
 
         self.editor = AnnotationEditor()
-        self.editor.setMinimumHeight(80)
-        self.editor.setMaximumHeight(150)
+        self.editor.setMinimumHeight(140)  # two spaced lines with their arcs, without scrolling
+        self.editor.setMaximumHeight(210)  # three spaced lines: the relation arcs sit between them
         rl.addWidget(self.editor, 1)
         hint = QLabel("Select text, then press a type's key (or click it). Relation: select the head and "
                       "press H, the tail and press T, then the relation's key. Click a mention to retype "
@@ -344,6 +344,10 @@ class AnnotateView(QWidget):
                 colour = types[a.type_id].colour if a.type_id in types else "#999999"
                 marks.append(Mark(a.start, a.end, colour, a.type_name, a.id))
         self.editor.set_marks(marks, self.focus_annotation)
+        self.editor.set_arcs([Arc((a.start, a.end), (a.tail_start, a.tail_end),
+                                  types[a.type_id].colour if a.type_id in types else "#999999", a.type_name, a.id)
+                              for a in self._annotations if a.kind == "relation" and a.status == "gold"
+                              and a.tail_start is not None and a.tail_end is not None])
         self.table.blockSignals(True)
         self.table.setRowCount(len(self._annotations))
         for i, a in enumerate(self._annotations):

@@ -100,7 +100,7 @@ class PredictionsView(QWidget):
         rl.setContentsMargins(6, 0, 0, 0)
         self.viewer = AnnotationEditor()
         self.viewer.setObjectName("annotationEditor")
-        self.viewer.setMaximumHeight(110)
+        self.viewer.setMaximumHeight(150)
         rl.addWidget(self.viewer)
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setObjectName("predictionTable")
