@@ -318,3 +318,22 @@ def test_a_relation_is_drawn_as_a_labelled_arc_from_head_to_tail(qtbot, app_env,
     # undoing the relation removes its arc
     w.undo_action.trigger()
     assert ed.arcs() == []
+
+
+def test_a_relation_needs_no_t_when_the_tail_is_clicked_after_the_head(qtbot, app_env, tmp_path):
+    w, view, sid, types = setup(qtbot, app_env, tmp_path)
+    ed = view.editor
+    for mention, t in (("Ada Quill", "Person"), ("Brightwell Labs", "Company")):
+        s = TEXT.index(mention)
+        drag_select(ed, s, s + len(mention))
+        qtbot.keyClick(ed, types[t].shortcut)
+    click_at(ed, TEXT.index("Ada") + 1)       # 1 click
+    qtbot.keyClick(ed, Qt.Key.Key_H)          # 1 key
+    click_at(ed, TEXT.index("Brightwell") + 1)  # 1 click
+    qtbot.keyClick(ed, types["works_for"].shortcut)  # 1 key: the clicked mention is the tail
+    assert ("relation", ("Ada Quill", "Brightwell Labs"), "works_for") in gold(w, sid)
+    # with only the head set and nothing else pointed at, the key still asks for the tail
+    click_at(ed, TEXT.index("Ada") + 1)
+    qtbot.keyClick(ed, Qt.Key.Key_H)
+    qtbot.keyClick(ed, types["works_for"].shortcut)
+    assert "needs a head and a tail" in view.status.text()

@@ -121,9 +121,9 @@ class AnnotateView(QWidget):
         self.editor.setMinimumHeight(140)  # two spaced lines with their arcs, without scrolling
         self.editor.setMaximumHeight(210)  # three spaced lines: the relation arcs sit between them
         rl.addWidget(self.editor, 1)
-        hint = QLabel("Select text, then press a type's key (or click it). Relation: select the head and "
-                      "press H, the tail and press T, then the relation's key. Click a mention to retype "
-                      "or delete it. Ctrl+Z undoes.")
+        hint = QLabel("Select text, then press a type's key (or click it). Relation: click the head and "
+                      "press H, then click the tail and press the relation's key (T marks a tail first, if "
+                      "you like). Click a mention to retype or delete it. Ctrl+Z undoes.")
         hint.setObjectName("hint")
         hint.setWordWrap(True)
         rl.addWidget(hint)
@@ -480,6 +480,10 @@ class AnnotateView(QWidget):
 
     def _apply_relation_type(self, t: TypeRecord) -> bool:
         head, tail = self.editor.pending("head"), self.editor.pending("tail")
+        if head is not None and tail is None and self._tail_candidate() is not None:
+            # the head is set and the user points at another mention: it is the tail (no T needed)
+            if self.set_end("tail"):
+                tail = self.editor.pending("tail")
         if head is None or tail is None:
             missing = " and ".join(r for r, m in (("a head", head), ("a tail", tail)) if m is None)
             self.show_message("error", f"A relation needs a head and a tail: mark {missing} first (select or "
@@ -492,6 +496,18 @@ class AnnotateView(QWidget):
             self.show_message("ok", f"Added {t.name}: {text[head.start:head.end]!r} → {text[tail.start:tail.end]!r}.")
             self.clear_ends()
         return ok
+
+    def _tail_candidate(self) -> tuple[int, int] | None:
+        """The selection, or the clicked mention, when it is not the head itself."""
+        span = self.editor.selected_span()
+        if span is None:
+            focused = self._annotation(self.focus_annotation)
+            if focused is not None and focused.kind == "entity":
+                span = (focused.start, focused.end)
+        head = self.editor.pending("head")
+        if span is None or head is None or (span[0], span[1]) == (head.start, head.end):
+            return None
+        return span
 
     def set_end(self, role: str) -> bool:
         """Use the selection (or the selected mention) as the relation's head or tail."""
