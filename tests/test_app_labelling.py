@@ -337,3 +337,31 @@ def test_a_relation_needs_no_t_when_the_tail_is_clicked_after_the_head(qtbot, ap
     qtbot.keyClick(ed, Qt.Key.Key_H)
     qtbot.keyClick(ed, types["works_for"].shortcut)
     assert "needs a head and a tail" in view.status.text()
+
+
+def test_enter_accepts_the_sentences_suggestions_and_goes_to_the_next(qtbot, app_env, tmp_path):
+    from conpet.data.example import Span
+    from conpet.store.records import NewPrediction
+
+    w, view, sid, types = setup(qtbot, app_env, tmp_path)
+    p = w.model.project
+    span = {m: Span(TEXT.index(m), TEXT.index(m) + len(m)) for m in ("Ada Quill", "Lisbon", "Brightwell Labs")}
+    p.annotations.add_entity(sid, span["Ada Quill"].start, span["Ada Quill"].end, types["Person"].id)
+    run = p.runs.start("dynamic-typesel", purpose="predict")
+    p.predictions.add_many(run.id, [NewPrediction(sid, (span["Ada Quill"],), "City", 0.5),  # gold already: not offered
+                                    NewPrediction(sid, (span["Lisbon"],), "City", 0.9),
+                                    NewPrediction(sid, (span["Brightwell Labs"],), "Company", 0.8)])
+    p.runs.finish(run.id)
+    w.model.predictionsChanged.emit()
+    w.model.annotationsChanged.emit(sid)
+    assert len(view.suggestions) == 2 and "2 suggestions" in view.title.text()
+    assert sum(m.suggested for m in view.editor.marks()) == 2
+    row = view.list.currentIndex().row()
+    qtbot.keyClick(view.editor, Qt.Key.Key_Return)  # one key for the whole sentence
+    assert {g[1]: g[2] for g in gold(w, sid)} == {"Ada Quill": "Person", "Lisbon": "City", "Brightwell Labs": "Company"}
+    assert view.list.currentIndex().row() == row + 1 or "last sentence" in view.status.text()
+    assert "Accepted 2 suggestion(s)" in view.status.text()
+    assert w.model.undo_stack.count() == 1  # one undo step
+    w.undo_action.trigger()
+    assert {g[1] for g in gold(w, sid)} == {"Ada Quill"}
+    assert view.sentence_id == sid  # and the undo shows the sentence it changed

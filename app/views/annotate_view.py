@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.undo import AddEntity, AddRelation, ChangeType, DeleteAnnotation, perform
+from app.undo import AcceptPrediction, AddEntity, AddRelation, ChangeType, DeleteAnnotation, perform
 from app.viewmodels.project_model import ProjectModel
 from app.viewmodels.sentences_model import (
     CONFIDENCE_FILTERS,
@@ -37,7 +37,7 @@ from app.viewmodels.sentences_model import (
 from app.widgets.annotation_editor import AnnotationEditor, Arc, Mark
 from app.widgets.flow_layout import FlowLayout
 from conpet.data.example import Span
-from conpet.store import AnnotationRecord, TypeRecord
+from conpet.store import AnnotationRecord, PredictionRecord, TypeRecord
 
 STATUS_FILTERS = [(None, "Any status"), ("annotated", "Annotated"), ("unannotated", "Not annotated"),
                   ("predicted", "Predicted, not reviewed"), ("rejected", "Has a rejection")]
@@ -57,6 +57,7 @@ class AnnotateView(QWidget):
         self.model = model
         self.sentence_id: int | None = None
         self._annotations: list[AnnotationRecord] = []
+        self.suggestions: list[PredictionRecord] = []  # the model's predictions with no gold label yet
         self.focus_annotation: int | None = None
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
@@ -163,8 +164,14 @@ class AnnotateView(QWidget):
         trow = QHBoxLayout()
         self.delete_button = QPushButton("Delete annotation")
         self.delete_button.setProperty("danger", True)
+        self.accept_next_button = QPushButton("Accept suggestions && next (Enter)")
+        self.accept_next_button.setProperty("primary", True)
+        self.accept_next_button.setToolTip("Make the model's suggestions in this sentence (dotted) gold labels, "
+                                           "then go to the next sentence")
+        self.accept_next_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         trow.addWidget(self.delete_button)
         trow.addStretch(1)
+        trow.addWidget(self.accept_next_button)
         rl.addLayout(trow)
 
         self.status = QLabel("Ready.")
@@ -198,6 +205,9 @@ class AnnotateView(QWidget):
         self.editor.shortcutPressed.connect(self.on_key)
         self.editor.deletePressed.connect(self.delete_focused)
         self.editor.escapePressed.connect(self.clear_ends)
+        self.editor.acceptPressed.connect(self.accept_and_next)
+        self.accept_next_button.clicked.connect(self.accept_and_next)
+        model.predictionsChanged.connect(self._show_sentence)
         self.editor.markClicked.connect(self._mark_clicked)
         self.editor.undoRequested.connect(model.undo_stack.undo)
         self.editor.redoRequested.connect(model.undo_stack.redo)
@@ -334,15 +344,24 @@ class AnnotateView(QWidget):
             return
         row = self.list_model.row_of(self.sentence_id)
         where = f"{row + 1} of {self.list_model.rowCount()}" if row >= 0 else "not in the filtered list"
-        self.title.setText(f"Sentence {self.sentence_id}  ·  {where}")
         self._annotations = self.model.annotations(self.sentence_id)
+        self.suggestions = open_suggestions(self.model.predictions_for_sentence(self.sentence_id), self._annotations)
+        n = len(self.suggestions)
+        self.title.setText(f"Sentence {self.sentence_id}  ·  {where}"
+                           + (f"  ·  {n} suggestion{'s' if n != 1 else ''}" if n else ""))
         text = self.editor.toPlainText()
         types = {t.id: t for t in self.model.types()}
+        by_name = {t.name: t for t in self.model.types()}
         marks = []
         for a in self._annotations:
             if a.kind == "entity" and a.status == "gold":
                 colour = types[a.type_id].colour if a.type_id in types else "#999999"
                 marks.append(Mark(a.start, a.end, colour, a.type_name, a.id))
+        for p in self.suggestions:
+            if p.kind == "entity":
+                colour = by_name[p.label].colour if p.label in by_name else "#999999"
+                marks.append(Mark(p.start, p.end, colour, f"suggested: {p.label} ({100 * p.score:.0f} %)",
+                                  ("prediction", p.id), suggested=True))
         self.editor.set_marks(marks, self.focus_annotation)
         self.editor.set_arcs([Arc((a.start, a.end), (a.tail_start, a.tail_end),
                                   types[a.type_id].colour if a.type_id in types else "#999999", a.type_name, a.id)
@@ -554,6 +573,25 @@ class AnnotateView(QWidget):
             parts.append(f"{role.capitalize()}: " + (repr(text[m.start:m.end]) if m else "—"))
         self.ends_label.setText("   ".join(parts))
 
+    def accept_and_next(self) -> int:
+        """Make this sentence's suggestions gold (one undo step), then go to the next sentence; returns
+        how many were accepted. Only unlabelled spans are suggested, so no gold label is overwritten."""
+        if self.sentence_id is None:
+            return 0
+        sid, accepted = self.sentence_id, 0
+        if self.suggestions:
+            stack = self.model.undo_stack
+            stack.beginMacro(f"Accept {len(self.suggestions)} suggestion(s) in sentence {sid}")
+            for p in list(self.suggestions):
+                accepted += perform(self.model, AcceptPrediction(self.model, p.id))
+            stack.endMacro()
+        row = self.list.currentIndex().row()
+        last = row + 1 >= self.list_model.rowCount()
+        self.step(1)
+        done = f"Accepted {accepted} suggestion(s) in sentence {sid}" if accepted else f"Sentence {sid} kept as it is"
+        self.show_message("ok", done + (": that was the last sentence of the list." if last else "; next sentence."))
+        return accepted
+
     def delete_focused(self) -> bool:
         a = self._annotation(self.focus_annotation)
         if a is None:
@@ -565,6 +603,22 @@ class AnnotateView(QWidget):
             self._show_sentence()
             self.show_message("ok", f"Deleted the {a.kind} {a.type_name!r} (Ctrl+Z brings it back).")
         return ok
+
+
+def open_suggestions(predictions: list[PredictionRecord], annotations: list[AnnotationRecord]) -> list[PredictionRecord]:
+    """The predictions still to decide on: no gold label on their span, and (for a mention) not over a
+    gold mention, which the store would refuse anyway."""
+    gold = [a for a in annotations if a.status == "gold"]
+    spans = {(a.kind, a.spans) for a in gold}
+    mentions = [Span(a.start, a.end) for a in gold if a.kind == "entity"]
+    out = []
+    for p in predictions:
+        if (p.kind, p.spans) in spans:
+            continue
+        if p.kind == "entity" and any(Span(p.start, p.end).overlaps(m) for m in mentions):
+            continue
+        out.append(p)
+    return out
 
 
 def _in_word(ch: str) -> bool:

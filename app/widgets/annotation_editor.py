@@ -35,6 +35,7 @@ class Mark:
     colour: str
     label: str = ""
     key: object = None  # what the view uses to find the annotation again (e.g. its id)
+    suggested: bool = False  # a model's prediction, not a gold label yet: drawn dotted, barely tinted
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class AnnotationEditor(QTextEdit):  # not QPlainTextEdit: its layout ignores lin
     deletePressed = Signal()
     escapePressed = Signal()
     markClicked = Signal(object)  # the key of the mark under a click, or None
+    acceptPressed = Signal()  # Enter: accept what is suggested and go on
     undoRequested = Signal()  # Ctrl+Z / Ctrl+Shift+Z reaching the editor (when no window shortcut took them)
     redoRequested = Signal()
 
@@ -170,7 +172,7 @@ class AnnotationEditor(QTextEdit):  # not QPlainTextEdit: its layout ignores lin
         return list(self._marks)
 
     def mark_at(self, position: int) -> Mark | None:
-        for m in self._marks:
+        for m in sorted(self._marks, key=lambda m: m.suggested):  # a gold mark before a suggestion
             if m.start <= position < m.end:
                 return m
         return None
@@ -221,6 +223,9 @@ class AnnotationEditor(QTextEdit):  # not QPlainTextEdit: its layout ignores lin
             return
         if key == Qt.Key.Key_Escape:
             self.escapePressed.emit()
+            return
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not mods & Qt.KeyboardModifier.ControlModifier:
+            self.acceptPressed.emit()
             return
         if key in NAVIGATION_KEYS or mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
                                              | Qt.KeyboardModifier.MetaModifier):
@@ -292,9 +297,10 @@ class AnnotationEditor(QTextEdit):  # not QPlainTextEdit: its layout ignores lin
             fmt = QTextCharFormat()
             colour = QColor(m.colour)
             tint = QColor(colour)
-            tint.setAlpha(70 if m.key != self._focus_key else 140)
+            tint.setAlpha(25 if m.suggested else (70 if m.key != self._focus_key else 140))
             fmt.setBackground(tint)
-            fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
+            fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.DotLine if m.suggested
+                                  else QTextCharFormat.UnderlineStyle.SingleUnderline)
             fmt.setUnderlineColor(colour)
             if m.label:
                 fmt.setToolTip(m.label)
