@@ -79,14 +79,21 @@ def test_an_interrupted_task_is_said_to_restart(qtbot, app_env, tmp_path):
     assert "from the start" in state and "continues" not in state
 
 
-def test_train_is_disabled_while_no_type_is_ready(qtbot, app_env, tmp_path):
-    w = window(qtbot, app_env, tmp_path, per_type=3)  # 3 gold examples a type; the minimum is 10
+def test_train_is_disabled_while_there_is_nothing_to_train(qtbot, app_env, tmp_path):
+    settings, _ = app_env
+    w = MainWindow(settings, preload=False)
+    qtbot.addWidget(w)
+    w.show()
+    assert w.create_project(tmp_path / "empty")
     view = w.views["Training"]
     assert not view.train_button.isEnabled() and not w.train_action.isEnabled()
-    assert "10 gold examples" in view.train_button.toolTip()
-    w.settings.set_min_examples(3)
-    w.model.annotationsChanged.emit(-1)
+    assert "add a type" in view.train_button.toolTip()
+    person = w.model.add_type("Person", "entity")
+    assert not view.train_button.isEnabled() and "label some first" in view.train_button.toolTip()
+    sid = w.model.project.sentences.add("Ada Quill spoke.").id
+    w.model._add_entity(sid, 0, 9, person.id)
     assert view.train_button.isEnabled() and w.train_action.isEnabled()
+    assert "lower the minimum" in view.train_button.toolTip()  # 1 example, minimum 10: the dialog can lower it
 
 
 def test_cancel_is_disabled_once_asked(qtbot, app_env, tmp_path):

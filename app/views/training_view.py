@@ -201,21 +201,24 @@ class TrainingView(QWidget):
         return out
 
     def train_readiness(self) -> tuple[bool, str]:
-        """(whether Train can start a task now, why not / what it would train)."""
+        """(whether Train has anything to do now, why not / what it would do). The dialog can lower the
+        minimum number of examples, so any untrained type with a gold example is enough to open it."""
         if self.controller.model_job_running():
             return False, "A job is running: wait for it to end, or cancel it."
-        minimum = self.settings.min_examples()
         cands = self.candidates()
         if any(c.in_open_task for c in cands):
             return True, "Train the unfinished task again, from the start."
-        ready = [c.name for c in cands if c.gold_count >= minimum]
-        if ready:
-            return True, f"Train a new task with {', '.join(ready)}."
+        labelled = [c for c in cands if c.gold_count > 0]
         if not cands:
             return False, "Every type is already learnt: add a type in the Types tab and label it first."
-        best = max(cands, key=lambda c: c.gold_count)
-        return False, (f"No type has {minimum} gold examples yet (the most: {best.name}, {best.gold_count}); "
-                       "label more first.")
+        if not labelled:
+            return False, "No untrained type has a gold example yet: label some first."
+        minimum = self.settings.min_examples()
+        ready = [c.name for c in labelled if c.gold_count >= minimum]
+        if ready:
+            return True, f"Train a new task with {', '.join(ready)}."
+        return True, (f"No type has {minimum} gold examples yet; the dialog lets you lower the minimum "
+                      "(or label more first).")
 
     def _update_train_button(self, *_args) -> None:
         ok, why = self.train_readiness()
