@@ -57,6 +57,8 @@ class AnnotateView(QWidget):
         self.model = model
         self.sentence_id: int | None = None
         self._annotations: list[AnnotationRecord] = []
+        self._annotated: set[int] | None = None  # sentences with a gold label (the progress counter)
+        self._total = 0
         self.suggestions: list[PredictionRecord] = []  # the model's predictions with no gold label yet
         self.focus_annotation: int | None = None
 
@@ -79,6 +81,7 @@ class AnnotateView(QWidget):
         self.confidence_filter = QComboBox()
         for key, label in CONFIDENCE_FILTERS:
             self.confidence_filter.addItem(label, key)
+        model.sentencesChanged.connect(self._forget_progress)  # before the list reloads on it
         self.list_model = SentenceListModel(model)
         self.list = QListView()
         self.list.setObjectName("sentenceList")
@@ -272,14 +275,29 @@ class AnnotateView(QWidget):
             text=self.search.text().strip(), type_id=self.type_filter.currentData(),
             status=self.status_filter.currentData(), confidence=self.confidence_filter.currentData()))
 
-    def _update_progress(self) -> None:
-        """How far the labelling is: the list's length and how many of all sentences have a gold label."""
-        n = self.list_model.rowCount()
-        total = len(self.model.sentence_ids())
-        done = len(self.model.sentence_ids(status="annotated"))
+    def _update_progress(self, sentence_id: int | None = None) -> None:
+        """How far the labelling is: the list's length and how many of all sentences have a gold label.
+        After an edit of one sentence only that sentence is looked at again (the full count is two
+        queries over the whole project, too slow for every key press)."""
+        if self._annotated is None or sentence_id == -1:
+            self._total = len(self.model.sentence_ids())
+            self._annotated = set(self.model.sentence_ids(status="annotated"))
+        elif sentence_id is None:
+            pass  # the list was filtered: the counts stand
+        elif any(a.status == "gold" for a in self._annotations_of(sentence_id)):
+            self._annotated.add(sentence_id)
+        else:
+            self._annotated.discard(sentence_id)
+        n, total, done = self.list_model.rowCount(), self._total, len(self._annotated)
         share = f" ({100 * done / total:.0f} %)" if total else ""
         shown = f"{n} of {total} sentences shown" if n != total else f"{total} sentences"
         self.count_label.setText(f"{shown} · {done} annotated{share} · {total - done} to go")
+
+    def _forget_progress(self) -> None:
+        self._annotated = None
+
+    def _annotations_of(self, sentence_id: int) -> list[AnnotationRecord]:
+        return self._annotations if sentence_id == self.sentence_id else self.model.annotations(sentence_id)
 
     def _list_reset(self) -> None:
         n = self.list_model.rowCount()
@@ -333,7 +351,7 @@ class AnnotateView(QWidget):
     def _annotations_changed(self, sentence_id: int) -> None:
         if sentence_id in (-1, self.sentence_id):
             self._show_sentence()
-        self._update_progress()
+        self._update_progress(sentence_id)
 
     def _show_sentence(self) -> None:
         if self.sentence_id is None:
