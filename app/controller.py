@@ -17,6 +17,9 @@ from app.viewmodels.project_model import ProjectModel
 from app.workers import Worker, WorkerHost
 
 MODEL_JOBS = ("train", "predict")
+# The reloads after a job are spaced this far apart: timers that are due together run in one turn of
+# the event loop, which would add their costs up into one stall.
+STEP_GAP_MS = 15
 
 
 class JobController(QObject):
@@ -100,7 +103,7 @@ class JobController(QObject):
             steps = [m.runsChanged.emit, m.predictionsChanged.emit]
         steps.append(partial(self._announce, kind, outcome, payload))
         for i, step in enumerate(steps):
-            QTimer.singleShot(i, self, step)
+            QTimer.singleShot(i * STEP_GAP_MS, self, step)
 
     def _announce(self, kind: str, outcome: str, payload: object) -> None:
         self.jobEnded.emit(kind, outcome, payload)
