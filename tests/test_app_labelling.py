@@ -355,6 +355,7 @@ def test_enter_accepts_the_sentences_suggestions_and_goes_to_the_next(qtbot, app
     w.model.predictionsChanged.emit()
     w.model.annotationsChanged.emit(sid)
     assert len(view.suggestions) == 2 and "2 suggestions" in view.title.text()
+    assert view.accept_next_button.text() == "Accept 2 suggestions && next (Enter)"
     assert sum(m.suggested for m in view.editor.marks()) == 2
     row = view.list.currentIndex().row()
     qtbot.keyClick(view.editor, Qt.Key.Key_Return)  # one key for the whole sentence

@@ -365,6 +365,8 @@ class AnnotateView(QWidget):
         self._annotations = self.model.annotations(self.sentence_id)
         self.suggestions = open_suggestions(self.model.predictions_for_sentence(self.sentence_id), self._annotations)
         n = len(self.suggestions)
+        self.accept_next_button.setText(f"Accept {n} suggestion{'s' if n != 1 else ''} && next (Enter)" if n
+                                        else "Next sentence (Enter)")
         self.title.setText(f"Sentence {self.sentence_id}  ·  {where}"
                            + (f"  ·  {n} suggestion{'s' if n != 1 else ''}" if n else ""))
         text = self.editor.toPlainText()
