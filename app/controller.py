@@ -17,6 +17,9 @@ from app.viewmodels.project_model import ProjectModel
 from app.workers import Worker, WorkerHost
 
 MODEL_JOBS = ("train", "predict")
+# The reloads after a job are spaced this far apart: timers that are due together run in one turn of
+# the event loop, which would add their costs up into one stall.
+STEP_GAP_MS = 15
 
 
 class JobController(QObject):
@@ -34,6 +37,7 @@ class JobController(QObject):
         self.folder: Path = model.folder
         self.gui_thread = threading.get_ident()
         self.current: dict[str, Worker] = {}
+        self._types_before_import: set[int] = set()
 
     def model_job_running(self) -> bool:
         return any(k in self.current for k in MODEL_JOBS)
@@ -60,6 +64,7 @@ class JobController(QObject):
     def start_import(self, path: Path, fmt: str | None = None) -> Worker:
         if "import" in self.current:
             raise RuntimeError("an import is already running")
+        self._types_before_import = {t.id for t in self.model.types()}
         return self._start("import", partial(jobs.import_data, self.folder, Path(path), fmt))
 
     def _refuse_if_busy(self) -> None:
@@ -87,6 +92,10 @@ class JobController(QObject):
         # The views re-read what the job wrote, one signal per turn of the event loop, so that no single
         # turn of the GUI thread does all the reloading; jobEnded comes last, when the views are current.
         if kind == "import":
+            m.refresh_types()
+            new = {t.id for t in m.types()} - self._types_before_import
+            if new:
+                m.tidy_new_types(new)
             steps = [m.typesChanged.emit, m.sentencesChanged.emit, lambda: m.annotationsChanged.emit(-1)]
         elif kind == "train":
             steps = [m.tasksChanged.emit, m.typesChanged.emit, m.runsChanged.emit]
@@ -94,7 +103,7 @@ class JobController(QObject):
             steps = [m.runsChanged.emit, m.predictionsChanged.emit]
         steps.append(partial(self._announce, kind, outcome, payload))
         for i, step in enumerate(steps):
-            QTimer.singleShot(i, self, step)
+            QTimer.singleShot(i * STEP_GAP_MS, self, step)
 
     def _announce(self, kind: str, outcome: str, payload: object) -> None:
         self.jobEnded.emit(kind, outcome, payload)

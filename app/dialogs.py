@@ -3,6 +3,10 @@ replace them: set ``dialogs.AUTO_ANSWER`` to answer every question and skip ever
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 AUTO_ANSWER: bool | None = None  # None: ask the user; True / False: answer questions so, show nothing
@@ -26,3 +30,25 @@ def ask(parent: QWidget | None, title: str, text: str) -> bool:
     if AUTO_ANSWER is not None:
         return AUTO_ANSWER
     return QMessageBox.question(parent, title, text) == QMessageBox.StandardButton.Yes
+
+
+def reveal(path: str | Path) -> bool:
+    """Open the folder holding ``path`` in the desktop's file manager."""
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    return QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+
+def saved_box(parent: QWidget | None, title: str, text: str, path: str | Path) -> QMessageBox:
+    """A notice that something was written to ``path``, with a "Show in folder" button."""
+    box = QMessageBox(QMessageBox.Icon.Information, title, text, QMessageBox.StandardButton.Ok, parent)
+    show = box.addButton("Show in folder", QMessageBox.ButtonRole.ActionRole)
+    show.clicked.connect(lambda: reveal(path))
+    box.setDefaultButton(QMessageBox.StandardButton.Ok)
+    return box
+
+
+def saved(parent: QWidget | None, title: str, text: str, path: str | Path) -> None:
+    shown.append(("saved", title, text))
+    if AUTO_ANSWER is None:
+        saved_box(parent, title, text, path).exec()

@@ -8,7 +8,7 @@ import importlib.util
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -52,6 +52,20 @@ def bundle_export_available() -> bool:
     except Exception:  # noqa: BLE001 - a broken optional module hides the entry
         return False
     return hasattr(bundle, "export_bundle")
+
+
+class ExportNotice(QObject):
+    """Receives an export worker's result on the GUI thread and has the window say where it went."""
+
+    def __init__(self, window: MainWindow, title: str, what: str, path: Path) -> None:
+        super().__init__(window)
+        self.window, self.title, self.what, self.path = window, title, what, path
+
+    @Slot(object)
+    def done(self, result: object) -> None:
+        path = Path(str(result)) if isinstance(result, (str, Path)) else self.path
+        self.window._exported(self.title, self.what.format(result=result), path)
+        self.deleteLater()
 
 
 class MainWindow(QMainWindow):
@@ -276,10 +290,12 @@ class MainWindow(QMainWindow):
         self._build_views()
         self.settings.add_recent(model.folder)
         self._project_actions_enabled(True)
+        self._train_readiness(*self.views["Training"].train_readiness())
         model.undo_stack.canUndoChanged.connect(self.undo_action.setEnabled)
         model.undo_stack.canRedoChanged.connect(self.redo_action.setEnabled)
-        model.undo_stack.undoTextChanged.connect(lambda t: self.undo_action.setText(f"&Undo {t}".strip()))
-        model.undo_stack.redoTextChanged.connect(lambda t: self.redo_action.setText(f"&Redo {t}".strip()))
+        model.undo_stack.undoTextChanged.connect(lambda t: self._describe_undo(self.undo_action, "Undo", t))
+        model.undo_stack.redoTextChanged.connect(lambda t: self._describe_undo(self.redo_action, "Redo", t))
+        model.editReplayed.connect(lambda what, _id: self.statusBar().showMessage(what, 10000))
         for sig in (model.annotationsChanged, model.typesChanged, model.runsChanged, model.sentencesChanged):
             sig.connect(self._update_counts)
         self.controller.jobStarted.connect(self._job_started)
@@ -307,13 +323,15 @@ class MainWindow(QMainWindow):
             "Label": AnnotateView(self.model),
             "Training": TrainingView(self.model, self.controller, self.settings),
             "Predictions": PredictionsView(self.model, self.controller),
-            "Routing review": RoutingView(self.model),
+            "Routing review": RoutingView(self.model, self.controller),
             "Runs & curves": RunsView(self.model),
         }
         icons = ["types", "label", "train", "predict", "routing", "runs"]
         for (name, view), ic in zip(self.views.items(), icons, strict=True):
             self.tabs.addTab(view, icon(ic), name.replace("&", "&&"))
         self.views["Label"].sentenceSelected.connect(self.views["Predictions"].select_sentence)
+        training = self.views["Training"]
+        training.readinessChanged.connect(self._train_readiness)
         self.setCentralWidget(self.tabs)
         self.tabs.setCurrentIndex(1)
 
@@ -366,19 +384,26 @@ class MainWindow(QMainWindow):
     def export_jsonl(self) -> None:
         if self.model is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export annotations", str(Path.home() / "annotations.jsonl"),
+        path, _ = QFileDialog.getSaveFileName(self, "Export annotations", str(self.model.folder / "annotations.jsonl"),
                                               "Project JSONL (*.jsonl)")
-        if not path:
-            return
-        worker = Worker(partial(_export_jsonl_job, self.model.folder, Path(path)), name="export")
-        ProgressDialog(self, "Exporting", f"Writing {Path(path).name}…", worker, cancellable=False).show()
+        if path:
+            self.start_jsonl_export(Path(path))
+
+    def start_jsonl_export(self, path: Path) -> Worker:
+        assert self.model is not None
+        worker = Worker(partial(_export_jsonl_job, self.model.folder, path), name="export")
+        notice = ExportNotice(self, "Annotations exported", "Wrote {result} sentence(s) with their gold "
+                              "annotations to", path)
+        worker.finished.connect(notice.done)
+        ProgressDialog(self, "Exporting", f"Writing {path.name}…", worker, cancellable=False).show()
         self.host.start(worker)
+        return worker
 
     def export_bundle(self) -> None:
         if self.model is None or not bundle_export_available():
             return
         path, _ = QFileDialog.getSaveFileName(self, "Export an adapter bundle",
-                                              str(Path.home() / f"{self.model.name}.conpet.zip"),
+                                              str(self.model.folder / f"{self.model.name}.conpet.zip"),
                                               "Bundle (zip) (*.zip);;Bundle folder (*)")
         if path:
             self.start_bundle_export(Path(path))
@@ -386,9 +411,17 @@ class MainWindow(QMainWindow):
     def start_bundle_export(self, path: Path) -> Worker:
         assert self.model is not None
         worker = Worker(partial(_export_bundle_job, self.model.folder, path), name="bundle")
+        notice = ExportNotice(self, "Bundle exported", "Saved the adapter bundle to", path)
+        worker.finished.connect(notice.done)
         ProgressDialog(self, "Exporting the bundle", f"Writing {path.name}…", worker, cancellable=False).show()
         self.host.start(worker)
         return worker
+
+    def _exported(self, title: str, what: str, path: Path) -> None:
+        """Say where an export went, with a way to open its folder."""
+        size = _size_text(path)
+        self.statusBar().showMessage(f"{what} {path}" + (f" ({size})" if size else ""), 20000)
+        dialogs.saved(self, title, f"{what}\n{path}" + (f"\n({size})" if size else ""), path)
 
     # --- model jobs -----------------------------------------------------------------------------
     def train(self) -> None:
@@ -402,8 +435,10 @@ class MainWindow(QMainWindow):
             self.views["Predictions"].predict_all()
 
     def cancel_jobs(self) -> None:
-        if self.controller is not None:
+        if self.controller is not None and self.controller.current:
             self.controller.cancel()
+            self.cancel_action.setEnabled(False)  # asked once: pressing it again would do nothing
+            self.job_label.setText("Cancelling… (after the current batch)")
 
     @Slot(str, object)
     def _job_started(self, kind: str, worker: Worker) -> None:
@@ -423,9 +458,12 @@ class MainWindow(QMainWindow):
         self.job_label.setText(f"{names.get(kind, kind)} {outcome}")
 
     def _busy_changed(self, busy: bool) -> None:
-        self.train_action.setEnabled(not busy)
         self.predict_action.setEnabled(not busy)
         self.cancel_action.setEnabled(busy)
+
+    def _train_readiness(self, ok: bool, why: str) -> None:
+        self.train_action.setEnabled(ok)
+        self.train_action.setToolTip(f"Train new knowledge: {why}")
 
     def _update_counts(self, *_args) -> None:
         if self.model is None:
@@ -435,6 +473,14 @@ class MainWindow(QMainWindow):
                                   f"{c['types']} types · {c['tasks']} tasks")
 
     # --- misc -----------------------------------------------------------------------------------
+    def _describe_undo(self, action: QAction, verb: str, what: str) -> None:
+        """The menu names the edit; the toolbar button keeps its short text (a long name would push the
+        other buttons out of sight) and names the edit in its tooltip."""
+        action.setText(f"&{verb} {what}".strip())
+        action.setIconText(verb)
+        action.setToolTip(f"{verb} {what}".strip() + (" (" + action.shortcut().toString() + ")"
+                                                        if not action.shortcut().isEmpty() else ""))
+
     def _undo(self) -> None:
         if self.model is not None:
             self.model.undo_stack.undo()
@@ -465,6 +511,17 @@ class MainWindow(QMainWindow):
             self.model = None
         self.settings.sync()
         event.accept()
+
+
+def _size_text(path: Path) -> str:
+    """The size of a file, or of a folder's files, for people ("" when it is not there)."""
+    if path.is_file():
+        n = path.stat().st_size
+    elif path.is_dir():
+        n = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    else:
+        return ""
+    return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB"
 
 
 def _demo_job(folder: Path, sink=None) -> Path:

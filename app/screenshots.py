@@ -90,7 +90,8 @@ def show(folder: Path, tab: str, train: bool, sentence: str | None) -> int:
             QTimer.singleShot(200, start_training)
             return
         types = [t for t in w.model.types() if t.task_id is None]
-        choice = TrainChoice(tuple(t.id for t in types), tuple(t.name for t in types), "dynamic", "minilm", "cpu",
+        method = w.views["Training"].model_lock()[0] or "dynamic-typesel"  # a new task continues the model
+        choice = TrainChoice(tuple(t.id for t in types), tuple(t.name for t in types), method, "minilm", "cpu",
                              "smoke", 5)
         w.views["Training"].start(choice, overrides={"batch_limit": 150})
 

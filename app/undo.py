@@ -4,6 +4,10 @@ undo adds a version rather than erasing one.
 
 Use :func:`perform`: it runs the command's first ``redo`` and pushes it only when the store accepted
 the edit, so a refused edit (an overlap, a wrong kind) never lands on the stack.
+
+Undo and redo may change a sentence the user is not looking at, so after each one the model emits
+``editReplayed`` with the annotation it touched: the annotate view goes to that sentence and
+highlights it, and the window says what was undone.
 """
 
 from __future__ import annotations
@@ -30,21 +34,34 @@ class _Command(QUndoCommand):
     def undo_(self) -> None:
         raise NotImplementedError
 
+    def touched(self) -> int | None:
+        """The annotation this command changes (to show it after an undo or redo)."""
+        return getattr(self, "annotation_id", None)
+
     def redo(self) -> None:
         if not self._pushed:  # perform() already did it
             self._pushed = True
             return
-        self._guard(self.do)
+        if self._guard(self.do):
+            self._replayed("Redid")
 
     def undo(self) -> None:
-        self._guard(self.undo_)
+        if self._guard(self.undo_):
+            self._replayed("Undid")
 
-    def _guard(self, fn) -> None:
+    def _replayed(self, verb: str) -> None:
+        annotation_id = self.touched()
+        if annotation_id is not None:
+            self.model.editReplayed.emit(f"{verb} “{self.text()}”", annotation_id)
+
+    def _guard(self, fn) -> bool:
         try:
             fn()
         except ConpetError as exc:
             self.setObsolete(True)
             self.model.message.emit("error", f"Could not {self.text().lower()}: {exc}")
+            return False
+        return True
 
 
 def perform(model: ProjectModel, cmd: _Command) -> bool:
@@ -175,6 +192,9 @@ class CorrectPrediction(_Command):
         self.p = p
         self.type_id = type_id
         self.inner: _Command | None = None
+
+    def touched(self) -> int | None:
+        return self.inner.touched() if self.inner is not None else None
 
     def first(self) -> None:
         p = self.p

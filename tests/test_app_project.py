@@ -193,3 +193,105 @@ def test_export_annotations_as_jsonl_round_trips(qtbot, app_env, tmp_path):
     lines = read_jsonl_sentences(out)
     n = sum(len(s.entities) + len(s.relations) for s in lines)
     assert n == w.model.counts()["annotations"]
+
+
+def test_exports_default_to_the_project_folder_and_say_where_they_went(qtbot, app_env, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    from app import dialogs, main_window
+
+    settings, _ = app_env
+    w = open_window(qtbot, settings)
+    w.open_project(make_project(tmp_path / "p", per_type=3))
+    offered = []
+
+    def save_as(_parent, _title, default, _filters):
+        offered.append(Path(default))
+        return str(tmp_path / "out" / Path(default).name), ""
+
+    (tmp_path / "out").mkdir()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", save_as)
+    w.export_jsonl()
+    qtbot.waitUntil(lambda: any(kind == "saved" for kind, _t, _x in dialogs.shown), timeout=30_000)
+    assert offered[0].parent == w.model.folder  # the project's folder, not the home folder
+    out = tmp_path / "out" / "annotations.jsonl"
+    notice = next(text for kind, _t, text in dialogs.shown if kind == "saved")
+    assert str(out) in notice and "sentence(s)" in notice
+    assert str(out) in w.statusBar().currentMessage()
+
+    # the bundle (its engine is faked here: a trained model is not needed to check the feedback)
+    def fake_bundle(folder, path, sink=None):
+        Path(path).write_bytes(b"PK\x05\x06" + b"\0" * 18)
+        return Path(path)
+
+    monkeypatch.setattr(main_window, "_export_bundle_job", fake_bundle)
+    dialogs.shown.clear()
+    w.export_bundle()
+    qtbot.waitUntil(lambda: any(kind == "saved" for kind, _t, _x in dialogs.shown), timeout=30_000)
+    assert offered[1] == w.model.folder / f"{w.model.name}.conpet.zip"
+    notice = next(text for kind, _t, text in dialogs.shown if kind == "saved")
+    assert str(tmp_path / "out" / offered[1].name) in notice and "KiB" in notice
+
+    # the notice's "Show in folder" button opens the folder that holds the file
+    revealed = []
+    monkeypatch.setattr(dialogs, "reveal", lambda path: revealed.append(Path(path)))
+    box = dialogs.saved_box(w, "Bundle exported", notice, out)
+    qtbot.addWidget(box)
+    button = next(b for b in box.buttons() if b.text() == "Show in folder")
+    assert box.buttonRole(button) == QMessageBox.ButtonRole.ActionRole
+    button.click()
+    assert revealed == [out]
+
+
+def test_types_differ_by_more_than_case_get_their_own_colour_and_key_and_tab_leaves_the_description(
+        qtbot, app_env, tmp_path):
+    import json
+
+    from PySide6.QtCore import Qt
+
+    settings, _ = app_env
+    w = open_window(qtbot, settings)
+    w.open_project(make_project(tmp_path / "p"))  # Person, City, Drug with keys 1-3
+    view = w.views["Types"]
+    # "city" beside "City" is refused, in the dialog and by renaming
+    dup = AddTypeDialog(w.model, view)
+    qtbot.addWidget(dup)
+    dup.name_edit.setText("city")
+    dup._accept()
+    assert dup.created is None and "City" in dup.error.text()
+    person = w.model.project.types.find("Person")
+    table = view.table_model
+    assert not table.setData(table.index(table.row_of(person.id), TypesTableModel.C_NAME), "CITY")
+    assert "already" in view.status.text() and w.model.project.types.get(person.id).name == "Person"
+    # a new type gets a colour no other type has (not Person's blue)
+    new = AddTypeDialog(w.model, view)
+    qtbot.addWidget(new)
+    new.name_edit.setText("Vaccine")
+    new._accept()
+    colours = [t.colour for t in w.model.types()]
+    assert new.created is not None and len(set(colours)) == len(colours)
+    # Tab in the description moves on to the shortcut field
+    tab = AddTypeDialog(w.model, view)
+    qtbot.addWidget(tab)
+    tab.show()
+    tab.activateWindow()
+    tab.desc_edit.setFocus()
+    qtbot.waitUntil(tab.desc_edit.hasFocus, timeout=5_000)
+    qtbot.keyClick(tab.desc_edit, Qt.Key.Key_Tab)
+    assert tab.desc_edit.toPlainText() == "" and not tab.desc_edit.hasFocus()
+    # imported types: distinct colours and a shortcut key each
+    data = tmp_path / "new.jsonl"
+    data.write_text("\n".join(json.dumps({"text": f"Item {i} and Thing {i}.", "entities": [
+        {"start": 0, "end": 6, "type": f"Gadget{i % 3}"}, {"start": 11, "end": 18, "type": f"Widget{i % 3}"}]})
+        for i in range(6)) + "\n", encoding="utf-8")
+    w.import_file(data)
+    with qtbot.waitSignal(w.controller.jobEnded, timeout=60_000):
+        pass
+    types = w.model.project.types.list()
+    assert len(types) == 10
+    assert len({t.colour for t in types}) == len(types)
+    assert all(t.shortcut for t in types)
+    assert len({t.shortcut for t in types}) == len(types)
+    label = w.views["Label"]
+    assert all(any(t.name in b.text() and b.text().startswith(t.shortcut) for b in
+                   label.entity_palette.findChildren(type(label.delete_button))) for t in types if t.kind == "entity")

@@ -14,7 +14,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
+from app.viewmodels.type_defaults import free_colour, free_shortcut, same_name
 from conpet.data.example import Span
+from conpet.errors import ConpetError
 from conpet.store import (
     AnnotationRecord,
     PredictionRecord,
@@ -34,6 +36,7 @@ class ProjectModel(QObject):
     predictionsChanged = Signal()
     tasksChanged = Signal()
     message = Signal(str, str)  # (level "info" | "ok" | "error", text): the views' status lines
+    editReplayed = Signal(str, int)  # (what was undone / redone, in words; the annotation it touched)
 
     def __init__(self, project: Project, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -60,6 +63,10 @@ class ProjectModel(QObject):
     def _drop_type_cache(self) -> None:
         self._type_cache = None
 
+    def refresh_types(self) -> None:
+        """Forget the cached types (a worker may have added some)."""
+        self._drop_type_cache()
+
     def types(self, kind: str | None = None) -> list[TypeRecord]:
         if self._type_cache is None:
             self._type_cache = {t.id: t for t in self.project.types.list()}
@@ -82,11 +89,21 @@ class ProjectModel(QObject):
 
     def add_type(self, name: str, kind: str, *, description: str = "", colour: str | None = None,
                  shortcut: str | None = None) -> TypeRecord:
-        t = self.project.types.add(name, kind, description=description, colour=colour, shortcut=shortcut or None)
+        self._refuse_same_name(name, kind)
+        t = self.project.types.add(name, kind, description=description, colour=colour or free_colour(self.types()),
+                                   shortcut=shortcut or None)
         self.typesChanged.emit()
         return t
 
+    def _refuse_same_name(self, name: str, kind: str, exclude: int | None = None) -> None:
+        """"city" beside "City" would split one type's examples in two: names are compared without case."""
+        other = same_name(self.types(), name, kind, exclude=exclude)
+        if other is not None:
+            raise ConpetError(f"there is already a {kind} type called {other.name!r} (names are compared "
+                              "without regard to case)")
+
     def rename_type(self, type_id: int, name: str) -> TypeRecord:
+        self._refuse_same_name(name, self.type(type_id).kind, exclude=type_id)
         t = self.project.types.rename(type_id, name)
         self.typesChanged.emit()
         self.annotationsChanged.emit(-1)
@@ -107,6 +124,18 @@ class ProjectModel(QObject):
         t = self.project.types.set_shortcut(type_id, shortcut or None)
         self.typesChanged.emit()
         return t
+
+    def tidy_new_types(self, type_ids: set[int]) -> None:
+        """Give types an import created a colour no other type has and a free shortcut key."""
+        for t in sorted((t for t in self.types() if t.id in type_ids), key=lambda t: t.id):
+            others = [o for o in self.types() if o.id != t.id]
+            if any(o.colour.lower() == t.colour.lower() for o in others):
+                self.project.types.set_colour(t.id, free_colour(others))
+            if not t.shortcut:
+                key = free_shortcut(others)
+                if key:
+                    self.project.types.set_shortcut(t.id, key)
+            self._drop_type_cache()
 
     def delete_type(self, type_id: int) -> None:
         """Refused by the store (TypeInUseError, with the reason) when a trained task uses the type."""

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.undo import AddEntity, AddRelation, ChangeType, DeleteAnnotation, perform
+from app.undo import AcceptPrediction, AddEntity, AddRelation, ChangeType, DeleteAnnotation, perform
 from app.viewmodels.project_model import ProjectModel
 from app.viewmodels.sentences_model import (
     CONFIDENCE_FILTERS,
@@ -34,10 +34,10 @@ from app.viewmodels.sentences_model import (
     SentenceIdRole,
     SentenceListModel,
 )
-from app.widgets.annotation_editor import AnnotationEditor, Mark
+from app.widgets.annotation_editor import AnnotationEditor, Arc, Mark
 from app.widgets.flow_layout import FlowLayout
 from conpet.data.example import Span
-from conpet.store import AnnotationRecord, TypeRecord
+from conpet.store import AnnotationRecord, PredictionRecord, TypeRecord
 
 STATUS_FILTERS = [(None, "Any status"), ("annotated", "Annotated"), ("unannotated", "Not annotated"),
                   ("predicted", "Predicted, not reviewed"), ("rejected", "Has a rejection")]
@@ -57,6 +57,9 @@ class AnnotateView(QWidget):
         self.model = model
         self.sentence_id: int | None = None
         self._annotations: list[AnnotationRecord] = []
+        self._annotated: set[int] | None = None  # sentences with a gold label (the progress counter)
+        self._total = 0
+        self.suggestions: list[PredictionRecord] = []  # the model's predictions with no gold label yet
         self.focus_annotation: int | None = None
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
@@ -78,6 +81,7 @@ class AnnotateView(QWidget):
         self.confidence_filter = QComboBox()
         for key, label in CONFIDENCE_FILTERS:
             self.confidence_filter.addItem(label, key)
+        model.sentencesChanged.connect(self._forget_progress)  # before the list reloads on it
         self.list_model = SentenceListModel(model)
         self.list = QListView()
         self.list.setObjectName("sentenceList")
@@ -118,12 +122,12 @@ class AnnotateView(QWidget):
         rl.addLayout(nav)
 
         self.editor = AnnotationEditor()
-        self.editor.setMinimumHeight(80)
-        self.editor.setMaximumHeight(150)
+        self.editor.setMinimumHeight(140)  # two spaced lines with their arcs, without scrolling
+        self.editor.setMaximumHeight(210)  # three spaced lines: the relation arcs sit between them
         rl.addWidget(self.editor, 1)
-        hint = QLabel("Select text, then press a type's key (or click it). Relation: select the head and "
-                      "press H, the tail and press T, then the relation's key. Click a mention to retype "
-                      "or delete it. Ctrl+Z undoes.")
+        hint = QLabel("Select text, then press a type's key (or click it). Relation: click the head and "
+                      "press H, then click the tail and press the relation's key (T marks a tail first, if "
+                      "you like). Click a mention to retype or delete it. Ctrl+Z undoes.")
         hint.setObjectName("hint")
         hint.setWordWrap(True)
         rl.addWidget(hint)
@@ -163,13 +167,23 @@ class AnnotateView(QWidget):
         trow = QHBoxLayout()
         self.delete_button = QPushButton("Delete annotation")
         self.delete_button.setProperty("danger", True)
+        self.accept_next_button = QPushButton("Accept suggestions && next (Enter)")
+        self.accept_next_button.setProperty("primary", True)
+        self.accept_next_button.setToolTip("Make the model's suggestions in this sentence (dotted) gold labels, "
+                                           "then go to the next sentence")
+        self.accept_next_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         trow.addWidget(self.delete_button)
         trow.addStretch(1)
+        trow.addWidget(self.accept_next_button)
         rl.addLayout(trow)
 
         self.status = QLabel("Ready.")
         self.status.setObjectName("statusLine")
         self.status.setWordWrap(True)
+        self.status.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        # Room for two lines from the start, at most three: a message that wraps moves nothing above it.
+        lines = self.status.fontMetrics().lineSpacing()
+        self.status.setFixedHeight(3 * lines + 8)
         rl.addWidget(self.status)
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 2)
@@ -194,6 +208,9 @@ class AnnotateView(QWidget):
         self.editor.shortcutPressed.connect(self.on_key)
         self.editor.deletePressed.connect(self.delete_focused)
         self.editor.escapePressed.connect(self.clear_ends)
+        self.editor.acceptPressed.connect(self.accept_and_next)
+        self.accept_next_button.clicked.connect(self.accept_and_next)
+        model.predictionsChanged.connect(self._show_sentence)
         self.editor.markClicked.connect(self._mark_clicked)
         self.editor.undoRequested.connect(model.undo_stack.undo)
         self.editor.redoRequested.connect(model.undo_stack.redo)
@@ -205,6 +222,7 @@ class AnnotateView(QWidget):
         model.typesChanged.connect(self._types_changed)
         model.annotationsChanged.connect(self._annotations_changed)
         model.message.connect(self.show_message)
+        model.editReplayed.connect(self.show_replayed)
 
         self._types_changed()
         self._list_reset()
@@ -213,6 +231,7 @@ class AnnotateView(QWidget):
     def show_message(self, level: str, text: str) -> None:
         self.status.setProperty("level", level)
         self.status.setText(text)
+        self.status.setToolTip(text)  # the whole text, should it need more than the line's three rows
         self.status.style().unpolish(self.status)
         self.status.style().polish(self.status)
 
@@ -256,9 +275,33 @@ class AnnotateView(QWidget):
             text=self.search.text().strip(), type_id=self.type_filter.currentData(),
             status=self.status_filter.currentData(), confidence=self.confidence_filter.currentData()))
 
+    def _update_progress(self, sentence_id: int | None = None) -> None:
+        """How far the labelling is: the list's length and how many of all sentences have a gold label.
+        After an edit of one sentence only that sentence is looked at again (the full count is two
+        queries over the whole project, too slow for every key press)."""
+        if self._annotated is None or sentence_id == -1:
+            self._total = len(self.model.sentence_ids())
+            self._annotated = set(self.model.sentence_ids(status="annotated"))
+        elif sentence_id is None:
+            pass  # the list was filtered: the counts stand
+        elif any(a.status == "gold" for a in self._annotations_of(sentence_id)):
+            self._annotated.add(sentence_id)
+        else:
+            self._annotated.discard(sentence_id)
+        n, total, done = self.list_model.rowCount(), self._total, len(self._annotated)
+        share = f" ({100 * done / total:.0f} %)" if total else ""
+        shown = f"{n} of {total} sentences shown" if n != total else f"{total} sentences"
+        self.count_label.setText(f"{shown} · {done} annotated{share} · {total - done} to go")
+
+    def _forget_progress(self) -> None:
+        self._annotated = None
+
+    def _annotations_of(self, sentence_id: int) -> list[AnnotationRecord]:
+        return self._annotations if sentence_id == self.sentence_id else self.model.annotations(sentence_id)
+
     def _list_reset(self) -> None:
         n = self.list_model.rowCount()
-        self.count_label.setText(f"{n} sentence(s)")
+        self._update_progress()
         row = self.list_model.row_of(self.sentence_id) if self.sentence_id is not None else -1
         if row < 0 and n:
             row = 0
@@ -308,6 +351,7 @@ class AnnotateView(QWidget):
     def _annotations_changed(self, sentence_id: int) -> None:
         if sentence_id in (-1, self.sentence_id):
             self._show_sentence()
+        self._update_progress(sentence_id)
 
     def _show_sentence(self) -> None:
         if self.sentence_id is None:
@@ -318,16 +362,31 @@ class AnnotateView(QWidget):
             return
         row = self.list_model.row_of(self.sentence_id)
         where = f"{row + 1} of {self.list_model.rowCount()}" if row >= 0 else "not in the filtered list"
-        self.title.setText(f"Sentence {self.sentence_id}  ·  {where}")
         self._annotations = self.model.annotations(self.sentence_id)
+        self.suggestions = open_suggestions(self.model.predictions_for_sentence(self.sentence_id), self._annotations)
+        n = len(self.suggestions)
+        self.accept_next_button.setText(f"Accept {n} suggestion{'s' if n != 1 else ''} && next (Enter)" if n
+                                        else "Next sentence (Enter)")
+        self.title.setText(f"Sentence {self.sentence_id}  ·  {where}"
+                           + (f"  ·  {n} suggestion{'s' if n != 1 else ''}" if n else ""))
         text = self.editor.toPlainText()
         types = {t.id: t for t in self.model.types()}
+        by_name = {t.name: t for t in self.model.types()}
         marks = []
         for a in self._annotations:
             if a.kind == "entity" and a.status == "gold":
                 colour = types[a.type_id].colour if a.type_id in types else "#999999"
                 marks.append(Mark(a.start, a.end, colour, a.type_name, a.id))
+        for p in self.suggestions:
+            if p.kind == "entity":
+                colour = by_name[p.label].colour if p.label in by_name else "#999999"
+                marks.append(Mark(p.start, p.end, colour, f"suggested: {p.label} ({100 * p.score:.0f} %)",
+                                  ("prediction", p.id), suggested=True))
         self.editor.set_marks(marks, self.focus_annotation)
+        self.editor.set_arcs([Arc((a.start, a.end), (a.tail_start, a.tail_end),
+                                  types[a.type_id].colour if a.type_id in types else "#999999", a.type_name, a.id)
+                              for a in self._annotations if a.kind == "relation" and a.status == "gold"
+                              and a.tail_start is not None and a.tail_end is not None])
         self.table.blockSignals(True)
         self.table.setRowCount(len(self._annotations))
         for i, a in enumerate(self._annotations):
@@ -373,6 +432,27 @@ class AnnotateView(QWidget):
         if a is not None:
             self.show_message("info", f"Selected {a.kind} {a.type_name!r}: press another type's key to change "
                               "it, Delete to remove it, H / T to use it as a relation's head / tail.")
+
+    def show_replayed(self, what: str, annotation_id: int) -> None:
+        """After an undo or redo: go to the sentence it changed and highlight the annotation (or, when
+        it is gone, select the words it covered), so that nothing changes out of sight."""
+        a = self.model.annotation(annotation_id)
+        if a.sentence_id != self.sentence_id and not self.select_sentence(a.sentence_id):
+            self.show_message("info", f"{what} in sentence {a.sentence_id}.")
+            return
+        text = self.editor.toPlainText()
+        shown = text[a.start:a.end] if a.kind == "entity" else f"{text[a.start:a.end]} → {text[a.tail_start:a.tail_end]}"
+        if a.status == "gold":
+            self.focus_annotation = a.id
+            self._show_sentence()
+            state = f"now {a.type_name}"
+        else:
+            self.focus_annotation = None
+            self._show_sentence()
+            self.editor.select_span(a.start, a.end)
+            state = "removed"
+        self.editor.ensureCursorVisible()
+        self.show_message("ok", f"{what}: {shown!r} in sentence {a.sentence_id} is {state}.")
 
     def _table_selection(self) -> None:
         rows = self.table.selectionModel().selectedRows()
@@ -424,8 +504,8 @@ class AnnotateView(QWidget):
             self.show_message("error", "Select the words of the mention first: drag with the mouse, or hold "
                               "Shift and use the arrow keys.")
             return False
-        start, end = span
         text = self.editor.toPlainText()
+        start, end = snap_to_words(text, *span)
         problem = selection_problem(text, start, end)
         if problem:
             self.show_message("error", problem)
@@ -433,11 +513,16 @@ class AnnotateView(QWidget):
         ok = perform(self.model, AddEntity(self.model, self.sentence_id, start, end, t.id))
         if ok:
             self.editor.clear_selection()
-            self.show_message("ok", f"Marked {text[start:end]!r} as {t.name}.")
+            widened = " (the selection was widened to whole words)" if (start, end) != span else ""
+            self.show_message("ok", f"Marked {text[start:end]!r} as {t.name}{widened}.")
         return ok
 
     def _apply_relation_type(self, t: TypeRecord) -> bool:
         head, tail = self.editor.pending("head"), self.editor.pending("tail")
+        if head is not None and tail is None and self._tail_candidate() is not None:
+            # the head is set and the user points at another mention: it is the tail (no T needed)
+            if self.set_end("tail"):
+                tail = self.editor.pending("tail")
         if head is None or tail is None:
             missing = " and ".join(r for r, m in (("a head", head), ("a tail", tail)) if m is None)
             self.show_message("error", f"A relation needs a head and a tail: mark {missing} first (select or "
@@ -451,6 +536,18 @@ class AnnotateView(QWidget):
             self.clear_ends()
         return ok
 
+    def _tail_candidate(self) -> tuple[int, int] | None:
+        """The selection, or the clicked mention, when it is not the head itself."""
+        span = self.editor.selected_span()
+        if span is None:
+            focused = self._annotation(self.focus_annotation)
+            if focused is not None and focused.kind == "entity":
+                span = (focused.start, focused.end)
+        head = self.editor.pending("head")
+        if span is None or head is None or (span[0], span[1]) == (head.start, head.end):
+            return None
+        return span
+
     def set_end(self, role: str) -> bool:
         """Use the selection (or the selected mention) as the relation's head or tail."""
         span = self.editor.selected_span()
@@ -462,6 +559,7 @@ class AnnotateView(QWidget):
             self.show_message("error", f"Select the {role} first (drag over its words, or click a mention).")
             return False
         text = self.editor.toPlainText()
+        span = snap_to_words(text, *span)
         problem = selection_problem(text, *span)
         if problem:
             self.show_message("error", problem)
@@ -495,6 +593,25 @@ class AnnotateView(QWidget):
             parts.append(f"{role.capitalize()}: " + (repr(text[m.start:m.end]) if m else "—"))
         self.ends_label.setText("   ".join(parts))
 
+    def accept_and_next(self) -> int:
+        """Make this sentence's suggestions gold (one undo step), then go to the next sentence; returns
+        how many were accepted. Only unlabelled spans are suggested, so no gold label is overwritten."""
+        if self.sentence_id is None:
+            return 0
+        sid, accepted = self.sentence_id, 0
+        if self.suggestions:
+            stack = self.model.undo_stack
+            stack.beginMacro(f"Accept {len(self.suggestions)} suggestion(s) in sentence {sid}")
+            for p in list(self.suggestions):
+                accepted += perform(self.model, AcceptPrediction(self.model, p.id))
+            stack.endMacro()
+        row = self.list.currentIndex().row()
+        last = row + 1 >= self.list_model.rowCount()
+        self.step(1)
+        done = f"Accepted {accepted} suggestion(s) in sentence {sid}" if accepted else f"Sentence {sid} kept as it is"
+        self.show_message("ok", done + (": that was the last sentence of the list." if last else "; next sentence."))
+        return accepted
+
     def delete_focused(self) -> bool:
         a = self._annotation(self.focus_annotation)
         if a is None:
@@ -506,6 +623,37 @@ class AnnotateView(QWidget):
             self._show_sentence()
             self.show_message("ok", f"Deleted the {a.kind} {a.type_name!r} (Ctrl+Z brings it back).")
         return ok
+
+
+def open_suggestions(predictions: list[PredictionRecord], annotations: list[AnnotationRecord]) -> list[PredictionRecord]:
+    """The predictions still to decide on: no gold label on their span, and (for a mention) not over a
+    gold mention, which the store would refuse anyway."""
+    gold = [a for a in annotations if a.status == "gold"]
+    spans = {(a.kind, a.spans) for a in gold}
+    mentions = [Span(a.start, a.end) for a in gold if a.kind == "entity"]
+    out = []
+    for p in predictions:
+        if (p.kind, p.spans) in spans:
+            continue
+        if p.kind == "entity" and any(Span(p.start, p.end).overlaps(m) for m in mentions):
+            continue
+        out.append(p)
+    return out
+
+
+def _in_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen a selection that starts or ends inside a word to the whole word (a mouse drag rarely lands
+    exactly on a word's edge); a selection on word boundaries is kept as it is."""
+    if start < end:
+        while start > 0 and _in_word(text[start - 1]) and _in_word(text[start]):
+            start -= 1
+        while end < len(text) and _in_word(text[end]) and _in_word(text[end - 1]):
+            end += 1
+    return start, end
 
 
 def selection_problem(text: str, start: int, end: int) -> str | None:

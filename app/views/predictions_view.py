@@ -100,7 +100,7 @@ class PredictionsView(QWidget):
         rl.setContentsMargins(6, 0, 0, 0)
         self.viewer = AnnotationEditor()
         self.viewer.setObjectName("annotationEditor")
-        self.viewer.setMaximumHeight(110)
+        self.viewer.setMaximumHeight(150)
         rl.addWidget(self.viewer)
         self.table = QTableWidget(0, len(self.COLUMNS))
         self.table.setObjectName("predictionTable")
@@ -109,9 +109,12 @@ class PredictionsView(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setWordWrap(False)
         hh = self.table.horizontalHeader()
+        # Every column as wide as its contents (a narrow window scrolls instead of cutting "Lisbon"
+        # down to "ion"); the last one takes what is left.
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        hh.setStretchLastSection(True)
         rl.addWidget(self.table, 1)
         charts = QHBoxLayout()
         self.selector_chart = BarChart("Selector: score per expert (bold = active)")
@@ -195,7 +198,15 @@ class PredictionsView(QWidget):
     def refresh(self) -> None:
         run = self.model.latest_prediction_run()
         if run is None:
-            self.info.setText("No predictions yet. Train a task, then press Predict whole project.")
+            latest = next((r for r in self.model.runs(purpose="predict") if r.status == "finished"), None)
+            if latest is not None:
+                self.info.setText(f"Predictions of run {latest.id} cover only the sentences it was asked for; "
+                                  "Predict whole project predicts the rest.")
+            elif any(r.status == "finished" for r in self.model.runs(purpose="train")):
+                self.info.setText("The test sentences have the predictions training made; Predict whole project "
+                                  "predicts every sentence.")
+            else:
+                self.info.setText("No predictions yet. Train a task, then press Predict whole project.")
         else:
             when = run.finished_at.astimezone().strftime("%Y-%m-%d %H:%M") if run.finished_at else ""
             self.info.setText(f"Predictions of run {run.id} ({when}): {run.message}")

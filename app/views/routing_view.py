@@ -2,7 +2,12 @@
 and how sure the selector was; least certain first. Accept makes the prediction a gold annotation;
 Correct gives the right type (which also names the expert that should have been chosen: the one of
 the task holding that type). Both are ordinary gold annotations, so the next training uses them, and
-both can be undone."""
+both can be undone.
+
+Accepting a prediction that contradicts the span's gold label asks first. A row is reviewed when its
+span got a gold label after the run predicted it (so the mark survives a restart); after a decision
+the next row left to review is selected. When a task was learnt after the run, a banner says so and
+offers to predict again."""
 
 from __future__ import annotations
 
@@ -14,8 +19,9 @@ from PySide6.QtCore import (
     QPersistentModelIndex,
     QSortFilterProxyModel,
     Qt,
+    Signal,
 )
-from PySide6.QtGui import QColor, QKeySequence, QShortcut
+from PySide6.QtGui import QColor, QFont, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -28,11 +34,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import dialogs
 from app.undo import AcceptPrediction, CorrectPrediction, perform
 from app.viewmodels.project_model import ProjectModel
 from app.views.annotate_view import swatch
 from app.views.predictions_view import mention_text, selector_confidence, task_label
-from conpet.store import PredictionRecord
+from conpet.store import PredictionRecord, RunRecord
 
 SortRole = Qt.ItemDataRole.UserRole + 2
 
@@ -49,6 +56,7 @@ class RoutingRow:
     gold: str | None  # current gold type on this span, if any
     routed: str
     confidence: float | None
+    reviewed: bool = False  # the span got its gold label after this run predicted it
 
     @property
     def state(self) -> str:
@@ -56,17 +64,24 @@ class RoutingRow:
             return "open"
         return "agree" if self.gold == self.p.label else "disagree"
 
+    @property
+    def left_to_review(self) -> bool:
+        """No decision yet, and the gold label (if any) does not already confirm the prediction."""
+        return not self.reviewed and self.state != "agree"
+
 
 class RoutingTableModel(QAbstractTableModel):
-    COLUMNS = ["Sentence", "Mention / pair", "Predicted", "Score", "Routed expert", "Selector confidence",
-               "Gold", "Review"]
-    C_SENT, C_MENTION, C_PRED, C_SCORE, C_ROUTED, C_CONF, C_GOLD, C_STATE = range(8)
+    reviewChanged = Signal()  # a row's gold label (and so its review state) changed
+    # What a decision needs comes first (mention, prediction, gold, review); the sentence, long, last.
+    COLUMNS = ["Mention / pair", "Predicted", "Gold", "Review", "Score", "Routed expert", "Selector confidence",
+               "Sentence"]
+    C_MENTION, C_PRED, C_GOLD, C_STATE, C_SCORE, C_ROUTED, C_CONF, C_SENT = range(8)
 
     def __init__(self, model: ProjectModel) -> None:
         super().__init__()
         self.model = model
         self.rows: list[RoutingRow] = []
-        self.run_id: int | None = None
+        self.run: RunRecord | None = None
         model.predictionsChanged.connect(self.reload)
         model.annotationsChanged.connect(self._annotations_changed)
         model.tasksChanged.connect(self.reload)
@@ -76,7 +91,7 @@ class RoutingTableModel(QAbstractTableModel):
         run = self.model.latest_prediction_run()
         self.beginResetModel()
         self.rows = []
-        self.run_id = run.id if run else None
+        self.run = run
         if run is not None:
             preds = self.model.predictions_for_run(run.id)
             ids = sorted({p.sentence_id for p in preds})
@@ -87,17 +102,29 @@ class RoutingTableModel(QAbstractTableModel):
                 j = p.active_experts[0] if p.active_experts else None
                 if j not in labels:
                     labels[j] = task_label(self.model, j) if j is not None else "one module"
-                self.rows.append(RoutingRow(p, texts.get(p.sentence_id, ""), gold.get((p.sentence_id, p.kind, p.spans)),
-                                            labels[j], selector_confidence(p)))
+                row = RoutingRow(p, texts.get(p.sentence_id, ""), None, labels[j], selector_confidence(p))
+                self._set_gold(row, gold)
+                self.rows.append(row)
         self.endResetModel()
 
-    def _gold(self, sentence_ids: list[int]) -> dict[tuple, str]:
+    @property
+    def run_id(self) -> int | None:
+        return self.run.id if self.run is not None else None
+
+    def _gold(self, sentence_ids: list[int]) -> dict[tuple, tuple[str, object]]:
+        """(sentence, kind, spans) → (gold type name, when that gold version was written)."""
         out = {}
         for sid, anns in self.model.annotations_for(sentence_ids).items():
             for a in anns:
                 if a.status == "gold":
-                    out[(sid, a.kind, a.spans)] = a.type_name
+                    out[(sid, a.kind, a.spans)] = (a.type_name, a.created_at)
         return out
+
+    def _set_gold(self, row: RoutingRow, gold: dict[tuple, tuple[str, object]]) -> None:
+        name, written = gold.get((row.p.sentence_id, row.p.kind, row.p.spans), (None, None))
+        row.gold = name
+        predicted = self.run.finished_at or row.p.created_at if self.run is not None else None
+        row.reviewed = bool(name and written and predicted and _naive(written) >= _naive(predicted))
 
     def _annotations_changed(self, sentence_id: int) -> None:
         if sentence_id < 0:
@@ -106,8 +133,15 @@ class RoutingTableModel(QAbstractTableModel):
         gold = self._gold([sentence_id])
         for i, r in enumerate(self.rows):
             if r.p.sentence_id == sentence_id:
-                r.gold = gold.get((sentence_id, r.p.kind, r.p.spans))
+                self._set_gold(r, gold)
                 self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.COLUMNS) - 1))
+        self.reviewChanged.emit()
+
+    def left_to_review(self) -> int:
+        return sum(r.left_to_review for r in self.rows)
+
+    def reviewed(self) -> int:
+        return sum(r.reviewed for r in self.rows)
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = NO_PARENT) -> int:  # noqa: N802
         return 0 if parent.isValid() else len(self.rows)
@@ -139,6 +173,8 @@ class RoutingTableModel(QAbstractTableModel):
             if c == self.C_GOLD:
                 return r.gold or "—"
             if c == self.C_STATE:
+                if r.reviewed:
+                    return "✓ reviewed" if r.state == "agree" else "✓ corrected"
                 return {"open": "to review", "agree": "confirmed", "disagree": "differs"}[r.state]
         if role == SortRole:
             if c == self.C_SCORE:
@@ -148,9 +184,23 @@ class RoutingTableModel(QAbstractTableModel):
             return self.data(index, Qt.ItemDataRole.DisplayRole)
         if role == Qt.ItemDataRole.ToolTipRole and c == self.C_SENT:
             return r.text
-        if role == Qt.ItemDataRole.ForegroundRole and c == self.C_STATE:
-            return QColor({"open": "#8a6d00", "agree": "#1d6b48", "disagree": "#b73131"}[r.state])
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if r.reviewed:
+                return QColor("#1d6b48") if c == self.C_STATE else QColor("#7a808a")
+            if c == self.C_STATE:
+                return QColor({"open": "#8a6d00", "agree": "#1d6b48", "disagree": "#b73131"}[r.state])
+        if role == Qt.ItemDataRole.BackgroundRole and r.reviewed:
+            return QColor(29, 107, 72, 28)
+        if role == Qt.ItemDataRole.FontRole and c == self.C_GOLD and r.state == "disagree":
+            bold = QFont()
+            bold.setBold(True)
+            return bold
         return None
+
+
+def _naive(when):
+    """Store times are UTC; some come back without tzinfo (SQLite), so compare them without it."""
+    return when.replace(tzinfo=None) if getattr(when, "tzinfo", None) is not None else when
 
 
 class RoutingProxy(QSortFilterProxyModel):
@@ -169,10 +219,19 @@ class RoutingProxy(QSortFilterProxyModel):
         return self.sourceModel().rows[row].state == self.state
 
 
+def newer_tasks(model: ProjectModel, run: RunRecord | None) -> list[int]:
+    """The indexes of tasks learnt after ``run`` started: its predictions do not know them."""
+    if run is None or run.started_at is None:
+        return []
+    return [t.index for t in model.tasks() if t.frozen and t.frozen_at is not None
+            and _naive(t.frozen_at) > _naive(run.started_at)]
+
+
 class RoutingView(QWidget):
-    def __init__(self, model: ProjectModel, parent: QWidget | None = None) -> None:
+    def __init__(self, model: ProjectModel, controller=None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
+        self.controller = controller  # app.controller.JobController; None: no "predict again" offer
         self.table_model = RoutingTableModel(model)
         self.proxy = RoutingProxy()
         self.proxy.setSourceModel(self.table_model)
@@ -182,11 +241,25 @@ class RoutingView(QWidget):
         heading.setObjectName("heading")
         hint = QLabel("Which expert the selector chose for each prediction, least certain first. Accept (A) a "
                       "right prediction or Correct a wrong one: both become gold labels that the next "
-                      "training uses, and teach the selector which expert should have answered.")
+                      "training uses, and teach the selector which expert should have answered. After each "
+                      "decision the next row left to review is selected.")
         hint.setObjectName("hint")
         hint.setWordWrap(True)
         layout.addWidget(heading)
         layout.addWidget(hint)
+        self.stale_banner = QWidget()
+        self.stale_banner.setObjectName("staleBanner")
+        banner = QHBoxLayout(self.stale_banner)
+        banner.setContentsMargins(0, 0, 0, 0)
+        self.stale_label = QLabel()
+        self.stale_label.setObjectName("statusLine")
+        self.stale_label.setProperty("level", "error")
+        self.stale_label.setWordWrap(True)
+        self.repredict_button = QPushButton("Predict again with the newest model")
+        self.repredict_button.clicked.connect(self.predict_again)
+        banner.addWidget(self.stale_label, 1)
+        banner.addWidget(self.repredict_button)
+        layout.addWidget(self.stale_banner)
         row = QHBoxLayout()
         self.filter_box = QComboBox()
         for key, label in FILTERS:
@@ -205,10 +278,13 @@ class RoutingView(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.setWordWrap(False)
         self.table.verticalHeader().hide()
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         hh.setSectionResizeMode(RoutingTableModel.C_SENT, QHeaderView.ResizeMode.Stretch)
+        hh.setMinimumSectionSize(60)
         layout.addWidget(self.table, 1)
 
         actions = QHBoxLayout()
@@ -235,7 +311,11 @@ class RoutingView(QWidget):
         self.correct_button.clicked.connect(lambda: self.correct_selected(self.correct_box.currentData()))
         QShortcut(QKeySequence("A"), self.table, self.accept_selected)
         self.table_model.modelReset.connect(self._update_count)
+        self.table_model.reviewChanged.connect(self._update_count)
         model.typesChanged.connect(self._selection_changed)
+        model.tasksChanged.connect(self._update_count)
+        if controller is not None:
+            controller.busyChanged.connect(lambda busy: self.repredict_button.setEnabled(not busy))
         self._update_count()
 
     def _filter_changed(self) -> None:
@@ -244,10 +324,32 @@ class RoutingView(QWidget):
 
     def _update_count(self) -> None:
         n, total = self.proxy.rowCount(), self.table_model.rowCount()
-        if self.table_model.run_id is None:
+        run = self.table_model.run
+        if run is None:
             self.count_label.setText("No predictions yet: train a task, then Predict whole project.")
         else:
-            self.count_label.setText(f"{n} of {total} predictions (run {self.table_model.run_id})")
+            when = run.finished_at.astimezone().strftime("%Y-%m-%d %H:%M") if run.finished_at else ""
+            left, done = self.table_model.left_to_review(), self.table_model.reviewed()
+            shown = f"{n} of {total} shown" if n != total else f"{total} predictions"
+            self.count_label.setText(f"Run {run.id} ({when}): {shown} · {done} reviewed · {left} left to review")
+        newer = newer_tasks(self.model, run)
+        if newer:
+            tasks = ", ".join(str(i) for i in newer)
+            self.stale_label.setText(f"These predictions come from run {run.id}, made before task(s) {tasks} "
+                                     "were learnt: a newer model exists, and it may route differently.")
+        self.stale_banner.setVisible(bool(newer))
+        self.repredict_button.setVisible(self.controller is not None)
+
+    def predict_again(self) -> bool:
+        if self.controller is None:
+            return False
+        try:
+            self.controller.start_prediction(None)
+        except RuntimeError as exc:
+            self._say("error", str(exc))
+            return False
+        self._say("info", "Predicting the whole project with the newest model… (follow it in the Training tab)")
+        return True
 
     def selected_row(self) -> RoutingRow | None:
         rows = self.table.selectionModel().selectedRows()
@@ -258,6 +360,19 @@ class RoutingView(QWidget):
     def select_first(self) -> None:
         if self.proxy.rowCount():
             self.table.selectRow(0)
+
+    def select_next_to_review(self) -> bool:
+        """Select the first row left to review below the current one (wrapping); False when none is left."""
+        n = self.proxy.rowCount()
+        current = self.table.selectionModel().selectedRows()
+        start = current[0].row() + 1 if current else 0
+        for k in range(n):
+            row = (start + k) % n
+            if self.table_model.rows[self.proxy.mapToSource(self.proxy.index(row, 0)).row()].left_to_review:
+                self.table.selectRow(row)
+                self.table.scrollTo(self.proxy.index(row, 0))
+                return True
+        return False
 
     def _selection_changed(self) -> None:
         r = self.selected_row()
@@ -279,9 +394,18 @@ class RoutingView(QWidget):
         if r is None:
             self.status.setText("Select a prediction first.")
             return False
+        mention, gold = mention_text(r.text, r.p), r.gold  # the row's gold changes once accepted
+        if gold is not None and gold != r.p.label and not dialogs.ask(
+                self, "Replace the gold label?",
+                f"{mention!r} is labelled {gold} (gold). The prediction says {r.p.label}. Replace {gold} "
+                f"with {r.p.label}? (Ctrl+Z undoes it.)"):
+            self._say("info", f"Kept the gold label: {mention!r} stays {gold}.")
+            return False
         ok = perform(self.model, AcceptPrediction(self.model, r.p.id))
         if ok:
-            self._say("ok", f"Accepted: {mention_text(r.text, r.p)!r} is {r.p.label} (gold; Ctrl+Z undoes).")
+            was = f" (was {gold})" if gold is not None and gold != r.p.label else ""
+            self.select_next_to_review()
+            self._say("ok", f"Accepted: {mention!r} is {r.p.label}{was} (gold; Ctrl+Z undoes).")
         return ok
 
     def correct_selected(self, type_id: int | None) -> bool:
@@ -298,6 +422,7 @@ class RoutingView(QWidget):
                                                    r.p.active_experts[0] + 1 == t.task_index else "."))
             else:
                 where = "it is not trained yet: the next task will learn it."
+            self.select_next_to_review()
             self._say("ok", f"Corrected to {t.name}: {where} The next training uses this label.")
         return ok
 

@@ -90,7 +90,10 @@ class RunsView(QWidget):
 
     def reload(self) -> None:
         selected = self.selected_run()
+        known = {r.id for r in self.runs}
         self.runs = self.model.runs()
+        if any(r.id not in known for r in self.runs):
+            selected = None  # a new run: show it (the newest, at the top) rather than an old selection
         self.table.setRowCount(len(self.runs))
         tasks = {t.id: t.index for t in self.model.tasks()}
         for i, r in enumerate(self.runs):
@@ -107,10 +110,13 @@ class RunsView(QWidget):
         def points(key: str) -> list[tuple[float, float]]:
             return [(m["task_index"], pct(m[key])) for m in steps if m.get(key) is not None]
 
-        series = [("whole accuracy", points("whole_acc")), ("average accuracy", points("avg_acc"))]
+        # The selector's line often equals whole accuracy (one task; or every routed example right): it is
+        # drawn first and dashed, so the whole-accuracy line drawn over it stays visible.
+        series = []
         if any(m.get("selector_acc") is not None for m in steps):
             series.append(("selector accuracy", points("selector_acc")))
-        self.curve_chart.set_series(series)
+        series += [("average accuracy", points("avg_acc")), ("whole accuracy", points("whole_acc"))]
+        self.curve_chart.set_series(series, dashed=("selector accuracy", "average accuracy"))
         self.matrix_chart.set_matrix([[pct(a) for a in m.get("task_acc", [])] for m in steps])
         cost = [(m["task_index"], float(m["train_seconds"])) for m in steps if m.get("train_seconds") is not None]
         self.cost_chart.y_range = (0.0, 1.15 * max(v for _, v in cost)) if cost else None
@@ -118,6 +124,7 @@ class RunsView(QWidget):
         row = next((i for i, r in enumerate(self.runs) if selected and r.id == selected.id), 0 if self.runs else -1)
         if row >= 0:
             self.table.selectRow(row)
+            self.table.scrollTo(self.table.model().index(row, 0))
         self._selected()
 
     def selected_run(self) -> RunRecord | None:

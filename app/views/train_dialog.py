@@ -29,6 +29,9 @@ METHODS = [("dynamic-lda", "Dynamic ConPET routed by statistics (one expert per 
            ("dynamic", "Dynamic ConPET as in the paper (selector learns task ids)"),
            ("static", "Static ConPET (one module, dynamic replay)")]
 
+# Below this many gold examples a type's 8:1:1 split leaves (almost) nothing to validate and test on.
+FEW_EXAMPLES = 10
+
 # Training budgets: the engine's profiles (conpet.config.make_config), in words.
 BUDGETS = {
     "smoke": "Quick try: at most 100 batches per stage, 2 epochs (a few minutes on a CPU)",
@@ -213,7 +216,17 @@ class TrainDialog(QDialog):
         else:
             names = [c.name for c in self._candidates if c.type_id in ids]
             text, ok = f"{len(ids)} type(s) will form the new task: {', '.join(names)}.", True
+            few = [c for c in self._candidates if c.type_id in ids and c.gold_count < FEW_EXAMPLES]
+            if few:
+                listed = ", ".join(f"{c.name} ({c.gold_count})" for c in few)
+                text += (f" Warning: very few gold examples for {listed}. A type's examples are split 8:1:1 "
+                         f"into training, validation and test, so with fewer than {FEW_EXAMPLES} the model "
+                         "learns little and its accuracy is measured on one or two examples, if any. Label "
+                         "more, or train anyway.")
         self.summary.setText(text)
+        self.summary.setProperty("level", "error" if ok and "Warning" in text else ("info" if ok else "error"))
+        self.summary.style().unpolish(self.summary)
+        self.summary.style().polish(self.summary)
         self.train_button.setEnabled(ok)
 
     def _browse_backbone(self) -> None:

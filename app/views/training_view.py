@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -39,6 +39,31 @@ STAGE_NAMES = {"loading": "Loading the backbone", "setup": "Loading the backbone
                "done": "Done", "import": "Importing"}
 
 
+def validation_text(stage: str, epoch: object, score: float) -> str:
+    """The log line for an epoch's validation: what was measured, in per cent. The selector's score is
+    its routing accuracy plus a tie-breaker (its type accuracy / 1000, see conpet.methods.dynamic), so it
+    can read 1.001; the routing accuracy itself is at most 100 %."""
+    what = "routing accuracy (examples sent to their task's expert)" if stage == "selector" else "accuracy"
+    name = STAGE_NAMES.get(stage, stage or "training")
+    return f"{name}, epoch {epoch}: validation {what} {100 * min(float(score), 1.0):.1f} %"
+
+
+def accuracy_text(m: dict) -> str:
+    """'whole accuracy 81.2 % on 48 test examples (average 80.9 %), selector 97.9 %'."""
+    n = sum(m.get("test_examples") or [])
+    on = f" on {n} test example{'s' if n != 1 else ''}" if n else ""
+    text = f"whole accuracy {100 * m['whole_acc']:.1f} %{on}"
+    if m.get("avg_acc") is not None:
+        text += f" (average over tasks {100 * m['avg_acc']:.1f} %)"
+    if m.get("selector_acc") is not None:
+        text += f", selector routing {100 * m['selector_acc']:.1f} %"
+    return text
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
+
+
 def format_eta(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds < 0:
         return "estimating…"
@@ -49,6 +74,8 @@ def format_eta(seconds: float | None) -> str:
 
 
 class TrainingView(QWidget):
+    readinessChanged = Signal(bool, str)  # (Train can start now, why / why not)
+
     def __init__(self, model: ProjectModel, controller: JobController, settings: AppSettings,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -57,7 +84,7 @@ class TrainingView(QWidget):
         self.settings = settings
         self.worker: Worker | None = None
         self._t0 = 0.0
-        self._loss: list[tuple[float, float]] = []
+        self._loss: dict[str, list[tuple[float, float]]] = {}  # one line per stage (selector, expert)
         self._acc: list[tuple[float, float]] = []
         self._valid: list[tuple[float, float]] = []
         self._stage = ""
@@ -136,7 +163,10 @@ class TrainingView(QWidget):
         controller.jobStarted.connect(self._job_started)
         controller.jobEnded.connect(self._job_ended)
         controller.busyChanged.connect(self._busy_changed)
+        for sig in (model.annotationsChanged, model.typesChanged, model.tasksChanged):
+            sig.connect(self._update_train_button)
         self.reload_tasks()
+        self._update_train_button()
 
     # --- tasks ----------------------------------------------------------------------------------
     def reload_tasks(self) -> None:
@@ -145,7 +175,9 @@ class TrainingView(QWidget):
         for m in self.model.step_metrics():
             own = m["task_acc"][-1] if m.get("task_acc") else None
             if own is not None and m.get("whole_acc") is not None:
-                acc[int(m["task_index"])] = f"{100 * own:.1f}% on its test set; all tasks {100 * m['whole_acc']:.1f}%"
+                n_own = (m.get("test_examples") or [None])[-1]
+                on = f" of {n_own} test examples" if n_own else " on its test set"
+                acc[int(m["task_index"])] = f"{100 * own:.1f} %{on}; {accuracy_text(m)}"
         self.tasks_table.setRowCount(len(tasks))
         for i, t in enumerate(tasks):
             if t.frozen:
@@ -153,7 +185,7 @@ class TrainingView(QWidget):
             elif self.worker is not None and self.worker.name == "train":
                 state = "training now…"
             else:
-                state = "open (its training did not finish: Train continues it)"
+                state = "open: its training did not finish; Train trains it again from the start"
             for j, text in enumerate([f"Task {t.index}", ", ".join(t.type_names), state, acc.get(t.index, "—")]):
                 self.tasks_table.setItem(i, j, QTableWidgetItem(text))
 
@@ -167,6 +199,32 @@ class TrainingView(QWidget):
             if t.task_id is None or t.id in open_ids:
                 out.append(TypeCandidate(t.id, t.kind, t.name, t.colour, counts.get(t.id, 0), t.id in open_ids))
         return out
+
+    def train_readiness(self) -> tuple[bool, str]:
+        """(whether Train has anything to do now, why not / what it would do). The dialog can lower the
+        minimum number of examples, so any untrained type with a gold example is enough to open it."""
+        if self.controller.model_job_running():
+            return False, "A job is running: wait for it to end, or cancel it."
+        cands = self.candidates()
+        if any(c.in_open_task for c in cands):
+            return True, "Train the unfinished task again, from the start."
+        labelled = [c for c in cands if c.gold_count > 0]
+        if not cands:
+            return False, "Every type is already learnt: add a type in the Types tab and label it first."
+        if not labelled:
+            return False, "No untrained type has a gold example yet: label some first."
+        minimum = self.settings.min_examples()
+        ready = [c.name for c in labelled if c.gold_count >= minimum]
+        if ready:
+            return True, f"Train a new task with {', '.join(ready)}."
+        return True, (f"No type has {minimum} gold examples yet; the dialog lets you lower the minimum "
+                      "(or label more first).")
+
+    def _update_train_button(self, *_args) -> None:
+        ok, why = self.train_readiness()
+        self.train_button.setEnabled(ok)
+        self.train_button.setToolTip(why)
+        self.readinessChanged.emit(ok, why)
 
     def model_lock(self) -> tuple[str | None, str | None]:
         """(method, backbone) of the project's current model: a new task continues it."""
@@ -208,7 +266,7 @@ class TrainingView(QWidget):
     def cancel(self) -> None:
         if self.worker is not None:
             self.worker.cancel()
-            self.cancel_button.setEnabled(False)
+            self.cancel_button.setEnabled(False)  # asked once: pressing it again would do nothing
             self.stage_label.setText("Cancelling… (stops after the current batch)")
 
     # --- a running job --------------------------------------------------------------------------
@@ -218,7 +276,7 @@ class TrainingView(QWidget):
             return
         self.worker = worker
         self._t0 = time.monotonic()
-        self._loss, self._acc, self._valid = [], [], []
+        self._loss, self._acc, self._valid = {}, [], []
         self.loss_chart.set_series([])
         self.acc_chart.set_series([])
         self.progress.setValue(0)
@@ -243,23 +301,25 @@ class TrainingView(QWidget):
         m = event.metrics or {}
         x = 100 * event.fraction
         if "loss" in m and m["loss"] == m["loss"]:
-            self._loss.append((x, float(m["loss"])))
-            self.loss_chart.set_series([(f"{event.stage} loss", self._loss)])
+            # The selector's and the expert's losses are different quantities: never one joined line.
+            self._loss.setdefault(event.stage or "training", []).append((x, float(m["loss"])))
+            self.loss_chart.set_series([(f"{STAGE_NAMES.get(stage, stage).lower()}: loss", pts)
+                                        for stage, pts in self._loss.items()])
         if "acc" in m:
             self._acc.append((x, 100 * float(m["acc"])))
         if "valid_acc" in m:
-            self._valid.append((x, 100 * float(m["valid_acc"])))
-            self.log.appendPlainText(event.message)
+            self._valid.append((x, 100 * min(float(m["valid_acc"]), 1.0)))
+            self.log.appendPlainText(validation_text(event.stage, m.get("epoch", "?"), m["valid_acc"]))
         if "acc" in m or "valid_acc" in m:
             self.acc_chart.set_series([("training batches", self._acc), ("validation", self._valid)])
         parts = []
         if "loss" in m:
             parts.append(f"loss {m['loss']:.3f}")
         if "acc" in m:
-            parts.append(f"accuracy {100 * m['acc']:.0f}%")
-        if "whole_acc" in m:
-            parts.append(f"W {100 * m['whole_acc']:.1f}%  A {100 * m['avg_acc']:.1f}%")
-            self.log.appendPlainText(event.message)
+            parts.append(f"batch accuracy {100 * m['acc']:.0f} %")
+        if m.get("whole_acc") is not None:
+            parts.append(accuracy_text(m))
+            self.log.appendPlainText(accuracy_text(m))
         if parts:
             self.metrics_label.setText("   ".join(parts))
 
@@ -277,10 +337,7 @@ class TrainingView(QWidget):
             if isinstance(payload, TrainOutcome):
                 m = payload.metrics
                 text = (f"Task {payload.task_index} learnt ({', '.join(payload.types)}). "
-                        + (f"Whole accuracy {100 * m['whole_acc']:.1f}%, average {100 * m['avg_acc']:.1f}%"
-                           if m.get("whole_acc") is not None else "")
-                        + (f", selector {100 * m['selector_acc']:.1f}%" if m.get("selector_acc") is not None else "")
-                        + ".")
+                        + (_sentence(accuracy_text(m)) if m.get("whole_acc") is not None else ""))
             elif isinstance(payload, jobs.PredictOutcome):
                 text = (f"{payload.predictions} predictions stored in {payload.seconds:.1f} s "
                         f"({payload.backbone_passes} backbone passes; cached logits need none).")
@@ -304,5 +361,5 @@ class TrainingView(QWidget):
         self.log.appendPlainText(f"— {outcome}: {text.splitlines()[0] if text else ''}")
         self.reload_tasks()
 
-    def _busy_changed(self, busy: bool) -> None:
-        self.train_button.setEnabled(not busy)
+    def _busy_changed(self, _busy: bool) -> None:
+        self._update_train_button()

@@ -28,10 +28,9 @@ from PySide6.QtWidgets import (
 
 from app import dialogs
 from app.viewmodels.project_model import ProjectModel
+from app.viewmodels.type_defaults import RESERVED_KEYS, free_colour, free_shortcut
 from conpet.errors import ConpetError
 from conpet.store import TypeInUseError, TypeRecord
-
-RESERVED_KEYS = {"h", "t"}  # the annotate view's keys for a relation's head and tail
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -155,7 +154,7 @@ class AddTypeDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Add a knowledge type")
         self.model = model
-        self.colour = QColor("#4e79a7")
+        self.colour = QColor(free_colour(model.types()))  # never the colour of another type
         form = QFormLayout(self)
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("e.g. Person, Drug, works_for")
@@ -166,6 +165,7 @@ class AddTypeDialog(QDialog):
         self.desc_edit = QPlainTextEdit()
         self.desc_edit.setPlaceholderText("What counts as this type? Examples help the people who label.")
         self.desc_edit.setFixedHeight(70)
+        self.desc_edit.setTabChangesFocus(True)  # Tab moves on to the next field, as in every other field
         self.shortcut_edit = QLineEdit()
         self.shortcut_edit.setMaxLength(1)
         self.shortcut_edit.setPlaceholderText(suggest_shortcut(model))
@@ -212,11 +212,7 @@ class AddTypeDialog(QDialog):
 
 
 def suggest_shortcut(model: ProjectModel) -> str:
-    used = {(t.shortcut or "").lower() for t in model.types()}
-    for key in "123456789abcdefgijklmnopqrsuvwxyz0":
-        if key not in used and key not in RESERVED_KEYS:
-            return key
-    return ""
+    return free_shortcut(model.types())
 
 
 class TypesView(QWidget):

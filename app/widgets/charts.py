@@ -61,9 +61,13 @@ class LineChart(_Chart):
         self.x_range = x_range
         self.integer_x = integer_x
         self._series: list[tuple[str, list[tuple[float, float]], str]] = []
+        self.dashed: set[str] = set()  # names of series drawn dashed (so a line under another still shows)
 
-    def set_series(self, series: Sequence[tuple[str, Sequence[tuple[float, float]]]]) -> None:
+    def set_series(self, series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
+                   dashed: Sequence[str] = ()) -> None:
+        """Later series are drawn over earlier ones."""
         self._series = [(name, list(points), PALETTE[i % len(PALETTE)]) for i, (name, points) in enumerate(series)]
+        self.dashed = set(dashed)
         self.update()
 
     def series(self) -> list[tuple[str, list[tuple[float, float]]]]:
@@ -116,6 +120,9 @@ class LineChart(_Chart):
             if not pts:
                 continue
             pen = QPen(QColor(color), 2)
+            if _name in self.dashed:
+                pen.setStyle(Qt.PenStyle.DashLine)
+                pen.setWidth(3)
             p.setPen(pen)
             path = QPainterPath(to_px(*pts[0]))
             for pt in pts[1:]:
