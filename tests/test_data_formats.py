@@ -116,13 +116,12 @@ def test_conll_round_trip(tmp_path, scheme):
     assert [s.entities for s in back] == [s.entities for s in first]
 
 
-def test_conll_writer_refuses_nested_mentions_and_writes_nothing(tmp_path):
+def test_conll_writes_overlapping_mentions_as_repeated_sentences(tmp_path):
     nested = Sentence("New York City Hall", (Entity(0, 13, "city"),)), Sentence(
         "New York City Hall", (Entity(0, 18, "building"),))
     out = tmp_path / "nested.conll"
-    with pytest.raises(DataFormatError, match="nested"):
-        write_conll(out, nested)
-    assert not out.exists()
+    assert write_conll(out, nested) == 2
+    assert annotations(read_conll(out)) == annotations(nested)
 
 
 # ------------------------------------------------------------------------------------------- brat
@@ -388,9 +387,8 @@ def test_unknown_option_is_refused(tmp_path):
 
 
 def test_a_failed_write_keeps_the_old_file(tmp_path):
-    out = tmp_path / "keep.conll"
-    out.write_text("old\tO\n", encoding="utf-8")
-    with pytest.raises(DataFormatError):
-        write_sentences(out, [Sentence("New York City", (Entity(0, 8, "city"),)),
-                              Sentence("New York City", (Entity(0, 13, "city2"),))], "conll")
-    assert out.read_text(encoding="utf-8") == "old\tO\n"
+    out = tmp_path / "keep.json"
+    out.write_text("old", encoding="utf-8")
+    with pytest.raises(TypeError, match="item 1 is str, not a Sentence"):
+        write_sentences(out, [Sentence("New York City", (Entity(0, 8, "city"),)), "not a sentence"], "labelstudio")
+    assert out.read_text(encoding="utf-8") == "old" and list(tmp_path.iterdir()) == [out]

@@ -120,9 +120,7 @@ def _relation(ann: Path, doc: Document, by_id: dict[str, int], line: str, lineno
             raise DataFormatError(ann, f"{rid}: {arg} is not a mention defined above", lineno)
     if doc.mentions[by_id[head]][0].overlaps(doc.mentions[by_id[tail]][0]):
         raise DataFormatError(ann, f"{rid}: its arguments {head} and {tail} overlap", lineno)
-    rel = (by_id[head], by_id[tail], type_)
-    if rel not in doc.relations:
-        doc.relations.append(rel)
+    doc.relations.append((by_id[head], by_id[tail], type_))  # duplicates are dropped by _sentences
 
 
 def _sentences(ann: Path, doc: Document) -> list[Sentence]:
@@ -151,9 +149,13 @@ def _sentences(ann: Path, doc: Document) -> list[Sentence]:
     members: list[list[int]] = [[] for _ in groups]  # mention indices per group
     for k, (lo, _) in enumerate(ranges[:len(doc.mentions)]):
         members[group_of[lo]].append(k)
+    relations: list[list[tuple[int, int, str]]] = [[] for _ in groups]
+    for rel in dict.fromkeys(doc.relations):  # the same relation twice is kept once
+        relations[group_of[ranges[rel[0]][0]]].append(rel)
     out: list[Sentence] = []
     for g, lines in enumerate(groups):
-        out.extend(_group_sentences(ann, doc, starts[lines[0]], ends[lines[-1]], members[g], lines[0] + 1))
+        out.extend(_group_sentences(ann, doc, starts[lines[0]], ends[lines[-1]], members[g], relations[g],
+                                    lines[0] + 1))
     return out
 
 
@@ -169,7 +171,8 @@ class _LineOf:
         return bisect.bisect_right(self.starts, offset) - 1
 
 
-def _group_sentences(ann: Path, doc: Document, lo: int, hi: int, members: list[int], line: int) -> list[Sentence]:
+def _group_sentences(ann: Path, doc: Document, lo: int, hi: int, members: list[int],
+                     group_relations: list[tuple[int, int, str]], line: int) -> list[Sentence]:
     piece = doc.text[lo:hi]
     body = piece.strip()
     if not body:
@@ -178,7 +181,7 @@ def _group_sentences(ann: Path, doc: Document, lo: int, hi: int, members: list[i
     local = {k: i for i, k in enumerate(members)}
     mentions = [(Span(doc.mentions[k][0].start - shift, doc.mentions[k][0].end - shift), doc.mentions[k][1])
                 for k in members]
-    relations = [(local[h], local[t], r) for h, t, r in doc.relations if h in local]
+    relations = [(local[h], local[t], r) for h, t, r in group_relations]
     part = Document(body, mentions, relations, source=doc.source, meta={"line": line})
     try:
         return pack(part)

@@ -19,8 +19,9 @@ first token; ``source`` is the file name. Every problem raises ``DataFormatError
 Writing (``write_conll``) puts ``token<TAB>tag`` lines (BIO by default, or BIOES / IO) with a blank line
 after each sentence. Tokens are the sentence's white-space separated words, split further at mention
 boundaries, so reading the file back gives the same mentions (the text may gain spaces where a mention ended
-inside a word, e.g. ``London.`` → ``London .``). Relations and untyped mentions are not written; nested
-mentions cannot be: the writer refuses them (nothing is written) naming the sentence.
+inside a word, e.g. ``London.`` → ``London .``). Relations and untyped mentions are not written. Tags
+cannot nest, so a sentence whose mentions overlap (held as several ``Sentence``s with the same text) is
+written as several blocks with the same tokens, one per ``Sentence``, as Few-NERD repeats a sentence.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from conpet.data._io import read_text
-from conpet.data.documents import PathLike, sentence_list, token_spans, unpack, write_text_atomic
+from conpet.data.documents import PathLike, sentence_list, token_spans, write_text_atomic
 from conpet.data.jsonl import Entity, Sentence
 from conpet.errors import DataFormatError
 
@@ -41,10 +42,6 @@ _DOCSTART = "-DOCSTART-"
 
 def looks_like_tag(value: str) -> bool:
     return value == "O" or bool(_PREFIXED.match(value))
-
-
-def _columns(line: str) -> list[str]:
-    return line.split("\t") if "\t" in line else line.split()
 
 
 def read_conll(path: PathLike, tag_column: int | None = None, scheme: str | None = None) -> list[Sentence]:
@@ -82,12 +79,12 @@ def _rows(path: PathLike, text: str) -> list[tuple[int, list[str]]]:
             if rows and rows[-1][1]:
                 rows.append((lineno, []))
             continue
-        cols = _columns(line.strip("\r\n"))
+        cols = [c.strip() for c in line.split("\t")] if "\t" in line else line.split()
         if cols[0] == _DOCSTART:
             if rows and rows[-1][1]:
                 rows.append((lineno, []))
             continue
-        if any(not c.strip() for c in cols):
+        if "" in cols:
             raise DataFormatError(path, "an empty column (two tabs in a row, or a tab at the end)", lineno)
         if len(cols) < 2:
             raise DataFormatError(path, "expected a token and a tag separated by a tab or spaces", lineno)
@@ -95,7 +92,7 @@ def _rows(path: PathLike, text: str) -> list[tuple[int, list[str]]]:
             width = len(cols)
         elif len(cols) != width:
             raise DataFormatError(path, f"{len(cols)} columns here, {width} on the first token line", lineno)
-        rows.append((lineno, [c.strip() for c in cols]))
+        rows.append((lineno, cols))
     while rows and not rows[-1][1]:
         rows.pop()
     return rows
@@ -168,13 +165,14 @@ def write_conll(path: PathLike, sentences: Iterable[Sentence], scheme: str = "BI
     if scheme not in SCHEMES:
         raise ValueError(f"unknown tag scheme {scheme!r}; use one of {', '.join(SCHEMES)}")
     blocks: list[str] = []
-    for n, doc in enumerate(unpack(sentence_list(sentences)), start=1):
-        mentions = sorted(((sp, t) for sp, t in doc.mentions if t is not None), key=lambda m: (m[0].start, m[0].end))
-        for (a, _), (b, _) in zip(mentions, mentions[1:], strict=False):
-            if a.overlaps(b):
-                raise DataFormatError(path, f"sentence {n} ({doc.text[:40]!r}): mentions {a.start}:{a.end} and "
-                                            f"{b.start}:{b.end} overlap; CoNLL tags cannot hold nested mentions")
-        blocks.append("".join(f"{tok}\t{tag}\n" for tok, tag in _tokens_and_tags(doc.text, mentions, scheme)))
+    last_text = None
+    for s in sentence_list(sentences):
+        mentions = sorted(((e.span, e.type) for e in s.entities if e.type is not None),
+                          key=lambda m: (m[0].start, m[0].end))
+        if not mentions and s.text == last_text:
+            continue  # a line that only held relations of the sentence just written
+        last_text = s.text
+        blocks.append("".join(f"{tok}\t{tag}\n" for tok, tag in _tokens_and_tags(s.text, mentions, scheme)))
     write_text_atomic(path, "\n".join(blocks))
     return len(blocks)
 
