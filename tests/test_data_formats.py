@@ -326,7 +326,8 @@ def _rich():
 
 
 _TARGETS = {"jsonl": "x.jsonl", "doccano": "x.jsonl", "labelstudio": "x.json", "tacred": "x.json",
-            "fewrel": "x.json", "conll": "x.conll", "fewnerd": "x.txt", "text": "x.txt", "brat": "x"}
+            "fewrel": "x.json", "conll": "x.conll", "fewnerd": "x.txt", "text": "x.txt", "brat": "x",
+            "ontonotes": "x.txt", "ace": "x.jsonl"}
 
 
 @pytest.mark.parametrize("fmt", sorted(_TARGETS))
@@ -343,7 +344,7 @@ def test_every_writer_converts_what_its_format_holds(tmp_path, fmt):
     if fmt == "brat":  # brat type names are single tokens
         want = {a[:-1] + (a[-1].replace(" ", "_"),) for a in want}
     assert mention_annotations(back) == want
-    kept = [s for s in source if s.relations] if spec.relations and not spec.entities else source  # pairs only
+    kept = [s for s in source if s.relations] if fmt in ("fewrel", "tacred") else source  # one item per pair
     assert sorted({s.text.replace(" ", "") for s in back}) == sorted({s.text.replace(" ", "") for s in kept})
 
 
@@ -392,3 +393,63 @@ def test_a_failed_write_keeps_the_old_file(tmp_path):
     with pytest.raises(TypeError, match="item 1 is str, not a Sentence"):
         write_sentences(out, [Sentence("New York City", (Entity(0, 8, "city"),)), "not a sentence"], "labelstudio")
     assert out.read_text(encoding="utf-8") == "old" and list(tmp_path.iterdir()) == [out]
+
+
+# ------------------------------------------------------------------------------------------- OntoNotes / BBN, ACE
+ONTONOTES = ("5\t7\tOfficials said on Friday that Acme Corp would close its plant .\t/organization/company\n"
+             "\n"
+             "0\t1\tOfficials said on Friday that Acme Corp would close its plant .\t/person\n"
+             "0\t2\tAda Lovelace wrote notes .\t/person/author\n")
+
+
+def test_ontonotes_bbn_layout_read_write_and_errors(tmp_path):
+    from conpet.data.ontonotes import read_ontonotes, write_ontonotes
+
+    f = tmp_path / "train.txt"
+    f.write_text(ONTONOTES, encoding="utf-8")
+    assert detect_format(f) == "ontonotes"
+    got = read_ontonotes(f)
+    assert _mentions(got) == [("Acme Corp", "/organization/company"), ("Officials", "/person"),
+                              ("Ada Lovelace", "/person/author")]
+    assert [s.meta["line"] for s in got] == [1, 3, 4]
+    out = tmp_path / "out.txt"
+    assert write_ontonotes(out, got) == 3
+    assert out.read_text(encoding="utf-8").splitlines()[0] == ONTONOTES.splitlines()[0]
+    assert annotations(read_ontonotes(out)) == annotations(got)
+    f.write_text("3\t9\tAda Lovelace wrote notes .\t/person\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="tokens 3..9 are not a mention") as err:
+        read_ontonotes(f)
+    assert err.value.line == 1
+    f.write_text("0\t1\tAda\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="expected 4 tab-separated fields"):
+        read_ontonotes(f)
+
+
+ACE_DOC = {"doc_key": "CNN_1", "sentences": [["Ada", "lives", "in", "London", "."],
+                                             ["She", "works", "for", "Acme", "Corp", "."]],
+           "ner": [[[0, 0, "PER"], [3, 3, "GPE"]], [[5, 5, "PER"], [8, 9, "ORG"]]],
+           "relations": [[[0, 0, 3, 3, "PHYS"]], [[5, 5, 8, 9, "ORG-AFF"]]], "clusters": []}
+
+
+def test_ace_jsonl_document_offsets_round_trip_and_errors(tmp_path):
+    from conpet.data.ace import read_ace, write_ace
+
+    f = tmp_path / "ace2005.jsonl"
+    f.write_text(json.dumps(ACE_DOC) + "\n", encoding="utf-8")
+    assert detect_format(f) == "ace"
+    got = read_ace(f)
+    assert [s.text for s in got] == ["Ada lives in London .", "She works for Acme Corp ."]
+    assert _relations(got) == [("Ada", "London", "PHYS"), ("She", "Acme Corp", "ORG-AFF")]
+    assert not _mentions(got) and got[0].source == "CNN_1"
+    typed = read_ace(f, entity_types=True)
+    assert _mentions(typed) == [("Ada", "PER"), ("London", "GPE"), ("She", "PER"), ("Acme Corp", "ORG")]
+    out = tmp_path / "out.jsonl"
+    assert write_ace(out, typed) == 2
+    written = json.loads(out.read_text(encoding="utf-8"))
+    assert written["relations"] == ACE_DOC["relations"] and written["ner"] == ACE_DOC["ner"]
+    assert annotations(read_ace(out, entity_types=True)) == annotations(typed)
+    bad = dict(ACE_DOC, relations=[[[0, 0, 7, 7, "PHYS"]], []])
+    f.write_text(json.dumps(bad) + "\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="sentence 0, relation 0 tail: tokens 7..7 are not inside") as err:
+        read_ace(f)
+    assert err.value.line == 1

@@ -8,6 +8,8 @@ names to give instead).
 Detection: a folder, a ``.ann`` file, or a ``.txt`` with a ``.ann`` beside it is brat; ``.jsonl`` is doccano
 when its first line has doccano's keys (``start_offset`` or ``label``), else the project JSONL; ``.json`` is
 TACRED when its start holds ``"subj_start"``, Label Studio when it holds a task's ``"data"``, else FewRel;
+a first line that is an object with ``sentences`` (and no ``text``) is ACE; a first line
+``start<TAB>end<TAB>tokens<TAB>type`` is the OntoNotes / BBN typing layout (detected as ``ontonotes``);
 a token-per-line file (``.conll``, ``.bio``, ``.iob``, ``.bioes``, ``.tsv``, or ``.txt`` whose first line
 is ``token<TAB>tag``) is CoNLL when it has ``-DOCSTART-``, more than two columns or B-/I-/E-/S- tags, else
 Few-NERD; any other ``.txt`` is plain text. Other names are sniffed the same way, except that they are never
@@ -124,6 +126,12 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            _lazy("doccano", "write_doccano")),
     Format("tacred", "TACRED / Re-TACRED JSON", (".json",), _lazy("tacred", "read_tacred"),
            _lazy("tacred", "write_tacred"), entities=False),
+    Format("ontonotes", "OntoNotes / BBN entity typing (start, end, tokens, type)", (".txt",),
+           _lazy("ontonotes", "read_ontonotes"), _lazy("ontonotes", "write_ontonotes"), relations=False),
+    Format("bbn", "BBN entity typing (the OntoNotes layout)", (".txt",), _lazy("ontonotes", "read_ontonotes"),
+           _lazy("ontonotes", "write_ontonotes"), relations=False),
+    Format("ace", "ACE 2005 relations (DyGIE-style JSONL)", (".jsonl",), _lazy("ace", "read_ace"),
+           _lazy("ace", "write_ace"), entities=False),  # entity types only with entity_types=true
 )}
 NAMES = tuple(FORMATS)
 
@@ -196,6 +204,7 @@ def sentences_from_examples(examples: Iterable[Example]) -> list[Sentence]:
 
 _TOKEN_SUFFIXES = (".conll", ".bio", ".iob", ".bioes", ".iobes", ".tsv")
 _PREFIXED_TAG = re.compile(r"^[BIESLU]-\S")
+_TYPING_LINE = re.compile(r"^\d+\t\d+\t[^\t]+\t[^\t]+$")
 
 
 def detect_format(path: PathLike) -> str:
@@ -242,6 +251,8 @@ def _jsonl_kind(head: str) -> str:
         obj = json.loads(_first_line(head))
     except ValueError:
         return "jsonl"  # the JSONL reader names the bad line
+    if isinstance(obj, dict) and isinstance(obj.get("sentences"), list) and "text" not in obj:
+        return "ace"
     if isinstance(obj, dict):
         ents = obj.get("entities")
         if "label" in obj or "labels" in obj or (
@@ -251,6 +262,8 @@ def _jsonl_kind(head: str) -> str:
 
 
 def _json_kind(head: str) -> str:
+    if head.lstrip().startswith("{") and _jsonl_kind(head) == "ace":
+        return "ace"
     if re.search(r'"subj_start"\s*:', head):
         return "tacred"
     if re.search(r'"data"\s*:\s*\{', head) and (head.lstrip().startswith("[")
@@ -268,6 +281,8 @@ def _token_kind(head: str) -> str | None:
         return None
     if any(line.startswith("-DOCSTART-") for line in lines):
         return "conll"
+    if _TYPING_LINE.match(lines[0]):
+        return "ontonotes"
     if "\t" in lines[0]:  # a tab-separated token file (a line without a tab is the reader's to report)
         columns = [line.split("\t") for line in lines if "\t" in line]
         if any(len(c) > 2 for c in columns) or any(_PREFIXED_TAG.match(c[-1].strip()) for c in columns):
