@@ -79,6 +79,9 @@ def _document(doc: Any, default_source: str, lineno: int, entity_types: bool) ->
     for k, tokens in enumerate(sentences):
         if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
             raise ValueError(f"sentence {k}: must be a non-empty list of non-empty tokens")
+        if not isinstance(ner[k], list) or not isinstance(relations[k], list):
+            raise ValueError(f"sentence {k}: its 'ner' and 'relations' entries must be lists")
+        tokens = [" ".join(t.split()) for t in tokens]  # white space inside a token: one space
         part = Document(" ".join(tokens), source=source, meta={"line": lineno})
         spans = _SentenceTokens(tokens, offset, k)
         for j, m in enumerate(ner[k]):

@@ -70,7 +70,10 @@ def _document(obj: Any, source: str, lineno: int) -> Document:
     if "entities" in obj:
         _entities_and_relations(doc, obj)
     else:
-        for k, item in enumerate(obj.get("label", obj.get("labels")) or []):
+        labels = obj.get("label", obj.get("labels")) or []
+        if not isinstance(labels, list):
+            raise ValueError("'label' must be a list of [start, end, type]")
+        for k, item in enumerate(labels):
             if not (isinstance(item, list) and len(item) == 3):
                 raise ValueError(f"label {k} must be [start, end, type]")
             _mention(doc, item[0], item[1], item[2], f"label {k}")
@@ -85,6 +88,8 @@ def _entities_and_relations(doc: Document, obj: dict) -> None:
     for k, e in enumerate(entities):
         if not isinstance(e, dict):
             raise ValueError(f"entity {k} must be an object with id, label, start_offset, end_offset")
+        if "id" in e and (not isinstance(e["id"], (int, str)) or isinstance(e["id"], bool)):
+            raise ValueError(f"entity {k}: id must be a number or a string, got {e['id']!r}")
         if e.get("id") in by_id:
             raise ValueError(f"entity {k}: id {e.get('id')!r} is used twice")
         index = _mention(doc, e.get("start_offset"), e.get("end_offset"), e.get("label"), f"entity {k}")
@@ -94,7 +99,7 @@ def _entities_and_relations(doc: Document, obj: dict) -> None:
         if not isinstance(r, dict):
             raise ValueError(f"relation {k} must be an object with from_id, to_id, type")
         for key in ("from_id", "to_id"):
-            if r.get(key) not in by_id:
+            if not isinstance(r.get(key), (int, str)) or r.get(key) not in by_id:
                 raise ValueError(f"relation {k}: {key} {r.get(key)!r} is not an entity id of this line")
         label = r.get("type", r.get("label"))
         if not isinstance(label, str) or not label.strip():

@@ -90,8 +90,8 @@ def _task_document(task: Any, n: int, text_key: str, results: str, source: str) 
     for k, item in enumerate(result):
         if not isinstance(item, dict):
             raise _TaskError(f"result {k} is not an object")
-        if item.get("type") in ("labels", "hypertextlabels") or (item.get("type") is None and "labels" in
-                                                                   item.get("value", {})):
+        untyped_region = item.get("type") is None and isinstance(item.get("value"), dict) and "labels" in item["value"]
+        if item.get("type") in ("labels", "hypertextlabels") or untyped_region:
             regions.setdefault(str(item.get("id", f"#{k}")), []).extend(_region(doc, item, k))
     for k, item in enumerate(result):
         if item.get("type") == "relation":

@@ -73,7 +73,7 @@ def _sentence(item: Any, source: str, no_relation: str, entity_types: bool) -> S
     tokens = item["token"]
     if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t.strip() for t in tokens):
         raise ValueError("'token' must be a non-empty list of non-empty strings")
-    words = [_BRACKETS.get(t, t) for t in tokens]
+    words = [_BRACKETS.get(t, " ".join(t.split())) for t in tokens]  # white space inside a token: one space
     starts, pos = [], 0
     for w in words:
         starts.append(pos)
