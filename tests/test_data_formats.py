@@ -375,6 +375,9 @@ def test_detection_by_extension_and_content(tmp_path, brat_folder):
         (tmp_path / name).write_text(content, encoding="utf-8")
         assert detect_format(tmp_path / name) == want[name], name
     assert detect_format(brat_folder) == "brat" and detect_format(brat_folder / "doc1.txt") == "brat"
+    (tmp_path / "list.json").write_text('[{"sentence": "x"}]', encoding="utf-8")
+    with pytest.raises(DataFormatError, match="a JSON list, but not TACRED"):
+        detect_format(tmp_path / "list.json")
     (tmp_path / "notes.dat").write_text("words and more words\n", encoding="utf-8")
     with pytest.raises(DataFormatError, match="cannot tell the file's format; give it .*text.*brat"):
         detect_format(tmp_path / "notes.dat")

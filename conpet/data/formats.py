@@ -223,7 +223,12 @@ def detect_format(path: PathLike) -> str:
     if suffix == ".jsonl":
         return _jsonl_kind(head)
     if suffix == ".json":
-        return _json_kind(head)
+        kind = _json_kind(head)
+        if kind == "fewrel" and head.lstrip().startswith("["):
+            raise DataFormatError(p, "cannot tell the file's format: a JSON list, but not TACRED examples "
+                                     "(subj_start) nor Label Studio tasks (data); give it (--format "
+                                     f"{' | '.join(NAMES)})")
+        return kind
     if suffix in _TOKEN_SUFFIXES:
         return _token_kind(head) or "conll"
     guess = _sniff(head)
