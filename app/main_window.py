@@ -36,8 +36,6 @@ from app.views.types_view import TypesView
 from app.workers import Worker, WorkerHost
 from conpet.errors import ConpetError
 
-IMPORT_FORMATS = "Data files (*.jsonl *.json *.txt);;Project JSONL (*.jsonl);;FewRel JSON (*.json);;Few-NERD (*.txt);;All files (*)"
-
 
 def icon(name: str) -> QIcon:
     return QIcon(str(RESOURCES / "icons" / f"{name}.svg"))
@@ -365,9 +363,12 @@ class MainWindow(QMainWindow):
     def import_dialog(self) -> None:
         if self.controller is None:
             return
-        path, _ = QFileDialog.getOpenFileName(self, "Import data", str(Path.home()), IMPORT_FORMATS)
-        if path:
-            self.import_file(Path(path))
+        from app.import_dialog import ImportDialog
+
+        dialog = ImportDialog(self)
+        if dialog.exec():
+            path, fmt = dialog.chosen()
+            self.import_file(path, fmt)
 
     def import_file(self, path: Path, fmt: str | None = None) -> Worker | None:
         assert self.controller is not None

@@ -176,9 +176,13 @@ def test_cli_import_and_export(tmp_path, capsys):
     assert conpet_main(["export-data", str(folder), str(tmp_path / "o.jsonl")]) == 0
     assert "exported 2 sentences" in capsys.readouterr().out
     assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 2
-    (tmp_path / "bad.txt").write_text("Ada\tB-PER\n", encoding="utf-8")
+    # BIO tags are CoNLL now (Few-NERD refuses them); a line with no tag is an error naming the line
+    (tmp_path / "bio.txt").write_text("Ada\tB-PER\n", encoding="utf-8")
+    assert conpet_main(["import-data", str(folder), str(tmp_path / "bio.txt")]) == 0
+    assert "(conll)" in capsys.readouterr().out
+    (tmp_path / "bad.txt").write_text("Ada\tB-PER\nLovelace\n", encoding="utf-8")
     assert conpet_main(["import-data", str(folder), str(tmp_path / "bad.txt")]) == 1
-    assert "bad.txt:1" in capsys.readouterr().err
+    assert "bad.txt:2" in capsys.readouterr().err
 
 
 @pytest.mark.shared_data

@@ -30,6 +30,11 @@ class ProgressDialog(QDialog):
         layout.addWidget(self.label)
         layout.addWidget(self.bar)
         layout.addWidget(self.detail)
+        from app.import_dialog import message_box
+
+        self.error_box = message_box()  # a failure's message in full: wraps anywhere, scrolls
+        self.error_box.setVisible(False)
+        layout.addWidget(self.error_box)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
         self.buttons.rejected.connect(self._cancel)
         self.buttons.setVisible(cancellable)
@@ -75,6 +80,9 @@ class ProgressDialog(QDialog):
         self.setProperty("keepOpen", True)
         self.label.setText("It did not work; nothing was changed.")
         self.detail.setText(error)
+        self.detail.setVisible(False)  # a label cannot break a long path: the error box shows it
+        self.error_box.setPlainText(error)
+        self.error_box.setVisible(True)
         self.buttons.setStandardButtons(QDialogButtonBox.StandardButton.Close)
         self.buttons.setVisible(True)
         self.buttons.rejected.connect(self.close)

@@ -17,6 +17,10 @@ Each item becomes one ``Example(kind="relation")``:
   item within the file gets a distinct id by its occurrence number (see ``_io.IdMaker``).
 
 Every problem raises ``DataFormatError(path, problem, line)``; the reader returns a complete list or raises.
+
+``write_fewrel(path, sentences)`` writes every relation of the sentences under its type name (tokens are
+the text's words split at mention boundaries; the entity name is the mention in lower case, its id empty),
+atomically; reading the file back gives the same relations.
 """
 
 from __future__ import annotations
@@ -245,3 +249,21 @@ def _item_line(text: str, lines: LineIndex, pid: str, index: int) -> int | None:
     except (IndexError, ValueError):
         return None
     return None
+
+
+def write_fewrel(path: PathLike, sentences) -> int:
+    """Write the sentences' relations as FewRel JSON ``{type: [items]}``; returns the number of items."""
+    from conpet.data.documents import sentence_list, token_spans, write_text_atomic
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for s in sentence_list(sentences):
+        for r in s.relations:
+            head, tail = s.entities[r.head], s.entities[r.tail]
+            spans = token_spans(s.text, (head.start, head.end, tail.start, tail.end))
+            item: dict[str, Any] = {"tokens": [s.text[a:b] for a, b in spans]}
+            for role, e in (("h", head), ("t", tail)):
+                inside = [i for i, (a, b) in enumerate(spans) if e.start <= a and b <= e.end]
+                item[role] = [s.text[e.start:e.end].lower(), "", [inside]]
+            out.setdefault(r.type, []).append(item)
+    write_text_atomic(path, json.dumps(out, ensure_ascii=False) + "\n")
+    return sum(len(v) for v in out.values())

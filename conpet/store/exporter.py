@@ -1,4 +1,5 @@
-"""Export a project's sentences and gold annotations as the project JSONL (``conpet.data.jsonl``).
+"""Export a project's sentences and gold annotations as the project JSONL (``conpet.data.jsonl``) or, with
+``export_file``, in any format of ``conpet.data.formats`` that has a writer.
 
 Importing the export into any project gives the same sentences and the same current gold annotations
 (rejected and deleted ones are not exported: the format has no status). A sentence whose relation
@@ -74,6 +75,29 @@ def export_jsonl(project: Project, out_path: str | Path,
                  progress: Callable[[float, str], None] | None = None) -> int:
     """Write every sentence with its current gold annotations to ``out_path`` (atomically); returns
     the number of sentences exported."""
+    done, out = project_sentences(project, progress)
+    write_jsonl(out_path, out)
+    if progress is not None:
+        progress(1.0, f"wrote {len(out)} lines")
+    return done
+
+
+def export_file(project: Project, out_path: str | Path, fmt: str = "jsonl",
+                progress: Callable[[float, str], None] | None = None, **options) -> int:
+    """Write every sentence with its current gold annotations in format ``fmt``; returns the number of
+    sentences exported. The writer builds everything before it writes (nothing half-written)."""
+    from conpet.data.formats import write_sentences
+
+    done, out = project_sentences(project, progress)
+    write_sentences(out_path, out, fmt, **options)
+    if progress is not None:
+        progress(1.0, f"wrote {out_path}")
+    return done
+
+
+def project_sentences(project: Project, progress: Callable[[float, str], None] | None = None
+                      ) -> tuple[int, list[Sentence]]:
+    """``(sentences read, JSONL sentences)``: every sentence with its current gold annotations."""
     out: list[Sentence] = []
     with project.read() as s:
         names = {t.id: t.name for t in s.scalars(select(KnowledgeType))}
@@ -106,7 +130,4 @@ def export_jsonl(project: Project, out_path: str | Path,
             done += len(rows)
             if progress is not None and total:
                 progress(0.9 * done / total, f"read {done} of {total} sentences")
-    write_jsonl(out_path, out)
-    if progress is not None:
-        progress(1.0, f"wrote {len(out)} lines")
-    return done
+    return done, out

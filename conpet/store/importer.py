@@ -1,4 +1,5 @@
-"""Import a data file into a project: FewRel JSON, Few-NERD token/tag files, the project JSONL.
+"""Import a data file into a project: any format of ``conpet.data.formats`` (FewRel, Few-NERD, the project
+JSONL, plain text, CoNLL, brat, Label Studio, doccano, TACRED).
 
 All or nothing per file: the file is parsed completely first (a malformed file raises DataFormatError
 with file, line and reason, and the database is not touched), then everything is written in one
@@ -10,7 +11,6 @@ some sentences with different tags).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from conpet.data import formats as _formats
 from conpet.data.example import Example, Span
 from conpet.errors import DataFormatError
 from conpet.store.errors import StoreError
@@ -31,7 +32,7 @@ from conpet.store.repositories.types import add_type
 if TYPE_CHECKING:
     from conpet.store.project import Project
 
-FORMATS = ("fewrel", "fewnerd", "jsonl")
+FORMATS = tuple(name for name, spec in _formats.FORMATS.items() if spec.read is not None)
 Progress = Callable[[float, str], None]
 _CHUNK = 500  # keys per IN (...) look-up
 _PARSE_SHARE = 0.3  # of the progress bar
@@ -59,51 +60,58 @@ class ParsedFile:
 
 
 def detect_format(path: Path) -> str:
-    """Guess the format from the name and the first line."""
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        return "jsonl"
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            head = f.read(65536)
-    except OSError as exc:
-        raise DataFormatError(path, f"cannot read the file ({exc.strerror or exc})") from None
-    first = next((line for line in head.splitlines() if line.strip()), "").lstrip("\ufeff").strip()
-    if suffix == ".json" or first == "{":
-        if first.startswith("{") and first.endswith("}") and '"text"' in first:
-            try:
-                if isinstance(json.loads(first), dict):
-                    return "jsonl"
-            except ValueError:
-                pass
-        return "fewrel"
-    if "\t" in first:
-        return "fewnerd"
-    if first.startswith("{"):
-        return "jsonl"
-    raise DataFormatError(path, "cannot tell the file's format; give it (fewrel, fewnerd or jsonl)")
+    """Guess the format from the name and the content (``conpet.data.formats.detect_format``)."""
+    return _formats.detect_format(path)
 
 
-def parse_file(path: str | Path, fmt: str | None = None) -> ParsedFile:
-    """Read and check the whole file (no database access). Raises DataFormatError."""
+def parse_file(path: str | Path, fmt: str | None = None, options: dict | None = None) -> ParsedFile:
+    """Read and check the whole file (no database access). Raises DataFormatError.
+
+    ``options`` are the reader's keyword options (e.g. ``{"tag_column": 3}`` for CoNLL).
+    """
     path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, "file not found" if not path.exists() else "is not a file")
+    if not path.exists():
+        raise DataFormatError(path, "file not found")
+    if path.is_dir() and fmt not in (None, "brat"):
+        raise DataFormatError(path, "is a folder; only brat standoff is read from a folder")
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise DataFormatError(path, f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    if fmt == "jsonl":
+    if fmt == "jsonl" and not options:
         return _parse_jsonl(path)
-    if fmt == "fewrel":
-        from conpet.data.fewrel import read_fewrel
+    if fmt in ("fewrel", "fewnerd") and not options:
+        if fmt == "fewrel":
+            from conpet.data.fewrel import read_fewrel
 
-        pid2name = path.with_name("pid2name.json")
-        examples = read_fewrel(path, pid2name if pid2name.is_file() and pid2name != path else None)
-    else:
-        from conpet.data.fewnerd import read_fewnerd
+            pid2name = path.with_name("pid2name.json")
+            examples = read_fewrel(path, pid2name if pid2name.is_file() and pid2name != path else None)
+        else:
+            from conpet.data.fewnerd import read_fewnerd
 
-        examples = read_fewnerd(path)
-    return _from_examples(path, fmt, examples)
+            examples = read_fewnerd(path)
+        return _from_examples(path, fmt, examples)  # keeps FewRel descriptions and Few-NERD groups
+    _, sentences = _formats.read_sentences(path, fmt, **(options or {}))
+    return _from_sentences(path, fmt, sentences)
+
+
+def _from_sentences(path: Path, fmt: str, sentences: Iterable) -> ParsedFile:
+    out: list[ParsedSentence] = []
+    types: dict[tuple[str, str], tuple[str, str | None]] = {}
+    for i, s in enumerate(sentences):
+        where = s.meta.get("line")
+        where = f"line {where}" if where else f"sentence {i + 1}"
+        ps = ParsedSentence(s.text, s.source or path.name, where)
+        for e in s.entities:
+            if e.type is not None:
+                ps.entities.append((e.span, e.type))
+                types.setdefault(("entity", e.type), ("", None))
+        for r in s.relations:
+            ps.relations.append((s.entities[r.head].span, s.entities[r.tail].span, r.type))
+            types.setdefault(("relation", r.type), ("", None))
+        out.append(ps)
+    if not out:
+        raise DataFormatError(path, "no sentences in the file")
+    return ParsedFile(path, fmt, out, types)
 
 
 def _from_examples(path: Path, fmt: str, examples: Iterable[Example]) -> ParsedFile:
@@ -296,7 +304,8 @@ def _write(s: Session, parsed: ParsedFile, author: str, progress: Progress | Non
 
 
 def import_file(project: Project, path: str | Path, format: str | None = None,
-                progress: Progress | None = None, *, author: str | None = None) -> ImportReport:
+                progress: Progress | None = None, *, author: str | None = None,
+                options: dict | None = None) -> ImportReport:
     """Import one file into ``project`` (see the module docstring); returns what was added and skipped.
 
     ``progress(fraction, message)`` is called from this thread as the work advances; it may raise (e.g.
@@ -306,7 +315,7 @@ def import_file(project: Project, path: str | Path, format: str | None = None,
     path = Path(path)
     if progress is not None:
         progress(0.0, f"reading {path.name}")
-    parsed = parse_file(path, format)
+    parsed = parse_file(path, format, options)
     if progress is not None:
         progress(_PARSE_SHARE, f"read {len(parsed.sentences)} sentences from {path.name}")
     with project.transaction() as s:
