@@ -851,8 +851,13 @@ def sentence_queries(item: Any, kinds: set[str] | None = None) -> tuple[str, str
         if not isinstance(r, Mapping):
             raise ValueError(f"relation {j} must be an object with head and tail")
         h, t = _int(r.get("head"), f"relation {j} head"), _int(r.get("tail"), f"relation {j} tail")
-        if not (0 <= h < len(spans) and 0 <= t < len(spans)) or h == t:
-            raise ValueError(f"relation {j}: head {h} / tail {t} must be two different entity indices")
+        for role, k in (("head", h), ("tail", t)):
+            if not 0 <= k < len(spans):
+                have = f"indices 0..{len(spans) - 1}" if spans else "no entities"
+                raise ValueError(f"relation {j}: {role} {k} is not an entity index (this line has "
+                                 f"{len(spans)} entit{'y' if len(spans) == 1 else 'ies'}: {have})")
+        if h == t:
+            raise ValueError(f"relation {j}: head and tail are the same entity ({h}); a relation needs two")
         if want_relation:
             ty = r.get("type")
             out.append(Example(text, (spans[h][0], spans[t][0]), ty if isinstance(ty, str) else "", "relation",
