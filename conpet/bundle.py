@@ -565,6 +565,7 @@ def build_manifest(stage: Path, info: BundleInfo) -> dict[str, Any]:
                     "max_length_relation": config.get("max_length_relation"),
                     "arch": backbone.get("arch")},
         "config": config,
+        "seed": config.get("seed"),  # of the latest step's training (each step's is in its metrics)
         "modules": _module_entries(stage, state, tasks),
         "metrics": [dict(m) for m in info.metrics],
         "data": dict(info.data),

@@ -116,6 +116,8 @@ def manifest_problems(manifest: Mapping[str, Any], read: Reader) -> list[str]:
     config = state.get("config") or {}
     if manifest.get("config") != config:
         out.append(f"the manifest's training config differs from {STATE_FILE}'s")
+    if "seed" in manifest and manifest["seed"] != config.get("seed"):
+        out.append(f"seed is {manifest['seed']!r} in the manifest, {config.get('seed')!r} in {STATE_FILE}")
     for key in ("max_length_entity", "max_length_relation"):
         if (manifest.get("encoder") or {}).get(key) != config.get(key):
             out.append(f"encoder {key} is {(manifest.get('encoder') or {}).get(key)} in the manifest, "
