@@ -67,6 +67,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--backbone", default=None, metavar="NAME|PATH")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=None, help="examples per forward pass (default: the bundle's)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads (default: the cores the load average shows free, at most 4)")
     p.add_argument("--skip-bad", action="store_true",
                    help="predict the good lines and list the bad ones (default: refuse the input, listing "
                         "every bad line, before the model loads)")
@@ -279,6 +281,9 @@ def _cmd_predict(args: Any) -> int:
     checked = check_input(args.input)
     if checked.bad and not args.skip_bad:
         raise DataErrors(checked.path, checked.bad)
+    from conpet.runtime import apply_threads
+
+    apply_threads(args.threads, args.device)
     bar = TerminalProgress(label="predict ", quiet=args.quiet)
     t0 = time.monotonic()
     try:

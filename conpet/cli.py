@@ -11,7 +11,8 @@ from conpet import __version__
 from conpet.errors import ConpetError
 
 # Modules with a `register(subparsers)` function; each adds its subcommands.
-COMMAND_MODULES: list[str] = ["conpet.bench", "conpet.store.cli", "conpet.project_training", "conpet.bundle_cli"]
+COMMAND_MODULES: list[str] = ["conpet.bench", "conpet.store.cli", "conpet.project_training", "conpet.bundle_cli",
+                              "conpet.threads_bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -55,16 +55,20 @@ def load_average() -> float | None:
         return None
 
 
-def default_threads(cores: int | None = None, load: float | None = None) -> int:
-    """Threads for this process: the cores not taken by other programs (by the load average), at most
-    ``MAX_DEFAULT_THREADS``, at least 1. Without a load average: half the cores (at most the maximum)."""
-    cores = cpu_cores() if cores is None else max(1, int(cores))
-    load = load_average() if load is None else load
+def threads_for(cores: int, load: float | None) -> int:
+    """Threads for ``cores`` usable cores under a load average of ``load``: the cores not taken by other
+    programs, at most ``MAX_DEFAULT_THREADS``, at least 1. Without a load average: half the cores."""
+    cores = max(1, int(cores))
     if load is None:
         free = cores // 2
     else:
         free = int(cores - load + 0.5)  # a core counts as free when less than half of it is in use
     return max(1, min(free, cores, MAX_DEFAULT_THREADS))
+
+
+def default_threads() -> int:
+    """``threads_for`` this process's cores and the machine's load average now."""
+    return threads_for(cpu_cores(), load_average())
 
 
 def resolve_threads(requested: int | None) -> int:

@@ -250,3 +250,15 @@ def test_predict_empty_or_all_bad_input_says_so(exported, tmp_path, capsys):
     bad = _bad_input(tmp_path / "bad.jsonl", 1, good=0)
     assert cli.main(["predict", str(exported), str(bad), "--quiet", "--skip-bad"]) == 1
     assert f"{bad}:2: not valid JSON" in capsys.readouterr().err
+
+
+def test_predict_threads(exported, tmp_path, capsys):
+    import torch
+
+    inp = _bad_input(tmp_path / "in.jsonl", 0, good=1)
+    before = torch.get_num_threads()
+    try:
+        assert cli.main(["predict", str(exported), str(inp), "--quiet", "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
