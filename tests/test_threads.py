@@ -70,3 +70,16 @@ def test_app_setting_reaches_the_training(qtbot, tmp_path, monkeypatch):
     assert seen["threads"] == 1
     jobs.train_next_task(jobs.TrainRequest(tmp_path))
     assert seen["threads"] is None
+
+
+def test_the_command_makes_waiting_threads_sleep_unless_the_user_chose(monkeypatch):
+    import os
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
