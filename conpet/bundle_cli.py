@@ -216,14 +216,15 @@ def check_input(path: str | Path) -> InputCheck:
 
 
 def predict_file(bundle: Bundle, path: str | Path, out: TextIO, progress: Any = None, *,
-                 skip_bad: bool = False) -> tuple[int, int]:
+                 skip_bad: bool = False, checked: InputCheck | None = None) -> tuple[int, int]:
     """Predict every line of a JSONL file into ``out`` (one line per good input line, in order, with its
     ``line`` number), in chunks of about ``CHUNK_MENTIONS`` mentions. Bad lines raise ``DataErrors``
-    (all of them at once) unless ``skip_bad``. Returns (sentences, mentions)."""
+    (all of them at once) unless ``skip_bad``; ``checked`` is the input's ``check_input`` when the caller
+    has it. Returns (sentences, mentions)."""
     from conpet.protocols import ProgressEvent
 
     path = Path(path)
-    checked = check_input(path)
+    checked = checked or check_input(path)
     if checked.bad and not skip_bad:
         raise DataErrors(path, checked.bad)
     total = checked.sentences
@@ -297,7 +298,7 @@ def _cmd_predict(args: Any) -> int:
             fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    n_s, n_m = predict_file(bundle, args.input, f, bar, skip_bad=args.skip_bad)
+                    n_s, n_m = predict_file(bundle, args.input, f, bar, skip_bad=args.skip_bad, checked=checked)
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, out_path)
@@ -305,7 +306,7 @@ def _cmd_predict(args: Any) -> int:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         else:
-            n_s, n_m = predict_file(bundle, args.input, sys.stdout, bar, skip_bad=args.skip_bad)
+            n_s, n_m = predict_file(bundle, args.input, sys.stdout, bar, skip_bad=args.skip_bad, checked=checked)
     finally:
         bar.close()
     if checked.bad:
