@@ -38,6 +38,7 @@ class JobController(QObject):
         self.gui_thread = threading.get_ident()
         self.current: dict[str, Worker] = {}
         self._types_before_import: set[int] = set()
+        self.cpu_threads: int | None = None  # the app's setting for predictions (None: automatic)
 
     def model_job_running(self) -> bool:
         return any(k in self.current for k in MODEL_JOBS)
@@ -59,7 +60,7 @@ class JobController(QObject):
     def start_prediction(self, sentence_ids: list[int] | None = None) -> Worker:
         self._refuse_if_busy()
         provider = self.backbone_provider
-        return self._start("predict", partial(_predict, self.folder, sentence_ids, provider))
+        return self._start("predict", partial(_predict, self.folder, sentence_ids, provider, self.cpu_threads))
 
     def start_import(self, path: Path, fmt: str | None = None) -> Worker:
         if "import" in self.current:
@@ -111,5 +112,7 @@ class JobController(QObject):
             self.busyChanged.emit(self.model_job_running())
 
 
-def _predict(folder: Path, sentence_ids: list[int] | None, provider: jobs.BackboneProvider, sink=None):
-    return jobs.predict_project(folder, sink, sentence_ids=sentence_ids, backbone_provider=provider)
+def _predict(folder: Path, sentence_ids: list[int] | None, provider: jobs.BackboneProvider,
+             threads: int | None = None, sink=None):
+    return jobs.predict_project(folder, sink, sentence_ids=sentence_ids, backbone_provider=provider,
+                                threads=threads)

@@ -118,6 +118,7 @@ class TrainRequest:
     min_examples: int = 10
     types: tuple[str, ...] | None = None  # the new task's types (names); None: every ready type
     overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields (tests: a tiny budget)
+    threads: int | None = None  # torch CPU threads; None or 0: automatic (conpet.runtime.default_threads)
 
 
 def budget_overrides(budget: str) -> dict[str, Any]:
@@ -141,7 +142,7 @@ def train_next_task(req: TrainRequest, sink: ProgressSink | None = None,
         backbone = backbone_provider(req.backbone, req.device)
     return train_project(req.folder, method=req.method, backbone=backbone, min_examples=req.min_examples,
                          profile=req.budget, overrides=overrides, device=req.device, sink=sink,
-                         types=list(req.types) if req.types else None)
+                         types=list(req.types) if req.types else None, threads=req.threads or None)
 
 
 # ----------------------------------------------------------------------------------------- prediction
@@ -174,13 +175,15 @@ def prediction_examples(project: Any, kinds: set[str], sentence_ids: list[int] |
 
 
 def predict_project(folder: Path, sink: ProgressSink | None = None, *, sentence_ids: list[int] | None = None,
-                    device: str | None = None, backbone_provider: BackboneProvider | None = None) -> PredictOutcome:
+                    device: str | None = None, backbone_provider: BackboneProvider | None = None,
+                    threads: int | None = None) -> PredictOutcome:
     """Predict every marked mention and pair with the project's current model and store the predictions
     (with the selector's scores, the active experts and the chosen expert's scores) as one run. Frozen
     modules' logits come from the project's logit cache, so a second pass does no backbone work."""
     from conpet.backbones import BACKBONES, load_backbone
     from conpet.methods.registry import load_method
     from conpet.project_training import current_model_folder, read_model_state
+    from conpet.runtime import apply_threads
     from conpet.store import Project
 
     rep = Reporter(sink)
@@ -192,6 +195,7 @@ def predict_project(folder: Path, sink: ProgressSink | None = None, *, sentence_
         info = training.get("backbone", {})
         name = info.get("name") if info.get("name") in BACKBONES else (info.get("path") or "minilm")
         device = device or default_device()
+        apply_threads(threads or None, device)
         rep(0.0, f"loading the {name} backbone", "loading")
         backbone = backbone_provider(name, device) if backbone_provider else load_backbone(name, device=device)
         # the model's labels are the types' names when they were learnt; map them to today's names

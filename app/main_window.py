@@ -285,6 +285,7 @@ class MainWindow(QMainWindow):
             return False
         self.model = model
         self.controller = JobController(model, self.host, backbone_provider=self.backbone_provider, parent=self)
+        self.controller.cpu_threads = self.settings.cpu_threads() or None
         self._build_views()
         self.settings.add_recent(model.folder)
         self._project_actions_enabled(True)

@@ -58,6 +58,17 @@ class AppSettings:
     def set_min_examples(self, n: int) -> None:
         self._q.setValue("training/min_examples", int(n))
 
+    def cpu_threads(self) -> int:
+        """torch CPU threads for training and prediction; 0: automatic (the cores other programs leave free,
+        ``conpet.runtime.default_threads``)."""
+        try:
+            return max(0, int(self._q.value("compute/cpu_threads", 0)))
+        except (TypeError, ValueError):
+            return 0
+
+    def set_cpu_threads(self, n: int) -> None:
+        self._q.setValue("compute/cpu_threads", max(0, int(n)))
+
     def value(self, key: str, default: object = None) -> object:
         return self._q.value(key, default)
 

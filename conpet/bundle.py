@@ -6,7 +6,8 @@ A bundle is a folder, or one zip file holding the same layout at its root::
     manifest.json            format + version, conpet version, method, backbone (name, path, SHA-256 of
                              its weights), tasks in order (types with kind and description), encoder
                              settings, training config, metrics per step, data hashes, creation time,
-                             the modules, and the SHA-256 and size of every other file
+                             the modules, the SHA-256 and size of every other file, and
+                             ``manifest_sha256`` over the rest of the manifest (``conpet.bundle_checks``)
     README.md                model card: types, metrics, how to load
     method.json              the engine's method state (`PETMethod.save`)
     selector/ expert_0/ ...  one PET module each (`PETModel.save_module`): adapter_config.json,
@@ -14,7 +15,9 @@ A bundle is a folder, or one zip file holding the same layout at its root::
 
 Only ``.json``, ``.safetensors`` and ``.md`` files may appear; anything else (a pickle, a script, a
 symlink, a path leaving the bundle) is refused, as are checksum mismatches, missing or undeclared files,
-an unknown format version and, when loading, a backbone whose weights differ from the recorded ones.
+an unknown format version, a manifest that was edited or disagrees with ``method.json`` and the modules
+(type names, head sizes, versions) and, when loading, a backbone whose weights differ from the recorded ones.
+Each adapter_config.json names the backbone by its public name, not the trainer's local folder.
 Every refusal is a ``BundleError`` whose ``reason`` names the case and whose message says what to do.
 
 Writing is atomic: the bundle is built in a temporary sibling of the target and renamed into place
@@ -49,6 +52,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from conpet import __version__
+from conpet.bundle_checks import DIGEST_KEY, manifest_digest, manifest_problems
 from conpet.data.example import Example, Span
 from conpet.errors import ConpetError
 from conpet.protocols import ProgressEvent, ProgressSink, Reporter
@@ -61,7 +65,7 @@ __all__ = [
 ]
 
 FORMAT = "conpet-bundle"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the manifest carries its own digest and must agree with the modules
 MANIFEST = "manifest.json"
 README = "README.md"
 STATE_FILE = "method.json"
@@ -78,7 +82,8 @@ ProgressLike = ProgressSink | Callable[[float, str], Any] | None
 class BundleError(ConpetError):
     """A bundle that cannot be written, read or used. ``reason`` is one of: ``not_found``,
     ``not_a_bundle``, ``manifest``, ``format_version``, ``unsafe_path``, ``file_type``, ``extra_file``,
-    ``missing_file``, ``checksum``, ``backbone``, ``exists``, ``project``."""
+    ``missing_file``, ``checksum`` (a file, or the manifest itself, changed), ``inconsistent`` (the manifest
+    disagrees with the modules), ``backbone``, ``exists``, ``project``."""
 
     def __init__(self, path: str | Path, reason: str, problem: str) -> None:
         self.path = str(path)
@@ -300,7 +305,27 @@ def _parse_manifest(raw: bytes, where: Path) -> dict[str, Any]:
                                   f"refused: module {folder!r} lacks {f} in the manifest's file list")
     if STATE_FILE not in files:
         raise BundleError(where, "missing_file", f"refused: {STATE_FILE} is not in the manifest's file list")
+    _check_digest(manifest, where)
     return manifest
+
+
+def _check_digest(manifest: Mapping[str, Any], where: Path) -> None:
+    recorded = manifest.get(DIGEST_KEY)
+    if not isinstance(recorded, str):
+        raise BundleError(where, "manifest", f"refused: {MANIFEST} has no {DIGEST_KEY} (re-export the bundle)")
+    actual = manifest_digest(manifest)
+    if actual != recorded:
+        raise BundleError(where, "checksum",
+                          f"refused: {MANIFEST} was changed after export (its contents hash to {actual[:12]}…, "
+                          f"it records {recorded[:12]}…); re-export the bundle instead of editing its manifest")
+
+
+def _check_consistent(src: _Source, manifest: Mapping[str, Any]) -> None:
+    problems = manifest_problems(manifest, src.read)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise BundleError(src.path, "inconsistent",
+                          f"refused: {MANIFEST} disagrees with the modules ({shown}); re-export the bundle")
 
 
 def _verify_source(src: _Source, sink: ProgressSink | None = None) -> dict[str, Any]:
@@ -332,6 +357,7 @@ def _verify_source(src: _Source, sink: ProgressSink | None = None) -> dict[str, 
         done += size
         if rep is not None:
             rep(done / total, f"verified {name}", "verify")
+    _check_consistent(src, manifest)
     return manifest
 
 
@@ -398,11 +424,21 @@ class BundleInfo:
     source: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"project": name, "run_id": 3}
 
 
+def public_backbone_name(name: str) -> str:
+    """What a bundle's adapter configs name as their base model: a packaged backbone's hub name, else
+    the backbone's own name (a local folder's or file's name, never its path on the trainer's machine)."""
+    from conpet.backbones import BACKBONES
+
+    spec = BACKBONES.get(name)
+    return (spec.public_name if spec is not None and spec.public_name else None) or Path(name).name
+
+
 def backbone_info(backbone: Any) -> dict[str, Any]:
     """The manifest's description of a loaded ``conpet.backbones.Backbone``."""
     src = getattr(backbone, "source", None)
     return {
         "name": backbone.name,
+        "public_name": public_backbone_name(backbone.name),
         "path": str(src or backbone.path),
         "sha256": backbone.weights_sha256(),
         "arch": backbone.arch,
@@ -529,6 +565,7 @@ def build_manifest(stage: Path, info: BundleInfo) -> dict[str, Any]:
                     "max_length_relation": config.get("max_length_relation"),
                     "arch": backbone.get("arch")},
         "config": config,
+        "seed": config.get("seed"),  # of the latest step's training (each step's is in its metrics)
         "modules": _module_entries(stage, state, tasks),
         "method_files": method_files(state),
         "metrics": [dict(m) for m in info.metrics],
@@ -664,6 +701,16 @@ def _stage_method(source: Any, stage: Path) -> None:
     _write_json(stage / STATE_FILE, state)
 
 
+def _name_base_model(stage: Path, backbone: Mapping[str, Any]) -> None:
+    """peft writes the trainer's local backbone folder into each adapter_config.json; a bundle names the
+    backbone publicly instead (peft loads an adapter onto whatever base model it is given)."""
+    public = str(backbone.get("public_name") or public_backbone_name(str(backbone.get("name") or "")))
+    for config_file in sorted(stage.glob("*/adapter_config.json")):
+        config = _read_json(config_file)
+        config["base_model_name_or_path"] = public
+        config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def write_bundle(source: Any, out: str | Path, info: BundleInfo, *, overwrite: bool = False,
                  progress: ProgressLike = None) -> Path:
     """Write a bundle of ``source`` (a trained ``ContinualMethod``, or a folder saved by its ``save``)
@@ -680,6 +727,7 @@ def write_bundle(source: Any, out: str | Path, info: BundleInfo, *, overwrite: b
         stage = tmp / "bundle"
         rep(0.05, "saving modules", "export")
         _stage_method(source, stage)
+        _name_base_model(stage, info.backbone)
         rep(0.4, "writing manifest", "export")
         manifest = build_manifest(stage, info)
         (stage / README).write_text(model_card(manifest, out.name), encoding="utf-8")
@@ -693,6 +741,7 @@ def write_bundle(source: Any, out: str | Path, info: BundleInfo, *, overwrite: b
                 sha, size = _sha256_stream(_file_chunks(p))
                 files[rel] = {"sha256": sha, "size": size}
         manifest["files"] = files
+        manifest[DIGEST_KEY] = manifest_digest(manifest)
         _write_json(stage / MANIFEST, manifest)
         _verify_source(_FolderSource(stage))  # what we wrote must read back
         rep(0.6, "writing " + ("zip" if _is_zip_target(out) else "folder"), "export")
@@ -816,8 +865,13 @@ def sentence_queries(item: Any, kinds: set[str] | None = None) -> tuple[str, str
         if not isinstance(r, Mapping):
             raise ValueError(f"relation {j} must be an object with head and tail")
         h, t = _int(r.get("head"), f"relation {j} head"), _int(r.get("tail"), f"relation {j} tail")
-        if not (0 <= h < len(spans) and 0 <= t < len(spans)) or h == t:
-            raise ValueError(f"relation {j}: head {h} / tail {t} must be two different entity indices")
+        for role, k in (("head", h), ("tail", t)):
+            if not 0 <= k < len(spans):
+                have = f"indices 0..{len(spans) - 1}" if spans else "no entities"
+                raise ValueError(f"relation {j}: {role} {k} is not an entity index (this line has "
+                                 f"{len(spans)} entit{'y' if len(spans) == 1 else 'ies'}: {have})")
+        if h == t:
+            raise ValueError(f"relation {j}: head and tail are the same entity ({h}); a relation needs two")
         if want_relation:
             ty = r.get("type")
             out.append(Example(text, (spans[h][0], spans[t][0]), ty if isinstance(ty, str) else "", "relation",

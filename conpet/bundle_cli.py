@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,7 +22,7 @@ from conpet.bundle import (
     sentence_prediction,
     sentence_queries,
 )
-from conpet.errors import DataFormatError
+from conpet.errors import DataErrors, DataFormatError
 from conpet.project_training import TerminalProgress
 
 CHUNK_MENTIONS = 512  # mentions predicted per call (the method batches them by eval_batch_size)
@@ -57,8 +58,8 @@ def register(subparsers: Any) -> None:
         "predict", help="predict with a bundle over a JSONL file",
         description="Predict every entity (and every listed head/tail pair) of each input line. Input: JSONL, "
                     "one object per line with 'text', 'entities' [{start, end, type?}] (character offsets) and "
-                    "'relations' [{head, tail, type?}] (entity indices). Output: one line per input line with "
-                    "'predictions': label, score, the selector's scores over experts, the active experts, the "
+                    "'relations' [{head, tail, type?}] (entity indices). Output: one line per input line with its "
+                    "'line' number and 'predictions': label, score, the selector's scores over experts, the active experts, the "
                     "routed expert's scores over its types and the module versions.")
     p.add_argument("bundle", metavar="BUNDLE")
     p.add_argument("input", metavar="INPUT.jsonl")
@@ -66,6 +67,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--backbone", default=None, metavar="NAME|PATH")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=None, help="examples per forward pass (default: the bundle's)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads (default: the cores the load average shows free, at most 4)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="predict the good lines and list the bad ones (default: refuse the input, listing "
+                        "every bad line, before the model loads)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_predict)
 
@@ -146,52 +152,97 @@ def _cmd_verify(args: Any) -> int:
 # --- predict -----------------------------------------------------------------------------------
 
 
-def _read_lines(path: Path) -> Iterator[tuple[int, Any]]:
+def _read_lines(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, parsed object, None) per non-blank line, or (line number, None, problem) for a line
+    that is not JSON; a file that cannot be read at all raises ``DataFormatError``."""
     try:
         with open(path, encoding="utf-8-sig") as f:
             for n, line in enumerate(f, 1):
                 if not line.strip():
                     continue
                 try:
-                    yield n, json.loads(line)
+                    yield n, json.loads(line), None
                 except ValueError as exc:
-                    raise DataFormatError(path, f"not valid JSON ({exc})", n) from None
+                    yield n, None, f"not valid JSON ({exc})"
+                except RecursionError:
+                    yield n, None, "not valid JSON (nested too deeply)"
     except UnicodeDecodeError as exc:
         raise DataFormatError(path, f"not UTF-8 text ({exc})") from None
     except OSError as exc:
         raise DataFormatError(path, f"cannot read ({exc.strerror or exc})") from None
 
 
-def _count_lines(path: Path) -> int:
-    try:
-        with open(path, "rb") as f:
-            return sum(1 for line in f if line.strip())
-    except OSError as exc:
-        raise DataFormatError(path, f"cannot read ({exc.strerror or exc})") from None
+def _queries(path: Path, kinds: set[str] | None) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, (text, id, examples), None) per good line, (line number, None, problem) per bad one."""
+    for line_no, obj, problem in _read_lines(path):
+        if problem is not None:
+            yield line_no, None, problem
+            continue
+        try:
+            yield line_no, sentence_queries(obj, kinds), None
+        except ValueError as exc:
+            yield line_no, None, str(exc)
 
 
-def predict_file(bundle: Bundle, path: str | Path, out: TextIO, progress: Any = None) -> tuple[int, int]:
-    """Predict every line of a JSONL file into ``out`` (one line per input line, in order), in chunks of
-    about ``CHUNK_MENTIONS`` mentions. Returns (sentences, mentions)."""
+@dataclass(frozen=True)
+class InputCheck:
+    """What a prediction input holds: its good sentences and mentions, and every bad line."""
+
+    path: Path
+    sentences: int
+    mentions: int
+    bad: list[tuple[int | None, str]]
+
+
+def check_input(path: str | Path) -> InputCheck:
+    """Read and check the whole input without a model (a relation-only bundle would ask fewer questions,
+    so ``mentions`` is an upper bound). An empty input raises ``DataFormatError``."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataFormatError(path, "is a folder, not a JSONL file")
+    sentences = mentions = 0
+    bad: list[tuple[int | None, str]] = []
+    for line_no, query, problem in _queries(path, None):
+        if problem is not None:
+            bad.append((line_no, problem))
+        else:
+            sentences += 1
+            mentions += len(query[2])
+    if not sentences and not bad:
+        raise DataFormatError(path, "the input is empty: no sentences to predict (one JSON object per line)")
+    if not sentences:
+        raise DataErrors(path, bad)  # nothing would be left to predict, even with --skip-bad
+    return InputCheck(path, sentences, mentions, bad)
+
+
+def predict_file(bundle: Bundle, path: str | Path, out: TextIO, progress: Any = None, *,
+                 skip_bad: bool = False, checked: InputCheck | None = None) -> tuple[int, int]:
+    """Predict every line of a JSONL file into ``out`` (one line per good input line, in order, with its
+    ``line`` number), in chunks of about ``CHUNK_MENTIONS`` mentions. Bad lines raise ``DataErrors``
+    (all of them at once) unless ``skip_bad``; ``checked`` is the input's ``check_input`` when the caller
+    has it. Returns (sentences, mentions)."""
     from conpet.protocols import ProgressEvent
 
     path = Path(path)
-    total = _count_lines(path)
+    checked = checked or check_input(path)
+    if checked.bad and not skip_bad:
+        raise DataErrors(path, checked.bad)
+    total = checked.sentences
     kinds = bundle.kinds
     done_s = done_m = 0
-    pending: list[tuple[str, str, list[Any]]] = []
+    pending: list[tuple[int, str, str, list[Any]]] = []
     t0 = time.monotonic()
 
     def flush() -> None:
         nonlocal done_s, done_m
-        flat = [ex for _, _, exs in pending for ex in exs]
+        flat = [ex for *_, exs in pending for ex in exs]
         preds = bundle.predict_examples(flat) if flat else []
         pos = 0
-        for text, sid, exs in pending:
+        for line_no, text, sid, exs in pending:
             n = len(exs)
             sp = sentence_prediction(text, sid, exs, preds[pos:pos + n])
             pos += n
-            out.write(json.dumps(sp.to_dict(), ensure_ascii=False) + "\n")
+            out.write(json.dumps({"line": line_no, **sp.to_dict()}, ensure_ascii=False) + "\n")
         done_s += len(pending)
         done_m += len(flat)
         pending.clear()
@@ -203,12 +254,11 @@ def predict_file(bundle: Bundle, path: str | Path, out: TextIO, progress: Any = 
                                           el * (1 - f) / f if f > 0 else None))
 
     n_pending = 0
-    for line_no, obj in _read_lines(path):
-        try:
-            text, sid, exs = sentence_queries(obj, kinds)
-        except ValueError as exc:
-            raise DataFormatError(path, str(exc), line_no) from None
-        pending.append((text, sid, exs))
+    for line_no, query, problem in _queries(path, kinds):
+        if problem is not None:
+            continue  # listed by check_input; only reached with skip_bad
+        text, sid, exs = query
+        pending.append((line_no, text, sid, exs))
         n_pending += len(exs)
         if n_pending >= CHUNK_MENTIONS:
             flush()
@@ -218,7 +268,23 @@ def predict_file(bundle: Bundle, path: str | Path, out: TextIO, progress: Any = 
     return done_s, done_m
 
 
+def _report_skipped(checked: InputCheck) -> None:
+    shown = DataErrors.SHOWN
+    print(f"skipped {len(checked.bad)} bad line(s) of {checked.path}:", file=sys.stderr)
+    for line_no, problem in checked.bad[:shown]:
+        print(f"  {checked.path}:{line_no}: {problem}", file=sys.stderr)
+    if len(checked.bad) > shown:
+        print(f"  … and {len(checked.bad) - shown} more", file=sys.stderr)
+
+
 def _cmd_predict(args: Any) -> int:
+    # The whole input is checked before the model loads (seconds), and every bad line is reported.
+    checked = check_input(args.input)
+    if checked.bad and not args.skip_bad:
+        raise DataErrors(checked.path, checked.bad)
+    from conpet.runtime import apply_threads
+
+    apply_threads(args.threads, args.device)
     bar = TerminalProgress(label="predict ", quiet=args.quiet)
     t0 = time.monotonic()
     try:
@@ -232,7 +298,7 @@ def _cmd_predict(args: Any) -> int:
             fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    n_s, n_m = predict_file(bundle, args.input, f, bar)
+                    n_s, n_m = predict_file(bundle, args.input, f, bar, skip_bad=args.skip_bad, checked=checked)
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, out_path)
@@ -240,9 +306,11 @@ def _cmd_predict(args: Any) -> int:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         else:
-            n_s, n_m = predict_file(bundle, args.input, sys.stdout, bar)
+            n_s, n_m = predict_file(bundle, args.input, sys.stdout, bar, skip_bad=args.skip_bad, checked=checked)
     finally:
         bar.close()
+    if checked.bad:
+        _report_skipped(checked)
     el = time.monotonic() - t0
     print(f"predicted {n_m} mention(s) in {n_s} sentence(s) in {el:.1f} s (bundle loaded in {t_load:.1f} s)"
           + (f"; written to {args.out}" if args.out else ""), file=sys.stderr)
@@ -255,11 +323,10 @@ def _cmd_predict(args: Any) -> int:
 def _bench_examples(bundle: Bundle, args: Any) -> list[Any]:
     if args.input:
         out: list[Any] = []
-        for line_no, obj in _read_lines(Path(args.input)):
-            try:
-                out.extend(sentence_queries(obj, bundle.kinds)[2])
-            except ValueError as exc:
-                raise DataFormatError(args.input, str(exc), line_no) from None
+        for line_no, query, problem in _queries(Path(args.input), bundle.kinds):
+            if problem is not None:
+                raise DataFormatError(args.input, problem, line_no)
+            out.extend(query[2])
             if len(out) >= args.n:
                 break
         return out[: args.n]

@@ -9,10 +9,11 @@ import sys
 
 from conpet import __version__
 from conpet.errors import ConpetError
+from conpet.runtime import passive_omp_wait
 
 # Modules with a `register(subparsers)` function; each adds its subcommands.
 COMMAND_MODULES: list[str] = ["conpet.bench", "conpet.methods_cli", "conpet.store.cli", "conpet.project_training",
-                              "conpet.bundle_cli", "conpet.evaluate"]
+                              "conpet.bundle_cli", "conpet.evaluate", "conpet.threads_bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    passive_omp_wait()  # before torch loads: waiting threads sleep instead of spinning on a shared CPU
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -530,6 +530,7 @@ class PETModel:
                 f"representation {representation})"
             )
         config.inference_mode = False
+        config.base_model_name_or_path = None  # the backbone is given (a bundle names it, not its local path)
         adapter = self._adapter(name)
         try:
             self._shared.add(adapter, config)

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +67,7 @@ class TrainOutcome:
     model_folder: Path | None
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    notes: tuple[str, ...] = ()  # the budget and the warnings said before training (conpet.training_report)
 
 
 # --- the project's current model -----------------------------------------------------------------
@@ -327,15 +328,20 @@ def _save_model_atomic(method: Any, folder: Path, training: Mapping[str, Any]) -
 def train_project(project: Any, *, method: str | None = None, backbone: Any = None,
                   min_examples: int = DEFAULT_MIN_EXAMPLES, profile: str = DEFAULT_PROFILE,
                   overrides: Mapping[str, Any] | None = None, device: str | None = None,
-                  sink: ProgressSink | None = None, types: Sequence[str] | None = None) -> TrainOutcome:
+                  sink: ProgressSink | None = None, types: Sequence[str] | None = None,
+                  threads: int | None = None, notify: Callable[[str], Any] | None = None) -> TrainOutcome:
     """Learn the project's next task (see the module docstring); returns what happened. ``backbone`` is a
     name, a path or a loaded ``Backbone`` (default: the current model's, else ``minilm``); ``overrides``
     are ``TrainConfig`` fields (lr, max_epochs, batch_limit, seed, ...). Raises ``Cancelled`` when the sink
     asks to stop (the run is then marked cancelled and nothing else changes). ``types`` (names) chooses the
-    new task's types instead of every pending type."""
+    new task's types instead of every pending type. ``threads``: torch CPU threads (default: the free
+    cores, ``conpet.runtime.default_threads``). Python, NumPy and torch are seeded from the run's seed and
+    the task, so the same seed and data give the same weights and predictions. ``notify`` receives, before
+    training, each stage's budget and every warning (types left out, a tiny test split)."""
     proj, close = open_project(project)
     try:
-        return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink, types)
+        return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink, types,
+                      threads, notify)
     finally:
         if close:
             proj.close()
@@ -343,12 +349,14 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
 
 def _train(project: Any, method_name: str | None, backbone: Any, min_examples: int, profile: str,
            overrides: dict[str, Any], device: str | None, sink: ProgressSink | None,
-           types: Sequence[str] | None = None) -> TrainOutcome:
+           types: Sequence[str] | None = None, threads: int | None = None,
+           notify: Callable[[str], Any] | None = None) -> TrainOutcome:
     from conpet.backbones import load_backbone
     from conpet.config import make_config
     from conpet.methods.base import ScaledSink
     from conpet.methods.registry import canonical_name, load_method, make_method
     from conpet.runner import evaluate
+    from conpet.runtime import apply_threads, seed_everything, step_seed
 
     t_start = time.monotonic()
     prev = current_model_folder(project)
@@ -362,7 +370,8 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
         method_name = have
     method_name = canonical_name(method_name or DEFAULT_METHOD)
 
-    task, _created = _plan_task(project, n_learnt, min_examples, types)
+    task, created = _plan_task(project, n_learnt, min_examples, types)
+    chose_types = created and not types  # the pending types formed the task: say which were left out
 
     # The backbone: the one given, else the model's own (by name, else path), else minilm.
     rec = dict(training.get("backbone") or {})
@@ -409,6 +418,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
         cfg = exp.train if device is None else exp.train.replace(device=device)
         m = make_method(method_name, bb, cfg, cache=project.logit_cache)
     seed = m.config.seed
+    n_threads = apply_threads(threads, bb.device)
 
     datas = []
     for k, rec_t in enumerate([*history_records, task]):
@@ -421,15 +431,21 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
     short = [t for t in new.types if not any(ex.label == t for ex in new.train)]
     if short:
         raise TrainError(f"type(s) {short} of task {task.index} have no labelled examples")
+    notes = _notes(project, method_name, m.config, new, min_examples, chose_types)
+    for line in notes:
+        if notify is not None:
+            notify(line)
 
     run = project.runs.start(method_name, config={"train": m.config.to_dict(), "profile": profile,
                                                   "min_examples": min_examples, "task_index": task.index,
-                                                  "types": list(new.types)},
+                                                  "types": list(new.types), "seed": seed,
+                                                  "threads": n_threads, "notes": notes},
                              task_id=task.id, backbone=bb.name, backbone_sha256=sha)
     run_sink = _RunSink(project, run.id, sink)
     with project.runs.recorded(run.id):
         before = {n: int(v) for n, v in state.get("versions", {}).items()}
         step_sink = ScaledSink(run_sink, 0.0, TRAIN_SHARE, prefix=f"task {task.index}: ")
+        seed_everything(step_seed(seed, task.index))  # new modules' initial weights repeat for a seed
         stats = m.learn_task(new, datas[:-1], step_sink)
         eval_sink = ScaledSink(run_sink, TRAIN_SHARE, 0.97, prefix=f"task {task.index}: ")
         counts, sel, preds = evaluate(m, datas, eval_sink)
@@ -442,9 +458,9 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
             "whole_acc": sum(c for c, _ in counts) / total if total else None,
             "avg_acc": sum(accs) / len(accs) if accs else None,
             "task_acc": [c / n if n else None for c, n in counts],
-            "test_examples": [n for _, n in counts],
+            "test_examples": [n for _, n in counts], "test_correct": [c for c, _ in counts],
             "train_examples": [len(d.train) for d in datas],
-            "selector_acc": sel, "train_seconds": stats.seconds,
+            "selector_acc": sel, "train_seconds": stats.seconds, "seed": seed, "threads": n_threads,
             "data_sha256": data_hashes(datas),
         }
         folder = project.modules_dir / f"run-{run.id:04d}"
@@ -466,7 +482,17 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
             project.runs.append_log(run.id, json.dumps({"stats": stats.to_dict()}, default=str))
             project.runs.finish(run.id, f"task {task.index} learnt: {', '.join(new.types)}")
     return TrainOutcome(run.id, "finished", method_name, task.index, tuple(new.types), folder, metrics,
-                        time.monotonic() - t_start)
+                        time.monotonic() - t_start, tuple(notes))
+
+
+def _notes(project: Any, method: str, config: Any, new: Any, min_examples: int, chose_types: bool) -> list[str]:
+    from conpet.training_report import describe_plan, left_out_types, small_test_warnings, stage_plans
+
+    notes = describe_plan(stage_plans(method, config, len(new.train), new.index > 0))
+    if chose_types:
+        free = [t for t in project.types.list() if t.task_id is None]
+        notes += left_out_types(free, project.types.gold_counts(), min_examples)
+    return notes + small_test_warnings(new)
 
 
 def _backbone_of_runs(project: Any) -> dict[str, Any]:
@@ -518,7 +544,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, default=None, help="most epochs per step (overrides the profile)")
     p.add_argument("--batch-limit", type=int, default=None, help="most batches per stage (overrides the profile)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (overrides the profile)")
-    p.add_argument("--seed", type=int, default=None, help="seed of sampling and splits")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the splits, the sampling and the new modules' initial weights (default: the "
+                        "model's, else 1); recorded with the run and in an exported bundle")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads (default: the cores the load average shows free, at most 4)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
@@ -534,19 +564,25 @@ def _cmd_train(args: Any) -> int:
         with cancel_on_sigint(bar):
             out = train_project(args.project, method=args.method, backbone=args.backbone,
                                 min_examples=args.min_examples, profile=args.profile, overrides=overrides,
-                                device=args.device, sink=bar, types=args.types)
+                                device=args.device, sink=bar, types=args.types, threads=args.threads,
+                                notify=lambda line: print(f"conpet: {line}", file=sys.stderr, flush=True))
     except Cancelled:
         bar.close()
         print("conpet: training cancelled; the project keeps its previous model", file=sys.stderr)
         return 130
     finally:
         bar.close()
+    from conpet.training_report import accuracy_text
+
     m = out.metrics
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    correct, totals = m.get("test_correct") or [], m.get("test_examples") or []
     print(f"run {out.run_id}: task {out.task_index} ({', '.join(out.types)}) learnt with {out.method} "
-          f"in {out.seconds:.1f} s")
-    print(f"whole accuracy {pct(m.get('whole_acc'))}, average accuracy {pct(m.get('avg_acc'))}"
-          + (f", selector accuracy {pct(m.get('selector_acc'))}" if m.get("selector_acc") is not None else "")
-          + f" on {sum(m.get('test_examples', []))} test examples")
+          f"in {out.seconds:.1f} s (seed {m.get('seed')}, {m.get('threads')} CPU thread(s))")
+    print(f"whole accuracy {accuracy_text(sum(correct), sum(totals))} of the test examples, average accuracy "
+          f"{pct(m.get('avg_acc'))}"
+          + (f", selector accuracy {pct(m.get('selector_acc'))}" if m.get("selector_acc") is not None else ""))
+    print("per task: " + ", ".join(f"task {k + 1} {accuracy_text(c, n)}"
+                                   for k, (c, n) in enumerate(zip(correct, totals, strict=True))))
     print(f"model saved in {out.model_folder}")
     return 0

@@ -59,6 +59,36 @@ def test_profiles_and_config_round_trip():
         TrainConfig.from_dict({"no_such_setting": 1})
 
 
+def _toy_file(path, labels=None):
+    with path.open("w") as fh:
+        for label, words in WORDS.items():
+            if labels is not None and label not in labels:
+                continue
+            for w in words:
+                for t in TEMPLATES:
+                    text = t.format(m=w)
+                    s = text.index(w)
+                    fh.write(json.dumps({"text": text, "entities": [{"start": s, "end": s + len(w), "type": label}]})
+                             + "\n")
+    return path
+
+
+def test_too_many_tasks_names_the_option_before_the_backbone_loads(tmp_path, capsys, monkeypatch):
+    import conpet.backbones
+    from conpet.cli import main
+
+    def no_backbone(*args, **kwargs):
+        raise AssertionError("the backbone was loaded before the task split was checked")
+
+    monkeypatch.setattr(conpet.backbones, "load_backbone", no_backbone)
+    data = _toy_file(tmp_path / "toy.jsonl", ("city", "fruit", "color"))
+    rc = main(["bench", "--data", str(data), "--methods", "static", "--out", str(tmp_path / "out")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "cannot split 3 types into 10 non-empty tasks; set the number of tasks with --tasks N (N at most 3)" in err
+    assert str(data) in err
+
+
 @pytest.mark.slow
 def test_bench_end_to_end_on_a_tiny_file(minilm, tmp_path, capsys):
     import torch

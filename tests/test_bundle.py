@@ -96,9 +96,14 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _rewrite_manifest(folder: Path, fn) -> None:
+def _rewrite_manifest(folder: Path, fn, reseal: bool = False) -> None:
+    """Edit a bundle's manifest by hand; ``reseal`` also re-computes its digest (a careful forger)."""
+    from conpet.bundle_checks import DIGEST_KEY, manifest_digest
+
     man = json.loads((folder / MANIFEST).read_text())
     fn(man)
+    if reseal:
+        man[DIGEST_KEY] = manifest_digest(man)
     (folder / MANIFEST).write_text(json.dumps(man))
 
 
@@ -256,7 +261,7 @@ def test_backbone_mismatch(bundles, minilm, tmp_path):
         Bundle.load(bundles[1], other)
     assert info.value.reason == "backbone" and "mismatch" in str(info.value)
     folder = _copy(bundles[0], tmp_path / "f")
-    _rewrite_manifest(folder, lambda m: m["backbone"].update(sha256="f" * 64))
+    _rewrite_manifest(folder, lambda m: m["backbone"].update(sha256="f" * 64), reseal=True)
     with pytest.raises(BundleError) as info:
         Bundle.load(folder, minilm)
     assert info.value.reason == "backbone"
@@ -313,6 +318,100 @@ def test_not_a_bundle(tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / MANIFEST).write_text("{not json")
     _refused(tmp_path / "m", "manifest")
+
+
+def _rename_city(man) -> None:
+    for ty in man["tasks"][0]["types"]:
+        if ty["name"] == "City":
+            ty["name"] = "Town"
+    man["types"] = ["Town" if t == "City" else t for t in man["types"]]
+
+
+def test_edited_manifest_refused(bundles, tmp_path, capsys):
+    """Renaming a type by hand in manifest.json used to pass verify-bundle (predict then printed the old name)."""
+    from conpet import cli
+
+    folder = _copy(bundles[0], tmp_path / "f")
+    _rewrite_manifest(folder, _rename_city)
+    err = _refused(folder, "checksum")
+    assert "manifest.json was changed after export" in str(err)
+    with pytest.raises(BundleError, match="manifest.json was changed"):
+        Bundle.load(folder)
+    assert cli.main(["verify-bundle", str(folder)]) == 1
+    assert "manifest.json was changed after export" in capsys.readouterr().err
+    # the same edit inside a zip
+    z = tmp_path / "z.zip"
+    with zipfile.ZipFile(bundles[1]) as src, zipfile.ZipFile(z, "w") as dst:
+        for info in src.infolist():
+            raw = src.read(info)
+            if info.filename == MANIFEST:
+                man = json.loads(raw)
+                _rename_city(man)
+                raw = json.dumps(man).encode()
+            dst.writestr(info, raw)
+    _refused(z, "checksum")
+
+
+def test_resealed_manifest_must_agree_with_the_modules(bundles, tmp_path):
+    """A manifest whose digest was re-computed still has to describe the modules the model is built from."""
+    folder = _copy(bundles[0], tmp_path / "renamed")
+    _rewrite_manifest(folder, _rename_city, reseal=True)
+    err = str(_refused(folder, "inconsistent"))
+    assert "task 1" in err and "'Town'" in err and "'City'" in err
+
+    def grow_expert(man):
+        next(m for m in man["modules"] if m["name"] == "expert_1")["n_outputs"] = 3
+
+    folder = _copy(bundles[0], tmp_path / "head")
+    _rewrite_manifest(folder, grow_expert, reseal=True)
+    err = str(_refused(folder, "inconsistent"))
+    assert "module 'expert_1': head sizes disagree (manifest 3, module.json 2, head 2, tasks 2)" in err
+
+    # module.json edited and its checksum updated: the head's real size gives it away
+    folder = _copy(bundles[0], tmp_path / "module")
+    info_file = folder / "selector" / "module.json"
+    info = json.loads(info_file.read_text())
+    info["n_outputs"] = 5
+    info_file.write_text(json.dumps(info))
+    raw = info_file.read_bytes()
+
+    def reseal_file(man):
+        man["files"]["selector/module.json"] = {"sha256": hashlib.sha256(raw).hexdigest(), "size": len(raw)}
+
+    _rewrite_manifest(folder, reseal_file, reseal=True)
+    assert "module 'selector': head sizes disagree" in str(_refused(folder, "inconsistent"))
+
+    folder = _copy(bundles[0], tmp_path / "method")
+    _rewrite_manifest(folder, lambda m: m.update(method="static"), reseal=True)
+    assert "method is 'static' in the manifest, 'dynamic' in method.json" in str(_refused(folder, "inconsistent"))
+
+
+def test_adapter_configs_name_the_public_backbone_and_load_with_plain_peft(bundles, minilm):
+    """peft wrote the trainer's local backbone folder into each adapter_config.json; a bundle names the
+    backbone publicly, and each expert still loads with plain PeftModel.from_pretrained."""
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    folder = bundles[0]
+    for module in ("selector", "expert_0", "expert_1"):
+        config = json.loads((folder / module / "adapter_config.json").read_text())
+        assert config["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert str(minilm.path) not in "".join(p.read_text() for p in folder.glob("*/adapter_config.json"))
+    assert verify_bundle(folder)["backbone"]["public_name"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+    base = AutoModel.from_pretrained(minilm.path, local_files_only=True)
+    model = PeftModel.from_pretrained(base, str(folder / "expert_0"))
+    saved = load_file(str(folder / "expert_0" / "adapter_model.safetensors"))
+    loaded = {k: v for k, v in model.state_dict().items() if "lora_" in k}
+    assert len(loaded) == len(saved) > 0
+    for key, value in saved.items():
+        match = [v for k, v in loaded.items() if k.replace(".default", "") == key]
+        assert len(match) == 1 and torch.equal(match[0], value), key
+    with torch.no_grad():
+        ids = minilm.tokenizer("Ada Lovelace was born in London.", return_tensors="pt")
+        assert model(**ids).last_hidden_state.shape[-1] == minilm.hidden_size
 
 
 def _zip_with(src_zip: Path, out: Path, extra: list[tuple[zipfile.ZipInfo | str, bytes]]) -> Path:

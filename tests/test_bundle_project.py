@@ -193,3 +193,72 @@ def test_bench_predict_cli(trained_project, exported, tmp_path, capsys):
     figures = json.loads(res.read_text())
     assert figures["examples"] == 8 and figures["predict_per_second"] > 0 and figures["plain_forward_per_second"] > 0
     assert figures["forward_passes_per_predict"] >= 2  # one selector pass + at least one expert pass per batch
+
+
+def _bad_input(path: Path, n_bad: int, good: int = 2) -> Path:
+    """``good`` good lines first, then ``n_bad`` bad ones of three kinds, one blank line between."""
+    ok = {"text": "Ada Lovelace was born in London.", "entities": [{"start": 0, "end": 12}, {"start": 25, "end": 31}]}
+    lines = [json.dumps(ok)] * good + [""]
+    for i in range(n_bad):
+        kind = i % 3
+        if kind == 0:
+            lines.append('{"text": "unterminated')
+        elif kind == 1:
+            lines.append(json.dumps({"text": "short", "entities": [{"start": 0, "end": 99}]}))
+        else:
+            lines.append(json.dumps({**ok, "relations": [{"head": 0, "tail": 7}]}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_predict_reports_every_bad_line_before_the_model_loads(exported, tmp_path, capsys, monkeypatch):
+    import conpet.bundle_cli as bundle_cli
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the input was checked")
+
+    monkeypatch.setattr(bundle_cli.Bundle, "load", no_model)
+    inp = _bad_input(tmp_path / "in.jsonl", 25)
+    out = tmp_path / "pred.jsonl"
+    assert cli.main(["predict", str(exported), str(inp), "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"{inp}: 25 bad lines:" in err and "… and 5 more" in err
+    shown = [line for line in err.splitlines() if line.startswith(f"  {inp}:")]
+    assert len(shown) == 20 and shown[0].startswith(f"  {inp}:4: not valid JSON")
+    assert f"{inp}:5: entity 0: span 0:99 is outside the text" in err
+    # the out-of-range index is named as such (it used to say "must be two different entity indices")
+    assert f"{inp}:6: relation 0: tail 7 is not an entity index (this line has 2 entities: indices 0..1)" in err
+    assert not out.exists()
+
+
+def test_predict_skip_bad_predicts_the_good_lines_and_lists_the_rest(exported, tmp_path, capsys):
+    inp = _bad_input(tmp_path / "in.jsonl", 2)
+    out = tmp_path / "pred.jsonl"
+    assert cli.main(["predict", str(exported), str(inp), "--out", str(out), "--quiet", "--skip-bad"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped 2 bad line(s) of {inp}:" in err and f"{inp}:4: not valid JSON" in err
+    assert f"{inp}:5: entity 0: span 0:99" in err and "predicted 4 mention(s) in 2 sentence(s)" in err
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["line"] for x in lines] == [1, 2] and all(len(x["predictions"]) == 2 for x in lines)
+
+
+def test_predict_empty_or_all_bad_input_says_so(exported, tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n  \n")
+    assert cli.main(["predict", str(exported), str(empty), "--quiet"]) == 1
+    assert f"{empty}: the input is empty: no sentences to predict" in capsys.readouterr().err
+    bad = _bad_input(tmp_path / "bad.jsonl", 1, good=0)
+    assert cli.main(["predict", str(exported), str(bad), "--quiet", "--skip-bad"]) == 1
+    assert f"{bad}:2: not valid JSON" in capsys.readouterr().err
+
+
+def test_predict_threads(exported, tmp_path, capsys):
+    import torch
+
+    inp = _bad_input(tmp_path / "in.jsonl", 0, good=1)
+    before = torch.get_num_threads()
+    try:
+        assert cli.main(["predict", str(exported), str(inp), "--quiet", "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

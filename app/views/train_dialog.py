@@ -24,6 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from conpet.runtime import cpu_cores
+
 METHODS = [("dynamic-lda", "Dynamic ConPET routed by statistics (one expert per task, LDA router; nothing old retrains)"),
            ("dynamic-typesel", "Dynamic ConPET, type-level selector (selector + one expert per task)"),
            ("dynamic", "Dynamic ConPET as in the paper (selector learns task ids)"),
@@ -60,6 +62,7 @@ class TrainChoice:
     budget: str
     min_examples: int
     overrides: dict = field(default_factory=dict)
+    threads: int = 0  # torch CPU threads; 0: automatic
 
 
 def cuda_available() -> bool:
@@ -91,7 +94,7 @@ class TrainDialog(QDialog):
     the open task of an unfinished training) form the new task. The minimum is a setting."""
 
     def __init__(self, candidates: list[TypeCandidate], min_examples: int, trained_tasks: int,
-                 parent: QWidget | None = None, default_backbone: str = "minilm") -> None:
+                 parent: QWidget | None = None, default_backbone: str = "minilm", threads: int = 0) -> None:
         super().__init__(parent)
         self.setWindowTitle("Train new knowledge")
         self.setMinimumWidth(560)
@@ -151,6 +154,17 @@ class TrainDialog(QDialog):
             self.budget_box.addItem(label, key)
         self.budget_box.setCurrentIndex(self.budget_box.findData("smoke"))
         form.addRow("Budget:", self.budget_box)
+
+        self.threads_spin = QSpinBox()
+        self.threads_spin.setObjectName("cpuThreads")
+        self.threads_spin.setRange(0, cpu_cores())
+        self.threads_spin.setSpecialValueText("Automatic (the cores other programs leave free)")
+        self.threads_spin.setSuffix(" thread(s)")
+        self.threads_spin.setValue(min(max(0, threads), cpu_cores()))
+        self.threads_spin.setToolTip("CPU threads for training and prediction. Automatic uses the free cores "
+                                     "(at most 4): more threads than free cores make training several times "
+                                     "slower while other programs run.")
+        form.addRow("CPU threads:", self.threads_spin)
         layout.addLayout(form)
 
         self.summary = QLabel()
@@ -256,4 +270,5 @@ class TrainDialog(QDialog):
             device=self.device_box.currentData(),
             budget=self.budget_box.currentData(),
             min_examples=self.min_spin.value(),
+            threads=self.threads_spin.value(),
         )

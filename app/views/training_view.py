@@ -240,7 +240,8 @@ class TrainingView(QWidget):
         method, backbone = self.model_lock()
         dialog = TrainDialog(self.candidates(), self.settings.min_examples(), len([t for t in self.model.tasks()
                                                                                   if t.frozen]),
-                             self, default_backbone=backbone or str(self.settings.value("training/backbone", "minilm")))
+                             self, default_backbone=backbone or str(self.settings.value("training/backbone", "minilm")),
+                             threads=self.settings.cpu_threads())
         if method is not None:
             i = dialog.method_box.findData(method)
             if i >= 0:
@@ -252,6 +253,8 @@ class TrainingView(QWidget):
             return
         self.settings.set_min_examples(dialog.min_spin.value())
         self.settings.set_value("training/backbone", dialog.choice().backbone)
+        self.settings.set_cpu_threads(dialog.choice().threads)
+        self.controller.cpu_threads = dialog.choice().threads or None
         self.start(dialog.choice())
 
     def start(self, choice: TrainChoice, overrides: dict | None = None) -> Worker:
@@ -260,7 +263,7 @@ class TrainingView(QWidget):
         request = jobs.TrainRequest(self.model.folder, method=choice.method, backbone=choice.backbone,
                                     device=choice.device, budget=choice.budget, min_examples=choice.min_examples,
                                     types=None if open_task else tuple(choice.type_names),
-                                    overrides=dict(overrides or choice.overrides))
+                                    overrides=dict(overrides or choice.overrides), threads=choice.threads or None)
         return self.controller.start_training(request)
 
     def cancel(self) -> None:

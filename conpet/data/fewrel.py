@@ -34,7 +34,7 @@ from typing import Any
 
 from conpet.data._io import IdMaker, LineIndex, is_int, read_text
 from conpet.data.example import Example, Span
-from conpet.errors import DataFormatError
+from conpet.errors import DataFormatError, raise_problems
 
 PathLike = str | os.PathLike[str]
 
@@ -95,6 +95,7 @@ def read_fewrel(path: PathLike, pid2name: PathLike | Mapping[str, Any] | None = 
     source = Path(path).name
     ids = IdMaker()
     out: list[Example] = []
+    problems: list[tuple[int | None, str]] = []  # every bad example, reported together
     for pid, items in data.items():
         if not isinstance(items, list):
             raise DataFormatError(
@@ -130,9 +131,8 @@ def read_fewrel(path: PathLike, pid2name: PathLike | Mapping[str, Any] | None = 
                     )
                 )
             except (_ItemError, ValueError) as exc:
-                raise DataFormatError(
-                    path, f"relation {pid!r}, example {i}: {exc}", _item_line(text, lines, pid, i)
-                ) from None
+                problems.append((_item_line(text, lines, pid, i), f"relation {pid!r}, example {i}: {exc}"))
+    raise_problems(path, problems, "example")
     if not out:
         raise DataFormatError(path, "no examples in the file")
     return out

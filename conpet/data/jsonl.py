@@ -28,7 +28,8 @@ per relation. Their ``source`` is the sentence's ``source`` or else the file nam
 
 ``write_jsonl`` writes sentences atomically (a temporary file in the same folder, then ``os.replace``), so a
 crash leaves either the old file or the new one. Reading what was written gives equal ``Sentence``s.
-Every read problem raises ``DataFormatError(path, problem, line)``; readers return everything or raise.
+Every read problem raises ``DataFormatError(path, problem, line)``; readers return everything or raise. Bad
+lines are collected first and raised together (``DataErrors``, a ``DataFormatError`` listing each file:line).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from typing import Any
 
 from conpet.data._io import IdMaker, is_int, read_text
 from conpet.data.example import Example, Span
-from conpet.errors import DataFormatError
+from conpet.errors import DataFormatError, raise_problems
 
 PathLike = str | os.PathLike[str]
 
@@ -261,19 +262,23 @@ def read_jsonl_sentences(path: PathLike) -> list[Sentence]:
 def _read_numbered(path: PathLike) -> list[tuple[int, Sentence]]:
     text = read_text(path)
     out: list[tuple[int, Sentence]] = []
+    problems: list[tuple[int | None, str]] = []  # every bad line, reported together
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataFormatError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", lineno) from None
+            problems.append((lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"))
+            continue
         except RecursionError:
-            raise DataFormatError(path, "invalid JSON: nested too deeply", lineno) from None
+            problems.append((lineno, "invalid JSON: nested too deeply"))
+            continue
         try:
             out.append((lineno, sentence_from_json(obj)))
         except ValueError as exc:
-            raise DataFormatError(path, str(exc), lineno) from None
+            problems.append((lineno, str(exc)))
+    raise_problems(path, problems)
     if not out:
         raise DataFormatError(path, "no sentences in the file")
     return out
