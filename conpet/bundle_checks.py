@@ -16,6 +16,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from conpet.representations import REPRESENTATIONS
+
 DIGEST_KEY = "manifest_sha256"
 STATE_FILE = "method.json"
 
@@ -93,7 +95,10 @@ def _module_problems(manifest: Mapping[str, Any], state: Mapping[str, Any], read
         if len(set(sizes.values())) != 1:
             out.append(f"module {name!r}: head sizes disagree ("
                        + ", ".join(f"{k} {v}" for k, v in sizes.items()) + ")")
-        if hidden is not None and not (width == info.get("hidden_size") == hidden):
+        # a head reads one hidden state per position of its representation ("markers": three)
+        positions = REPRESENTATIONS.get(str(info.get("representation", "mask")), 0)
+        if hidden is not None and not (width == positions * (info.get("hidden_size") or 0)
+                                       and info.get("hidden_size") == hidden):
             out.append(f"module {name!r}: hidden size {width} (head) / {info.get('hidden_size')} (module.json) "
                        f"differs from the backbone's {hidden}")
         if int(entry.get("version", -1)) != int(versions.get(name, 0)):

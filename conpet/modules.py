@@ -37,23 +37,12 @@ from torch import nn
 from conpet.backbones import Backbone
 from conpet.encoding import Batch
 from conpet.errors import ConpetError
+from conpet.representations import REPRESENTATIONS, check_representation
 
 MODULE_FORMAT = "conpet-pet-module"
 MODULE_FORMAT_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 _ids = itertools.count(1)
-
-
-# What a module's head reads, and how many hidden states wide that is: "mask" the final hidden state at
-# [MASK] (the paper); "markers" the states at the two start markers and at [MASK], concatenated (a
-# relation: [E1], [E2], [MASK]; an entity: [E1], position 0, [MASK]; see Encoded.marker_index). [MASK]
-# comes last, so the last H of "markers" features are the "mask" features.
-REPRESENTATIONS: dict[str, int] = {"mask": 1, "markers": 3}
-
-
-def check_representation(name: str) -> None:
-    if name not in REPRESENTATIONS:
-        raise ValueError(f"unknown representation {name!r}; choose one of {', '.join(REPRESENTATIONS)}")
 
 
 def read_representation(states: torch.Tensor, batch: Batch, representation: str) -> torch.Tensor:

@@ -37,8 +37,8 @@ from conpet.data.tasks import TaskData
 from conpet.errors import ConpetError
 from conpet.methods.base import PETMethod, Prediction, Stage, StepStats, length_order, softmax, unorder
 from conpet.methods.registry import register_method
-from conpet.modules import REPRESENTATIONS
 from conpet.protocols import ProgressSink, Reporter
+from conpet.representations import REPRESENTATIONS
 from conpet.router import ROUTER_FILE, GaussianRouter
 
 FEATURES = "features"  # logical module id of the feature map's cached features
