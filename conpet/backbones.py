@@ -94,6 +94,19 @@ LORA_TARGETS: dict[str, tuple[Arch, list[str]]] = {
 }
 
 
+def backbone_info(backbone: Any) -> dict[str, Any]:
+    """A loaded backbone's identity as a bundle manifest and a project's ``training.json`` record it."""
+    src = getattr(backbone, "source", None)
+    return {
+        "name": backbone.name,
+        "path": str(src or backbone.path),
+        "sha256": backbone.weights_sha256(),
+        "arch": backbone.arch,
+        "model_type": getattr(backbone, "model_type", ""),
+        "hidden_size": int(backbone.hidden_size),
+    }
+
+
 def default_device() -> str:
     """``"cuda"`` when a CUDA device is usable, else ``"cpu"``."""
     import torch

@@ -49,6 +49,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from conpet import __version__
+from conpet.backbones import backbone_info  # noqa: F401 (part of this module's API; lives with the backbones)
 from conpet.data.example import Example, Span
 from conpet.errors import ConpetError
 from conpet.protocols import ProgressEvent, ProgressSink, Reporter
@@ -396,19 +397,6 @@ class BundleInfo:
     data: Mapping[str, Any] = field(default_factory=dict)  # data hashes
     title: str = ""
     source: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"project": name, "run_id": 3}
-
-
-def backbone_info(backbone: Any) -> dict[str, Any]:
-    """The manifest's description of a loaded ``conpet.backbones.Backbone``."""
-    src = getattr(backbone, "source", None)
-    return {
-        "name": backbone.name,
-        "path": str(src or backbone.path),
-        "sha256": backbone.weights_sha256(),
-        "arch": backbone.arch,
-        "model_type": getattr(backbone, "model_type", ""),
-        "hidden_size": int(backbone.hidden_size),
-    }
 
 
 def _read_json(path: Path) -> Any:

@@ -355,7 +355,7 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
 def _train(project: Any, method_name: str | None, backbone: Any, min_examples: int, profile: str | None,
            overrides: dict[str, Any], device: str | None, sink: ProgressSink | None,
            types: Sequence[str] | None = None) -> TrainOutcome:
-    from conpet.backbones import load_backbone
+    from conpet.backbones import backbone_info, load_backbone
     from conpet.methods.base import ScaledSink
     from conpet.methods.registry import canonical_name
     from conpet.runner import evaluate
@@ -448,7 +448,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                 raise Cancelled("cancelled by the user")
             metrics = _step_metrics(task.index, new, datas, counts, sel, stats)
             folder = project.modules_dir / f"run-{run.id:04d}"
-            training_state = {"backbone": _backbone_info(bb), "labels": {str(k): v for k, v in labels.items()},
+            training_state = {"backbone": backbone_info(bb), "labels": {str(k): v for k, v in labels.items()},
                               "run_id": run.id, "task_ids": [t.id for t in [*history_records, task]],
                               "splits": splits}
             try:
@@ -545,12 +545,6 @@ def _backbone_of_runs(project: Any) -> dict[str, Any]:
         if run.backbone_sha256:
             return {"name": run.backbone, "path": run.backbone, "sha256": run.backbone_sha256}
     return {}
-
-
-def _backbone_info(bb: Any) -> dict[str, Any]:
-    from conpet.bundle import backbone_info
-
-    return backbone_info(bb)
 
 
 def data_hashes(datas: Sequence[Any]) -> list[dict[str, str]]:

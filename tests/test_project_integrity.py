@@ -216,3 +216,13 @@ def test_profile_sets_the_budget_of_a_continuing_model_as_in_the_app(project_dir
         assert first.config["train"]["lr"] == pt.profile_budget("smoke")["lr"] != paper["lr"]
         assert second.config["train"]["lr"] == paper["lr"]
         assert second.config["train"]["batch_limit"] == 2  # an explicit setting still wins
+
+
+def test_the_cli_turns_any_os_error_into_one_line(project_dir, monkeypatch, capsys):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/out/predictions.jsonl")
+
+    monkeypatch.setattr(pt, "train_project", full)
+    assert cli.main(["train", str(project_dir), "--quiet"]) == 1
+    assert capsys.readouterr().err == ("conpet: error: /data/out/predictions.jsonl: the disk is full "
+                                       "(free some space and try again)\n")
