@@ -413,14 +413,12 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
     m = _load_or_make_method(prev, method_name, bb, project.logit_cache, profile, overrides)
     for label, kind in learnt_kinds(project, labels).items():  # a model saved before kinds were recorded
         m.type_kinds.setdefault(label, kind)
-    splits = assign_splits((ex for rec_t in [*history_records, task]
-                            for ex in project.examples_for_training(list(rec_t.type_ids))),
-                           training.get("splits", {}))
+    gold = [project.examples_for_training(list(rec_t.type_ids)) for rec_t in [*history_records, task]]
+    splits = assign_splits((ex for exs in gold for ex in exs), training.get("splits", {}))
     datas = []
-    for k, rec_t in enumerate([*history_records, task]):
-        exs = _relabel(project.examples_for_training(list(rec_t.type_ids)), labels)
+    for k, (rec_t, exs) in enumerate(zip([*history_records, task], gold, strict=True)):
         types = model_types[k] if k < n_learnt else [labels[i] for i in rec_t.type_ids]
-        datas.append(_task_data(k, types, exs, splits))
+        datas.append(_task_data(k, types, _relabel(exs, labels), splits))
     new = datas[-1]
     if not new.train:
         raise TrainError(f"task {task.index} has no training examples")

@@ -37,6 +37,7 @@ def tasks() -> list[TaskData]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", method_names())
 def test_every_method_scores_an_example_only_over_types_of_its_kind(name, minilm, tasks, tmp_path):
     method = make_method(name, minilm, CONFIG, cache=MemoryLogitCache())
