@@ -52,6 +52,7 @@ def test_every_method_scores_an_example_only_over_types_of_its_kind(name, minilm
             assert KINDS[p.label] == ex.kind, f"{name}: a {ex.kind} example predicted as {p.label!r}"
             other = sum(v for t, v in p.expert_scores.items() if KINDS[t] != ex.kind)
             assert other < 1e-6, f"{name}: {other:.3f} of a {ex.kind} example's score on the other kind"
+            assert p.expert_scores and {KINDS[t] for t in p.expert_scores} == {ex.kind}
 
 
 def test_training_logits_mask_the_other_kind(minilm, tasks):

@@ -151,6 +151,21 @@ def test_a_full_disk_during_the_save_is_one_message_and_nothing_half_written(pro
         assert cache_rows(p) == set()
 
 
+def test_a_full_disk_while_recording_the_step_leaves_no_model_folder(project_dir, minilm, monkeypatch):
+    from conpet.store.repositories.modules import ModuleRepository
+
+    def full(self, *args, **kwargs):
+        raise DatabaseAccessError("the project database project.sqlite cannot grow: the disk is full")
+
+    monkeypatch.setattr(ModuleRepository, "register", full)
+    with pytest.raises(DatabaseAccessError, match="disk is full"):
+        pt.train_project(project_dir, backbone=minilm, overrides=TINY, profile="smoke")
+    with Project.open(project_dir) as p:
+        (run,) = p.runs.list()
+        assert run.status == "failed" and p.predictions.count(run.id) == 0
+        assert [t.frozen for t in p.tasks.list()] == [False] and list(p.modules_dir.iterdir()) == []
+
+
 def test_a_read_only_folder_is_one_message_naming_the_file(project_dir, tmp_path, monkeypatch, capsys):
     def read_only(self, *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(self))

@@ -323,6 +323,10 @@ class PETMethod(ContinualMethod):
         """The kind of each type ("" for one this model has no record of: never masked)."""
         return [self.type_kinds.get(t, "") for t in types]
 
+    def same_kind(self, type_name: str, example: Example) -> bool:
+        """Whether `example` may be of type `type_name` (a type of unknown kind may be of any)."""
+        return self.type_kinds.get(type_name, example.kind) == example.kind
+
     def output_kinds(self, name: str) -> list[str] | None:
         """The kind of each output of module `name` ("" where mixed or unknown), or None (nothing to mask).
         Here: a module whose outputs are all seen types, in order (a single-module method's, a type-level

@@ -261,7 +261,7 @@ class DynamicConPET(PETMethod):
                 ex.id, types[j], float(probs[i, j]),
                 [float(x) for x in sel_probs[i]] if sel_probs is not None else None,
                 list(active[i]),
-                {t: float(v) for t, v in zip(self.task_types[owner], own, strict=True)},
+                {t: float(v) for t, v in zip(self.task_types[owner], own, strict=True) if self.same_kind(t, ex)},
                 versions))
         return unorder(order, out)
 
