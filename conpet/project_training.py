@@ -341,9 +341,8 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
     model's, whatever device the model was trained on). ``profile`` sets the budget (``PROFILE_BUDGET``)
     of a new model and of one that continues (None: ``DEFAULT_PROFILE`` for a new model, its own budget for
     one that continues); ``overrides`` are ``TrainConfig`` fields (lr, max_epochs, batch_limit, seed, ...)
-    applied last. Raises ``Cancelled`` when the sink
-    asks to stop (the run is then marked cancelled and nothing else changes). ``types`` (names) chooses the
-    new task's types instead of every pending type."""
+    applied last. Raises ``Cancelled`` when the sink asks to stop (the run is then marked cancelled and
+    nothing else changes). ``types`` (names) chooses the new task's types instead of every pending type."""
     proj, close = open_project(project)
     try:
         return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink, types)

@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from demo_data import demo_subset
+from demo_data import demo_project, demo_subset
 
 from conpet import cli
 from conpet import project_training as pt
@@ -29,10 +29,7 @@ TINY_ARGS = ["--batch-limit", "2", "--epochs", "1", "--min-examples", "5", "--qu
 
 @pytest.fixture
 def project_dir(tmp_path) -> Path:
-    folder = tmp_path / "proj"
-    with Project.create(folder) as p:
-        import_file(p, demo_subset(("Person", "City"), 8, tmp_path / "t1.jsonl"))
-    return folder
+    return demo_project(tmp_path / "proj", ("Person", "City"), 8, tmp_path)
 
 
 def add_second_task(folder: Path, tmp_path: Path) -> None:
