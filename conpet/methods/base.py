@@ -329,9 +329,14 @@ class PETMethod(ContinualMethod):
 
     def output_kinds(self, name: str) -> list[str] | None:
         """The kind of each output of module `name` ("" where mixed or unknown), or None (nothing to mask).
-        Here: a module whose outputs are all seen types, in order (a single-module method's, a type-level
-        selector); methods with other modules name their outputs' kinds themselves."""
-        if self.type_kinds and self.pet.n_outputs(self.adapter(name)) == len(self.types):
+        Here: ``expert_<j>`` scores task j's types (the dynamic methods' experts), and a module whose outputs
+        are all seen types scores them in order (a single-module method's, a type-level selector); methods
+        with other modules name their outputs' kinds themselves."""
+        if not self.type_kinds:
+            return None
+        if name.startswith("expert_") and name[7:].isdigit() and int(name[7:]) < self.n_tasks:
+            return self.kinds_of(self.task_types[int(name[7:])])
+        if self.pet.n_outputs(self.adapter(name)) == len(self.types):
             return self.kinds_of(self.types)
         return None
 

@@ -47,11 +47,9 @@ class DynamicConPET(PETMethod):
         return mods + [self.expert(j) for j in range(self.n_tasks)]
 
     def output_kinds(self, name: str) -> list[str] | None:
-        """A task-id selector's outputs are tasks (a task of mixed kinds: ""), an expert's its task's types."""
+        """A task-id selector's outputs are tasks (a task of mixed kinds: "")."""
         if name == self.SELECTOR and not self.type_level_selector:
             return [kinds[0] if len(set(kinds)) == 1 else "" for kinds in map(self.kinds_of, self.task_types)]
-        if name.startswith("expert_") and name[7:].isdigit() and int(name[7:]) < self.n_tasks:
-            return self.kinds_of(self.task_types[int(name[7:])])
         return super().output_kinds(name)
 
     # --- routing ------------------------------------------------------------------------------------
