@@ -131,6 +131,7 @@ def run_one(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, t
                          if any(x is not None for x in result.selector_acc) else None),
         "oracle_routing_acc": ([round(100 * s.oracle_routing_acc, 2) for s in result.steps]
                                if all(s.oracle_routing_acc is not None for s in result.steps) else None),
+        "routing": _routing_series(result.steps),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "forgetting": _pct(final["forgetting"]), "bwt": _pct(final["bwt"]),
         "accuracy_matrix": [[round(100 * x, 2) for x in row] for row in result.matrix.accuracy()],
@@ -146,6 +147,23 @@ def run_one(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, t
         record["cache"] = measure_cache_speed(method, tasks, cache_dir)
     _close(method)
     return record
+
+
+def _routing_series(steps: Sequence[Any]) -> dict[str, list[float]] | None:
+    """A routed method's per-step diagnostics (`routing_report`): {name: [value per step]}."""
+    reports = [s.routing for s in steps]
+    if not reports or any(r is None for r in reports):
+        return None
+    return {k: [round(r.get(k, float("nan")), 2) for r in reports] for k in reports[-1]}
+
+
+# Per-step rows of the routing diagnostics that the table prints (results.json keeps them all).
+ROUTING_ROWS = (("route_top2", "router top-2 task accuracy per step (%)"),
+                ("route_top3", "router top-3 task accuracy per step (%)"),
+                ("router_class_acc", "router alone, class accuracy per step (%)"),
+                ("whole_t1", "whole accuracy with t = 1 per step (%)"),
+                ("whole_t2", "whole accuracy with t = 2 per step (%)"),
+                ("whole_t3", "whole accuracy with t = 3 per step (%)"))
 
 
 def _pct(x: float) -> float | None:
@@ -265,6 +283,14 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
             for m in rows:
                 rs = [r for r in records if r["method"] == m and r.get(key)]
                 vals = [mean_std([r[key][i] for r in rs])[0] for i in range(n_steps)]
+                lines.append(f"{m:<{mw}} " + " ".join(f"{v:6.1f}" for v in vals))
+    for key, title in ROUTING_ROWS:
+        rows = [m for m in methods if all((r.get("routing") or {}).get(key) for r in records if r["method"] == m)]
+        if rows:
+            lines += ["", title, f"{'method':<{mw}} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
+            for m in rows:
+                rs = [r["routing"][key] for r in records if r["method"] == m]
+                vals = [mean_std([v[i] for v in rs])[0] for i in range(n_steps)]
                 lines.append(f"{m:<{mw}} " + " ".join(f"{v:6.1f}" for v in vals))
     caches = [r for r in records if r.get("cache")]
     if caches:

@@ -518,6 +518,7 @@ def build_manifest(stage: Path, info: BundleInfo) -> dict[str, Any]:
                     "arch": backbone.get("arch")},
         "config": config,
         "modules": _module_entries(stage, state, tasks),
+        "method_files": method_files(state),
         "metrics": [dict(m) for m in info.metrics],
         "data": dict(info.data),
         "source": dict(info.source),
@@ -617,6 +618,14 @@ def _is_zip_target(out: Path) -> bool:
     return out.suffix.lower() == ".zip"
 
 
+def method_files(state: Mapping[str, Any]) -> list[str]:
+    """Files a method keeps beside its module folders (declared in method.json's extra state)."""
+    files = (state.get("extra") or {}).get("files") or []
+    for rel in files:
+        _check_member(rel, STATE_FILE)
+    return list(files)
+
+
 def _stage_method(source: Any, stage: Path) -> None:
     if isinstance(source, (str, os.PathLike)):
         src = Path(source)
@@ -630,6 +639,10 @@ def _stage_method(source: Any, stage: Path) -> None:
                 if not (src / name / f).is_file():
                     raise BundleError(src, "missing_file", f"module {name!r} lacks {f}")
             shutil.copytree(src / name, stage / name)
+        for rel in method_files(state):  # e.g. a statistical router's router.safetensors
+            if not (src / rel).is_file():
+                raise BundleError(src, "missing_file", f"the model's file {rel!r} is missing")
+            shutil.copy2(src / rel, stage / rel)
     else:
         source.save(stage)
     # A bundle is device-neutral: the loading machine's backbone decides the device.

@@ -11,7 +11,7 @@ from conpet import __version__
 from conpet.errors import ConpetError, storage_error
 
 # Modules with a `register(subparsers)` function; each adds its subcommands.
-COMMAND_MODULES: list[str] = ["conpet.bench", "conpet.store.cli", "conpet.project_training", "conpet.bundle_cli"]
+COMMAND_MODULES: list[str] = ["conpet.bench", "conpet.methods_cli", "conpet.store.cli", "conpet.project_training", "conpet.bundle_cli"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -50,7 +50,9 @@ class TrainConfig:
         default=0.25, metadata={"help": "validation batches per training batch of an epoch (4:1 -> 0.25)"})
     min_valid_per_task: int = field(
         default=8, metadata={"help": "smallest validation sample per seen task"})
-    top_t: int = field(default=1, metadata={"help": "Dynamic ConPET: experts active per example (t)"})
+    top_t: int | None = field(
+        default=None, metadata={"help": "experts active per example (t; None: the method's default, 1 for the "
+                                        "paper's Dynamic ConPET)"})
     alpha: float = field(default=-100.0, metadata={"help": "logit given to the types of inactive experts"})
     expert_init: Literal["fresh", "selector"] = field(
         default="selector",
@@ -61,6 +63,23 @@ class TrainConfig:
                           "a task's score being the log-sum-exp of its types' scores"})
     teacher_forcing: bool = field(
         default=True, metadata={"help": "always activate the gold task's expert while training"})
+    representation: Literal["mask", "markers"] | None = field(
+        default=None,
+        metadata={"help": "what a module's head reads: 'mask' (the hidden state at [MASK], the paper) or "
+                          "'markers' (the start markers' states and [MASK]'s, concatenated); None: the "
+                          "method's default"})
+    router_features: Literal["frozen", "first-task"] = field(
+        default="first-task",
+        metadata={"help": "statistical router's feature map: the frozen backbone, or the first task's "
+                          "module frozen after that task"})
+    router_shrinkage: float = field(
+        default=0.1, metadata={"help": "statistical router: covariance shrinkage s towards tr(S)/d * I"})
+    router_normalize: bool = field(
+        default=True, metadata={"help": "statistical router: scale each position's hidden state to unit length "
+                                        "before the statistics (no position dominates by its norm)"})
+    router_weight: float = field(
+        default=1.0, metadata={"help": "statistical router: weight w of the expert's within-task log-softmax "
+                                       "added to the router's log p(type)"})
     lora_rank: int = field(default=4, metadata={"help": "LoRA rank"})
     lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha (None: the module default)"})
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
@@ -91,8 +110,16 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1 or None")
         if not 0 < self.valid_ratio <= 10:
             raise ConfigError("valid_ratio must be in (0, 10]")
-        if self.top_t < 1:
+        if self.top_t is not None and self.top_t < 1:
             raise ConfigError("top_t must be at least 1")
+        if self.representation not in (None, "mask", "markers"):
+            raise ConfigError("representation must be 'mask' or 'markers'")
+        if self.router_features not in ("frozen", "first-task"):
+            raise ConfigError("router_features must be 'frozen' or 'first-task'")
+        if not 0.0 <= self.router_shrinkage <= 1.0:
+            raise ConfigError("router_shrinkage must be in [0, 1]")
+        if self.router_weight < 0:
+            raise ConfigError("router_weight must not be negative")
         if self.memory_per_type < 1:
             raise ConfigError("memory_per_type must be at least 1")
         if self.expert_init not in ("fresh", "selector"):
@@ -206,7 +233,8 @@ TABLE_III: dict[str, dict[str, Any]] = {
     "ace": dict(lr_static=5e-4, lr_dynamic=5e-4, batch_limit=2_000, max_epochs=20, max_len=128),
 }
 
-DYNAMIC_FAMILY = ("dynamic", "dynamic-nosel", "dynamic-typesel", "limitless")
+DYNAMIC_FAMILY = ("dynamic", "dynamic-nosel", "dynamic-typesel", "limitless", "dynamic-lda", "lda-frozen",
+                  "lda-adapted")
 
 
 def _table_iii_row(data: str) -> dict[str, Any]:

@@ -84,10 +84,13 @@ class EncoderSettings:
 
 @dataclass(frozen=True, slots=True)
 class Encoded:
-    """One encoded example: token ids (special tokens included) and where ``[MASK]`` is."""
+    """One encoded example: token ids (special tokens included), where ``[MASK]`` is, and the two
+    marker positions a "markers" representation reads: a relation's ``[E1]`` and ``[E2]``; an
+    entity's ``[E1]`` and position 0 (``[CLS]`` on an encoder: the sentence as a whole)."""
 
     input_ids: tuple[int, ...]
     mask_index: int
+    marker_index: tuple[int, int] = (0, 0)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -100,11 +103,14 @@ class Batch:
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     mask_index: torch.Tensor
+    marker_index: torch.Tensor | None = None  # [B, 2], see Encoded.marker_index
 
     def to(self, device: Any) -> Batch:
         if self.input_ids.device == torch.device(device):
             return self
-        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.mask_index.to(device))
+        markers = self.marker_index.to(device) if self.marker_index is not None else None
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.mask_index.to(device),
+                     markers)
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -278,7 +284,16 @@ class ConpetEncoder:
         budget = max_length - len(self.prefix) - len(self.suffix) - len(prompt)
         sentence = _window(sentence, ranges, budget)
         ids = [*self.prefix, *sentence, *prompt, *self.suffix]
-        return Encoded(tuple(ids), len(self.prefix) + len(sentence) + mask_at)
+        return Encoded(tuple(ids), len(self.prefix) + len(sentence) + mask_at,
+                       self._marker_positions(sentence, example.kind))
+
+    def _marker_positions(self, sentence: list[int], kind: str) -> tuple[int, int]:
+        """Where the start markers ended up after truncation (the window always keeps them)."""
+        off = len(self.prefix)
+        e1 = off + sentence.index(self.markers.e1) if self.markers.e1 in sentence else 0
+        if kind == "relation" and self.markers.e2 in sentence:
+            return e1, off + sentence.index(self.markers.e2)
+        return e1, 0
 
     def collate(self, items: Sequence[Encoded]) -> Batch:
         """Pad to the longest item (right padding); ``[MASK]`` is read at its recorded index."""
@@ -291,7 +306,8 @@ class ConpetEncoder:
             input_ids[row, : len(e)] = torch.tensor(e.input_ids, dtype=torch.long)
             attention[row, : len(e)] = 1
         mask_index = torch.tensor([e.mask_index for e in items], dtype=torch.long)
-        return Batch(input_ids, attention, mask_index)
+        markers = torch.tensor([e.marker_index for e in items], dtype=torch.long)
+        return Batch(input_ids, attention, mask_index, markers)
 
     def batch(self, examples: Sequence[Example]) -> Batch:
         return self.collate([self.encode(x) for x in examples])

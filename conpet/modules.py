@@ -44,6 +44,31 @@ _NAME = re.compile(r"^[A-Za-z0-9_\-]{1,100}$")
 _ids = itertools.count(1)
 
 
+# What a module's head reads, and how many hidden states wide that is: "mask" the final hidden state at
+# [MASK] (the paper); "markers" the states at the two start markers and at [MASK], concatenated (a
+# relation: [E1], [E2], [MASK]; an entity: [E1], position 0, [MASK]; see Encoded.marker_index). [MASK]
+# comes last, so the last H of "markers" features are the "mask" features.
+REPRESENTATIONS: dict[str, int] = {"mask": 1, "markers": 3}
+
+
+def check_representation(name: str) -> None:
+    if name not in REPRESENTATIONS:
+        raise ValueError(f"unknown representation {name!r}; choose one of {', '.join(REPRESENTATIONS)}")
+
+
+def read_representation(states: torch.Tensor, batch: Batch, representation: str) -> torch.Tensor:
+    """[B, T, H] hidden states -> [B, H * width] float32 at the representation's positions."""
+    rows = torch.arange(states.shape[0], device=states.device)
+    mask = states[rows, batch.mask_index.to(states.device)]
+    if representation == "mask":
+        return mask.float()
+    check_representation(representation)
+    if batch.marker_index is None:
+        raise ValueError("this batch has no marker positions (encode it with ConpetEncoder.collate)")
+    m = batch.marker_index.to(states.device)
+    return torch.cat([states[rows, m[:, 0]], states[rows, m[:, 1]], mask], dim=-1).float()
+
+
 class ModuleError(ConpetError):
     """A PET module folder that cannot be loaded, or a bad module name (names the path or module)."""
 
@@ -173,6 +198,7 @@ class PETModel:
         self._shared = _SharedPeft.of(backbone)
         self._prefix = f"m{next(_ids)}_"
         self._settings: dict[str, LoraSettings] = {}
+        self._repr: dict[str, str] = {}  # module -> representation its head reads
         self._trainable: str | None = None
 
     # --- bookkeeping ---------------------------------------------------------------------------
@@ -214,24 +240,29 @@ class PETModel:
             bias="none",
         )
 
-    def _new_head(self, n_outputs: int) -> nn.Linear:
-        return nn.Linear(self.backbone.hidden_size, n_outputs).to(self.backbone.device, torch.float32)
+    def _new_head(self, n_outputs: int, representation: str = "mask") -> nn.Linear:
+        width = self.backbone.hidden_size * REPRESENTATIONS[representation]
+        return nn.Linear(width, n_outputs).to(self.backbone.device, torch.float32)
 
     # --- building ------------------------------------------------------------------------------
 
-    def add_module(self, name: str, n_outputs: int, init_from: str | None = None) -> None:
+    def add_module(self, name: str, n_outputs: int, init_from: str | None = None,
+                   representation: str = "mask") -> None:
         """A new module: fresh LoRA (B = 0, so it starts as the plain backbone) and a head with
-        ``n_outputs`` rows; with ``init_from`` its LoRA weights are copied from that module."""
+        ``n_outputs`` rows over ``representation``; with ``init_from`` its LoRA weights are copied from
+        that module."""
         self._check_new_name(name)
         if n_outputs < 1:
             raise ValueError(f"a module needs at least one output, got {n_outputs}")
+        check_representation(representation)
         settings = self.lora
         if init_from is not None:
             self._head(init_from)
             settings = self._settings[init_from]
         self._shared.add(self._adapter(name), self._lora_config(settings))
         self._settings[name] = settings
-        self.heads[name] = self._new_head(n_outputs)
+        self._repr[name] = representation
+        self.heads[name] = self._new_head(n_outputs, representation)
         if init_from is not None:
             self._copy_lora(init_from, name)
         self._apply_trainable()
@@ -253,7 +284,7 @@ class PETModel:
         old = self._head(name)
         if n_new == 0:
             return
-        new = self._new_head(old.out_features + n_new)
+        new = self._new_head(old.out_features + n_new, self.representation(name))
         with torch.no_grad():
             new.weight[: old.out_features].copy_(old.weight)
             new.bias[: old.out_features].copy_(old.bias)
@@ -265,6 +296,7 @@ class PETModel:
         self._shared.delete(self._adapter(name))
         del self.heads[name]
         del self._settings[name]
+        self._repr.pop(name, None)
         if self._trainable == name:
             self.set_trainable(None)
 
@@ -303,24 +335,39 @@ class PETModel:
 
     # --- forward -------------------------------------------------------------------------------
 
-    def _forward(self, batch: Batch, **kwargs: Any) -> torch.Tensor:
+    def _forward(self, batch: Batch, representation: str = "mask", **kwargs: Any) -> torch.Tensor:
         batch = batch.to(self.backbone.device)
         model = self._shared.model if self._shared.model is not None else self.backbone.model
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **kwargs)
-        states = out.last_hidden_state
-        rows = torch.arange(states.shape[0], device=states.device)
-        return states[rows, batch.mask_index].float()
+        return read_representation(out.last_hidden_state, batch, representation)
 
-    def hidden(self, batch: Batch, name: str | None) -> torch.Tensor:
-        """Final hidden state at ``[MASK]`` with module ``name``'s adapter (None: no adapter), [B, H] float32."""
+    def representation(self, name: str) -> str:
+        """What module ``name``'s head reads: "mask" or "markers" (see ``REPRESENTATIONS``)."""
+        self._head(name)
+        return self._repr.get(name, "mask")
+
+    def feature_size(self, name: str) -> int:
+        return self.backbone.hidden_size * REPRESENTATIONS[self.representation(name)]
+
+    def hidden(self, batch: Batch, name: str | None, representation: str | None = None) -> torch.Tensor:
+        """Final hidden states at the positions of ``representation`` (default: the module's own) with
+        module ``name``'s adapter (None: no adapter, default "mask"), [B, H * width] float32."""
         shared = self._shared
         with shared.lock:
             if name is None:
                 with self._no_adapter():
-                    return self._forward(batch)
-            self._head(name)
+                    return self._forward(batch, representation or "mask")
+            rep = representation or self.representation(name)
             shared.activate(self._adapter(name))
-            return self._forward(batch)
+            return self._forward(batch, rep)
+
+    def head_logits(self, name: str, features: torch.Tensor) -> torch.Tensor:
+        """Module ``name``'s head over features read as "markers" (its own slice of them) or as its own
+        representation: one pass can serve a feature map and the module's logits."""
+        width = features.shape[-1] // self.backbone.hidden_size
+        if width != REPRESENTATIONS[self.representation(name)]:
+            features = features[..., -self.backbone.hidden_size :]  # "mask" = the last H of "markers"
+        return self._head(name)(features)
 
     @contextmanager
     def _no_adapter(self) -> Iterator[None]:
@@ -335,31 +382,35 @@ class PETModel:
             shared.sync_grads()
 
     def logits(self, batch: Batch, name: str) -> torch.Tensor:
-        """``f(M, x)``: the module's head over its hidden states, [B, n_outputs(name)] float32."""
+        """``f(M, x)``: the module's head over its representation, [B, n_outputs(name)] float32."""
         return self._head(name)(self.hidden(batch, name))
 
     @torch.no_grad()
-    def hidden_mixed(self, batch: Batch, names: Sequence[str | None]) -> torch.Tensor:
-        """One pass where example i uses module ``names[i]`` (None: no adapter). Inference only."""
+    def hidden_mixed(self, batch: Batch, names: Sequence[str | None],
+                     representation: str | None = None) -> torch.Tensor:
+        """One pass where example i uses module ``names[i]`` (None: no adapter). Inference only.
+        Read as ``representation``; by default "markers" when any of the modules reads them, else "mask"."""
         if len(names) != len(batch):
             raise ValueError(f"{len(names)} module names for a batch of {len(batch)}")
         distinct = set(names)
-        if len(distinct) == 1:
-            return self.hidden(batch, names[0])
         for n in distinct:
             if n is not None:
                 self._head(n)
+        rep = representation or ("markers" if any(n is not None and self.representation(n) == "markers"
+                                                  for n in distinct) else "mask")
+        if len(distinct) == 1:
+            return self.hidden(batch, names[0], rep)
         if self._shared.model is None:  # no adapters at all: every name is None
-            return self.hidden(batch, None)
+            return self.hidden(batch, None, rep)
         adapters = ["__base__" if n is None else self._adapter(n) for n in names]
         with self._shared.lock:
-            return self._forward(batch, adapter_names=adapters)
+            return self._forward(batch, rep, adapter_names=adapters)
 
     @torch.no_grad()
     def logits_mixed(self, batch: Batch, names: Sequence[str]) -> list[torch.Tensor]:
         """Per example, the logits of its own module (heads differ in size, so a list). One pass."""
         states = self.hidden_mixed(batch, names)
-        return [self._head(n)(states[i : i + 1])[0] for i, n in enumerate(names)]
+        return [self.head_logits(n, states[i : i + 1])[0] for i, n in enumerate(names)]
 
     # --- persistence ---------------------------------------------------------------------------
 
@@ -410,6 +461,7 @@ class PETModel:
             "name": name,
             "n_outputs": self.n_outputs(name),
             "hidden_size": self.backbone.hidden_size,
+            "representation": self.representation(name),
             "lora": self._settings[name].to_dict(),
             "lora_targets": list(self._settings[name].targets or self.backbone.lora_targets),
             "backbone": {"name": self.backbone.name, "model_type": self.backbone.model_type},
@@ -461,15 +513,21 @@ class PETModel:
         except Exception as exc:
             raise ModuleError(f"{folder}: unreadable module files ({exc})") from exc
         n = int(info.get("n_outputs", -1))
+        representation = info.get("representation", "mask")  # modules saved before it existed read [MASK]
+        if representation not in REPRESENTATIONS:
+            raise ModuleError(f"{folder / 'module.json'}: unknown representation {representation!r} "
+                              f"(this version reads {', '.join(REPRESENTATIONS)})")
+        width = self.backbone.hidden_size * REPRESENTATIONS[representation]
         w, b = head_tensors.get("weight"), head_tensors.get("bias")
         if (
             w is None
             or b is None
-            or tuple(w.shape) != (n, self.backbone.hidden_size)
+            or tuple(w.shape) != (n, width)
             or tuple(b.shape) != (n,)
         ):
             raise ModuleError(
-                f"{folder / 'head.safetensors'}: head does not match module.json (n_outputs {n})"
+                f"{folder / 'head.safetensors'}: head does not match module.json (n_outputs {n}, "
+                f"representation {representation})"
             )
         config.inference_mode = False
         adapter = self._adapter(name)
@@ -491,10 +549,11 @@ class PETModel:
         except Exception:
             self._shared.delete(adapter)
             raise
-        head = self._new_head(n)
+        head = self._new_head(n, representation)
         with torch.no_grad():
             head.weight.copy_(w)
             head.bias.copy_(b)
         self.heads[name] = head
         self._settings[name] = settings
+        self._repr[name] = representation
         self._apply_trainable()

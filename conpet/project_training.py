@@ -58,6 +58,8 @@ PROFILE_BUDGET = ("lr", "batch_limit", "max_epochs")
 # which on fewrel80 (minilm, quick profile, 2 seeds) scored 46.86 whole accuracy against 30.77 for the
 # paper's task-id selector and 44.67 for Static ConPET (docs/results/fewrel80-quick).
 DEFAULT_METHOD = "dynamic-typesel"
+# What a project can train with (the app's method list and `conpet train --method`).
+PROJECT_METHODS = ("dynamic-lda", "dynamic-typesel", "dynamic", "static")
 
 
 class TrainError(ConpetError):
@@ -564,7 +566,7 @@ def register(subparsers: Any) -> None:
                     "gold annotations that no task holds yet. Stores the run, the modules and the metrics in "
                     "the project. Ctrl-C stops after the current batch.")
     p.add_argument("project", metavar="PROJECT_DIR")
-    p.add_argument("--method", choices=("dynamic", "dynamic-typesel", "static"), default=None,
+    p.add_argument("--method", choices=PROJECT_METHODS, default=None,
                    help=f"continual method for a new project's model (default {DEFAULT_METHOD}; later steps keep it)")
     p.add_argument("--backbone", default=None, metavar="NAME|PATH",
                    help="minilm, smollm2-135m, or a local model folder / GGUF file (default: the model's own, "

@@ -45,6 +45,7 @@ class StepRecord:
     stats: dict[str, Any] = field(default_factory=dict)
     train_cpu_seconds: float = float("nan")  # CPU time of this process: robust to a busy machine
     oracle_routing_acc: float | None = None  # Dynamic ConPET: W if every example went to its gold expert
+    routing: dict[str, float] | None = None  # a routed method's diagnostics (`routing_report`), in %
 
 
 @dataclass
@@ -129,8 +130,12 @@ def run_continual(method: ContinualMethod, tasks: Sequence[TaskData], *, sink: P
                 record.task_acc = result.matrix.accuracy()[k - start]
                 record.selector_acc = sel
                 oracle = getattr(method, "oracle_routing_accuracy", None)
+                seen_test = [ex for t in tasks[: k + 1] for ex in t.test]
                 if oracle is not None and getattr(method, "use_selector", False):
-                    record.oracle_routing_acc = oracle([ex for t in tasks[: k + 1] for ex in t.test])
+                    record.oracle_routing_acc = oracle(seen_test)
+                report = getattr(method, "routing_report", None)
+                if report is not None:
+                    record.routing = report(seen_test)
                 record.peak_rss_mb = peak_rss_mb()
             result.steps.append(record)
             if sink is not None:

@@ -80,6 +80,25 @@ def test_train_cli_with_the_type_level_selector(project_dir, capsys):
         assert metrics["selector_acc"] is not None and p.predictions.count(run.id) > 0
 
 
+def test_train_cli_with_the_statistical_router(project_dir, tmp_path, capsys):
+    assert cli.main(["train", str(project_dir), *TINY, "--method", "dynamic-lda", "--quiet"]) == 0
+    with Project.open(project_dir) as p:
+        import_file(p, demo_subset(("Company", "Drug"), 8, tmp_path / "t2.jsonl"))
+    assert cli.main(["train", str(project_dir), *TINY, "--quiet"]) == 0  # the model keeps its method
+    with Project.open(project_dir) as p:
+        runs = p.runs.list()
+        assert [r.status for r in runs] == ["finished", "finished"] and runs[-1].method == "dynamic-lda"
+        folder = current_model_folder(p)
+        assert (folder / "router.safetensors").is_file()
+        state = json.loads((folder / "method.json").read_text())
+        assert state["config"]["representation"] == "markers" and state["modules"] == ["expert_0", "expert_1"]
+        metrics = step_metrics(p)
+        assert metrics[-1]["selector_acc"] is not None and p.predictions.count(runs[-1].id) > 0
+    bundle = tmp_path / "lda.zip"
+    assert cli.main(["export", str(project_dir), str(bundle)]) == 0
+    assert cli.main(["verify-bundle", str(bundle)]) == 0
+
+
 def test_nothing_to_train(tmp_path, capsys):
     folder = tmp_path / "empty"
     Project.create(folder).close()

@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-METHODS = [("dynamic-typesel", "Dynamic ConPET, type-level selector (selector + one expert per task)"),
+METHODS = [("dynamic-lda", "Dynamic ConPET routed by statistics (one expert per task, LDA router; nothing old retrains)"),
+           ("dynamic-typesel", "Dynamic ConPET, type-level selector (selector + one expert per task)"),
            ("dynamic", "Dynamic ConPET as in the paper (selector learns task ids)"),
            ("static", "Static ConPET (one module, dynamic replay)")]
 

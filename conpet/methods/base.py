@@ -187,6 +187,10 @@ class PETMethod(ContinualMethod):
     """
 
     uses_cache: ClassVar[bool] = True
+    # What `TrainConfig` leaves to the method (its None settings): the paper's choices unless a method
+    # says otherwise.
+    default_representation: ClassVar[str] = "mask"
+    default_top_t: ClassVar[int] = 1
 
     def __init__(self, backbone: Any, config: TrainConfig | None = None, *,
                  cache: LogitCache | None = None, uid: str | None = None) -> None:
@@ -210,6 +214,14 @@ class PETMethod(ContinualMethod):
         self._encoder: Any = None
         # the loaded backbone's device decides (never a saved setting: the model may have moved machines)
         self._device = torch.device(getattr(backbone, "device", None) or "cpu")
+
+    @property
+    def config(self) -> TrainConfig:
+        return self._config
+
+    @config.setter
+    def config(self, value: TrainConfig) -> None:
+        self._config = resolve_defaults(value, self)
 
     # --- label space -----------------------------------------------------------------------------
 
@@ -271,7 +283,8 @@ class PETMethod(ContinualMethod):
 
     def add_module(self, name: str, n_outputs: int, init_from: str | None = None) -> None:
         self.pet.add_module(self.adapter(name), n_outputs,
-                            init_from=self.adapter(init_from) if init_from else None)
+                            init_from=self.adapter(init_from) if init_from else None,
+                            representation=self.config.representation or "mask")
 
     def remove_module(self, name: str) -> None:
         if self.has_module(name):
@@ -630,6 +643,17 @@ class PETMethod(ContinualMethod):
     def describe(self) -> dict[str, Any]:
         return {"method": self.name, "uid": self.uid, "tasks": [list(t) for t in self.task_types],
                 "versions": dict(self.versions)}
+
+
+def resolve_defaults(config: TrainConfig, method: Any) -> TrainConfig:
+    """Fill the settings a config leaves to the method (None) with the method's defaults, so that a
+    saved model records what it actually used."""
+    changes: dict[str, Any] = {}
+    if config.representation is None:
+        changes["representation"] = method.default_representation
+    if config.top_t is None:
+        changes["top_t"] = method.default_top_t
+    return config.replace(**changes) if changes else config
 
 
 def read_state(folder: str | Path) -> dict[str, Any]:

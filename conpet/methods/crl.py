@@ -215,6 +215,9 @@ class CRL(ContrastiveMemoryBaseline):
     """CRL with PET only: K-Means memory replay, contrastive + distillation, prototype prediction."""
 
     name = "crl"
+    description = (
+        "CRL with PET only: K-Means memory, contrastive learn"
+        "ing and distillation, prototype prediction (baseline)")
 
 
 @register_method("crl*", aliases=("crl-star", "crl_star"))
@@ -223,4 +226,7 @@ class CRLStar(ContrastiveMemoryBaseline):
     holds the examples the prototypes are built from."""
 
     name = "crl*"
+    description = (
+        "CRL on dynamic replay of all history with the "
+        "batch limit (the paper's Static ConPET version)")
     limited_memory = False

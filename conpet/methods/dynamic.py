@@ -35,6 +35,8 @@ from conpet.protocols import ProgressSink, Reporter
 
 class DynamicConPET(PETMethod):
     name: ClassVar[str] = "dynamic"
+    description: ClassVar[str] = ("Dynamic ConPET as in the paper: a trained selector of task ids routes each "
+                                  "input to one expert per task")
     SELECTOR: ClassVar[str] = "selector"
     use_selector: ClassVar[bool] = True  # False: every expert active (the "w/o selector" ablation)
 

@@ -12,4 +12,5 @@ from conpet.methods.registry import register_method
 @register_method("dynamic-nosel", aliases=("nosel", "dynamic-no-selector", "wo-selector", "w/o-selector"))
 class DynamicNoSelector(DynamicConPET):
     name = "dynamic-nosel"
+    description = "Dynamic ConPET without the selector (every expert active on every input; an ablation)"
     use_selector = False

@@ -19,6 +19,8 @@ from conpet.methods.registry import register_method
 @register_method("dynamic-typesel", aliases=("dynamic-type-selector", "typesel"))
 class DynamicTypeSelector(DynamicConPET):
     name = "dynamic-typesel"
+    description = ("Dynamic ConPET whose trained selector learns the types themselves (a task scores the "
+                   "log-sum-exp of its types)")
 
     def __init__(self, backbone: Any, config: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(backbone, config.replace(selector_labels="type"), *args, **kwargs)

@@ -113,6 +113,7 @@ class EAEMR(AlignedMemoryBaseline):
     """EA-EMR with PET only: K-Means memory replay + embedding alignment."""
 
     name = "ea-emr"
+    description = "EA-EMR with PET only: K-Means memory replay plus embedding alignment (baseline)"
 
 
 @register_method("ea-emr*", aliases=("ea-emr-star", "eaemr*", "ea_emr_star"))
@@ -121,4 +122,5 @@ class EAEMRStar(AlignedMemoryBaseline):
     is only the alignment's anchor set."""
 
     name = "ea-emr*"
+    description = "EA-EMR on dynamic replay of all history with the batch limit (Static ConPET version)"
     limited_memory = False

@@ -172,6 +172,7 @@ class EMR(MemoryBaseline):
     """EMR with PET only: plain replay of a K-Means episodic memory (cross-entropy on new + memorised)."""
 
     name = "emr"
+    description = "EMR with PET only: replay of a K-Means episodic memory (baseline)"
 
 
 @register_method("emr*", aliases=("emr-star", "emr_star"))
@@ -179,3 +180,4 @@ class EMRStar(StaticConPET):
     """EMR* = Static ConPET: EMR on dynamic replay of all history with the batch limit."""
 
     name = "emr*"
+    description = "EMR* = Static ConPET: one PET module, dynamic replay of all history with the batch limit"

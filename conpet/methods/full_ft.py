@@ -51,7 +51,10 @@ class FullModel:
     def _new_head(self, n: int) -> nn.Linear:
         return nn.Linear(self.backbone.hidden_size, n).to(self.backbone.device, torch.float32)
 
-    def add_module(self, name: str, n_outputs: int, init_from: str | None = None) -> None:
+    def add_module(self, name: str, n_outputs: int, init_from: str | None = None,
+                   representation: str = "mask") -> None:
+        if representation != "mask":
+            raise ConpetError("full fine-tuning reads [MASK] only (representation 'mask')")
         if self.heads:
             raise ConpetError("full fine-tuning trains one model: it has a single module")
         self.heads[name] = self._new_head(n_outputs)
@@ -138,6 +141,7 @@ class FullFineTune(SingleModuleMethod):
     """EMR* / Static ConPET with full fine-tuning of the backbone instead of LoRA."""
 
     name = "full-ft"
+    description = "Static ConPET with full fine-tuning of the backbone instead of LoRA (ablation)"
     lr_scale: ClassVar[float] = 0.1
 
     @property

@@ -60,6 +60,9 @@ class Limitless(DynamicConPET):
     """Dynamic ConPET with no batch limit: every step trains on all history."""
 
     name = "limitless"
+    description = (
+        "Dynamic ConPET with no batch limit: every step "
+        "trains on all history (the paper's upper bound)")
     step_cost_grows = True
 
     def make_sampler(self, stage: str, new: Sequence[Example], old_tasks: Sequence[Sequence[Example]],

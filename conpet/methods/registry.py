@@ -83,6 +83,15 @@ def method_names() -> list[str]:
     return sorted(_METHODS)
 
 
+def describe_method(name: str) -> str:
+    """One line on what method `name` is: its own `description`, else the first line of its own docstring
+    (never a parent class's)."""
+    cls = method_class(name)
+    text = vars(cls).get("description") or (vars(cls).get("__doc__") or "").strip().splitlines()[:1]
+    line = text if isinstance(text, str) else (text[0] if text else "")
+    return line.rstrip(".:") or name
+
+
 def method_class(name: str) -> type:
     return _METHODS[canonical_name(name)]
 

@@ -117,12 +117,16 @@ class StaticConPET(SingleModuleMethod):
     """Static ConPET = EMR*: one PET module, dynamic replay of all history with the batch limit."""
 
     name = "static"
+    description = (
+        "Static ConPET: one PET module over all types, dy"
+        "namic replay of all history with the batch limit")
 
 
 class SequentialLoRA(SingleModuleMethod):
     """Plain sequential LoRA tuning: no replay (the naive choice; forgets)."""
 
     name = "sequential"
+    description = "plain sequential LoRA tuning, no replay (forgets; a lower reference)"
     replay = False
 
 
@@ -131,6 +135,9 @@ class JointRetraining(SingleModuleMethod):
     its cost grows with the number of tasks). What a user does to avoid forgetting without ConPET."""
 
     name = "joint"
+    description = (
+        "a fresh LoRA module trained on all data seen "
+        "so far at every step (cost grows; a reference)")
     step_cost_grows = True
     fresh_each_step = True
 

@@ -1,0 +1,415 @@
+"""Dynamic ConPET routed by a statistical router (ours): one expert per task, as in the paper, but the
+trained selector is replaced by per-type Gaussian statistics over a fixed feature map (`conpet.router`).
+
+Step k:
+1. Expert k (a PET module over task k's types) trains on task k's data with cross-entropy over its own
+   types. Nothing else trains: old experts and the router's old statistics never change, so nothing
+   is forgotten by drift. (Step 1's expert is initialised fresh; later ones from the feature map's LoRA,
+   `expert_init="selector"` standing for "the routing module's weights" as in the authors' code.)
+2. The router adds task k's types: their means and scatter over the feature map's features of task k's
+   training data (one feature pass over the new data; old data is never revisited).
+
+The feature map (`router_features`) is either the frozen backbone, or expert 0 after step 1
+("adapt once, then freeze": the first task's LoRA shapes the space, then it never moves). Features
+are the hidden states at the start markers and `[MASK]` (3 x hidden). With the first-task map the
+feature pass also gives expert 0's logits, so routing costs no pass of its own when expert 0 is active.
+
+Prediction for an example: the router's log p(type | x) over all seen types; a task's score is the
+log-sum-exp of its types'; the top-t tasks are active; a type y of an active task j scores
+`log p(y | x) + w * log_softmax(expert_j(x))[y]`; inactive tasks' types are out (probability 0).
+
+`lda-frozen` and `lda-adapted` are the training-free rows (no experts; the router alone predicts):
+what a closed-form classifier gets on the same split, beside every continual method.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from conpet.data.example import Example
+from conpet.data.tasks import TaskData
+from conpet.errors import ConpetError
+from conpet.methods.base import PETMethod, Prediction, Stage, StepStats, length_order, softmax, unorder
+from conpet.methods.registry import register_method
+from conpet.modules import REPRESENTATIONS
+from conpet.protocols import ProgressSink, Reporter
+from conpet.router import ROUTER_FILE, GaussianRouter
+
+FEATURES = "features"  # logical module id of the feature map's cached features
+
+
+class ScoredBatch:
+    """One prediction batch: the router's per-type log-posterior, the active tasks and the combined scores."""
+
+    def __init__(self, log_post: np.ndarray, task_scores: np.ndarray, active: list[list[int]],
+                 combined: np.ndarray, own: dict[int, np.ndarray]) -> None:
+        self.log_post = log_post  # [B, types] in the method's type order
+        self.task_scores = task_scores  # [B, tasks]
+        self.active = active  # per example, active tasks best first
+        self.combined = combined  # [B, types], -inf outside the active tasks
+        self.own = own  # task j -> [B, |S_j|] expert softmax (rows of examples where j is active)
+
+
+@register_method("dynamic-lda", aliases=("lda-router", "conpet-lda"))
+class RoutedByStatistics(PETMethod):
+    name: ClassVar[str] = "dynamic-lda"
+    description: ClassVar[str] = ("one expert per task, routed by per-type Gaussian statistics (LDA) over the "
+                                  "first task's frozen module; nothing old retrains")
+    default_representation: ClassVar[str] = "markers"
+    default_top_t: ClassVar[int] = 1
+    use_selector: ClassVar[bool] = True  # it routes (the runner then measures oracle routing)
+    use_experts: ClassVar[bool] = True  # False: the router alone predicts (training-free rows)
+    features_from: ClassVar[str | None] = None  # a subclass may fix the feature map
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.features_from is not None:
+            self.config = self.config.replace(router_features=self.features_from)
+        self.router: GaussianRouter | None = None
+
+    @staticmethod
+    def expert(j: int) -> str:
+        return f"expert_{j}"
+
+    @property
+    def feature_map(self) -> str | None:
+        """The module whose adapter computes features (None: the frozen backbone)."""
+        return self.expert(0) if self.config.router_features == "first-task" else None
+
+    @property
+    def feature_dim(self) -> int:
+        return self.backbone.hidden_size * REPRESENTATIONS["markers"]
+
+    def logical_modules(self) -> list[str]:
+        if self.use_experts:
+            return [self.expert(j) for j in range(self.n_tasks)]
+        return [self.feature_map] if self.feature_map and self.n_tasks else []
+
+    # --- features ------------------------------------------------------------------------------------
+
+    def features_id(self) -> str:
+        """The cache's module id of the features: one per feature map (the backbone's differ from expert 0's)."""
+        return self.module_id(f"{FEATURES}-{self.feature_map or 'backbone'}")
+
+    def feature_version(self) -> int:
+        """Features are cached under the feature map's version: a changed map never hits old entries."""
+        return self.versions.get(self.feature_map, 0) if self.feature_map else 1
+
+    def features(self, examples: Sequence[Example]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """[N, 3H] features of the frozen feature map (cached like logits), and, for the rows computed
+        now with the first-task map, expert 0's logits from the same pass ({row: logits})."""
+        n = len(examples)
+        out = np.zeros((n, self.feature_dim), dtype=np.float32)
+        if n == 0:
+            return out, {}
+        mid, ver = self.features_id(), self.feature_version()
+        keys = [(ex.id, mid, ver) for ex in examples]
+        cacheable = self.cache is not None and (self.feature_map is None or self.is_frozen(self.feature_map))
+        hits = self.cache.get_many(keys) if cacheable else {}
+        miss = [i for i, k in enumerate(keys) if k not in hits]
+        for i, k in enumerate(keys):
+            if k in hits:
+                out[i] = hits[k]
+        side: dict[int, np.ndarray] = {}
+        bs = self.config.eval_batch_size
+        for s in range(0, len(miss), bs):
+            rows = miss[s : s + bs]
+            feats, logits = self._feature_pass([examples[i] for i in rows])
+            out[rows] = feats
+            if logits is not None:
+                side.update({i: logits[j] for j, i in enumerate(rows)})
+            if cacheable:
+                self.cache.put_many({keys[i]: feats[j] for j, i in enumerate(rows)})
+        return out, side
+
+    def _feature_pass(self, examples: list[Example]) -> tuple[np.ndarray, np.ndarray | None]:
+        self.backbone_forwards += 1
+        self.backbone_examples += len(examples)
+        batch = self.encode(examples)
+        fm = self.feature_map
+        with torch.no_grad():
+            if fm is None or not self.has_module(fm):
+                return self.pet.hidden(batch, None, "markers").cpu().numpy(), None
+            feats = self.pet.hidden(batch, self.adapter(fm), "markers")
+            logits = self.pet.head_logits(self.adapter(fm), feats) if self.use_experts else None
+        return feats.cpu().numpy(), (logits.cpu().numpy() if logits is not None else None)
+
+    # --- training ------------------------------------------------------------------------------------
+
+    def begin_step(self, task: TaskData) -> dict[str, Any]:
+        state = super().begin_step(task)
+        state["router"] = copy.deepcopy(self.router)
+        return state
+
+    def rollback_step(self, state: dict[str, Any]) -> None:
+        super().rollback_step(state)
+        self.router = state["router"]
+
+    def train_step(self, task: TaskData, history: list[TaskData], rep: Reporter, stats: StepStats) -> None:
+        k = task.index
+        missing = sorted(set(task.types) - {ex.label for ex in task.train})
+        if missing:
+            raise ConpetError(f"task {k + 1}: no training examples of {', '.join(missing)}: the router "
+                              "needs at least one example of every type")
+        trains_expert = self.use_experts or (k == 0 and self.feature_map is not None)
+        if trains_expert:
+            self.train_expert(task, rep, stats, hi=0.9)
+        rep(0.9, "router: statistics of the new types", "router")
+        if self.router is None:
+            self.router = GaussianRouter(self.feature_dim, self.config.router_shrinkage)
+        feats, _ = self.features(task.train)
+        self.router.update(self.router_input(feats), [ex.label for ex in task.train])
+
+    def train_expert(self, task: TaskData, rep: Reporter, stats: StepStats, hi: float) -> None:
+        """Expert k on task k's data alone: cross-entropy over its own types."""
+        c = self.config
+        k = task.index
+        name = self.expert(k)
+        init = self.feature_map if (k > 0 and c.expert_init == "selector" and self.feature_map) else None
+        self.add_module(name, len(task.types), init_from=init)
+        self.bump_version(name)
+        local = {t: i for i, t in enumerate(task.types)}
+        sampler = self.make_sampler("expert", task.train, [], c.iter2_limit)
+        valid = self.make_validation([list(task.valid)], sampler, "expert")[0] or list(task.train)
+
+        def loss(batch: list[Example]) -> tuple[torch.Tensor, dict[str, float]]:
+            logits = self.module_logits(name, batch, grad=True)
+            gold = torch.tensor([local[ex.label] for ex in batch], device=logits.device)
+            return F.cross_entropy(logits, gold), {"acc": float((logits.argmax(-1) == gold).float().mean())}
+
+        def validate() -> float:
+            correct = 0
+            for i in range(0, len(valid), c.eval_batch_size):
+                chunk = valid[i : i + c.eval_batch_size]
+                pred = self.module_logits(name, chunk).argmax(-1).tolist()
+                correct += sum(int(p == local[ex.label]) for p, ex in zip(pred, chunk, strict=True))
+            return correct / len(valid)
+
+        stats.stages.append(self.run_stage(Stage("expert", name, sampler, loss, validate, c.lr), rep, 0.0, hi))
+
+    # --- scoring -------------------------------------------------------------------------------------
+
+    def router_input(self, feats: np.ndarray) -> np.ndarray:
+        """What the router sees: the features, each position's block scaled to unit length when
+        `router_normalize` (the [MASK] state's norm would otherwise outweigh the markers')."""
+        if not self.config.router_normalize:
+            return feats
+        blocks = np.split(np.asarray(feats, dtype=np.float64), REPRESENTATIONS["markers"], axis=1)
+        return np.concatenate([b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12) for b in blocks], 1)
+
+    def router_log_posterior(self, feats: np.ndarray) -> np.ndarray:
+        """[B, types] log p(type | x) in the method's type order (the router stores types as it met them)."""
+        if self.router is None:
+            raise ConpetError("this model has not learnt any task yet")
+        lp = self.router.log_posterior(self.router_input(feats))
+        col = {t: i for i, t in enumerate(self.router.types)}
+        out = np.full((len(feats), len(self.types)), -np.inf)
+        for j, t in enumerate(self.types):
+            if t in col:
+                out[:, j] = lp[:, col[t]]
+        return out
+
+    def score_batch(self, chunk: Sequence[Example], forced: Sequence[Sequence[int]] | None = None,
+                    top_t: int | None = None, weight: float | None = None) -> ScoredBatch:
+        """Route and score one batch: one feature pass (or cache hits), then one pass per distinct active
+        expert not already known. `forced` gives the active tasks (oracle routing)."""
+        c = self.config
+        t = min(top_t or c.top_t or 1, self.n_tasks)
+        w = c.router_weight if weight is None else weight
+        feats, side = self.features(chunk)
+        log_post = self.router_log_posterior(feats)
+        offsets, sizes = self.task_offsets(), [len(ts) for ts in self.task_types]
+        task_scores = np.stack([_logsumexp(log_post[:, o : o + n]) for o, n in zip(offsets, sizes, strict=True)],
+                               axis=-1)
+        if forced is not None:
+            active = [list(a) for a in forced]
+        else:
+            active = np.argsort(-task_scores, axis=-1, kind="stable")[:, :t].tolist()
+        expert_log_soft: dict[int, np.ndarray] = {}
+        for j in sorted({j for a in active for j in a}) if self.use_experts else ():
+            rows = [i for i, a in enumerate(active) if j in a]
+            logits = self.expert_logits(j, chunk, rows, side)
+            expert_log_soft[j] = logits - _logsumexp(logits)[:, None]
+        combined, own = combine_scores(log_post, sizes, active, expert_log_soft if self.use_experts else None, w)
+        return ScoredBatch(log_post, task_scores, active, combined, own)
+
+    def expert_logits(self, j: int, chunk: Sequence[Example], rows: list[int],
+                      side: dict[int, np.ndarray]) -> np.ndarray:
+        """Expert j's logits for chunk[rows]: from the feature pass where it gave them, else the cache or a
+        pass over just the rows still missing."""
+        out = np.zeros((len(rows), len(self.task_types[j])), dtype=np.float64)
+        need = [r for r in rows if not (j == 0 and r in side)]
+        for pos, r in enumerate(rows):
+            if j == 0 and r in side:
+                out[pos] = side[r]
+        if need:
+            computed = self.module_logits(self.expert(j), [chunk[r] for r in need]).cpu().numpy()
+            where = {r: pos for pos, r in enumerate(rows)}
+            for q, r in enumerate(need):
+                out[where[r]] = computed[q]
+        return out
+
+    # --- prediction ----------------------------------------------------------------------------------
+
+    def predict(self, examples: Sequence[Example], sink: ProgressSink | None = None) -> list[Prediction]:
+        if not self.task_types or self.router is None:
+            raise ConpetError("this model has not learnt any task yet")
+        rep = Reporter(sink)
+        order = length_order(examples)
+        ordered = [examples[i] for i in order]
+        out: list[Prediction] = []
+        n, bs = len(ordered), self.config.eval_batch_size
+        for i in range(0, n, bs):
+            rep.check_cancel()
+            chunk = ordered[i : i + bs]
+            out.extend(self.predictions(chunk, self.score_batch(chunk)))
+            if sink is not None:
+                rep(min(i + bs, n) / max(n, 1), f"predicted {min(i + bs, n)}/{n}", "evaluation")
+        return unorder(order, out)
+
+    def predict_batch(self, batch: list[Example]) -> list[Prediction]:
+        return self.predictions(batch, self.score_batch(batch))
+
+    def predictions(self, chunk: Sequence[Example], sb: ScoredBatch) -> list[Prediction]:
+        types, task_of = self.types, self.task_of_type()
+        sel = softmax(sb.task_scores)
+        probs = softmax(sb.combined)
+        versions = {self.features_id(): self.feature_version()}
+        out = []
+        for i, ex in enumerate(chunk):
+            y = int(np.argmax(sb.combined[i]))
+            owner = task_of[types[y]]
+            row = [r for r, a in enumerate(sb.active) if owner in a].index(i)
+            used = dict(versions)
+            if self.use_experts:
+                used.update({self.module_id(self.expert(j)): self.versions.get(self.expert(j), 0)
+                             for j in sb.active[i]})
+            out.append(Prediction(
+                ex.id, types[y], float(probs[i, y]), [float(x) for x in sel[i]], list(sb.active[i]),
+                {t: float(v) for t, v in zip(self.task_types[owner], sb.own[owner][row], strict=True)}, used))
+        return out
+
+    def oracle_routing_accuracy(self, examples: Sequence[Example]) -> float:
+        """Accuracy if every example went to its gold task alone (how much of the error is routing)."""
+        task_of, index = self.task_of_type(), self.type_index()
+        correct = 0
+        for chunk in self._chunks(examples):
+            sb = self.score_batch(chunk, forced=[[task_of[ex.label]] for ex in chunk])
+            correct += sum(int(np.argmax(sb.combined[i]) == index[ex.label]) for i, ex in enumerate(chunk))
+        return correct / len(examples) if examples else float("nan")
+
+    def routing_report(self, examples: Sequence[Example]) -> dict[str, float]:
+        """Diagnostics on labelled examples: the router's top-1/2/3 task accuracy and its own class
+        accuracy, and whole accuracy with t = 1, 2, 3 (a bench records them after every step)."""
+        if not examples:
+            return {}
+        task_of, index = self.task_of_type(), self.type_index()
+        ks = sorted({1, 2, 3, self.config.top_t or 1})
+        hits = {f"route_top{k}": 0 for k in (1, 2, 3)}
+        hits["router_class_acc"] = 0
+        hits.update({f"whole_t{k}": 0 for k in ks})
+        for chunk in self._chunks(examples):
+            gold_t = np.array([task_of[ex.label] for ex in chunk])
+            gold_y = np.array([index[ex.label] for ex in chunk])
+            first: ScoredBatch | None = None
+            for k in ks:
+                sb = self.score_batch(chunk, top_t=k)
+                if first is None:
+                    first = sb
+                hits[f"whole_t{k}"] += int((sb.combined.argmax(-1) == gold_y).sum())
+            assert first is not None
+            ranked = np.argsort(-first.task_scores, axis=-1, kind="stable")
+            for k in (1, 2, 3):
+                hits[f"route_top{k}"] += int((ranked[:, :k] == gold_t[:, None]).any(-1).sum())
+            hits["router_class_acc"] += int((first.log_post.argmax(-1) == gold_y).sum())
+        return {key: 100.0 * v / len(examples) for key, v in hits.items()}
+
+    def _chunks(self, examples: Sequence[Example]) -> list[list[Example]]:
+        order = length_order(examples)
+        bs = self.config.eval_batch_size
+        return [[examples[j] for j in order[i : i + bs]] for i in range(0, len(order), bs)]
+
+    # --- save / load ---------------------------------------------------------------------------------
+
+    def save(self, folder: Any) -> None:
+        super().save(folder)
+        if self.router is not None:
+            from pathlib import Path
+
+            self.router.save(Path(folder) / ROUTER_FILE)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"files": [ROUTER_FILE] if self.router is not None else []}
+
+    @classmethod
+    def load(cls, folder: Any, backbone: Any, cache: Any = None) -> RoutedByStatistics:
+        from pathlib import Path
+
+        method = super().load(folder, backbone, cache=cache)
+        assert isinstance(method, RoutedByStatistics)
+        if method.task_types:
+            method.router = GaussianRouter.load(Path(folder) / ROUTER_FILE)
+            unknown = sorted(set(method.types) - set(method.router.types))
+            if unknown:
+                raise ConpetError(f"{folder}: the router has no statistics for {', '.join(unknown)}")
+        return method
+
+
+@register_method("lda-frozen", aliases=("lda",))
+class LDAOnFrozenFeatures(RoutedByStatistics):
+    """Training-free: LDA over the frozen backbone's marker and [MASK] states; no PET module at all."""
+
+    name: ClassVar[str] = "lda-frozen"
+    description: ClassVar[str] = (
+        "training-free: LDA over the frozen backbone'"
+        "s marker and [MASK] states (a reference row)")
+    use_experts: ClassVar[bool] = False
+    features_from: ClassVar[str | None] = "frozen"
+
+
+@register_method("lda-adapted")
+class LDAOnAdaptedOnceFeatures(RoutedByStatistics):
+    """LDA over the features of a module trained on task 1 only and then frozen; no other training."""
+
+    name: ClassVar[str] = "lda-adapted"
+    description: ClassVar[str] = (
+        "LDA over a module trained on task 1 only, then"
+        " frozen; nothing else trains (a reference row)")
+    use_experts: ClassVar[bool] = False
+    features_from: ClassVar[str | None] = "first-task"
+
+
+def combine_scores(log_post: np.ndarray, sizes: Sequence[int], active: Sequence[Sequence[int]],
+                   expert_log_soft: dict[int, np.ndarray] | None, weight: float
+                   ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """The score of type y of an active task j: `log_post[y] + weight * expert_log_soft[j][y]`; types of
+    inactive tasks get -inf. `expert_log_soft[j]` holds the rows of the examples where j is active, in
+    order; None: the router alone. Also returns, per active task, the within-task distribution shown
+    as the expert's scores (the router's own when there are no experts)."""
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    combined = np.full_like(log_post, -np.inf, dtype=np.float64)
+    own: dict[int, np.ndarray] = {}
+    for j in sorted({j for a in active for j in a}):
+        rows = [i for i, a in enumerate(active) if j in a]
+        sl = slice(offsets[j], offsets[j + 1])
+        if expert_log_soft is None:
+            combined[rows, sl] = log_post[rows, sl]
+            own[j] = softmax(log_post[rows, sl])
+        else:
+            combined[rows, sl] = log_post[rows, sl] + weight * expert_log_soft[j]
+            own[j] = np.exp(expert_log_soft[j])
+    return combined, own
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    """Row-wise log-sum-exp that tolerates rows of -inf."""
+    m = np.max(x, axis=-1)
+    safe = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return safe + np.log(np.exp(x - safe[:, None]).sum(axis=-1))

@@ -1,0 +1,222 @@
+"""Dynamic ConPET routed by statistics (conpet.methods.dynamic_lda) on tiny real runs (minilm): the
+router x expert combination, one feature pass per prediction batch, cached features keyed by the feature
+map's version, save/load in a fresh process and through a bundle, and the training-free rows."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_methods import CONFIG, synthetic_tasks
+
+from conpet.bundle import Bundle, BundleInfo, backbone_info, write_bundle
+from conpet.cache import MemoryLogitCache
+from conpet.methods.base import length_order
+from conpet.methods.dynamic_lda import combine_scores
+from conpet.methods.registry import load_method, make_method
+from conpet.runner import run_continual
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    return synthetic_tasks()
+
+
+@pytest.fixture(scope="module")
+def trained(minilm, tasks):
+    torch.manual_seed(1)
+    method = make_method("dynamic-lda", minilm, CONFIG.replace(top_t=2), cache=MemoryLogitCache())
+    result = run_continual(method, tasks)
+    return method, result
+
+
+def test_combine_scores_by_hand():
+    # two tasks: types (a, b) and (c,); example 0 routed to both, example 1 to task 1 only
+    log_post = np.log(np.array([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]]))
+    expert = {0: np.log(np.array([[0.9, 0.1]])), 1: np.log(np.array([[1.0], [1.0]]))}
+    combined, own = combine_scores(log_post, [2, 1], [[0, 1], [1]], expert, weight=2.0)
+    want0 = [np.log(0.5) + 2 * np.log(0.9), np.log(0.3) + 2 * np.log(0.1), np.log(0.2)]
+    np.testing.assert_allclose(combined[0], want0)
+    assert combined[1, 0] == -np.inf and combined[1, 1] == -np.inf
+    np.testing.assert_allclose(combined[1, 2], np.log(0.8))
+    np.testing.assert_allclose(own[0], [[0.9, 0.1]])
+    # with no experts the router alone scores its active tasks
+    alone, own_alone = combine_scores(log_post, [2, 1], [[0], [1]], None, weight=1.0)
+    np.testing.assert_allclose(alone[0, :2], log_post[0, :2])
+    np.testing.assert_allclose(own_alone[0], [[0.5 / 0.8, 0.3 / 0.8]])
+
+
+def test_learns_three_tasks_and_routes_with_statistics(trained, tasks):
+    method, result = trained
+    assert result.steps[-1].whole_acc > 0.8, result.whole_acc
+    assert result.steps[-1].selector_acc > 0.8
+    routing = result.steps[-1].routing
+    assert routing["route_top1"] <= routing["route_top2"] <= routing["route_top3"] == 100.0
+    assert method.router.types == [t for task in tasks for t in task.types]
+    preds = method.predict(tasks[0].test[:4])
+    for p in preds:
+        assert len(p.selector_scores) == 3 and math.isclose(sum(p.selector_scores), 1.0, rel_tol=1e-6)
+        assert len(p.active_experts) == 2
+        assert set(p.expert_scores) <= {t for task in tasks for t in task.types}
+
+
+def test_a_step_leaves_old_statistics_and_experts_unchanged(minilm, tasks):
+    method = make_method("dynamic-lda", minilm, CONFIG, cache=MemoryLogitCache())
+    run_continual(method, tasks[:2])
+    means = method.router.means.copy()
+    scatter = method.router.scatter.copy()
+    expert1 = [p.detach().clone() for p in method.pet.module_parameters(method.adapter("expert_1"))]
+    run_continual(method, tasks)
+    np.testing.assert_array_equal(method.router.means[: len(means)], means)
+    added = method.router.scatter - scatter  # only the new types' scatter: positive semi-definite
+    assert np.linalg.eigvalsh(added).min() > -1e-6
+    for old, now in zip(expert1, method.pet.module_parameters(method.adapter("expert_1")), strict=True):
+        assert torch.equal(old, now)
+
+
+def test_one_feature_pass_per_prediction_batch(trained, tasks):
+    method, _ = trained
+    examples = [ex for t in tasks for ex in t.test]
+    saved_cache, saved_bs = method.cache, method.config
+    method.cache = None  # every pass goes through the backbone
+    method.config = method.config.replace(eval_batch_size=16)
+    try:
+        f0 = method.backbone_forwards
+        preds = method.predict(examples)
+        passes = method.backbone_forwards - f0
+    finally:
+        method.cache, method.config = saved_cache, saved_bs
+    by_id = {p.example_id: p for p in preds}
+    order = length_order(examples)
+    batches = [[examples[i] for i in order[s : s + 16]] for s in range(0, len(order), 16)]
+    # one feature pass per batch; then one pass per distinct active expert, except expert 0, whose logits
+    # come from the feature pass (the first task's module is the feature map)
+    expected = sum(1 + len({j for ex in b for j in by_id[ex.id].active_experts} - {0}) for b in batches)
+    assert passes == expected
+
+
+def test_cached_features_are_keyed_by_the_feature_maps_version(trained, tasks):
+    method, _ = trained
+    examples = list(tasks[1].test[:6])
+    cache = MemoryLogitCache()
+    saved = method.cache
+    method.cache = cache
+    try:
+        first, _ = method.features(examples)
+        f0 = method.backbone_forwards
+        again, _ = method.features(examples)
+        assert method.backbone_forwards == f0  # all hits
+        np.testing.assert_array_equal(first, again)
+        method.versions["expert_0"] += 1  # the feature map changed: its old features must never be read
+        try:
+            method.features(examples)
+            assert method.backbone_forwards == f0 + 1
+            versions = {k[2] for k in cache.items() if k[1] == method.features_id()}
+            assert versions == {method.versions["expert_0"] - 1, method.versions["expert_0"]}
+        finally:
+            method.versions["expert_0"] -= 1
+        method.config = method.config.replace(router_features="frozen")  # another map: other keys
+        try:
+            f1 = method.backbone_forwards
+            method.features(examples)
+            assert method.backbone_forwards == f1 + 1
+        finally:
+            method.config = method.config.replace(router_features="first-task")
+    finally:
+        method.cache = saved
+
+
+def test_save_and_load_give_identical_routing_in_a_fresh_process(trained, tasks, tmp_path):
+    method, _ = trained
+    method.save(tmp_path / "model")
+    assert (tmp_path / "model" / "router.safetensors").is_file()
+    info = json.loads((tmp_path / "model" / "expert_0" / "module.json").read_text())
+    assert info["representation"] == "markers"
+    examples = [ex for t in tasks for ex in t.test]
+    (tmp_path / "examples.json").write_text(json.dumps(
+        [{"text": ex.text, "start": ex.spans[0].start, "end": ex.spans[0].end, "label": ex.label} for ex in examples]))
+    script = f"""
+import json, sys
+from conpet.backbones import load_backbone
+from conpet.data.example import Example, Span
+from conpet.methods.registry import load_method
+m = load_method({str(tmp_path / 'model')!r}, load_backbone('minilm', device='cpu'))
+rows = json.load(open({str(tmp_path / 'examples.json')!r}))
+exs = [Example(r['text'], (Span(r['start'], r['end']),), r['label'], 'entity', source='synthetic') for r in rows]
+print(json.dumps([[p.label, p.score, p.active_experts, p.selector_scores] for p in m.predict(exs)]))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    fresh = json.loads(out.stdout.strip().splitlines()[-1])
+    here = method.predict(examples)
+    assert [f[0] for f in fresh] == [p.label for p in here]
+    assert [f[2] for f in fresh] == [p.active_experts for p in here]
+    np.testing.assert_allclose([f[1] for f in fresh], [p.score for p in here], atol=1e-5)
+    np.testing.assert_allclose([f[3] for f in fresh], [p.selector_scores for p in here], atol=1e-5)
+
+
+def test_a_bundle_carries_the_router(trained, tasks, minilm, tmp_path):
+    method, _ = trained
+    tasks_info = [{"index": t.index, "name": f"t{t.index}", "types": [{"name": n, "kind": "entity"} for n in t.types]}
+                  for t in tasks]
+    path = write_bundle(method, tmp_path / "lda.zip", BundleInfo(backbone=backbone_info(minilm), tasks=tasks_info))
+    bundle = Bundle.load(path, minilm)
+    try:
+        assert "router.safetensors" in bundle.manifest["files"]
+        assert bundle.manifest["method_files"] == ["router.safetensors"]
+        examples = [ex for t in tasks for ex in t.test]
+        assert [p.label for p in bundle.predict_examples(examples)] == [p.label for p in method.predict(examples)]
+    finally:
+        bundle.close()
+
+
+def test_loading_without_router_file_is_refused(trained, tmp_path, minilm):
+    method, _ = trained
+    method.save(tmp_path / "model")
+    (tmp_path / "model" / "router.safetensors").unlink()
+    with pytest.raises(Exception, match="router"):
+        load_method(tmp_path / "model", minilm)
+
+
+@pytest.mark.parametrize("name", ["lda-frozen", "lda-adapted"])
+def test_training_free_rows(minilm, tasks, name):
+    torch.manual_seed(1)
+    method = make_method(name, minilm, CONFIG, cache=MemoryLogitCache())
+    result = run_continual(method, tasks)
+    modules = method.logical_modules()
+    assert modules == ([] if name == "lda-frozen" else ["expert_0"])
+    trained_batches = [sum(st["batches"] for st in s.stats["stages"]) for s in result.steps]
+    assert trained_batches[1:] == [0, 0]  # nothing trains after the first step
+    assert (trained_batches[0] == 0) == (name == "lda-frozen")
+    assert result.steps[-1].whole_acc > 0.5
+
+
+def test_conpet_methods_lists_every_method_and_marks_the_default(capsys):
+    from conpet.cli import main
+    from conpet.methods.registry import method_names
+    from conpet.project_training import DEFAULT_METHOD
+
+    assert main(["methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in lines] == method_names()
+    marked = [ln for ln in lines if "(default)" in ln]
+    assert len(marked) == 1 and marked[0].startswith(f"{DEFAULT_METHOD} (default)")
+    descriptions = [ln.split("  ", 1)[1].strip() for ln in lines]
+    assert all(descriptions) and len(set(descriptions)) == len(descriptions)  # each its own line
