@@ -121,27 +121,17 @@ class TrainRequest:
     threads: int | None = None  # torch CPU threads; None or 0: automatic (conpet.runtime.default_threads)
 
 
-def budget_overrides(budget: str) -> dict[str, Any]:
-    """The profile's budget as explicit settings, so that it applies to a continued model too (a saved
-    model otherwise keeps the budget it was first trained with)."""
-    from conpet.config import make_config
-
-    train = make_config(budget, data="project").train
-    return {"lr": train.lr, "batch_limit": train.batch_limit, "max_epochs": train.max_epochs}
-
-
 def train_next_task(req: TrainRequest, sink: ProgressSink | None = None,
                     backbone_provider: BackboneProvider | None = None) -> Any:
     """One "Train new knowledge": ``conpet.project_training.train_project`` (the same code as
     ``conpet train``) on this thread, with its own project session. Returns its ``TrainOutcome``."""
     from conpet.project_training import train_project
 
-    overrides = {**budget_overrides(req.budget), **req.overrides}
     backbone: Any = req.backbone
     if backbone_provider is not None:
         backbone = backbone_provider(req.backbone, req.device)
     return train_project(req.folder, method=req.method, backbone=backbone, min_examples=req.min_examples,
-                         profile=req.budget, overrides=overrides, device=req.device, sink=sink,
+                         profile=req.budget, overrides=req.overrides, device=req.device, sink=sink,
                          types=list(req.types) if req.types else None, threads=req.threads or None)
 
 
@@ -182,7 +172,7 @@ def predict_project(folder: Path, sink: ProgressSink | None = None, *, sentence_
     modules' logits come from the project's logit cache, so a second pass does no backbone work."""
     from conpet.backbones import BACKBONES, load_backbone
     from conpet.methods.registry import load_method
-    from conpet.project_training import current_model_folder, read_model_state
+    from conpet.project_training import current_model_folder, learnt_kinds, read_model_state
     from conpet.runtime import apply_threads
     from conpet.store import Project
 
@@ -210,8 +200,9 @@ def predict_project(folder: Path, sink: ProgressSink | None = None, *, sentence_
         t0 = time.monotonic()
         try:
             with project.runs.recorded(run.id):
-                method = load_method(model_folder, backbone, cache=project.logit_cache)
-                _set_device(method, device)
+                method = load_method(model_folder, backbone, cache=project.logit_cache)  # runs where backbone is
+                for label, kind in learnt_kinds(project, learnt).items():  # a model saved before kinds were kept
+                    method.type_kinds.setdefault(label, kind)
                 examples = prediction_examples(project, kinds, sentence_ids)
                 rep(0.02, f"predicting {len(examples)} mention(s) and pair(s)", "evaluation")
                 before = method.backbone_forwards
@@ -228,15 +219,6 @@ def predict_project(folder: Path, sink: ProgressSink | None = None, *, sentence_
         finally:
             if method is not None and getattr(method, "_pet", None) is not None:
                 method.pet.close()
-
-
-def _set_device(method: Any, device: str) -> None:
-    """A model saved on one device, loaded on another: run it where the backbone is."""
-    import torch
-
-    method.config = method.config.replace(device=device)
-    if hasattr(method, "_device"):
-        method._device = torch.device(device)
 
 
 def _renamed(p: Any, names: dict[str, str]) -> Any:

@@ -97,6 +97,27 @@ LORA_TARGETS: dict[str, tuple[Arch, list[str]]] = {
 }
 
 
+def public_backbone_name(name: str) -> str:
+    """What a bundle's adapter configs name as their base model: a packaged backbone's hub name, else
+    the backbone's own name (a local folder's or file's name, never its path on the trainer's machine)."""
+    spec = BACKBONES.get(name)
+    return (spec.public_name if spec is not None and spec.public_name else None) or Path(name).name
+
+
+def backbone_info(backbone: Any) -> dict[str, Any]:
+    """A loaded backbone's identity as a bundle manifest and a project's ``training.json`` record it."""
+    src = getattr(backbone, "source", None)
+    return {
+        "name": backbone.name,
+        "public_name": public_backbone_name(backbone.name),
+        "path": str(src or backbone.path),
+        "sha256": backbone.weights_sha256(),
+        "arch": backbone.arch,
+        "model_type": getattr(backbone, "model_type", ""),
+        "hidden_size": int(backbone.hidden_size),
+    }
+
+
 def default_device() -> str:
     """``"cuda"`` when a CUDA device is usable, else ``"cpu"``."""
     import torch

@@ -52,6 +52,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from conpet import __version__
+from conpet.backbones import backbone_info, public_backbone_name  # noqa: F401 (this module's API)
 from conpet.bundle_checks import DIGEST_KEY, manifest_digest, manifest_problems
 from conpet.data.example import Example, Span
 from conpet.errors import ConpetError
@@ -422,29 +423,6 @@ class BundleInfo:
     data: Mapping[str, Any] = field(default_factory=dict)  # data hashes
     title: str = ""
     source: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"project": name, "run_id": 3}
-
-
-def public_backbone_name(name: str) -> str:
-    """What a bundle's adapter configs name as their base model: a packaged backbone's hub name, else
-    the backbone's own name (a local folder's or file's name, never its path on the trainer's machine)."""
-    from conpet.backbones import BACKBONES
-
-    spec = BACKBONES.get(name)
-    return (spec.public_name if spec is not None and spec.public_name else None) or Path(name).name
-
-
-def backbone_info(backbone: Any) -> dict[str, Any]:
-    """The manifest's description of a loaded ``conpet.backbones.Backbone``."""
-    src = getattr(backbone, "source", None)
-    return {
-        "name": backbone.name,
-        "public_name": public_backbone_name(backbone.name),
-        "path": str(src or backbone.path),
-        "sha256": backbone.weights_sha256(),
-        "arch": backbone.arch,
-        "model_type": getattr(backbone, "model_type", ""),
-        "hidden_size": int(backbone.hidden_size),
-    }
 
 
 def _read_json(path: Path) -> Any:

@@ -8,7 +8,7 @@ import os
 import sys
 
 from conpet import __version__
-from conpet.errors import ConpetError
+from conpet.errors import ConpetError, storage_error
 from conpet.runtime import passive_omp_wait
 
 # Modules with a `register(subparsers)` function; each adds its subcommands.
@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         # the reader went away (`conpet bench ... | head`): not an error of ours; silence the final flush
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as exc:  # a full disk or a read-only folder that no layer below named: still one line
+        print(f"conpet: error: {storage_error(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

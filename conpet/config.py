@@ -16,6 +16,8 @@ from typing import Any, Literal
 from conpet.errors import ConpetError
 
 PROFILES = ("smoke", "quick", "paper")
+# TrainConfig settings older versions saved that mean nothing now (read and dropped).
+LEGACY_SETTINGS = frozenset({"device"})
 
 
 class ConfigError(ConpetError):
@@ -89,7 +91,8 @@ class TrainConfig:
     memory_per_type: int = field(
         default=50, metadata={"help": "limited-memory baselines (EMR, EA-EMR, CRL): memorised examples per type"})
     seed: int = field(default=1, metadata={"help": "seed of sampling and initialisation"})
-    device: str | None = field(default=None, metadata={"help": "cpu / cuda / None (cuda when available)"})
+    # No device here: a model runs where its loaded backbone is (a project trained on a GPU continues on a
+    # CPU-only machine and back). Settings saved with a "device" still load (LEGACY_SETTINGS).
 
     def __post_init__(self) -> None:
         _positive(self, "lr", "batch_size", "eval_batch_size", "max_epochs", "lora_rank")
@@ -144,7 +147,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return _from_dict(cls, data)
+        return _from_dict(cls, {k: v for k, v in data.items() if k not in LEGACY_SETTINGS})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -54,3 +55,25 @@ def raise_problems(path: str | Path, problems: list[tuple[int | None, str]], wha
     """Raise ``DataErrors`` when ``problems`` is not empty."""
     if problems:
         raise DataErrors(path, problems, what)
+
+
+class StorageError(ConpetError):
+    """A file, folder or database that cannot be written or read right now: a full disk, a read-only
+    folder, no permission, a lock held by another program. Names the file and what to do."""
+
+
+# The causes a user can act on, in words (errno -> what to say after the file's name).
+_OS_REASONS = {
+    errno.ENOSPC: "the disk is full (free some space and try again)",
+    errno.EDQUOT: "the disk quota is exceeded (free some space and try again)",
+    errno.EROFS: "the folder is on a read-only file system",
+    errno.EACCES: "permission denied (the folder is read-only or belongs to another user)",
+    errno.EPERM: "permission denied (the folder is read-only or belongs to another user)",
+}
+
+
+def storage_error(exc: OSError, where: str | Path | None = None) -> StorageError:
+    """One clear message for an OSError: the file it names (else ``where``) and the cause."""
+    path = exc.filename if exc.filename is not None else where
+    reason = _OS_REASONS.get(exc.errno or 0) or exc.strerror or str(exc) or type(exc).__name__
+    return StorageError(f"{path}: {reason}" if path is not None else reason)

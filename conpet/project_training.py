@@ -8,15 +8,19 @@ One call learns one continual step:
    every live type that no task holds yet and that has at least ``min_examples`` gold annotations.
 2. The model: the project's current model (the folder saved by its latest training, see
    ``current_model_folder``), restored on its backbone; or a fresh method (``dynamic`` by default).
-3. Every task's gold examples are split 8:1:1 (seeded, per type); the method learns the new task with
-   dynamic replay of the old ones, then is evaluated on every seen task's test examples.
+3. Every task's gold examples are split 8:1:1 per type, each example's split fixed the first time a
+   step sees it (``conpet.project_splits``); the method learns the new task with dynamic replay of the old
+   ones, then is evaluated on every seen task's test examples.
 4. On success, in one transaction: the modules that changed are registered (their files already saved
    under ``modules/run-NNNN/``), the task is frozen, the step's metrics and the test predictions are
-   stored, the run is finished. A failure or a cancel marks the run and leaves the previous model intact.
+   stored, the cached logits of superseded module versions are forgotten, the run is finished. A failure
+   or a cancel marks the run, forgets the logits the attempt cached and leaves the previous model intact.
+   Run r issues module versions above r * ``VERSION_STRIDE``, so a retried step never meets logits that a
+   failed attempt (in any process) cached under the same version.
 
 The model folder holds the engine's ``method.json`` + one folder per module (``PETMethod.save``) and
-``training.json`` (the backbone's identity and the type-id → label map, so that renaming a type later
-does not break the next step).
+``training.json`` (the backbone's identity, the type-id → label map, so that renaming a type later
+does not break the next step, and the examples' fixed splits).
 """
 
 from __future__ import annotations
@@ -30,12 +34,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from conpet.errors import Cancelled, ConpetError
+from conpet.errors import Cancelled, ConpetError, storage_error
+from conpet.project_splits import assign_splits, split_task
 from conpet.protocols import ProgressEvent, ProgressSink
 
 STATE_FILE = "method.json"
@@ -43,6 +48,10 @@ TRAINING_FILE = "training.json"
 DEFAULT_MIN_EXAMPLES = 5
 DEFAULT_PROFILE = "quick"
 TRAIN_SHARE = 0.85
+# Run r's modules get versions above r * VERSION_STRIDE: no two attempts (in any process) share a version.
+VERSION_STRIDE = 1 << 20
+# What a profile (``--profile``, the app's budget) sets, for a new model and for one that continues.
+PROFILE_BUDGET = ("lr", "batch_limit", "max_epochs")
 
 
 # A new project's method: Dynamic ConPET with the type-level selector (conpet/methods/dynamic_typesel.py),
@@ -289,10 +298,10 @@ def _plan_task(project: Any, n_learnt: int, min_examples: int,
     return project.tasks.create_next([t.id for t in pending]), True
 
 
-def _task_data(index: int, types: Sequence[str], examples: Sequence[Any], seed: int) -> Any:
-    from conpet.data.tasks import TaskData, split_examples
+def _task_data(index: int, types: Sequence[str], examples: Sequence[Any], splits: Mapping[str, str]) -> Any:
+    from conpet.data.tasks import TaskData
 
-    train, valid, test = split_examples(examples, seed)
+    train, valid, test = split_task(examples, splits)
     return TaskData(index, tuple(types), tuple(train), tuple(valid), tuple(test))
 
 
@@ -326,18 +335,22 @@ def _save_model_atomic(method: Any, folder: Path, training: Mapping[str, Any]) -
 
 
 def train_project(project: Any, *, method: str | None = None, backbone: Any = None,
-                  min_examples: int = DEFAULT_MIN_EXAMPLES, profile: str = DEFAULT_PROFILE,
+                  min_examples: int = DEFAULT_MIN_EXAMPLES, profile: str | None = None,
                   overrides: Mapping[str, Any] | None = None, device: str | None = None,
                   sink: ProgressSink | None = None, types: Sequence[str] | None = None,
                   threads: int | None = None, notify: Callable[[str], Any] | None = None) -> TrainOutcome:
     """Learn the project's next task (see the module docstring); returns what happened. ``backbone`` is a
-    name, a path or a loaded ``Backbone`` (default: the current model's, else ``minilm``); ``overrides``
-    are ``TrainConfig`` fields (lr, max_epochs, batch_limit, seed, ...). Raises ``Cancelled`` when the sink
-    asks to stop (the run is then marked cancelled and nothing else changes). ``types`` (names) chooses the
-    new task's types instead of every pending type. ``threads``: torch CPU threads (default: the free
-    cores, ``conpet.runtime.default_threads``). Python, NumPy and torch are seeded from the run's seed and
-    the task, so the same seed and data give the same weights and predictions. ``notify`` receives, before
-    training, each stage's budget and every warning (types left out, a tiny test split)."""
+    name, a path or a loaded ``Backbone`` (default: the current model's, else ``minilm``); ``device`` is
+    where a backbone given by name is loaded (a loaded one stays where it is: the backbone's device is the
+    model's, whatever device the model was trained on). ``profile`` sets the budget (``PROFILE_BUDGET``)
+    of a new model and of one that continues (None: ``DEFAULT_PROFILE`` for a new model, its own budget for
+    one that continues); ``overrides`` are ``TrainConfig`` fields (lr, max_epochs, batch_limit, seed, ...)
+    applied last. Raises ``Cancelled`` when the sink asks to stop (the run is then marked cancelled and
+    nothing else changes). ``types`` (names) chooses the new task's types instead of every pending type.
+    ``threads``: torch CPU threads (default: the free cores, ``conpet.runtime.default_threads``). Python,
+    NumPy and torch are seeded from the run's seed and the task, so the same seed and data give the same
+    weights and predictions. ``notify`` receives, before training, each stage's budget and every warning
+    (types left out, a tiny test split)."""
     proj, close = open_project(project)
     try:
         return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink, types,
@@ -347,14 +360,13 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
             proj.close()
 
 
-def _train(project: Any, method_name: str | None, backbone: Any, min_examples: int, profile: str,
+def _train(project: Any, method_name: str | None, backbone: Any, min_examples: int, profile: str | None,
            overrides: dict[str, Any], device: str | None, sink: ProgressSink | None,
            types: Sequence[str] | None = None, threads: int | None = None,
            notify: Callable[[str], Any] | None = None) -> TrainOutcome:
-    from conpet.backbones import load_backbone
-    from conpet.config import make_config
+    from conpet.backbones import backbone_info, load_backbone
     from conpet.methods.base import ScaledSink
-    from conpet.methods.registry import canonical_name, load_method, make_method
+    from conpet.methods.registry import canonical_name
     from conpet.runner import evaluate
     from conpet.runtime import apply_threads, seed_everything, step_seed
 
@@ -409,22 +421,17 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
     if clash:
         raise TrainError(f"type name(s) {clash} are already learnt by an earlier task; rename the new type")
 
-    if prev is not None:
-        m = load_method(prev, bb, cache=project.logit_cache)
-        if overrides:
-            m.config = m.config.replace(**overrides)
-    else:
-        exp = make_config(profile, data="project", backbone=bb.name, method=method_name, **overrides)
-        cfg = exp.train if device is None else exp.train.replace(device=device)
-        m = make_method(method_name, bb, cfg, cache=project.logit_cache)
+    m = _load_or_make_method(prev, method_name, bb, project.logit_cache, profile, overrides)
+    for label, kind in learnt_kinds(project, labels).items():  # a model saved before kinds were recorded
+        m.type_kinds.setdefault(label, kind)
     seed = m.config.seed
     n_threads = apply_threads(threads, bb.device)
-
+    gold = [project.examples_for_training(list(rec_t.type_ids)) for rec_t in [*history_records, task]]
+    splits = assign_splits((ex for exs in gold for ex in exs), training.get("splits", {}))
     datas = []
-    for k, rec_t in enumerate([*history_records, task]):
-        exs = _relabel(project.examples_for_training(list(rec_t.type_ids)), labels)
+    for k, (rec_t, exs) in enumerate(zip([*history_records, task], gold, strict=True)):
         types = model_types[k] if k < n_learnt else [labels[i] for i in rec_t.type_ids]
-        datas.append(_task_data(k, types, exs, seed))
+        datas.append(_task_data(k, types, _relabel(exs, labels), splits))
     new = datas[-1]
     if not new.train:
         raise TrainError(f"task {task.index} has no training examples")
@@ -441,46 +448,40 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                                                   "types": list(new.types), "seed": seed,
                                                   "threads": n_threads, "notes": notes},
                              task_id=task.id, backbone=bb.name, backbone_sha256=sha)
+    m.version_floor = run.id * VERSION_STRIDE
     run_sink = _RunSink(project, run.id, sink)
-    with project.runs.recorded(run.id):
-        before = {n: int(v) for n, v in state.get("versions", {}).items()}
-        step_sink = ScaledSink(run_sink, 0.0, TRAIN_SHARE, prefix=f"task {task.index}: ")
-        seed_everything(step_seed(seed, task.index))  # new modules' initial weights repeat for a seed
-        stats = m.learn_task(new, datas[:-1], step_sink)
-        eval_sink = ScaledSink(run_sink, TRAIN_SHARE, 0.97, prefix=f"task {task.index}: ")
-        counts, sel, preds = evaluate(m, datas, eval_sink)
-        if run_sink.cancel_requested():
-            raise Cancelled("cancelled by the user")
-        accs = [c / n for c, n in counts if n]
-        total = sum(n for _, n in counts)
-        metrics = {
-            "kind": "step", "task_index": task.index, "types": list(new.types),
-            "whole_acc": sum(c for c, _ in counts) / total if total else None,
-            "avg_acc": sum(accs) / len(accs) if accs else None,
-            "task_acc": [c / n if n else None for c, n in counts],
-            "test_examples": [n for _, n in counts], "test_correct": [c for c, _ in counts],
-            "train_examples": [len(d.train) for d in datas],
-            "selector_acc": sel, "train_seconds": stats.seconds, "seed": seed, "threads": n_threads,
-            "data_sha256": data_hashes(datas),
-        }
-        folder = project.modules_dir / f"run-{run.id:04d}"
-        bb_info = _backbone_info(bb)
-        _save_model_atomic(m, folder, {"backbone": bb_info, "labels": {str(k): v for k, v in labels.items()},
-                                       "run_id": run.id, "task_ids": [t.id for t in [*history_records, task]]})
-        test_examples = [ex for d in datas for ex in d.test]
-        changed = [n for n in m.logical_modules() if before.get(n) != m.versions.get(n, 0)]
-        with project.transaction():
-            for name in changed:
-                kind, k = _module_kind(name)
-                project.modules.register(kind, folder / name, name=_store_name(name),
-                                         task_index=(k + 1) if k is not None else None, run_id=run.id,
-                                         parameter_count=m.pet.parameter_count(m.adapter(name)))
-            project.tasks.freeze(task.id)
-            if preds:
-                project.predictions.add_engine_results(run.id, test_examples, preds)
-            project.runs.update_progress(run.id, 1.0, "finished", stage="done", metrics=metrics, step=task.index)
-            project.runs.append_log(run.id, json.dumps({"stats": stats.to_dict()}, default=str))
-            project.runs.finish(run.id, f"task {task.index} learnt: {', '.join(new.types)}")
+    before = {n: int(v) for n, v in state.get("versions", {}).items()}
+    saved_versions = {m.module_id(n): v for n, v in before.items()}
+    try:
+        with project.runs.recorded(run.id):
+            if prev is not None:  # what an earlier attempt that failed, was cancelled or killed computed
+                project.logit_cache.prune_model(m.uid, saved_versions)
+            step_sink = ScaledSink(run_sink, 0.0, TRAIN_SHARE, prefix=f"task {task.index}: ")
+            seed_everything(step_seed(seed, task.index))  # new modules' initial weights repeat for a seed
+            stats = m.learn_task(new, datas[:-1], step_sink)
+            eval_sink = ScaledSink(run_sink, TRAIN_SHARE, 0.97, prefix=f"task {task.index}: ")
+            counts, sel, preds = evaluate(m, datas, eval_sink)
+            if run_sink.cancel_requested():
+                raise Cancelled("cancelled by the user")
+            metrics = {**_step_metrics(task.index, new, datas, counts, sel, stats), "seed": seed,
+                       "threads": n_threads}
+            folder = project.modules_dir / f"run-{run.id:04d}"
+            training_state = {"backbone": backbone_info(bb), "labels": {str(k): v for k, v in labels.items()},
+                              "run_id": run.id, "task_ids": [t.id for t in [*history_records, task]],
+                              "splits": splits}
+            try:
+                _save_model_atomic(m, folder, training_state)
+            except OSError as exc:
+                raise storage_error(exc, folder) from exc
+            try:
+                _record_step(project, m, run.id, task, new, datas, preds, metrics, stats, folder, before)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)  # not registered: no half-made model stays behind
+                raise
+    except BaseException:
+        with suppress(ConpetError):
+            project.logit_cache.prune_model(m.uid, saved_versions)
+        raise
     return TrainOutcome(run.id, "finished", method_name, task.index, tuple(new.types), folder, metrics,
                         time.monotonic() - t_start, tuple(notes))
 
@@ -495,18 +496,83 @@ def _notes(project: Any, method: str, config: Any, new: Any, min_examples: int, 
     return notes + small_test_warnings(new)
 
 
+def learnt_kinds(project: Any, labels: Mapping[int, str]) -> dict[str, str]:
+    """label -> kind ("entity" | "relation") of the types in ``labels`` (type id -> label)."""
+    kinds = {t.id: t.kind for t in project.types.list(include_deleted=True)}
+    return {label: kinds[i] for i, label in labels.items() if i in kinds}
+
+
+def profile_budget(profile: str) -> dict[str, Any]:
+    """The training budget of a ``conpet.config`` profile as TrainConfig fields: what ``--profile`` (and the
+    app's budget) sets, for a new model and for one that continues."""
+    from conpet.config import make_config
+
+    train = make_config(profile, data="project").train
+    return {name: getattr(train, name) for name in PROFILE_BUDGET}
+
+
+def _load_or_make_method(prev: Path | None, method_name: str, bb: Any, cache: Any, profile: str | None,
+                         overrides: Mapping[str, Any]) -> Any:
+    """The project's model restored from ``prev`` (the profile's budget, then ``overrides``, replacing its
+    saved settings), or a new ``method_name`` model with the profile's settings and ``overrides``."""
+    from conpet.config import make_config
+    from conpet.methods.registry import load_method, make_method
+
+    if prev is not None:
+        m = load_method(prev, bb, cache=cache)
+        changes = {**(profile_budget(profile) if profile else {}), **overrides}
+        if changes:
+            m.config = m.config.replace(**changes)
+        return m
+    exp = make_config(profile or DEFAULT_PROFILE, data="project", backbone=bb.name, method=method_name,
+                      **overrides)
+    return make_method(method_name, bb, exp.train, cache=cache)
+
+
+def _step_metrics(task_index: int, new: Any, datas: Sequence[Any], counts: Sequence[tuple[int, int]],
+                  sel: Any, stats: Any) -> dict[str, Any]:
+    accs = [c / n for c, n in counts if n]
+    total = sum(n for _, n in counts)
+    return {
+        "kind": "step", "task_index": task_index, "types": list(new.types),
+        "whole_acc": sum(c for c, _ in counts) / total if total else None,
+        "avg_acc": sum(accs) / len(accs) if accs else None,
+        "task_acc": [c / n if n else None for c, n in counts],
+        "test_examples": [n for _, n in counts], "test_correct": [c for c, _ in counts],
+        "train_examples": [len(d.train) for d in datas],
+        "selector_acc": sel, "train_seconds": stats.seconds,
+        "data_sha256": data_hashes(datas),
+    }
+
+
+def _record_step(project: Any, m: Any, run_id: int, task: Any, new: Any, datas: Sequence[Any], preds: Any,
+                 metrics: Mapping[str, Any], stats: Any, folder: Path, before: Mapping[str, int]) -> None:
+    """One transaction: the changed modules registered, the task frozen, the metrics and the test
+    predictions stored, the superseded versions' cached logits forgotten, the run finished."""
+    test_examples = [ex for d in datas for ex in d.test]
+    changed = [n for n in m.logical_modules() if before.get(n) != m.versions.get(n, 0)]
+    with project.transaction():
+        for name in changed:
+            kind, k = _module_kind(name)
+            project.modules.register(kind, folder / name, name=_store_name(name),
+                                     task_index=(k + 1) if k is not None else None, run_id=run_id,
+                                     parameter_count=m.pet.parameter_count(m.adapter(name)))
+        project.tasks.freeze(task.id)
+        if preds:
+            project.predictions.add_engine_results(run_id, test_examples, preds)
+        project.runs.update_progress(run_id, 1.0, "finished", stage="done", metrics=metrics, step=task.index)
+        project.runs.append_log(run_id, json.dumps({"stats": stats.to_dict()}, default=str))
+        project.logit_cache.prune_model(m.uid, {m.module_id(n): m.versions.get(n, 0)
+                                                for n in m.logical_modules()})
+        project.runs.finish(run_id, f"task {task.index} learnt: {', '.join(new.types)}")
+
+
 def _backbone_of_runs(project: Any) -> dict[str, Any]:
     """The backbone recorded by the newest finished run (for a model folder without training.json)."""
     for run in project.runs.list(status="finished"):
         if run.backbone_sha256:
             return {"name": run.backbone, "path": run.backbone, "sha256": run.backbone_sha256}
     return {}
-
-
-def _backbone_info(bb: Any) -> dict[str, Any]:
-    from conpet.bundle import backbone_info
-
-    return backbone_info(bb)
 
 
 def data_hashes(datas: Sequence[Any]) -> list[dict[str, str]]:
@@ -539,14 +605,16 @@ def register(subparsers: Any) -> None:
                    help=f"labelled examples a type needs to join a new task (default {DEFAULT_MIN_EXAMPLES})")
     p.add_argument("--type", action="append", dest="types", metavar="NAME",
                    help="a type of the new task (repeat for several; default: every type with enough examples)")
-    p.add_argument("--profile", choices=("smoke", "quick", "paper"), default=DEFAULT_PROFILE,
-                   help=f"training budget preset for a new model (default {DEFAULT_PROFILE})")
+    p.add_argument("--profile", choices=("smoke", "quick", "paper"), default=None,
+                   help=f"training budget preset of this step, as the app's budget (default: {DEFAULT_PROFILE} "
+                        "for a new model; a model that continues keeps its own)")
     p.add_argument("--epochs", type=int, default=None, help="most epochs per step (overrides the profile)")
     p.add_argument("--batch-limit", type=int, default=None, help="most batches per stage (overrides the profile)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (overrides the profile)")
     p.add_argument("--seed", type=int, default=None,
-                   help="seed of the splits, the sampling and the new modules' initial weights (default: the "
-                        "model's, else 1); recorded with the run and in an exported bundle")
+                   help="seed of the sampling and the new modules' initial weights (default: the model's, else 1; "
+                        "an example's train/valid/test split is fixed when first seen); recorded with the run and "
+                        "in an exported bundle")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch CPU threads (default: the cores the load average shows free, at most 4)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -24,3 +24,14 @@ def demo_subset(types: tuple[str, ...], n: int, out: Path) -> Path:
             lines.append(json.dumps({"text": obj["text"], "entities": ents}))
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
+
+
+def demo_project(folder: Path, types: tuple[str, ...], n: int, scratch: Path) -> Path:
+    """A new project at ``folder`` holding the demo sentences with at most ``n`` entities of each of
+    ``types`` (``scratch``: a folder for the JSONL file it imports)."""
+    from conpet.store import Project
+    from conpet.store.importer import import_file
+
+    with Project.create(folder) as p:
+        import_file(p, demo_subset(types, n, scratch / f"{'-'.join(types)}.jsonl"))
+    return folder

@@ -39,6 +39,9 @@ __all__ = [
 
 STATE_FILE = "method.json"
 METHOD_FORMAT = 1
+# The logit of a type of another kind than the example (an entity type for a relation pair): below any
+# learnt score and below Dynamic ConPET's alpha, yet finite, so that losses and distillation stay finite.
+MASKED_LOGIT = -1e4
 
 
 @dataclass(frozen=True)
@@ -196,15 +199,21 @@ class PETMethod(ContinualMethod):
         self.cache = cache
         self.uid = uid or _new_uid()
         self.task_types: list[tuple[str, ...]] = []
+        self.type_kinds: dict[str, str] = {}  # type -> "entity" | "relation", from the examples it was learnt on
         self.versions: dict[str, int] = {}
         self._burned: dict[str, int] = {}  # versions used by a cancelled step: never issued again
+        # Versions issued from now on are above this. A caller whose cache outlives the process sets it to a
+        # number no other attempt used (the project layer: from the run id), so that a step that failed in
+        # another process can never have left logits under a version issued again.
+        self.version_floor = 0
         self.hooks: list[TrainingHook] = []
         self.backbone_forwards = 0  # PET forward passes through the backbone (tests count these)
         self.backbone_examples = 0
         self._training: set[str] = set()  # modules not frozen right now (never cached)
         self._pet: Any = None
         self._encoder: Any = None
-        self._device = torch.device(self.config.device or getattr(backbone, "device", "cpu") or "cpu")
+        # the loaded backbone's device decides (never a saved setting: the model may have moved machines)
+        self._device = torch.device(getattr(backbone, "device", None) or "cpu")
 
     @property
     def config(self) -> TrainConfig:
@@ -298,8 +307,13 @@ class PETMethod(ContinualMethod):
         return name not in self._training
 
     def module_logits(self, name: str, examples: Sequence[Example], *, grad: bool = False) -> torch.Tensor:
-        """Logits of module `name` for `examples`. A frozen module's logits come from the cache when
-        present (one look-up per call); only misses go through the backbone, and are then stored."""
+        """Logits of module `name` for `examples`, with the outputs of another kind than each example's
+        masked (`mask_by_kind`). A frozen module's logits come from the cache when present (one look-up
+        per call); only misses go through the backbone, and are then stored (unmasked)."""
+        return self.mask_by_kind(examples, self._raw_module_logits(name, examples, grad=grad),
+                                 self.output_kinds(name))
+
+    def _raw_module_logits(self, name: str, examples: Sequence[Example], *, grad: bool) -> torch.Tensor:
         if not examples:
             return torch.zeros((0, self.pet.n_outputs(self.adapter(name))), device=self._device)
         if grad or self.cache is None or not self.uses_cache or not self.is_frozen(name):
@@ -315,6 +329,47 @@ class PETMethod(ContinualMethod):
             for j, i in enumerate(miss):
                 rows[i] = computed[j]
         return torch.as_tensor(np.stack(rows), dtype=torch.float32, device=self._device)
+
+    # --- kinds: entity examples are scored over entity types only, relation pairs over relation types --
+
+    def kinds_of(self, types: Sequence[str]) -> list[str]:
+        """The kind of each type ("" for one this model has no record of: never masked)."""
+        return [self.type_kinds.get(t, "") for t in types]
+
+    def same_kind(self, type_name: str, example: Example) -> bool:
+        """Whether `example` may be of type `type_name` (a type of unknown kind may be of any)."""
+        return self.type_kinds.get(type_name, example.kind) == example.kind
+
+    def output_kinds(self, name: str) -> list[str] | None:
+        """The kind of each output of module `name` ("" where mixed or unknown), or None (nothing to mask).
+        Here: ``expert_<j>`` scores task j's types (the dynamic methods' experts), and a module whose outputs
+        are all seen types scores them in order (a single-module method's, a type-level selector); methods
+        with other modules name their outputs' kinds themselves."""
+        if not self.type_kinds:
+            return None
+        if name.startswith("expert_") and name[7:].isdigit() and int(name[7:]) < self.n_tasks:
+            return self.kinds_of(self.task_types[int(name[7:])])
+        if self.pet.n_outputs(self.adapter(name)) == len(self.types):
+            return self.kinds_of(self.types)
+        return None
+
+    def mask_by_kind(self, examples: Sequence[Example], logits: torch.Tensor,
+                     kinds: Sequence[str] | None) -> torch.Tensor:
+        """`logits` [B, C] with MASKED_LOGIT where output c is of another kind than example b. A model
+        that learnt types of one kind only changes nothing for examples of that kind; an example of a kind
+        the model never learnt is refused (no type could be right)."""
+        if not kinds or not examples:
+            return logits
+        learnt = set(self.type_kinds.values())
+        asked = {ex.kind for ex in examples}
+        unknown = sorted(asked - learnt)
+        if unknown and learnt:
+            raise ConpetError(f"this model has learnt no {unknown[0]} types, so it cannot classify "
+                              f"{unknown[0]} examples (it knows {', '.join(sorted(learnt))} types)")
+        if len(asked) == 1 and set(kinds) <= asked | {""}:
+            return logits
+        wrong = torch.tensor([[k not in ("", ex.kind) for k in kinds] for ex in examples], device=logits.device)
+        return logits.masked_fill(wrong, MASKED_LOGIT)
 
     # --- the training loop -----------------------------------------------------------------------
 
@@ -471,13 +526,15 @@ class PETMethod(ContinualMethod):
     def begin_step(self, task: TaskData) -> dict[str, Any]:
         """Record what a rollback needs, then add the task's types to the label space."""
         state = {"task_types": list(self.task_types), "versions": dict(self.versions),
-                 "modules": set(self.pet.module_names), "snapshots": {}}
+                 "modules": set(self.pet.module_names), "snapshots": {}, "type_kinds": dict(self.type_kinds)}
         self.task_types.append(tuple(task.types))
+        for ex in (*task.train, *task.valid, *task.test):
+            self.type_kinds.setdefault(ex.label, ex.kind)
         return state
 
     def bump_version(self, name: str) -> int:
         """A new version for module `name` (its weights are about to change); never one used before."""
-        v = max(self.versions.get(name, 0), self._burned.get(name, 0)) + 1
+        v = max(self.versions.get(name, 0), self._burned.get(name, 0), self.version_floor) + 1
         self.versions[name] = v
         return v
 
@@ -495,6 +552,7 @@ class PETMethod(ContinualMethod):
         for adapter in set(self.pet.module_names) - state["modules"]:
             self.pet.remove_module(adapter)
         self.task_types = state["task_types"]
+        self.type_kinds = dict(state["type_kinds"])
         self.versions = dict(state["versions"])
         for name, v in during.items():
             if v != self.versions.get(name):
@@ -558,6 +616,7 @@ class PETMethod(ContinualMethod):
             "format": METHOD_FORMAT, "method": self.name, "uid": self.uid,
             "backbone": getattr(self.backbone, "name", ""),
             "tasks": [list(ts) for ts in self.task_types], "modules": names,
+            "type_kinds": dict(sorted(self.type_kinds.items())),
             "versions": {n: self.versions.get(n, 0) for n in names},
             "config": self.config.to_dict(), "extra": self.extra_state(),
         }
@@ -571,6 +630,7 @@ class PETMethod(ContinualMethod):
             raise ConpetError(f"{folder}: holds a {state['method']!r} model, not {cls.name!r}")
         method = cls(backbone, TrainConfig.from_dict(state["config"]), cache=cache, uid=state["uid"])
         method.task_types = [tuple(ts) for ts in state["tasks"]]
+        method.type_kinds = {str(k): str(v) for k, v in state.get("type_kinds", {}).items()}
         method.versions = {k: int(v) for k, v in state["versions"].items()}
         for name in state["modules"]:
             sub = folder / name

@@ -147,7 +147,7 @@ class ContrastiveMemoryBaseline(MemoryBaseline):
 
     def batch_loss(self, batch: list[Example], index: dict[str, int]) -> tuple[torch.Tensor, dict[str, float]]:
         h = self.hidden_states(batch, grad=True)
-        logits = self.head(h)
+        logits = self.mask_by_kind(batch, self.head(h), self.kinds_of(self.types))
         gold = torch.tensor([index[ex.label] for ex in batch], device=logits.device)
         ce = F.cross_entropy(logits, gold)
         con = supervised_contrastive_loss(h, gold, temperature=self.con_temperature,
@@ -158,7 +158,8 @@ class ContrastiveMemoryBaseline(MemoryBaseline):
         n_old = self._teacher_types
         old_rows = [i for i, ex in enumerate(batch) if index[ex.label] < n_old]
         if n_old and old_rows:
-            teacher = self.module_logits(self.TEACHER, [batch[i] for i in old_rows])
+            old = [batch[i] for i in old_rows]
+            teacher = self.mask_by_kind(old, self.module_logits(self.TEACHER, old), self.kinds_of(self.types[:n_old]))
             kd = distillation_loss(logits[old_rows, :n_old], teacher, temperature=self.kd_temperature)
             loss = loss + self.lambda_kd * kd
             info["kd"] = float(kd.detach())
@@ -190,6 +191,7 @@ class ContrastiveMemoryBaseline(MemoryBaseline):
             return super().predict_batch(batch)  # during training: the head (new types lack prototypes)
         assert self.prototypes is not None
         scores = prototype_scores(self.representations(batch), self.prototypes)
+        scores = self.mask_by_kind(batch, torch.as_tensor(scores), self.kinds_of(self.types)).numpy()
         return self.single_module_predictions(batch, softmax(scores / self.proto_temperature))
 
     # --- save / load --------------------------------------------------------------------------------

@@ -48,6 +48,12 @@ class DynamicConPET(PETMethod):
         mods = [self.SELECTOR] if self.use_selector and self.task_types else []
         return mods + [self.expert(j) for j in range(self.n_tasks)]
 
+    def output_kinds(self, name: str) -> list[str] | None:
+        """A task-id selector's outputs are tasks (a task of mixed kinds: "")."""
+        if name == self.SELECTOR and not self.type_level_selector:
+            return [kinds[0] if len(set(kinds)) == 1 else "" for kinds in map(self.kinds_of, self.task_types)]
+        return super().output_kinds(name)
+
     # --- routing ------------------------------------------------------------------------------------
 
     @property
@@ -255,7 +261,7 @@ class DynamicConPET(PETMethod):
                 ex.id, types[j], float(probs[i, j]),
                 [float(x) for x in sel_probs[i]] if sel_probs is not None else None,
                 list(active[i]),
-                {t: float(v) for t, v in zip(self.task_types[owner], own, strict=True)},
+                {t: float(v) for t, v in zip(self.task_types[owner], own, strict=True) if self.same_kind(t, ex)},
                 versions))
         return unorder(order, out)
 

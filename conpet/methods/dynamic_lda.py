@@ -223,7 +223,9 @@ class RoutedByStatistics(PETMethod):
         t = min(top_t or c.top_t or 1, self.n_tasks)
         w = c.router_weight if weight is None else weight
         feats, side = self.features(chunk)
-        log_post = self.router_log_posterior(feats)
+        # an entity is routed and scored over entity types only, a pair over relation types (PETMethod.mask_by_kind)
+        log_post = self.mask_by_kind(chunk, torch.as_tensor(self.router_log_posterior(feats)),
+                                     self.kinds_of(self.types)).numpy()
         offsets, sizes = self.task_offsets(), [len(ts) for ts in self.task_types]
         task_scores = np.stack([_logsumexp(log_post[:, o : o + n]) for o, n in zip(offsets, sizes, strict=True)],
                                axis=-1)
@@ -253,7 +255,8 @@ class RoutedByStatistics(PETMethod):
             where = {r: pos for pos, r in enumerate(rows)}
             for q, r in enumerate(need):
                 out[where[r]] = computed[q]
-        return out
+        return self.mask_by_kind([chunk[r] for r in rows], torch.as_tensor(out),
+                                 self.kinds_of(self.task_types[j])).numpy()
 
     # --- prediction ----------------------------------------------------------------------------------
 
@@ -292,7 +295,8 @@ class RoutedByStatistics(PETMethod):
                              for j in sb.active[i]})
             out.append(Prediction(
                 ex.id, types[y], float(probs[i, y]), [float(x) for x in sel[i]], list(sb.active[i]),
-                {t: float(v) for t, v in zip(self.task_types[owner], sb.own[owner][row], strict=True)}, used))
+                {t: float(v) for t, v in zip(self.task_types[owner], sb.own[owner][row], strict=True)
+                 if self.same_kind(t, ex)}, used))
         return out
 
     def oracle_routing_accuracy(self, examples: Sequence[Example]) -> float:

@@ -108,7 +108,8 @@ class SingleModuleMethod(PETMethod):
         for ex, p in zip(batch, probs, strict=True):
             j = int(p.argmax())
             out.append(Prediction(ex.id, types[j], float(p[j]), None, None,
-                                  {t: float(v) for t, v in zip(types, p, strict=True)}, dict(versions)))
+                                  {t: float(v) for t, v in zip(types, p, strict=True) if self.same_kind(t, ex)},
+                                  dict(versions)))
         return out
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, not_, or_, select
 from sqlalchemy.dialects.sqlite import insert
 
 from conpet.protocols import CacheKey
@@ -94,4 +94,17 @@ class ProjectLogitCache:
                 q = q.where(LogitCacheEntry.module_id == module_id)
             if module_version is not None:
                 q = q.where(LogitCacheEntry.module_version == module_version)
+            return int(s.execute(q).rowcount or 0)
+
+    def prune_model(self, uid: str, keep: Mapping[str, int]) -> int:
+        """Forget every cached row of the model ``uid`` (module ids ``"<uid>/<name>"``) except those of the
+        module versions in ``keep`` (module id -> version): what a failed, cancelled or interrupted step
+        computed, and what superseded versions left. Returns how many rows went."""
+        mine = LogitCacheEntry.module_id.startswith(f"{uid}/", autoescape=True)
+        kept = [and_(LogitCacheEntry.module_id == mid, LogitCacheEntry.module_version == int(v))
+                for mid, v in keep.items()]
+        with self._db.transaction() as s:
+            q = delete(LogitCacheEntry).where(mine)
+            if kept:
+                q = q.where(not_(or_(*kept)))
             return int(s.execute(q).rowcount or 0)

@@ -21,8 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from conpet.errors import storage_error
+from conpet.store.errors import DatabaseAccessError
 
 BUSY_TIMEOUT_MS = 30_000
 _BEGIN_OPTION = "conpet_begin"
@@ -59,6 +63,37 @@ def make_engine(path: Path, *, foreign_keys: bool = True) -> Engine:
     return engine
 
 
+# SQLite's words for the failures a user can act on -> what to say after the file's name.
+_SQLITE_REASONS = (
+    ("locked", "is locked by another program or process (try again when it has finished)"),
+    ("busy", "is locked by another program or process (try again when it has finished)"),
+    ("disk is full", "cannot grow: the disk is full (free some space and try again)"),
+    ("readonly", "cannot be written: the file or its folder is read-only"),
+    ("unable to open", "cannot be opened (a missing or read-only folder, or no permission)"),
+    ("disk i/o error", "cannot be read or written: disk I/O error (a full disk or a failing drive)"),
+)
+
+
+def database_error(path: Path, exc: BaseException) -> DatabaseAccessError:
+    """One clear message naming the database file for SQLite's OperationalError (or an OSError)."""
+    if isinstance(exc, OSError):
+        return DatabaseAccessError(str(storage_error(exc, path)))
+    detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    for words, reason in _SQLITE_REASONS:
+        if words in detail.lower():
+            return DatabaseAccessError(f"the project database {path} {reason}")
+    return DatabaseAccessError(f"the project database {path} cannot be used: {detail}")
+
+
+@contextmanager
+def mapped_errors(path: Path) -> Iterator[None]:
+    """SQLite's operational failures (and OSErrors) as DatabaseAccessError naming ``path``."""
+    try:
+        yield
+    except (OperationalError, sqlite3.OperationalError, OSError) as exc:
+        raise database_error(path, exc) from exc
+
+
 def write_engine(engine: Engine) -> Engine:
     """The same engine (same pool), but its transactions start with BEGIN IMMEDIATE."""
     return engine.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
@@ -87,7 +122,7 @@ class Database:
             with current.begin_nested():
                 yield current
             return
-        with self._writes() as session:
+        with mapped_errors(self.path), self._writes() as session:
             self._local.write = session
             try:
                 with session.begin():
@@ -102,7 +137,7 @@ class Database:
         if current is not None:
             yield current
             return
-        with self._reads() as session:
+        with mapped_errors(self.path), self._reads() as session:
             self._local.read = session
             try:
                 yield session  # closing the session rolls the snapshot back: reads never commit

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conpet.errors import ConpetError
+from conpet.errors import ConpetError, StorageError
 
 
 class StoreError(ConpetError):
@@ -27,3 +27,8 @@ class InvalidAnnotationError(StoreError):
 
 class TypeInUseError(StoreError):
     """A knowledge type that cannot be deleted because a task (or a trained module) depends on it."""
+
+
+class DatabaseAccessError(StoreError, StorageError):
+    """The project database cannot be used right now: locked by another program, on a full disk, in a
+    read-only folder (names the file)."""

@@ -14,7 +14,7 @@ from conpet import __version__
 from conpet.data.example import Example, Span, example_id
 from conpet.store import schema
 from conpet.store.cache import ProjectLogitCache
-from conpet.store.db import Database
+from conpet.store.db import Database, mapped_errors
 from conpet.store.errors import NotAProjectError, StoreError
 from conpet.store.models import (
     Annotation,
@@ -73,6 +73,12 @@ class Project:
             raise StoreError(f"{folder} already holds a project ({DB_NAME}); open it instead")
         if folder.exists() and not folder.is_dir():
             raise StoreError(f"{folder} is a file, not a folder")
+        with mapped_errors(db_path):  # a read-only folder or a full disk: one message, no traceback
+            cls._create_file(folder, db_path, name)
+        return cls._opened(folder, None)
+
+    @staticmethod
+    def _create_file(folder: Path, db_path: Path, name: str | None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / MODULES_DIR).mkdir(exist_ok=True)
         tmp = folder / f".{DB_NAME}.creating-{os.getpid()}"
@@ -93,9 +99,9 @@ class Project:
             # appears complete or not at all: a crash mid-creation leaves no half-made project.sqlite
             os.replace(tmp, db_path)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            for p in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                p.unlink(missing_ok=True)
             raise
-        return cls._opened(folder, None)
 
     @classmethod
     def open(cls, folder: str | Path) -> Project:
@@ -105,9 +111,10 @@ class Project:
         db_path = folder / DB_NAME
         if not db_path.is_file():
             raise NotAProjectError(f"{folder} is not a ConPET project (no {DB_NAME} in it)")
-        result = schema.ensure_current(db_path)
-        (folder / MODULES_DIR).mkdir(exist_ok=True)
-        return cls._opened(folder, result if result.backup else None)
+        with mapped_errors(db_path):
+            result = schema.ensure_current(db_path)
+            (folder / MODULES_DIR).mkdir(exist_ok=True)
+            return cls._opened(folder, result if result.backup else None)
 
     @classmethod
     def open_or_create(cls, folder: str | Path, *, name: str | None = None) -> Project:
