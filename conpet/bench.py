@@ -389,7 +389,7 @@ def _parse_set(items: Sequence[str]) -> dict[str, Any]:
 
 
 def merge(sources: Sequence[str | Path], out: Path, command: str | None = None,
-          rename: dict[str, str] | None = None) -> str:
+          rename: dict[str, str] | None = None, only: Sequence[str] | None = None) -> str:
     """Combine the records of several bench output folders (e.g. seeds run in parallel) into one: rows
     in Table IV's order (`TABLE_IV_METHODS`), other methods after them in order of first appearance;
     each method's records by seed.
@@ -397,7 +397,7 @@ def merge(sources: Sequence[str | Path], out: Path, command: str | None = None,
     `rename` maps method names to the names the merged table should use (e.g. the engine's `static`
     to Table IV's `emr*`, the same method); a renamed record keeps its old name in `renamed_from`.
     The same (method, seed) twice, or records of different data, backbones or profiles, are refused:
-    either would make a row's mean meaningless.
+    either would make a row's mean meaningless. `only` keeps just those methods (names after renaming).
     """
     rename = rename or {}
     records: list[dict[str, Any]] = []
@@ -413,6 +413,8 @@ def merge(sources: Sequence[str | Path], out: Path, command: str | None = None,
         for r in recs:
             if r["method"] in rename:
                 r = {**r, "method": rename[r["method"]], "renamed_from": r["method"]}
+            if only is not None and r["method"] not in only:
+                continue
             key = (r["method"], r["seed"])
             if key in origin:
                 raise ConpetError(f"{r['method']} seed {r['seed']} is in both {origin[key]} and {src}; "
@@ -447,11 +449,13 @@ def _parse_rename(items: Sequence[str]) -> dict[str, str]:
 def bench(args: argparse.Namespace) -> int:
     import torch
 
-    if args.rename and not args.merge:
-        raise ConpetError("--rename only applies with --merge")
+    if (args.rename or args.only) and not args.merge:
+        raise ConpetError("--rename and --only only apply with --merge")
     if args.merge:
         command = "conpet bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
-        print(merge(args.merge.split(","), Path(args.out), command, rename=_parse_rename(args.rename or [])))
+        only = [m.strip() for m in args.only.split(",") if m.strip()] if args.only else None
+        print(merge(args.merge.split(","), Path(args.out), command, rename=_parse_rename(args.rename or []),
+                    only=only))
         return 0
 
     from conpet.backbones import load_backbone
@@ -522,4 +526,6 @@ def register(subparsers: Any) -> None:
                    help="instead of running, combine the results.json of these folders into --out")
     p.add_argument("--rename", action="append", metavar="OLD=NEW",
                    help="with --merge: list method OLD as NEW (e.g. static=emr*, the same method), repeatable")
+    p.add_argument("--only", default=None, metavar="METHOD,METHOD",
+                   help="with --merge: keep only these methods (names as listed, after --rename)")
     p.set_defaults(func=bench)

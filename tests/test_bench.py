@@ -182,6 +182,22 @@ def test_merge_cli_rename_parsing(tmp_path, capsys):
     assert "--merge" in capsys.readouterr().err
 
 
+def test_merge_only_keeps_the_named_methods_and_prints_routing_rows(tmp_path, capsys):
+    from conpet.cli import main
+
+    routed = _record("dynamic-lda", 1, [90.0, 70.0], [1.0, 1.0])
+    routed["routing"] = {"route_top2": [100.0, 88.5], "whole_t2": [90.0, 71.0]}
+    a = _write_run(tmp_path / "a", [_record("static", 1, [90.0, 80.0], [1.0, 1.0]),
+                                    _record("emr", 1, [90.0, 60.0], [1.0, 1.0]), routed])
+    assert main(["bench", "--merge", str(a), "--rename", "static=emr*", "--only", "emr*,dynamic-lda",
+                 "--out", str(tmp_path / "m")]) == 0
+    doc = json.loads((tmp_path / "m" / "results.json").read_text())
+    assert [r["method"] for r in doc["records"]] == ["emr*", "dynamic-lda"]
+    out = capsys.readouterr().out
+    assert "router top-2 task accuracy per step" in out and "88.5" in out
+    assert main(["bench", "--only", "emr", "--out", str(tmp_path / "x")]) != 0
+
+
 def test_a_closed_pipe_ends_quietly(tmp_path):
     """`conpet bench --merge ... | head -1`: the reader is gone before the table is printed; the command
     exits 141 without a traceback."""
