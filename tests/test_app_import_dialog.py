@@ -51,7 +51,7 @@ def test_a_format_that_cannot_be_detected_is_explained_in_full_and_can_be_chosen
 
 def test_an_import_failure_shows_the_whole_message(qtbot, app_env, tmp_path):
     settings, _ = app_env
-    w = MainWindow(settings)
+    w = MainWindow(settings, preload=False)
     qtbot.addWidget(w)
     w.show()
     w.create_project(tmp_path / "empty")
