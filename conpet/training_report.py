@@ -41,10 +41,19 @@ class StagePlan:
         return self.batches < self.max_epochs * self.batches_per_epoch
 
 
+# conpet.methods.dynamic_lda: trained experts (or none) and a statistical router instead of a selector.
+ROUTED_BY_STATISTICS = ("dynamic-lda", "lda-adapted", "lda-frozen")
+
+
 def stage_plans(method: str, config: TrainConfig, new_examples: int, has_old: bool) -> list[StagePlan]:
     """The stages one step of ``method`` runs and their budgets, as ``conpet.replay.ReplaySampler`` counts
     them (Dynamic ConPET: a selector stage, then the new expert's; the others: one stage)."""
-    if method in DYNAMIC_FAMILY:
+    if method in ROUTED_BY_STATISTICS:
+        # One expert per task on its own task's data (no replay); the router's statistics need no batches.
+        trains = method == "dynamic-lda" or (method == "lda-adapted" and not has_old)
+        limits = [("expert", config.iter2_limit)] if trains else []
+        has_old = False
+    elif method in DYNAMIC_FAMILY:
         # The task-id selector has nothing to learn from the first task alone; the type-level one has.
         selector = method != "dynamic-nosel" and (has_old or config.selector_labels == "type"
                                                   or method == "dynamic-typesel")

@@ -15,7 +15,7 @@ from conpet.project_training import train_project
 from conpet.replay import ReplaySampler
 from conpet.store import Project
 from conpet.store.importer import import_file
-from conpet.training_report import accuracy_text, describe_plan, stage_plans
+from conpet.training_report import ROUTED_BY_STATISTICS, accuracy_text, describe_plan, stage_plans
 
 TINY = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
 
@@ -32,6 +32,7 @@ def test_the_issue_case_says_the_limit_stops_inside_the_first_epoch():
 @pytest.mark.parametrize(("method", "has_old", "stages"), [
     ("static", False, ["training"]), ("dynamic", False, ["expert"]), ("dynamic", True, ["selector", "expert"]),
     ("dynamic-typesel", False, ["selector", "expert"]),
+    ("dynamic-lda", True, ["expert"]), ("lda-adapted", True, []), ("lda-frozen", False, []),
 ])
 def test_stages_and_counts_match_the_sampler(method, has_old, stages):
     cfg = TrainConfig(batch_limit=7, max_epochs=2, selector_batch_limit=50)
@@ -39,7 +40,8 @@ def test_stages_and_counts_match_the_sampler(method, has_old, stages):
     assert [p.stage for p in plans] == stages
     for p in plans:
         limit = cfg.iter1_limit if p.stage == "selector" else cfg.iter2_limit if p.stage == "expert" else cfg.batch_limit
-        sampler = ReplaySampler(list(range(37)), [[1, 2]] if has_old else [], batch_size=cfg.batch_size,
+        replays = has_old and method not in ROUTED_BY_STATISTICS  # dynamic-lda's experts see their own task only
+        sampler = ReplaySampler(list(range(37)), [[1, 2]] if replays else [], batch_size=cfg.batch_size,
                                 batch_limit=limit, max_epochs=cfg.max_epochs)
         assert p.batches == len(sampler) and p.batches_per_epoch == sampler.plan.batches_per_epoch
     full = next(p for p in plans if p.stage in ("selector",)) if "selector" in stages else None
