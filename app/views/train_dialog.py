@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from conpet.project_training import DEFAULT_METHOD
 from conpet.runtime import cpu_cores
 
 METHODS = [("dynamic-lda", "Dynamic ConPET routed by statistics (one expert per task, LDA router; nothing old retrains)"),
@@ -127,6 +128,7 @@ class TrainDialog(QDialog):
         self.method_box = QComboBox()
         for key, label in METHODS:
             self.method_box.addItem(label, key)
+        self.method_box.setCurrentIndex(max(self.method_box.findData(DEFAULT_METHOD), 0))
         form.addRow("Method:", self.method_box)
 
         row = QHBoxLayout()
