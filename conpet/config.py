@@ -77,6 +77,10 @@ class TrainConfig:
     router_normalize: bool = field(
         default=True, metadata={"help": "statistical router: scale each position's hidden state to unit length "
                                         "before the statistics (no position dominates by its norm)"})
+    router_calibrate: bool = field(
+        default=False,
+        metadata={"help": "statistical router: after each step choose t (1-3) and the expert weight w (0, 1, 3, 10, "
+                          "30) on the seen tasks' validation data instead of top_t and router_weight"})
     router_weight: float = field(
         default=1.0, metadata={"help": "statistical router: weight w of the expert's within-task log-softmax "
                                        "added to the router's log p(type)"})

@@ -220,3 +220,30 @@ def test_conpet_methods_lists_every_method_and_marks_the_default(capsys):
     assert len(marked) == 1 and marked[0].startswith(f"{DEFAULT_METHOD} (default)")
     descriptions = [ln.split("  ", 1)[1].strip() for ln in lines]
     assert all(descriptions) and len(set(descriptions)) == len(descriptions)  # each its own line
+
+
+def test_calibration_picks_t_and_w_on_validation_data_and_is_saved(minilm, tasks, tmp_path):
+    torch.manual_seed(1)
+    method = make_method("dynamic-lda", minilm, CONFIG.replace(router_calibrate=True), cache=MemoryLogitCache())
+    result = run_continual(method, tasks)
+    chosen = method.chosen
+    assert chosen["top_t"] in (1, 2, 3) and chosen["weight"] in (0.0, 1.0, 3.0, 10.0, 30.0)
+    assert result.steps[-1].stats["extra"]["calibration"] == chosen
+    # the choice is the best of the grid on the validation data (ties to the smaller t, then w)
+    valid = [list(t.valid) for t in tasks]
+    best = method.calibrate(valid)
+    assert best == chosen
+    index = method.type_index()
+
+    def avg(t, w):
+        accs = []
+        for vs in valid:
+            sb = method.score_batch(vs, top_t=t, weight=w)
+            accs.append(np.mean([np.argmax(sb.combined[i]) == index[ex.label] for i, ex in enumerate(vs)]))
+        return float(np.mean(accs))
+
+    assert all(avg(t, w) <= chosen["valid_acc"] + 1e-9 for t in (1, 2, 3) for w in (0.0, 1.0, 3.0, 10.0, 30.0))
+    assert result.steps[-1].routing["t"] == chosen["top_t"] and result.steps[-1].routing["w"] == chosen["weight"]
+    method.save(tmp_path / "m")
+    again = load_method(tmp_path / "m", minilm)
+    assert again.chosen == chosen and again.top_t == chosen["top_t"] and again.weight == chosen["weight"]

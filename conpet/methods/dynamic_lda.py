@@ -41,7 +41,8 @@ from conpet.protocols import ProgressSink, Reporter
 from conpet.representations import REPRESENTATIONS
 from conpet.router import ROUTER_FILE, GaussianRouter
 
-FEATURES = "features"  # logical module id of the feature map's cached features
+FEATURES = "features"
+CALIBRATION_WEIGHTS = (0.0, 1.0, 3.0, 10.0, 30.0)  # w: from the router alone to the experts deciding  # logical module id of the feature map's cached features
 
 
 class ScoredBatch:
@@ -72,6 +73,7 @@ class RoutedByStatistics(PETMethod):
         if self.features_from is not None:
             self.config = self.config.replace(router_features=self.features_from)
         self.router: GaussianRouter | None = None
+        self.chosen: dict[str, float] = {}  # t and w picked on validation data (router_calibrate)
 
     @staticmethod
     def expert(j: int) -> str:
@@ -145,11 +147,13 @@ class RoutedByStatistics(PETMethod):
     def begin_step(self, task: TaskData) -> dict[str, Any]:
         state = super().begin_step(task)
         state["router"] = copy.deepcopy(self.router)
+        state["chosen"] = dict(self.chosen)
         return state
 
     def rollback_step(self, state: dict[str, Any]) -> None:
         super().rollback_step(state)
         self.router = state["router"]
+        self.chosen = state["chosen"]
 
     def train_step(self, task: TaskData, history: list[TaskData], rep: Reporter, stats: StepStats) -> None:
         k = task.index
@@ -165,6 +169,9 @@ class RoutedByStatistics(PETMethod):
             self.router = GaussianRouter(self.feature_dim, self.config.router_shrinkage)
         feats, _ = self.features(task.train)
         self.router.update(self.router_input(feats), [ex.label for ex in task.train])
+        if self.config.router_calibrate and self.use_experts:
+            rep(0.95, "router: choosing t and w on validation data", "router")
+            stats.extra["calibration"] = dict(self.calibrate([t.valid for t in [*history, task]]))
 
     def train_expert(self, task: TaskData, rep: Reporter, stats: StepStats, hi: float) -> None:
         """Expert k on task k's data alone: cross-entropy over its own types."""
@@ -215,13 +222,49 @@ class RoutedByStatistics(PETMethod):
                 out[:, j] = lp[:, col[t]]
         return out
 
+    @property
+    def top_t(self) -> int:
+        """Active tasks per example: the calibrated t, else the setting."""
+        return int(self.chosen.get("top_t") or self.config.top_t or 1)
+
+    @property
+    def weight(self) -> float:
+        """The experts' weight w: the calibrated one, else the setting."""
+        return float(self.chosen["weight"]) if "weight" in self.chosen else self.config.router_weight
+
+    def calibrate(self, valid_sets: Sequence[Sequence[Example]]) -> dict[str, float]:
+        """Choose t and w maximising the average accuracy over the seen tasks' validation sets (features and
+        frozen experts' logits are cached, so a step adds only the new task's and new expert's passes). Ties
+        go to the smaller t, then the smaller w."""
+        sets = [list(v) for v in valid_sets if v]
+        if not sets:
+            return {}
+        index = self.type_index()
+        best: tuple[float, int, float] | None = None
+        for t in (1, 2, 3):
+            if t > self.n_tasks:
+                break
+            for w in CALIBRATION_WEIGHTS:
+                accs = []
+                for vs in sets:
+                    hits = 0
+                    for chunk in self._chunks(vs):
+                        sb = self.score_batch(chunk, top_t=t, weight=w)
+                        hits += sum(int(np.argmax(sb.combined[i]) == index[ex.label]) for i, ex in enumerate(chunk))
+                    accs.append(hits / len(vs))
+                score = float(np.mean(accs))
+                if best is None or score > best[0] + 1e-12:
+                    best = (score, t, w)
+        assert best is not None
+        self.chosen = {"top_t": best[1], "weight": best[2], "valid_acc": best[0]}
+        return self.chosen
+
     def score_batch(self, chunk: Sequence[Example], forced: Sequence[Sequence[int]] | None = None,
                     top_t: int | None = None, weight: float | None = None) -> ScoredBatch:
         """Route and score one batch: one feature pass (or cache hits), then one pass per distinct active
         expert not already known. `forced` gives the active tasks (oracle routing)."""
-        c = self.config
-        t = min(top_t or c.top_t or 1, self.n_tasks)
-        w = c.router_weight if weight is None else weight
+        t = min(top_t or self.top_t, self.n_tasks)
+        w = self.weight if weight is None else weight
         feats, side = self.features(chunk)
         # an entity is routed and scored over entity types only, a pair over relation types (PETMethod.mask_by_kind)
         log_post = self.mask_by_kind(chunk, torch.as_tensor(self.router_log_posterior(feats)),
@@ -314,7 +357,7 @@ class RoutedByStatistics(PETMethod):
         if not examples:
             return {}
         task_of, index = self.task_of_type(), self.type_index()
-        ks = sorted({1, 2, 3, self.config.top_t or 1})
+        ks = sorted({1, 2, 3, self.top_t})
         hits = {f"route_top{k}": 0 for k in (1, 2, 3)}
         hits["router_class_acc"] = 0
         hits.update({f"whole_t{k}": 0 for k in ks})
@@ -332,7 +375,8 @@ class RoutedByStatistics(PETMethod):
             for k in (1, 2, 3):
                 hits[f"route_top{k}"] += int((ranked[:, :k] == gold_t[:, None]).any(-1).sum())
             hits["router_class_acc"] += int((first.log_post.argmax(-1) == gold_y).sum())
-        return {key: 100.0 * v / len(examples) for key, v in hits.items()}
+        out = {key: 100.0 * v / len(examples) for key, v in hits.items()}
+        return {**out, "t": float(self.top_t), "w": float(self.weight)}  # what prediction used
 
     def _chunks(self, examples: Sequence[Example]) -> list[list[Example]]:
         order = length_order(examples)
@@ -349,7 +393,10 @@ class RoutedByStatistics(PETMethod):
             self.router.save(Path(folder) / ROUTER_FILE)
 
     def extra_state(self) -> dict[str, Any]:
-        return {"files": [ROUTER_FILE] if self.router is not None else []}
+        return {"files": [ROUTER_FILE] if self.router is not None else [], "chosen": dict(self.chosen)}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.chosen = dict(state.get("chosen") or {})
 
     @classmethod
     def load(cls, folder: Any, backbone: Any, cache: Any = None) -> RoutedByStatistics:
