@@ -54,10 +54,10 @@ VERSION_STRIDE = 1 << 20
 PROFILE_BUDGET = ("lr", "batch_limit", "max_epochs")
 
 
-# A new project's method: Dynamic ConPET with the type-level selector (conpet/methods/dynamic_typesel.py),
-# which on fewrel80 (minilm, quick profile, 2 seeds) scored 46.86 whole accuracy against 30.77 for the
-# paper's task-id selector and 44.67 for Static ConPET (docs/results/fewrel80-quick).
-DEFAULT_METHOD = "dynamic-typesel"
+# A new project's method: one expert per task routed by per-type statistics (conpet/methods/dynamic_lda.py).
+# On fewrel80 and on Few-NERD (minilm, quick profile, 2 seeds each) it is above every other method, the
+# type-level selector that was the default before included (docs/results/routing-*).
+DEFAULT_METHOD = "dynamic-lda"
 # What a project can train with (the app's method list and `conpet train --method`).
 PROJECT_METHODS = ("dynamic-lda", "dynamic-typesel", "dynamic", "static")
 

@@ -29,7 +29,8 @@ def trained_project(tmp_path_factory, minilm) -> Path:
     with Project.create(folder, name="Demo people") as p:
         import_file(p, demo_subset(("Person", "City"), 8, base / "t1.jsonl"))
         p.types.describe(p.types.find("Person", "entity").id, "a human being")
-    train_project(folder, backbone=minilm, overrides=TINY, profile="smoke")
+    # a routed method with a trained selector: the bundle then holds a selector and experts
+    train_project(folder, method="dynamic-typesel", backbone=minilm, overrides=TINY, profile="smoke")
     with Project.open(folder) as p:
         import_file(p, demo_subset(("Company", "Drug"), 8, base / "t2.jsonl"))
     train_project(folder, backbone=minilm, overrides=TINY, profile="smoke")

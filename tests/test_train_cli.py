@@ -36,12 +36,12 @@ def project_dir(tmp_path) -> Path:
 
 
 def test_train_cli_two_steps(project_dir, tmp_path, capsys):
-    assert cli.main(["train", str(project_dir), *TINY]) == 0
+    assert cli.main(["train", str(project_dir), *TINY, "--method", "dynamic-typesel"]) == 0
     out, err = capsys.readouterr()
     assert "task 1 (" in out and "whole accuracy" in out and "train [" in err
     with Project.open(project_dir) as p:
         (run,) = p.runs.list()
-        assert run.status == "finished" and run.method == DEFAULT_METHOD == "dynamic-typesel" and run.backbone == "minilm"
+        assert run.status == "finished" and run.method == "dynamic-typesel" and run.backbone == "minilm"
         assert run.backbone_sha256 and run.config["train"]["batch_limit"] == 2
         (task,) = p.tasks.list()
         assert task.frozen and set(task.type_names) == {"Person", "City"}
@@ -81,8 +81,9 @@ def test_train_cli_with_the_type_level_selector(project_dir, capsys):
 
 
 def test_train_cli_with_the_statistical_router(project_dir, tmp_path, capsys):
-    assert cli.main(["train", str(project_dir), *TINY, "--method", "dynamic-lda", "--quiet"]) == 0
+    assert cli.main(["train", str(project_dir), *TINY, "--quiet"]) == 0  # the default method for a new project
     with Project.open(project_dir) as p:
+        assert p.runs.list()[0].method == DEFAULT_METHOD == "dynamic-lda"
         import_file(p, demo_subset(("Company", "Drug"), 8, tmp_path / "t2.jsonl"))
     assert cli.main(["train", str(project_dir), *TINY, "--quiet"]) == 0  # the model keeps its method
     with Project.open(project_dir) as p:

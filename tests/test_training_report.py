@@ -77,8 +77,8 @@ def test_training_says_what_it_leaves_out_and_warns_on_a_tiny_test_split(project
         notes.append(line)
         timeline.append("note")
 
-    out = train_project(project_dir, backbone=minilm, overrides=TINY, profile="smoke", min_examples=5,
-                        notify=note, sink=Sink())
+    out = train_project(project_dir, method="dynamic-typesel", backbone=minilm, overrides=TINY, profile="smoke",
+                        min_examples=5, notify=note, sink=Sink())
     trained = [i for i, stage in enumerate(timeline) if stage not in ("note", "setup")]
     assert trained and max(i for i, stage in enumerate(timeline) if stage == "note") < trained[0]  # said first
     assert out.types and "Drug" not in out.types
@@ -86,7 +86,7 @@ def test_training_says_what_it_leaves_out_and_warns_on_a_tiny_test_split(project
     batches = min(2, -(-n_train // 8))  # --batch-limit 2, one epoch of batches of 8
     assert f"expert stage: {batches} batches of 8 = {batches / -(-n_train // 8):.2f} of at most 1 epoch(s) over the " \
            f"{n_train} new training examples" in notes[1]
-    assert notes[0].startswith("selector stage: ")  # the default method's type-level selector learns from task 1
+    assert notes[0].startswith("selector stage: ")  # the type-level selector learns from task 1 on
     assert "left out of this task, below --min-examples 5: 'Drug' (1 example); label more, or lower --min-examples" \
         in notes
     n_test = out.metrics["test_examples"][0]
@@ -106,7 +106,7 @@ def test_cli_prints_the_plan_first_and_the_accuracy_with_its_count(project_dir, 
     assert cli.main(["train", str(project_dir), "--profile", "smoke", "--batch-limit", "2", "--epochs", "1",
                      "--quiet", "--threads", "1"]) == 0
     out, err = capsys.readouterr()
-    assert "conpet: selector stage: " in err and "conpet: expert stage: " in err
+    assert "conpet: expert stage: " in err and "selector stage" not in err  # the default: no selector to train
     assert "conpet: left out of this task" in err
     with Project.open(project_dir) as p:
         (run,) = p.runs.list()
