@@ -42,14 +42,14 @@ def icon(name: str) -> QIcon:
 
 
 def bundle_export_available() -> bool:
-    """The bundle feature is there when conpet.bundle offers export_bundle (absent, not faked, before)."""
-    if importlib.util.find_spec("conpet.bundle") is None:
+    """The bundle feature is there when conpet.project.bundles offers export_bundle (absent, not faked, before)."""
+    if importlib.util.find_spec("conpet.project.bundles") is None:
         return False
     try:
-        from conpet import bundle
+        from conpet.project import bundles
     except Exception:  # noqa: BLE001 - a broken optional module hides the entry
         return False
-    return hasattr(bundle, "export_bundle")
+    return hasattr(bundles, "export_bundle")
 
 
 class ExportNotice(QObject):
@@ -541,6 +541,6 @@ def _export_jsonl_job(folder: Path, out: Path, sink=None) -> int:
 
 
 def _export_bundle_job(folder: Path, out: Path, sink=None) -> Path:
-    from conpet.bundle import export_bundle
+    from conpet.project.bundles import export_bundle
 
     return export_bundle(folder, out, progress=sink)

@@ -14,16 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from conpet.bundle import (
-    Bundle,
-    BundleError,
-    export_bundle,
-    import_bundle,
-    sentence_prediction,
-    sentence_queries,
-)
+from conpet.bundle import Bundle, BundleError, sentence_prediction, sentence_queries
 from conpet.errors import DataErrors, DataFormatError
-from conpet.project_training import TerminalProgress
+from conpet.project.bundles import export_bundle, import_bundle
+from conpet.project.progress import TerminalProgress
 
 CHUNK_MENTIONS = 512  # mentions predicted per call (the method batches them by eval_batch_size)
 

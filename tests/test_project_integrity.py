@@ -14,10 +14,11 @@ import pytest
 from demo_data import demo_project, demo_subset
 
 from conpet import cli
-from conpet import project_training as pt
 from conpet.config import TrainConfig
 from conpet.errors import StorageError
 from conpet.methods.base import PETMethod
+from conpet.project import train_cli
+from conpet.project import training as pt
 from conpet.store import Project
 from conpet.store import db as store_db
 from conpet.store.errors import DatabaseAccessError
@@ -140,7 +141,7 @@ def test_a_full_disk_during_the_save_is_one_message_and_nothing_half_written(pro
     last = err.splitlines()[-1]
     assert last.startswith("conpet: error: ") and last.endswith("head.safetensors: the disk is full (free some "
                                                                 "space and try again)")
-    assert "Traceback" not in err and err.count("conpet: ") == 1
+    assert "Traceback" not in err and err.count("conpet: error") == 1  # (the notes before training: "conpet: …")
     with Project.open(project_dir) as p:
         (run,) = p.runs.list()
         assert run.status == "failed" and p.modules.list() == [] and pt.current_model_folder(p) is None
@@ -234,7 +235,7 @@ def test_the_cli_turns_any_os_error_into_one_line(project_dir, monkeypatch, caps
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "/data/out/predictions.jsonl")
 
-    monkeypatch.setattr(pt, "train_project", full)
+    monkeypatch.setattr(train_cli, "train_project", full)
     assert cli.main(["train", str(project_dir), "--quiet"]) == 1
     assert capsys.readouterr().err == ("conpet: error: /data/out/predictions.jsonl: the disk is full "
                                        "(free some space and try again)\n")

@@ -12,13 +12,9 @@ from demo_data import demo_subset
 
 from conpet import cli
 from conpet.errors import Cancelled, ConpetError
-from conpet.project_training import (
-    DEFAULT_METHOD,
-    TerminalProgress,
-    current_model_folder,
-    step_metrics,
-    train_project,
-)
+from conpet.project.model import current_model_folder, step_metrics
+from conpet.project.progress import TerminalProgress
+from conpet.project.training import DEFAULT_METHOD, train_project
 from conpet.protocols import ProgressEvent
 from conpet.store import Project
 from conpet.store.importer import import_file

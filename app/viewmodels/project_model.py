@@ -227,8 +227,8 @@ class ProjectModel(QObject):
 
     def step_metrics(self) -> list[dict]:
         """One metrics entry per learnt step, oldest first (accuracies as fractions; see
-        conpet.project_training): task_index, types, whole_acc, avg_acc, task_acc, selector_acc, ..."""
-        from conpet.project_training import step_metrics
+        conpet.project.training): task_index, types, whole_acc, avg_acc, task_acc, selector_acc, ..."""
+        from conpet.project.model import step_metrics
 
         return step_metrics(self.project)
 
