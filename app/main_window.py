@@ -35,6 +35,7 @@ from app.views.training_view import TrainingView
 from app.views.types_view import TypesView
 from app.workers import Worker, WorkerHost
 from conpet.errors import ConpetError
+from conpet.project.backbones import KeptBackbone
 
 
 def icon(name: str) -> QIcon:
@@ -73,7 +74,8 @@ class MainWindow(QMainWindow):
                  preload: bool = True) -> None:
         super().__init__()
         self.settings = settings
-        self.backbone_provider = backbone_provider
+        # One loaded backbone for every job of the session (loading one takes seconds to minutes).
+        self.backbone_provider = backbone_provider or KeptBackbone()
         self.host = WorkerHost(self)
         self.model: ProjectModel | None = None
         self.controller: JobController | None = None
@@ -511,6 +513,8 @@ class MainWindow(QMainWindow):
         if self.model is not None:
             self.model.close()
             self.model = None
+        if isinstance(self.backbone_provider, KeptBackbone):
+            self.backbone_provider.clear()
         self.settings.sync()
         event.accept()
 

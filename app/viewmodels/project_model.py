@@ -49,7 +49,9 @@ class ProjectModel(QObject):
 
     @classmethod
     def open(cls, folder: str | Path, parent: QObject | None = None) -> ProjectModel:
-        return cls(Project.open(folder), parent)
+        from conpet.project.model import open_folder
+
+        return cls(open_folder(folder), parent)  # orphaned run and temporary folders are collected
 
     def close(self) -> None:
         self.undo_stack.clear()

@@ -18,16 +18,25 @@ STATE_FILE = "method.json"
 TRAINING_FILE = "training.json"
 
 
-def open_project(project: Any) -> tuple[Any, bool]:
-    """(Project, whether we opened it and must close it). A project opened here has its orphaned run and
-    temporary folders collected first (``conpet.project.housekeeping``)."""
-    if isinstance(project, (str, os.PathLike)):
-        from conpet.project.housekeeping import collect_orphans
-        from conpet.store import Project
+def open_folder(folder: str | os.PathLike[str]) -> Any:
+    """The project at ``folder`` opened (``Project.open``), its orphaned run and temporary folders collected
+    first (``conpet.project.housekeeping``): how the app and the project commands open a project."""
+    from conpet.project.housekeeping import collect_orphans
+    from conpet.store import Project
 
-        opened = Project.open(project)
-        collect_orphans(opened)
-        return opened, True
+    project = Project.open(folder)
+    try:
+        collect_orphans(project)
+    except BaseException:
+        project.close()
+        raise
+    return project
+
+
+def open_project(project: Any) -> tuple[Any, bool]:
+    """(Project, whether we opened it and must close it): a folder is opened with ``open_folder``."""
+    if isinstance(project, (str, os.PathLike)):
+        return open_folder(project), True
     return project, False
 def current_model_folder(project: Any) -> Path | None:
     """The folder of the project's current model: the newest registered module whose parent folder holds
@@ -87,3 +96,10 @@ def release(method: Any) -> None:
     otherwise carry every finished job's adapters."""
     if method is not None and getattr(method, "_pet", None) is not None:
         method.pet.close()
+
+
+def is_project_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a project's folder (it holds the project's database)."""
+    from conpet.store.project import DB_NAME
+
+    return (Path(path) / DB_NAME).is_file()

@@ -9,9 +9,10 @@ does no backbone work.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from conpet.data.example import Example, example_id
 from conpet.errors import ConpetError
@@ -119,3 +120,34 @@ def _renamed(p: Any, names: dict[str, str]) -> Any:
         return p
     return dataclasses.replace(p, label=names.get(p.label, p.label),
                                expert_scores={names.get(k, k): v for k, v in p.expert_scores.items()})
+
+
+def write_run_predictions(project: Any, run_id: int, out: TextIO) -> int:
+    """Write a prediction run's predictions as JSONL, one line per sentence in the order of its id:
+    ``{"id": sentence id, "text": ..., "predictions": [...]}`` with each prediction as ``conpet predict
+    BUNDLE`` writes it (``conpet.bundle.MentionPrediction.to_dict``). Returns the number of sentences."""
+    from conpet.bundle import MentionPrediction, SentencePrediction
+
+    by_sentence: dict[int, list[Any]] = {}
+    for rec in project.predictions.for_run(run_id):
+        by_sentence.setdefault(rec.sentence_id, []).append(rec)
+    ids = sorted(by_sentence)
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk:chunk + 500]
+        texts = project.sentences.get_many(part)
+        for sid in part:
+            text = texts[sid].text
+            mentions = [MentionPrediction(kind=r.kind, spans=r.spans, text=_mention_text(text, r.spans),
+                                          label=r.label, score=r.score,
+                                          selector_scores=list(r.selector_scores or []) or None,
+                                          active_experts=list(r.active_experts or []) or None,
+                                          expert_scores=dict(r.expert_scores), module_versions=dict(r.module_versions),
+                                          example_id=r.example_id)
+                        for r in sorted(by_sentence[sid], key=lambda r: (r.start, r.end, r.tail_start or -1))]
+            out.write(json.dumps(SentencePrediction(text, str(sid), mentions).to_dict(), ensure_ascii=False) + "\n")
+    return len(ids)
+
+
+def _mention_text(text: str, spans: Any) -> str:
+    parts = [text[s.start:s.end] for s in spans]
+    return " -> ".join(parts)
