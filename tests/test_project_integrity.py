@@ -217,6 +217,19 @@ def test_a_model_saved_on_another_device_continues_where_the_backbone_is(project
     assert "device" not in TrainConfig().to_dict()
 
 
+def test_a_project_builds_its_training_settings_from_the_profile_directly():
+    """A project's TrainConfig is the profile's (``profile_train``), not an experiment's ``.train``: the same
+    budget as ``make_config``, without the experiment's data caps and baselines' memory."""
+    from conpet.config import TrainConfig, make_config, profile_train
+
+    for profile in ("smoke", "quick", "paper"):
+        for method in ("dynamic-typesel", "static"):
+            train = profile_train(profile, data="project", method=method)
+            exp = make_config(profile, data="project", method=method)
+            assert train == exp.train.replace(memory_per_type=TrainConfig().memory_per_type)
+            assert pt.profile_budget(profile, method) == {k: getattr(train, k) for k in pt.PROFILE_BUDGET}
+
+
 def test_profile_sets_the_budget_of_a_continuing_model_as_in_the_app(project_dir, tmp_path, capsys):
     assert cli.main(["train", str(project_dir), "--profile", "smoke", "--min-examples", "5", "--quiet",
                      "--batch-limit", "2", "--epochs", "1"]) == 0

@@ -325,12 +325,12 @@ def _notes(project: Any, method: str, config: Any, new: Any, min_examples: int, 
     return notes + small_test_warnings(new)
 
 
-def profile_budget(profile: str) -> dict[str, Any]:
+def profile_budget(profile: str, method: str = "dynamic") -> dict[str, Any]:
     """The training budget of a ``conpet.config`` profile as TrainConfig fields: what ``--profile`` (and the
     app's budget) sets, for a new model and for one that continues."""
-    from conpet.config import make_config
+    from conpet.config import profile_train
 
-    train = make_config(profile, data="project").train
+    train = profile_train(profile, data="project", method=method)
     return {name: getattr(train, name) for name in PROFILE_BUDGET}
 
 
@@ -338,18 +338,17 @@ def _load_or_make_method(prev: Path | None, method_name: str, bb: Any, cache: An
                          overrides: Mapping[str, Any]) -> Any:
     """The project's model restored from ``prev`` (the profile's budget, then ``overrides``, replacing its
     saved settings), or a new ``method_name`` model with the profile's settings and ``overrides``."""
-    from conpet.config import make_config
+    from conpet.config import profile_train
     from conpet.methods.registry import load_method, make_method
 
     if prev is not None:
         m = load_method(prev, bb, cache=cache)
-        changes = {**(profile_budget(profile) if profile else {}), **overrides}
+        changes = {**(profile_budget(profile, method_name) if profile else {}), **overrides}
         if changes:
             m.config = m.config.replace(**changes)
         return m
-    exp = make_config(profile or DEFAULT_PROFILE, data="project", backbone=bb.name, method=method_name,
-                      **overrides)
-    return make_method(method_name, bb, exp.train, cache=cache)
+    train = profile_train(profile or DEFAULT_PROFILE, data="project", method=method_name).replace(**overrides)
+    return make_method(method_name, bb, train, cache=cache)
 
 
 def _step_metrics(task_index: int, new: Any, datas: Sequence[Any], counts: Sequence[tuple[int, int]],
