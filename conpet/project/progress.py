@@ -56,6 +56,10 @@ class TerminalProgress:
             self.stream.write(line + "\n")
         self.stream.flush()
 
+    def __call__(self, fraction: float, message: str) -> None:
+        """The ``(fraction, message)`` form of progress (the store's importer and exporter)."""
+        self.report(ProgressEvent(fraction, message, ""))
+
     def render(self, event: ProgressEvent) -> str:
         f = min(max(event.fraction, 0.0), 1.0)
         filled = int(round(f * self.width))
