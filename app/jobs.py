@@ -33,13 +33,6 @@ DEMO_TYPES = {
     ("relation", "treats"): ("Head (a drug) is used to treat tail (a disease).", "r", "#ff9da7"),
 }
 
-# ----------------------------------------------------------------------------------------- backbones
-def default_device() -> str:
-    from conpet.backbones import default_device as engine_default
-
-    return engine_default()
-
-
 # ------------------------------------------------------------------------------------- the demo / import
 def create_demo_project(folder: Path, sink: ProgressSink | None = None) -> Path:
     """A new project at ``folder`` holding the demo sentences, with described, coloured, keyed types."""
