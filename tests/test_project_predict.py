@@ -60,6 +60,10 @@ def test_predict_tells_a_project_from_a_bundle(trained, tmp_path, capsys):
     assert "a project predicts its own sentences" in capsys.readouterr().err
     assert cli.main(["predict", str(tmp_path / "missing.zip")]) == 1
     assert "missing.zip: not found; a bundle predicts an INPUT.jsonl file" in capsys.readouterr().err
+    untrained = tmp_path / "untrained"
+    Project.create(untrained).close()
+    assert cli.main(["predict", str(untrained)]) == 1
+    assert f"{untrained}: nothing to predict with yet: train the first task" in capsys.readouterr().err
 
 
 def test_training_and_prediction_leave_no_pet_module_on_the_backbone(tmp_path, minilm):
