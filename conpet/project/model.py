@@ -38,6 +38,8 @@ def open_project(project: Any) -> tuple[Any, bool]:
     if isinstance(project, (str, os.PathLike)):
         return open_folder(project), True
     return project, False
+
+
 def current_model_folder(project: Any) -> Path | None:
     """The folder of the project's current model: the newest registered module whose parent folder holds
     the engine's ``method.json`` (each training saves the whole model in one folder)."""

@@ -7,7 +7,8 @@ One call learns one continual step:
    cancelled left it, or the app made it), else a new task made of the types named (``--type``) or of
    every live type that no task holds yet and that has at least ``min_examples`` gold annotations.
 2. The model: the project's current model (the folder saved by its latest training, see
-   ``current_model_folder``), restored on its backbone; or a fresh method (``dynamic`` by default).
+   ``current_model_folder``), restored on its backbone; or a fresh method (``DEFAULT_METHOD``) with the
+   profile's settings (``conpet.config.profile_train``) and the caller's overrides.
 3. Every task's gold examples are split 8:1:1 per type, each example's split fixed the first time a
    step sees it (``conpet.project.splits``); the method learns the new task with dynamic replay of the old
    ones, then is evaluated on every seen task's test examples.
@@ -16,7 +17,8 @@ One call learns one continual step:
    stored, the cached logits of superseded module versions are forgotten, the run is finished. A failure
    or a cancel marks the run, forgets the logits the attempt cached and leaves the previous model intact.
    Run r issues module versions above r * ``VERSION_STRIDE``, so a retried step never meets logits that a
-   failed attempt (in any process) cached under the same version.
+   failed attempt (in any process) cached under the same version. Either way the step's PET modules leave
+   the backbone at the end (``conpet.project.model.release``): a backbone kept for the next job stays clean.
 
 The model folder's layout is ``conpet.project.model``'s; the type-id → label map in its ``training.json``
 keeps a type renamed later from breaking the next step.
