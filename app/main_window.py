@@ -35,6 +35,7 @@ from app.views.training_view import TrainingView
 from app.views.types_view import TypesView
 from app.workers import Worker, WorkerHost
 from conpet.errors import ConpetError
+from conpet.project.backbones import KeptBackbone
 
 
 def icon(name: str) -> QIcon:
@@ -42,14 +43,14 @@ def icon(name: str) -> QIcon:
 
 
 def bundle_export_available() -> bool:
-    """The bundle feature is there when conpet.bundle offers export_bundle (absent, not faked, before)."""
-    if importlib.util.find_spec("conpet.bundle") is None:
+    """The bundle feature is there when conpet.project.bundles offers export_bundle (absent, not faked, before)."""
+    if importlib.util.find_spec("conpet.project.bundles") is None:
         return False
     try:
-        from conpet import bundle
+        from conpet.project import bundles
     except Exception:  # noqa: BLE001 - a broken optional module hides the entry
         return False
-    return hasattr(bundle, "export_bundle")
+    return hasattr(bundles, "export_bundle")
 
 
 class ExportNotice(QObject):
@@ -73,7 +74,8 @@ class MainWindow(QMainWindow):
                  preload: bool = True) -> None:
         super().__init__()
         self.settings = settings
-        self.backbone_provider = backbone_provider
+        # One loaded backbone for every job of the session (loading one takes seconds to minutes).
+        self.backbone_provider = backbone_provider or KeptBackbone()
         self.host = WorkerHost(self)
         self.model: ProjectModel | None = None
         self.controller: JobController | None = None
@@ -511,6 +513,8 @@ class MainWindow(QMainWindow):
         if self.model is not None:
             self.model.close()
             self.model = None
+        if isinstance(self.backbone_provider, KeptBackbone):
+            self.backbone_provider.clear()
         self.settings.sync()
         event.accept()
 
@@ -541,6 +545,6 @@ def _export_jsonl_job(folder: Path, out: Path, sink=None) -> int:
 
 
 def _export_bundle_job(folder: Path, out: Path, sink=None) -> Path:
-    from conpet.bundle import export_bundle
+    from conpet.project.bundles import export_bundle
 
     return export_bundle(folder, out, progress=sink)

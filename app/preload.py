@@ -17,7 +17,7 @@ import time
 MODULES = (
     "torch", "transformers", "peft", "safetensors.torch",
     "conpet.backbones", "conpet.encoding", "conpet.modules", "conpet.methods.registry",
-    "conpet.methods.dynamic", "conpet.methods.static", "conpet.runner", "conpet.project_training",
+    "conpet.methods.dynamic", "conpet.methods.static", "conpet.runner", "conpet.project.training",
 )
 
 

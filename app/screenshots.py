@@ -35,6 +35,7 @@ def prepare(folder: Path, budget: str = "smoke") -> None:
 
     if not (folder / "project.sqlite").exists():
         jobs.create_demo_project(folder)
+    from conpet.backbones import default_device
     from conpet.store import Project
 
     with Project.open(folder) as p:
@@ -42,7 +43,7 @@ def prepare(folder: Path, budget: str = "smoke") -> None:
     for types in TASKS:
         if set(types) <= learnt:
             continue
-        out = jobs.train_next_task(jobs.TrainRequest(folder, budget=budget, device=jobs.default_device(),
+        out = jobs.train_next_task(jobs.TrainRequest(folder, budget=budget, device=default_device(),
                                                      types=types), Print())
         print("learnt", out.task_index, out.types, out.metrics.get("whole_acc"), flush=True)
     res = jobs.predict_project(folder, Print())

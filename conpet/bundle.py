@@ -44,7 +44,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -56,12 +56,12 @@ from conpet.backbones import backbone_info, public_backbone_name  # noqa: F401 (
 from conpet.bundle_checks import DIGEST_KEY, manifest_digest, manifest_problems
 from conpet.data.example import Example, Span
 from conpet.errors import ConpetError
-from conpet.protocols import ProgressEvent, ProgressSink, Reporter
+from conpet.protocols import ProgressLike, ProgressSink, Reporter, as_sink
 
 __all__ = [
     "ALLOWED_SUFFIXES", "FORMAT", "FORMAT_VERSION", "MANIFEST", "Bundle", "BundleError", "BundleInfo",
-    "ImportResult", "MentionPrediction", "SentencePrediction", "backbone_info", "export_bundle", "import_bundle",
-    "model_card", "read_manifest", "resolve_backbone", "sentence_prediction", "sentence_queries", "unpacked",
+    "MentionPrediction", "SentencePrediction", "backbone_info", "model_card", "read_manifest",
+    "resolve_backbone", "sentence_prediction", "sentence_queries", "stage_method", "tensor_count", "unpacked",
     "verify_bundle", "write_bundle",
 ]
 
@@ -77,8 +77,6 @@ MAX_FILES = 10_000
 _CHUNK = 1 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
-ProgressLike = ProgressSink | Callable[[float, str], Any] | None
-
 
 class BundleError(ConpetError):
     """A bundle that cannot be written, read or used. ``reason`` is one of: ``not_found``,
@@ -91,26 +89,6 @@ class BundleError(ConpetError):
         self.reason = reason
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
-
-
-# --- progress ------------------------------------------------------------------------------------
-
-
-class _CallableSink:
-    def __init__(self, fn: Callable[[float, str], Any]) -> None:
-        self.fn = fn
-
-    def report(self, event: ProgressEvent) -> None:
-        self.fn(event.fraction, event.message)
-
-    def cancel_requested(self) -> bool:
-        return False
-
-
-def _sink(progress: ProgressLike) -> ProgressSink | None:
-    if progress is None or hasattr(progress, "report"):
-        return progress  # type: ignore[return-value]
-    return _CallableSink(progress)  # type: ignore[arg-type]
 
 
 # --- paths and hashes ----------------------------------------------------------------------------
@@ -367,7 +345,7 @@ def verify_bundle(path: str | Path, progress: ProgressLike = None) -> dict[str, 
     Raises ``BundleError`` with the reason when it must be refused."""
     src = _open_source(path)
     try:
-        return _verify_source(src, _sink(progress))
+        return _verify_source(src, as_sink(progress))
     finally:
         src.close()
 
@@ -388,7 +366,7 @@ def unpacked(path: str | Path, progress: ProgressLike = None) -> Iterator[tuple[
     """A verified bundle as a folder on disk (a zip is extracted into a temporary folder, removed after)."""
     src = _open_source(path)
     try:
-        manifest = _verify_source(src, _sink(progress))
+        manifest = _verify_source(src, as_sink(progress))
         if isinstance(src, _FolderSource):
             yield src.path, manifest
             return
@@ -455,7 +433,8 @@ def _clean_json(obj: Any) -> Any:
     return obj
 
 
-def _tensor_count(path: Path) -> int:
+def tensor_count(path: Path) -> int:
+    """How many numbers a safetensors file holds (a module's parameter count)."""
     from safetensors import safe_open
 
     n = 0
@@ -488,8 +467,8 @@ def _module_entries(stage: Path, state: Mapping[str, Any], tasks: Sequence[Mappi
             "version": int(state.get("versions", {}).get(name, 0)),
             "n_outputs": int(info.get("n_outputs", 0)),
             "lora": info.get("lora"),
-            "parameter_count": _tensor_count(folder / "adapter_model.safetensors")
-            + _tensor_count(folder / "head.safetensors"),
+            "parameter_count": tensor_count(folder / "adapter_model.safetensors")
+            + tensor_count(folder / "head.safetensors"),
         })
     return out
 
@@ -653,7 +632,8 @@ def method_files(state: Mapping[str, Any]) -> list[str]:
     return list(files)
 
 
-def _stage_method(source: Any, stage: Path) -> None:
+def stage_method(source: Any, stage: Path) -> None:
+    """Write a model (a saved folder or a loaded method) to ``stage`` as a bundle holds it, device-neutral."""
     if isinstance(source, (str, os.PathLike)):
         src = Path(source)
         if not (src / STATE_FILE).is_file():
@@ -695,7 +675,7 @@ def write_bundle(source: Any, out: str | Path, info: BundleInfo, *, overwrite: b
     to ``out``: a zip file when ``out`` ends in ``.zip``, else a folder. Atomic; refuses to replace an
     existing target unless ``overwrite``. Returns ``out``."""
     out = Path(out).expanduser().absolute()
-    sink = _sink(progress)
+    sink = as_sink(progress)
     rep = Reporter(sink)
     if out.exists() and not overwrite:
         raise BundleError(out, "exists", "already exists (choose another name, or overwrite)")
@@ -704,7 +684,7 @@ def write_bundle(source: Any, out: str | Path, info: BundleInfo, *, overwrite: b
     try:
         stage = tmp / "bundle"
         rep(0.05, "saving modules", "export")
-        _stage_method(source, stage)
+        stage_method(source, stage)
         _name_base_model(stage, info.backbone)
         rep(0.4, "writing manifest", "export")
         manifest = build_manifest(stage, info)
@@ -930,7 +910,7 @@ class Bundle:
 
     def predict_examples(self, examples: Sequence[Example], progress: ProgressLike = None) -> list[Any]:
         """The engine's ``Prediction`` per example (what the method itself returns)."""
-        return list(self.method.predict(list(examples), _sink(progress)))
+        return list(self.method.predict(list(examples), as_sink(progress)))
 
     def predict(self, sentences: Iterable[Any], progress: ProgressLike = None) -> list[SentencePrediction]:
         """Predict every marked entity (and listed head/tail pair) of each sentence. A sentence is a dict
@@ -978,199 +958,3 @@ def resolve_backbone(manifest: Mapping[str, Any], backbone: Any = None, *, devic
     if int(rec.get("hidden_size") or backbone.hidden_size) != int(backbone.hidden_size):
         raise BundleError(where, "backbone", "refused: backbone hidden size differs from the bundle's")
     return backbone
-
-
-
-# --- projects: export and import -----------------------------------------------------------------
-
-
-def project_bundle_info(project: Any, folder: Path) -> BundleInfo:
-    """What a project knows about its current model (saved in ``folder``): task names, type kinds and
-    descriptions, metrics per step, data hashes, the backbone."""
-    from conpet.project_training import read_model_state, step_metrics
-
-    state, training = read_model_state(folder)
-    labels = {int(k): v for k, v in training.get("labels", {}).items()}
-    types = {t.id: t for t in project.types.list(include_deleted=True)}
-    tasks = []
-    for k, rec in enumerate(project.tasks.list()[: len(state.get("tasks", []))]):
-        entries = []
-        for tid in rec.type_ids:
-            t = types[tid]
-            label = labels.get(tid, t.name)
-            e = {"name": label, "kind": t.kind, "description": t.description, "colour": t.colour}
-            if label != t.name:
-                e["current_name"] = t.name
-            entries.append(e)
-        tasks.append({"index": k, "name": rec.name, "types": entries})
-    metrics = step_metrics(project)
-    bb = dict(training.get("backbone") or {})
-    if not bb.get("sha256"):
-        runs = [r for r in project.runs.list(status="finished") if r.backbone_sha256]
-        if runs:
-            bb = {"name": runs[0].backbone, "path": runs[0].backbone, "sha256": runs[0].backbone_sha256}
-    data = {"scheme": "per task: SHA-256 of the sorted example ids of each split (train/valid/test, 8:1:1 per type)",
-            "tasks": metrics[-1].get("data_sha256", []) if metrics else []}
-    return BundleInfo(backbone=bb, tasks=tasks, metrics=metrics, data=data, title=project.info().name,
-                      source={"project": project.info().name, "run_id": training.get("run_id")})
-
-
-def export_bundle(project: Any, out_path: str | Path, progress: ProgressLike = None, *,
-                  overwrite: bool = False) -> Path:
-    """Export the project's current model (its latest training) as a bundle at ``out_path``: a zip file
-    when it ends in ``.zip``, else a folder. ``project`` is a project folder or an open ``Project``.
-    Atomic; refuses an existing target unless ``overwrite``. Returns the bundle's path."""
-    from conpet.project_training import current_model_folder, open_project
-
-    proj, close = open_project(project)
-    try:
-        folder = current_model_folder(proj)
-        if folder is None:
-            raise BundleError(proj.folder, "project", "the project has no trained model yet (run `conpet train` "
-                              "or Train in the app first)")
-        return write_bundle(folder, out_path, project_bundle_info(proj, folder), overwrite=overwrite,
-                            progress=progress)
-    finally:
-        if close:
-            proj.close()
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    run_id: int
-    tasks: int
-    types_created: int
-    types_reused: int
-    modules: int
-    model_folder: Path
-
-
-def import_bundle(project: Any, bundle_path: str | Path, progress: ProgressLike = None, *,
-                  backbone: Any = None, default_kind: str = "entity") -> ImportResult:
-    """Import a bundle into a project (a folder, created when absent, or an open ``Project``): its tasks,
-    types (with descriptions), modules and metrics appear, in one transaction; annotations are not part
-    of a bundle. The bundle is verified first, and its backbone (``backbone``, else the recorded one) must
-    have the recorded weights. Refused when the project already has tasks. Types without a recorded kind
-    get ``default_kind``."""
-    from conpet.project_training import STATE_FILE as MODEL_STATE
-    from conpet.store import Project
-
-    sink = _sink(progress)
-    rep = Reporter(sink)
-    bundle_path = Path(bundle_path).expanduser()
-    if isinstance(project, (str, os.PathLike)):
-        proj, close = Project.open_or_create(project), True
-    else:
-        proj, close = project, False
-    folder: Path | None = None
-    try:
-        with unpacked(bundle_path, _sub_sink(sink, 0.0, 0.4)) as (root, manifest):
-            rep(0.4, "checking the backbone", "import")
-            bb = resolve_backbone(manifest, backbone, where=bundle_path)
-            existing = proj.tasks.list()
-            if existing:
-                raise BundleError(bundle_path, "project",
-                                  f"refused: project {proj.folder} already has {len(existing)} task(s); import a "
-                                  "bundle into a project without trained tasks (a new project)")
-            types_now = {(t.kind, t.name): t for t in proj.types.list()}
-            for t in manifest["tasks"]:
-                for ty in t["types"]:
-                    have = types_now.get((ty.get("kind") or default_kind, ty["name"]))
-                    if have is not None and have.task_id is not None:
-                        raise BundleError(bundle_path, "project", f"refused: type {ty['name']!r} already belongs "
-                                          "to a task of this project")
-            rep(0.6, "copying modules", "import")
-            uid = str(manifest.get("uid") or "bundle")
-            folder = proj.modules_dir / f"import-{uid}-{datetime.now(timezone.utc):%Y%m%d%H%M%S}"
-            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=proj.modules_dir))
-            try:
-                stage = tmp / "model"
-                _stage_method(root, stage)
-                state = _read_json(stage / MODEL_STATE)
-                stage.rename(folder)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-            try:
-                result = _import_records(proj, manifest, state, folder, bb, default_kind, bundle_path)
-            except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
-                raise
-            rep(1.0, f"imported {result['tasks']} task(s) from {bundle_path.name}", "import")
-            return ImportResult(model_folder=folder, **result)
-    finally:
-        if close:
-            proj.close()
-
-
-def _import_records(proj: Any, manifest: Mapping[str, Any], state: Mapping[str, Any], folder: Path, bb: Any,
-                    default_kind: str, where: Path) -> dict[str, Any]:
-    from conpet.project_training import TRAINING_FILE as training_file
-
-    created = reused = 0
-    labels: dict[str, str] = {}
-    with proj.transaction():
-        run = proj.runs.start(str(manifest["method"]), purpose="import",
-                              config={"bundle": str(where), "bundle_created_at": manifest.get("created_at"),
-                                      "train": manifest.get("config", {}), "source": manifest.get("source", {})},
-                              backbone=str(manifest["backbone"].get("name", "")),
-                              backbone_sha256=bb.weights_sha256())
-        for t in manifest["tasks"]:
-            ids = []
-            for ty in t["types"]:
-                kind = ty.get("kind") or default_kind
-                found = proj.types.find(ty["name"], kind)
-                if found is None:
-                    found = proj.types.add(ty["name"], kind, description=ty.get("description", "") or "",
-                                           colour=ty.get("colour"))
-                    created += 1
-                else:
-                    reused += 1
-                    if ty.get("description") and not found.description:
-                        proj.types.describe(found.id, ty["description"])
-                ids.append(found.id)
-                labels[str(found.id)] = ty["name"]
-            task = proj.tasks.create_next(ids, name=t.get("name") or "")
-            proj.tasks.freeze(task.id)
-        n_modules = 0
-        for name in state.get("modules", []):
-            kind, k = _module_kind_of(name)
-            proj.modules.register(kind, folder / name, name=f"expert-{k + 1}" if k is not None else name,
-                                  task_index=(k + 1) if k is not None else None, run_id=run.id,
-                                  parameter_count=_tensor_count(folder / name / "adapter_model.safetensors")
-                                  + _tensor_count(folder / name / "head.safetensors"))
-            n_modules += 1
-        for i, m in enumerate(manifest.get("metrics") or []):
-            proj.runs.update_progress(run.id, 1.0, "imported", metrics={**m, "kind": "step", "imported": True},
-                                      step=m.get("step", i + 1))
-        proj.runs.finish(run.id, f"imported from {where.name}")
-        # Written before the commit: a committed import always has it (a crash before the commit leaves an
-        # unregistered folder, which nothing uses).
-        _write_json(folder / training_file, {"backbone": dict(manifest["backbone"]), "labels": labels,
-                                             "run_id": run.id, "imported_from": str(where)})
-    return {"run_id": run.id, "tasks": len(manifest["tasks"]), "types_created": created, "types_reused": reused,
-            "modules": n_modules}
-
-
-def _module_kind_of(name: str) -> tuple[str, int | None]:
-    if name == "selector":
-        return "selector", None
-    if name.startswith("expert_") and name[7:].isdigit():
-        return "expert", int(name[7:])
-    return "static", None
-
-
-class _SubSink:
-    def __init__(self, parent: ProgressSink | None, lo: float, hi: float) -> None:
-        self.parent, self.lo, self.hi = parent, lo, hi
-
-    def report(self, event: ProgressEvent) -> None:
-        if self.parent is not None:
-            f = self.lo + (self.hi - self.lo) * event.fraction
-            self.parent.report(ProgressEvent(f, event.message, event.stage, None, event.metrics))
-
-    def cancel_requested(self) -> bool:
-        return bool(self.parent is not None and self.parent.cancel_requested())
-
-
-def _sub_sink(parent: ProgressSink | None, lo: float, hi: float) -> ProgressSink | None:
-    return None if parent is None else _SubSink(parent, lo, hi)

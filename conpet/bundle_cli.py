@@ -9,21 +9,15 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from conpet.bundle import (
-    Bundle,
-    BundleError,
-    export_bundle,
-    import_bundle,
-    sentence_prediction,
-    sentence_queries,
-)
-from conpet.errors import DataErrors, DataFormatError
-from conpet.project_training import TerminalProgress
+from conpet.bundle import Bundle, BundleError, sentence_prediction, sentence_queries
+from conpet.errors import ConpetError, DataErrors, DataFormatError
+from conpet.project.bundles import export_bundle, import_bundle
+from conpet.project.progress import TerminalProgress, cancel_on_sigint
 
 CHUNK_MENTIONS = 512  # mentions predicted per call (the method batches them by eval_batch_size)
 
@@ -55,14 +49,18 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_cmd_verify)
 
     p = subparsers.add_parser(
-        "predict", help="predict with a bundle over a JSONL file",
-        description="Predict every entity (and every listed head/tail pair) of each input line. Input: JSONL, "
-                    "one object per line with 'text', 'entities' [{start, end, type?}] (character offsets) and "
-                    "'relations' [{head, tail, type?}] (entity indices). Output: one line per input line with its "
-                    "'line' number and 'predictions': label, score, the selector's scores over experts, the active experts, the "
-                    "routed expert's scores over its types and the module versions.")
-    p.add_argument("bundle", metavar="BUNDLE")
-    p.add_argument("input", metavar="INPUT.jsonl")
+        "predict", help="predict with a bundle over a JSONL file, or a project's own mentions and pairs",
+        description="BUNDLE INPUT.jsonl: predict every entity (and every listed head/tail pair) of each input line. "
+                    "Input: JSONL, one object per line with 'text', 'entities' [{start, end, type?}] (character "
+                    "offsets) and 'relations' [{head, tail, type?}] (entity indices). Output: one line per input line "
+                    "with its 'line' number and 'predictions': label, score, the selector's scores over experts, the "
+                    "active experts, the routed expert's scores over its types and the module versions. "
+                    "PROJECT_DIR: predict every marked mention and pair of the project with its current model, as "
+                    "the app's Predict does (stored as a run; cached logits make a re-run fast); output: one line "
+                    "per sentence with its 'id', 'text' and 'predictions'.")
+    p.add_argument("bundle", metavar="BUNDLE|PROJECT_DIR",
+                   help="a bundle (zip or folder) or a project folder (it holds project.sqlite)")
+    p.add_argument("input", metavar="INPUT.jsonl", nargs="?", default=None, help="the sentences (a bundle only)")
     p.add_argument("--out", default=None, metavar="OUT.jsonl", help="output file (default: standard output)")
     p.add_argument("--backbone", default=None, metavar="NAME|PATH")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
@@ -278,6 +276,14 @@ def _report_skipped(checked: InputCheck) -> None:
 
 
 def _cmd_predict(args: Any) -> int:
+    from conpet.project.model import is_project_folder
+
+    if is_project_folder(args.bundle):
+        return _cmd_predict_project(args)
+    if args.input is None:
+        what = "a bundle" if Path(args.bundle).exists() else "not found; a bundle"
+        raise ConpetError(f"{args.bundle}: {what} predicts an INPUT.jsonl file, give one (a project folder, "
+                          "which holds project.sqlite, predicts its own sentences)")
     # The whole input is checked before the model loads (seconds), and every bad line is reported.
     checked = check_input(args.input)
     if checked.bad and not args.skip_bad:
@@ -292,27 +298,54 @@ def _cmd_predict(args: Any) -> int:
         if args.batch_size:
             bundle.method.config = bundle.method.config.replace(eval_batch_size=args.batch_size)
         t_load = time.monotonic() - t0
-        if args.out:
-            out_path = Path(args.out)
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    n_s, n_m = predict_file(bundle, args.input, f, bar, skip_bad=args.skip_bad, checked=checked)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, out_path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        else:
-            n_s, n_m = predict_file(bundle, args.input, sys.stdout, bar, skip_bad=args.skip_bad, checked=checked)
+        n_s, n_m = _written(args.out, lambda f: predict_file(bundle, args.input, f, bar, skip_bad=args.skip_bad,
+                                                             checked=checked))
     finally:
         bar.close()
     if checked.bad:
         _report_skipped(checked)
     el = time.monotonic() - t0
     print(f"predicted {n_m} mention(s) in {n_s} sentence(s) in {el:.1f} s (bundle loaded in {t_load:.1f} s)"
+          + (f"; written to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
+
+
+def _written(out: str | None, write: Callable[[TextIO], Any]) -> Any:
+    """``write(stream)`` to standard output, or atomically to the file ``out`` (a crash leaves no half file)."""
+    if not out:
+        return write(sys.stdout)
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            result = write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return result
+
+
+def _cmd_predict_project(args: Any) -> int:
+    """``conpet predict PROJECT_DIR``: the app's Predict (``conpet.project.predict``), then the run's predictions."""
+    from conpet.project.predict import predict_project, write_run_predictions
+    from conpet.store import Project
+
+    if args.input is not None:
+        raise ConpetError(f"{args.bundle}: a project predicts its own sentences; INPUT ({args.input}) is for a bundle")
+    bar = TerminalProgress(label="predict ", quiet=args.quiet)
+    try:
+        with cancel_on_sigint(bar):
+            outcome = predict_project(args.bundle, bar, device=args.device, threads=args.threads)
+    finally:
+        bar.close()
+    with Project.open(args.bundle) as project:
+        n_s = _written(args.out, lambda f: write_run_predictions(project, outcome.run_id, f))
+    print(f"run {outcome.run_id}: predicted {outcome.predictions} mention(s) and pair(s) in {n_s} sentence(s) in "
+          f"{outcome.seconds:.1f} s ({outcome.backbone_passes} backbone passes)"
           + (f"; written to {args.out}" if args.out else ""), file=sys.stderr)
     return 0
 

@@ -258,6 +258,20 @@ def _default_tasks(data: str) -> int:
     return 10
 
 
+def profile_train(profile: str, *, data: str = "fewrel16", method: str = "dynamic", seed: int = 1) -> TrainConfig:
+    """How ``profile`` trains (see ``make_config``), without the experiment around it: what a project's
+    training uses directly (the data caps and the baselines' memory are the experiment's)."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    base = TrainConfig(seed=seed)
+    if profile == "paper":
+        row = _table_iii_row(data)
+        return base.replace(lr=row["lr_dynamic"] if method in DYNAMIC_FAMILY else row["lr_static"],
+                            batch_limit=row["batch_limit"], max_epochs=row["max_epochs"])
+    batch_limit = 400 if profile == "quick" else 100
+    return base.replace(lr=2e-3, head_lr_scale=5.0, batch_limit=batch_limit, max_epochs=2, min_valid_per_task=8)
+
+
 def make_config(profile: str, *, data: str = "fewrel16", backbone: str = "minilm", method: str = "dynamic",
                 seed: int = 1, n_tasks: int | None = None, **train_overrides: Any) -> ExperimentConfig:
     """The preset `profile` for a data set and method.
@@ -269,22 +283,14 @@ def make_config(profile: str, *, data: str = "fewrel16", backbone: str = "minilm
       thousands: on fewrel80 task 1 this reaches 75% test accuracy where Table III's 2e-4 stays near chance).
     - `smoke`: a minute or two on fewrel16: 16 training examples per type, 2 epochs.
     """
-    if profile not in PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    row = _table_iii_row(data)
-    dynamic = method in DYNAMIC_FAMILY
+    train = profile_train(profile, data=data, method=method, seed=seed)
     tasks = n_tasks or _default_tasks(data)
-    base = TrainConfig(seed=seed)
     if profile == "paper":
-        train = base.replace(lr=row["lr_dynamic"] if dynamic else row["lr_static"],
-                             batch_limit=row["batch_limit"], max_epochs=row["max_epochs"])
         exp = ExperimentConfig(profile=profile, data=data, backbone=backbone, n_tasks=tasks, train=train)
     elif profile == "quick":
-        train = base.replace(lr=2e-3, head_lr_scale=5.0, batch_limit=400, max_epochs=2, min_valid_per_task=8)
         exp = ExperimentConfig(profile=profile, data=data, backbone=backbone, n_tasks=tasks,
                                max_train_per_type=32, max_valid_per_type=10, max_test_per_type=None, train=train)
     else:
-        train = base.replace(lr=2e-3, head_lr_scale=5.0, batch_limit=100, max_epochs=2, min_valid_per_task=8)
         exp = ExperimentConfig(profile=profile, data=data, backbone=backbone, n_tasks=tasks,
                                max_train_per_type=16, max_valid_per_type=8, max_test_per_type=25, train=train)
     from conpet.memory import default_memory_per_type  # Table III's memory, scaled to the profile's cap

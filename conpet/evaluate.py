@@ -188,7 +188,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from conpet.bundle import Bundle
     from conpet.data.documents import write_text_atomic
     from conpet.data.formats import read_sentences
-    from conpet.project_training import TerminalProgress
+    from conpet.project.progress import TerminalProgress
     from conpet.store.cli import parse_options
 
     t0 = time.monotonic()

@@ -9,7 +9,7 @@ from typing import Any
 
 def list_methods(args: argparse.Namespace) -> int:
     from conpet.methods.registry import describe_method, method_names
-    from conpet.project_training import DEFAULT_METHOD
+    from conpet.project.training import DEFAULT_METHOD
 
     names = method_names()
     width = max(len(n) for n in names) + len(" (default)")

@@ -4,9 +4,9 @@ a benchmark and a unit test (the trainers never import SQLAlchemy or Qt)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -69,3 +69,47 @@ class Reporter:
     def check_cancel(self) -> None:
         if self.sink.cancel_requested():
             raise Cancelled("cancelled by the user")
+
+
+class ScaledSink:
+    """Maps a sub-job's progress fraction into [lo, hi] of the parent job, keeping the parent's ETA
+    (computed from the parent's start), and forwards cancel requests."""
+
+    def __init__(self, parent: ProgressSink | None, lo: float, hi: float, t0: float | None = None,
+                 prefix: str = "") -> None:
+        self.parent = parent
+        self.lo, self.hi = lo, hi
+        self.t0 = time.monotonic() if t0 is None else t0
+        self.prefix = prefix
+
+    def report(self, event: ProgressEvent) -> None:
+        if self.parent is None:
+            return
+        f = self.lo + (self.hi - self.lo) * min(max(event.fraction, 0.0), 1.0)
+        elapsed = time.monotonic() - self.t0
+        eta = elapsed * (1 - f) / f if f > 1e-6 else None
+        self.parent.report(ProgressEvent(f, self.prefix + event.message, event.stage, eta, event.metrics))
+
+    def cancel_requested(self) -> bool:
+        return bool(self.parent is not None and self.parent.cancel_requested())
+
+
+ProgressLike = ProgressSink | Callable[[float, str], Any] | None
+
+
+class _CallableSink:
+    def __init__(self, fn: Callable[[float, str], Any]) -> None:
+        self.fn = fn
+
+    def report(self, event: ProgressEvent) -> None:
+        self.fn(event.fraction, event.message)
+
+    def cancel_requested(self) -> bool:
+        return False
+
+
+def as_sink(progress: ProgressLike) -> ProgressSink | None:
+    """A ``ProgressSink`` for a sink, a ``(fraction, message)`` callable or None."""
+    if progress is None or hasattr(progress, "report"):
+        return progress  # type: ignore[return-value]
+    return _CallableSink(progress)  # type: ignore[arg-type]

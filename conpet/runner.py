@@ -13,9 +13,9 @@ from typing import Any
 
 from conpet.data.tasks import TaskData
 from conpet.errors import Cancelled
-from conpet.methods.base import ContinualMethod, Prediction, ScaledSink, StepStats
+from conpet.methods.base import ContinualMethod, Prediction, StepStats
 from conpet.metrics import AccuracyMatrix, peak_rss_mb, per_task_counts, selector_accuracy
-from conpet.protocols import ProgressSink
+from conpet.protocols import ProgressSink, ScaledSink
 
 TRAIN_SHARE = 0.85  # of each step's progress; the rest is the evaluation
 

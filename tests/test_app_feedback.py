@@ -16,7 +16,7 @@ from app.main_window import MainWindow
 from app.settings import RESOURCES
 from app.views.train_dialog import TrainDialog, TypeCandidate
 from conpet.errors import Cancelled
-from conpet.project_training import TrainOutcome
+from conpet.project.training import TrainOutcome
 from conpet.protocols import ProgressEvent
 
 

@@ -13,9 +13,11 @@ import pytest
 from demo_data import demo_subset
 
 from conpet import cli
-from conpet.bundle import Bundle, BundleError, export_bundle, import_bundle, read_manifest, verify_bundle
+from conpet.bundle import Bundle, BundleError, read_manifest, verify_bundle
 from conpet.data.example import Example
-from conpet.project_training import current_model_folder, step_metrics, train_project
+from conpet.project.bundles import export_bundle, import_bundle
+from conpet.project.model import current_model_folder, step_metrics
+from conpet.project.training import train_project
 from conpet.store import Project
 from conpet.store.importer import import_file
 

@@ -211,7 +211,7 @@ def test_training_free_rows(minilm, tasks, name):
 def test_conpet_methods_lists_every_method_and_marks_the_default(capsys):
     from conpet.cli import main
     from conpet.methods.registry import method_names
-    from conpet.project_training import DEFAULT_METHOD
+    from conpet.project.training import DEFAULT_METHOD
 
     assert main(["methods"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -14,10 +14,11 @@ import pytest
 from demo_data import demo_project, demo_subset
 
 from conpet import cli
-from conpet import project_training as pt
 from conpet.config import TrainConfig
 from conpet.errors import StorageError
 from conpet.methods.base import PETMethod
+from conpet.project import train_cli
+from conpet.project import training as pt
 from conpet.store import Project
 from conpet.store import db as store_db
 from conpet.store.errors import DatabaseAccessError
@@ -59,7 +60,9 @@ def full_disk(attempt: dict[str, int]):
 
 def test_a_step_that_failed_on_a_full_disk_leaves_no_logits_a_retry_reads(project_dir, tmp_path, minilm,
                                                                          monkeypatch):
-    first = pt.train_project(project_dir, backbone=minilm, overrides=TINY, profile="smoke")
+    # a method with a trained selector: a failed step changes an old module (the selector) and adds one
+    first = pt.train_project(project_dir, method="dynamic-typesel", backbone=minilm, overrides=TINY,
+                             profile="smoke")
     step1 = model_versions(first.model_folder)
     add_second_task(project_dir, tmp_path)
     attempt: dict[str, int] = {}
@@ -80,7 +83,8 @@ def test_a_step_that_failed_on_a_full_disk_leaves_no_logits_a_retry_reads(projec
 
 
 def test_rows_an_interrupted_run_left_are_pruned_by_the_next_step(project_dir, tmp_path, minilm):
-    first = pt.train_project(project_dir, backbone=minilm, overrides=TINY, profile="smoke")
+    first = pt.train_project(project_dir, method="dynamic-typesel", backbone=minilm, overrides=TINY,
+                             profile="smoke")
     uid = json.loads((first.model_folder / "method.json").read_text())["uid"]
     with Project.open(project_dir) as p:
         p.logit_cache.put_many({("some-example", f"{uid}/selector", 999): [0.0, 1.0]})  # a killed attempt's
@@ -140,7 +144,7 @@ def test_a_full_disk_during_the_save_is_one_message_and_nothing_half_written(pro
     last = err.splitlines()[-1]
     assert last.startswith("conpet: error: ") and last.endswith("head.safetensors: the disk is full (free some "
                                                                 "space and try again)")
-    assert "Traceback" not in err and err.count("conpet: ") == 1
+    assert "Traceback" not in err and err.count("conpet: error") == 1  # (the notes before training: "conpet: …")
     with Project.open(project_dir) as p:
         (run,) = p.runs.list()
         assert run.status == "failed" and p.modules.list() == [] and pt.current_model_folder(p) is None
@@ -216,6 +220,19 @@ def test_a_model_saved_on_another_device_continues_where_the_backbone_is(project
     assert "device" not in TrainConfig().to_dict()
 
 
+def test_a_project_builds_its_training_settings_from_the_profile_directly():
+    """A project's TrainConfig is the profile's (``profile_train``), not an experiment's ``.train``: the same
+    budget as ``make_config``, without the experiment's data caps and baselines' memory."""
+    from conpet.config import TrainConfig, make_config, profile_train
+
+    for profile in ("smoke", "quick", "paper"):
+        for method in ("dynamic-typesel", "static"):
+            train = profile_train(profile, data="project", method=method)
+            exp = make_config(profile, data="project", method=method)
+            assert train == exp.train.replace(memory_per_type=TrainConfig().memory_per_type)
+            assert pt.profile_budget(profile, method) == {k: getattr(train, k) for k in pt.PROFILE_BUDGET}
+
+
 def test_profile_sets_the_budget_of_a_continuing_model_as_in_the_app(project_dir, tmp_path, capsys):
     assert cli.main(["train", str(project_dir), "--profile", "smoke", "--min-examples", "5", "--quiet",
                      "--batch-limit", "2", "--epochs", "1"]) == 0
@@ -234,7 +251,7 @@ def test_the_cli_turns_any_os_error_into_one_line(project_dir, monkeypatch, caps
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "/data/out/predictions.jsonl")
 
-    monkeypatch.setattr(pt, "train_project", full)
+    monkeypatch.setattr(train_cli, "train_project", full)
     assert cli.main(["train", str(project_dir), "--quiet"]) == 1
     assert capsys.readouterr().err == ("conpet: error: /data/out/predictions.jsonl: the disk is full "
                                        "(free some space and try again)\n")

@@ -1,4 +1,4 @@
-"""conpet.project_splits: an example's split depends on its text and spans only and, once decided, never
+"""conpet.project.splits: an example's split depends on its text and spans only and, once decided, never
 changes; every type with three examples can be measured."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from conpet.data.example import Example, Span
-from conpet.project_splits import assign_splits, split_key, split_task
+from conpet.project.splits import assign_splits, split_key, split_task
 
 
 def person(i: int, label: str = "Person") -> Example:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from demo_data import demo_subset
 
-from conpet.bundle import export_bundle, verify_bundle
-from conpet.project_training import train_project
+from conpet.bundle import verify_bundle
+from conpet.project.bundles import export_bundle
+from conpet.project.training import train_project
 from conpet.store import Project
 from conpet.store.importer import import_file
 

@@ -171,7 +171,7 @@ def test_cli_import_and_export(tmp_path, capsys):
     folder = tmp_path / "cli-project"
     assert conpet_main(["import-data", str(folder), str(f), "--format", "fewnerd"]) == 0
     out, err = capsys.readouterr()
-    assert "sentences added:      2" in out and "annotations added:    4" in out and "100%" in err
+    assert "sentences added:      2" in out and "annotations added:    4" in out and "100.0%" in err
     assert (folder / "project.sqlite").is_file()
     assert conpet_main(["export-data", str(folder), str(tmp_path / "o.jsonl")]) == 0
     assert "exported 2 sentences" in capsys.readouterr().out

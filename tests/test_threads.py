@@ -48,7 +48,7 @@ def test_train_and_predict_take_threads():
 
 
 def test_app_setting_reaches_the_training(qtbot, tmp_path, monkeypatch):
-    import conpet.project_training as pt
+    import conpet.project.training as pt
     from app import jobs
     from app.settings import AppSettings
     from app.views.train_dialog import TrainDialog

@@ -12,13 +12,9 @@ from demo_data import demo_subset
 
 from conpet import cli
 from conpet.errors import Cancelled, ConpetError
-from conpet.project_training import (
-    DEFAULT_METHOD,
-    TerminalProgress,
-    current_model_folder,
-    step_metrics,
-    train_project,
-)
+from conpet.project.model import current_model_folder, step_metrics
+from conpet.project.progress import TerminalProgress
+from conpet.project.training import DEFAULT_METHOD, train_project
 from conpet.protocols import ProgressEvent
 from conpet.store import Project
 from conpet.store.importer import import_file
@@ -93,6 +89,12 @@ def test_train_cli_with_the_statistical_router(project_dir, tmp_path, capsys):
         assert (folder / "router.safetensors").is_file()
         state = json.loads((folder / "method.json").read_text())
         assert state["config"]["representation"] == "markers" and state["modules"] == ["expert_0", "expert_1"]
+        import sqlite3
+
+        with sqlite3.connect(p.db_path) as conn:
+            rows = set(conn.execute("SELECT DISTINCT module_id, module_version FROM logit_cache"))
+        # the router's cached features survive the step's prune (they are the model's, at its feature map's version)
+        assert (f"{state['uid']}/features-expert_0", state["versions"]["expert_0"]) in rows
         metrics = step_metrics(p)
         assert metrics[-1]["selector_acc"] is not None and p.predictions.count(runs[-1].id) > 0
     bundle = tmp_path / "lda.zip"

@@ -11,7 +11,7 @@ from demo_data import demo_subset
 
 from conpet import cli
 from conpet.config import TrainConfig, make_config
-from conpet.project_training import train_project
+from conpet.project.training import train_project
 from conpet.replay import ReplaySampler
 from conpet.store import Project
 from conpet.store.importer import import_file

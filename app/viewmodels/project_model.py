@@ -49,7 +49,9 @@ class ProjectModel(QObject):
 
     @classmethod
     def open(cls, folder: str | Path, parent: QObject | None = None) -> ProjectModel:
-        return cls(Project.open(folder), parent)
+        from conpet.project.model import open_folder
+
+        return cls(open_folder(folder), parent)  # orphaned run and temporary folders are collected
 
     def close(self) -> None:
         self.undo_stack.clear()
@@ -227,8 +229,8 @@ class ProjectModel(QObject):
 
     def step_metrics(self) -> list[dict]:
         """One metrics entry per learnt step, oldest first (accuracies as fractions; see
-        conpet.project_training): task_index, types, whole_acc, avg_acc, task_acc, selector_acc, ..."""
-        from conpet.project_training import step_metrics
+        conpet.project.training): task_index, types, whole_acc, avg_acc, task_acc, selector_acc, ..."""
+        from conpet.project.model import step_metrics
 
         return step_metrics(self.project)
 

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from conpet.project_training import DEFAULT_METHOD
+from conpet.project.training import DEFAULT_METHOD
 from conpet.runtime import cpu_cores
 
 METHODS = [("dynamic-lda", "Dynamic ConPET routed by statistics (one expert per task, LDA router; nothing old retrains)"),

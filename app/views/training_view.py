@@ -31,7 +31,7 @@ from app.viewmodels.project_model import ProjectModel
 from app.views.train_dialog import TrainChoice, TrainDialog, TypeCandidate
 from app.widgets.charts import LineChart
 from app.workers import Worker
-from conpet.project_training import TrainOutcome
+from conpet.project.training import TrainOutcome
 from conpet.protocols import ProgressEvent
 
 STAGE_NAMES = {"loading": "Loading the backbone", "setup": "Loading the backbone", "selector": "Training the selector",

@@ -29,7 +29,7 @@ from conpet.config import TrainConfig
 from conpet.data.example import Example
 from conpet.data.tasks import TaskData
 from conpet.errors import ConpetError
-from conpet.protocols import LogitCache, ProgressEvent, ProgressSink, Reporter
+from conpet.protocols import LogitCache, ProgressSink, Reporter, ScaledSink
 from conpet.replay import ReplaySampler, validation_sample, validation_size
 
 __all__ = [
@@ -149,29 +149,6 @@ class Stage:
     loss: Callable[[list[Example]], tuple[torch.Tensor | None, dict[str, float]]]
     validate: Callable[[], float] | None
     lr: float
-
-
-class ScaledSink:
-    """Maps a sub-job's progress fraction into [lo, hi] of the parent job, keeping the parent's ETA
-    (computed from the parent's start), and forwards cancel requests."""
-
-    def __init__(self, parent: ProgressSink | None, lo: float, hi: float, t0: float | None = None,
-                 prefix: str = "") -> None:
-        self.parent = parent
-        self.lo, self.hi = lo, hi
-        self.t0 = time.monotonic() if t0 is None else t0
-        self.prefix = prefix
-
-    def report(self, event: ProgressEvent) -> None:
-        if self.parent is None:
-            return
-        f = self.lo + (self.hi - self.lo) * min(max(event.fraction, 0.0), 1.0)
-        elapsed = time.monotonic() - self.t0
-        eta = elapsed * (1 - f) / f if f > 1e-6 else None
-        self.parent.report(ProgressEvent(f, self.prefix + event.message, event.stage, eta, event.metrics))
-
-    def cancel_requested(self) -> bool:
-        return bool(self.parent is not None and self.parent.cancel_requested())
 
 
 def _new_uid() -> str:
@@ -597,6 +574,11 @@ class PETMethod(ContinualMethod):
     def logical_modules(self) -> list[str]:
         """The modules that make up the current predictor (what save writes)."""
         raise NotImplementedError
+
+    def cache_versions(self) -> dict[str, int]:
+        """{cache module id: version} of everything the current model keeps in the logit cache: what a
+        project's cache prune keeps (every other version of this model is stale)."""
+        return {self.module_id(n): self.versions.get(n, 0) for n in self.logical_modules()}
 
     def extra_state(self) -> dict[str, Any]:
         return {}

@@ -99,6 +99,9 @@ class RoutedByStatistics(PETMethod):
         """The cache's module id of the features: one per feature map (the backbone's differ from expert 0's)."""
         return self.module_id(f"{FEATURES}-{self.feature_map or 'backbone'}")
 
+    def cache_versions(self) -> dict[str, int]:
+        return {**super().cache_versions(), self.features_id(): self.feature_version()} if self.n_tasks else {}
+
     def feature_version(self) -> int:
         """Features are cached under the feature map's version: a changed map never hits old entries."""
         return self.versions.get(self.feature_map, 0) if self.feature_map else 1

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 from conpet.data.formats import FORMATS as _ALL_FORMATS
 from conpet.errors import ConpetError
+from conpet.project.progress import TerminalProgress
 from conpet.store.importer import FORMATS
 
 WRITABLE = tuple(name for name, spec in _ALL_FORMATS.items() if spec.write is not None)
@@ -62,24 +62,6 @@ def parse_options(pairs: list[str]) -> dict:
     return out
 
 
-class _StderrProgress:
-    def __init__(self) -> None:
-        self.last = -1
-        self.tty = sys.stderr.isatty()
-
-    def __call__(self, fraction: float, message: str) -> None:
-        pct = int(fraction * 100)
-        if pct == self.last and fraction < 1:
-            return
-        self.last = pct
-        if self.tty:
-            print(f"\r{pct:3d}% {message[:70]:<70}", end="", file=sys.stderr, flush=True)
-            if fraction >= 1:
-                print(file=sys.stderr)
-        else:
-            print(f"{pct:3d}% {message}", file=sys.stderr, flush=True)
-
-
 def _import(args: argparse.Namespace) -> int:
     from conpet.store.importer import import_file
     from conpet.store.project import Project
@@ -87,9 +69,13 @@ def _import(args: argparse.Namespace) -> int:
     options = parse_options(args.option)
     if args.tag_column is not None:
         options["tag_column"] = args.tag_column
-    with Project.open_or_create(args.project_dir) as project:
-        report = import_file(project, args.file, args.format, progress=_StderrProgress(), options=options)
-        counts = project.counts()
+    bar = TerminalProgress(label="import ")
+    try:
+        with Project.open_or_create(args.project_dir) as project:
+            report = import_file(project, args.file, args.format, progress=bar, options=options)
+            counts = project.counts()
+    finally:
+        bar.close()
     print(f"imported {args.file} ({report.format}) into {args.project_dir} in {report.seconds:.1f} s")
     print(f"  sentences added:      {report.added_sentences}")
     print(f"  annotations added:    {report.added_annotations}")
@@ -108,8 +94,12 @@ def _export(args: argparse.Namespace) -> int:
 
     options = parse_options(args.option)
     t0 = time.monotonic()
-    with Project.open(args.project_dir) as project:
-        n = export_file(project, args.out, args.format, progress=_StderrProgress(), **options)
+    bar = TerminalProgress(label="export ")
+    try:
+        with Project.open(args.project_dir) as project:
+            n = export_file(project, args.out, args.format, progress=bar, **options)
+    finally:
+        bar.close()
     print(f"exported {n} sentences to {args.out} ({args.format}) in {time.monotonic() - t0:.1f} s")
     spec = _ALL_FORMATS[args.format]
     if not spec.relations or not spec.entities:

@@ -1,0 +1,153 @@
+"""Predict a project: every marked mention (entity) and pair (relation) of its current annotations, with
+its current model, stored as one ``purpose="predict"`` run whose predictions the app's Predictions and
+Routing views show and ``conpet predict PROJECT_DIR`` writes out.
+
+Frozen modules' logits come from the project's logit cache, so a second pass over the same sentences
+does no backbone work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from conpet.data.example import Example, example_id
+from conpet.errors import ConpetError
+from conpet.project.backbones import BackboneProvider, recorded_backbone
+from conpet.project.model import current_model_folder, learnt_kinds, open_project, read_model_state, release
+from conpet.project.progress import RunSink
+from conpet.protocols import ProgressSink, Reporter
+
+
+@dataclass(frozen=True)
+class PredictOutcome:
+    run_id: int
+    predictions: int
+    seconds: float
+    backbone_passes: int  # forward passes through the backbone (0 when every logit came from the cache)
+
+
+def prediction_examples(project: Any, kinds: set[str], sentence_ids: list[int] | None = None) -> list[Example]:
+    """One example per distinct marked mention (entity) or pair (relation) of the current annotations,
+    with no label (the id does not depend on the gold type, so cached logits survive a correction)."""
+    ids = sentence_ids if sentence_ids is not None else project.sentences.ids()
+    out: dict[str, Example] = {}
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk:chunk + 500]
+        texts = project.sentences.get_many(part)
+        for sid, anns in project.annotations.for_sentences(part).items():
+            text = texts[sid].text
+            for a in anns:
+                if a.kind not in kinds:
+                    continue
+                eid = example_id(text, a.spans, "", "")
+                if eid not in out:
+                    out[eid] = Example(text=text, spans=a.spans, label="", kind=a.kind, id=eid,
+                                       meta={"sentence_id": sid})
+    return list(out.values())
+
+
+def predict_project(project: Any, sink: ProgressSink | None = None, *, sentence_ids: list[int] | None = None,
+                    device: str | None = None, backbone_provider: BackboneProvider | None = None,
+                    threads: int | None = None) -> PredictOutcome:
+    """Predict every marked mention and pair (of ``sentence_ids``, default all) with the project's current
+    model and store the predictions (with the selector's scores, the active experts and the chosen expert's
+    scores) as one run. ``project`` is a folder or an open ``Project``; the backbone is the model's own,
+    from ``backbone_provider`` when given (the app keeps one), on ``device`` (default: cuda when available)."""
+    proj, close = open_project(project)
+    try:
+        return _predict(proj, sink, sentence_ids, device, backbone_provider, threads)
+    finally:
+        if close:
+            proj.close()
+
+
+def _predict(project: Any, sink: ProgressSink | None, sentence_ids: list[int] | None, device: str | None,
+             backbone_provider: BackboneProvider | None, threads: int | None) -> PredictOutcome:
+    from conpet.backbones import default_device, load_backbone
+    from conpet.methods.registry import load_method
+    from conpet.runtime import apply_threads
+
+    rep = Reporter(sink)
+    model_folder = current_model_folder(project)
+    if model_folder is None:
+        raise ConpetError(f"{project.folder}: nothing to predict with yet: train the first task "
+                          "(`conpet train` or Train new knowledge… in the app)")
+    state, training = read_model_state(model_folder)
+    name = recorded_backbone(training.get("backbone", {}))
+    device = device or default_device()
+    apply_threads(threads or None, device)
+    rep(0.0, f"loading the {name} backbone", "loading")
+    backbone = backbone_provider(name, device) if backbone_provider else load_backbone(name, device=device)
+    # the model's labels are the types' names when they were learnt; map them to today's names
+    learnt = {int(k): v for k, v in training.get("labels", {}).items()}
+    current = {t.id: t for t in project.types.list(include_deleted=True)}
+    rename = {label: current[i].name for i, label in learnt.items() if i in current}
+    kinds = {current[i].kind for i in learnt if i in current} or {"entity", "relation"}
+    run = project.runs.start(state.get("method", "?"), purpose="predict", backbone=backbone.name,
+                             config={"model_folder": model_folder.relative_to(project.folder).as_posix(),
+                                     "sentences": len(sentence_ids) if sentence_ids is not None else "all"})
+    method = None
+    t0 = time.monotonic()
+    try:
+        with project.runs.recorded(run.id):
+            method = load_method(model_folder, backbone, cache=project.logit_cache)  # runs where the backbone is
+            for label, kind in learnt_kinds(project, learnt).items():  # a model saved before kinds were kept
+                method.type_kinds.setdefault(label, kind)
+            examples = prediction_examples(project, kinds, sentence_ids)
+            rep(0.02, f"predicting {len(examples)} mention(s) and pair(s)", "evaluation")
+            before = method.backbone_forwards
+            preds = method.predict(examples, RunSink(project, run.id, sink)) if examples else []
+            passes = method.backbone_forwards - before
+            preds = [_renamed(p, rename) for p in preds]
+            seconds = time.monotonic() - t0
+            with project.transaction():
+                n = project.predictions.add_engine_results(run.id, examples, preds)
+                project.runs.update_progress(run.id, 1.0, "stored", stage="done", metrics={
+                    "kind": "predict", "predictions": n, "seconds": seconds, "backbone_passes": passes})
+                project.runs.finish(run.id, f"{n} predictions in {seconds:.1f} s ({passes} backbone passes)")
+            return PredictOutcome(run.id, n, seconds, passes)
+    finally:
+        release(method)
+
+
+def _renamed(p: Any, names: dict[str, str]) -> Any:
+    """A prediction with the types' current names (a type renamed after training keeps its id)."""
+    if not any(names.get(k, k) != k for k in [p.label, *p.expert_scores]):
+        return p
+    return dataclasses.replace(p, label=names.get(p.label, p.label),
+                               expert_scores={names.get(k, k): v for k, v in p.expert_scores.items()})
+
+
+def write_run_predictions(project: Any, run_id: int, out: TextIO) -> int:
+    """Write a prediction run's predictions as JSONL, one line per sentence in the order of its id:
+    ``{"id": sentence id, "text": ..., "predictions": [...]}`` with each prediction as ``conpet predict
+    BUNDLE`` writes it (``conpet.bundle.MentionPrediction.to_dict``). Returns the number of sentences."""
+    from conpet.bundle import MentionPrediction, SentencePrediction
+
+    by_sentence: dict[int, list[Any]] = {}
+    for rec in project.predictions.for_run(run_id):
+        by_sentence.setdefault(rec.sentence_id, []).append(rec)
+    ids = sorted(by_sentence)
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk:chunk + 500]
+        texts = project.sentences.get_many(part)
+        for sid in part:
+            text = texts[sid].text
+            mentions = [MentionPrediction(kind=r.kind, spans=r.spans, text=_mention_text(text, r.spans),
+                                          label=r.label, score=r.score,
+                                          selector_scores=list(r.selector_scores or []) or None,
+                                          active_experts=list(r.active_experts or []) or None,
+                                          expert_scores=dict(r.expert_scores), module_versions=dict(r.module_versions),
+                                          example_id=r.example_id)
+                        for r in sorted(by_sentence[sid], key=lambda r: (r.start, r.end, r.tail_start or -1))]
+            out.write(json.dumps(SentencePrediction(text, str(sid), mentions).to_dict(), ensure_ascii=False) + "\n")
+    return len(ids)
+
+
+def _mention_text(text: str, spans: Any) -> str:
+    parts = [text[s.start:s.end] for s in spans]
+    return " -> ".join(parts)

@@ -1,0 +1,408 @@
+"""Headless training of a project: what the app's Train does, as one plain function and the
+``conpet train PROJECT_DIR`` command (``conpet.project.train_cli``).
+
+One call learns one continual step:
+
+1. The next task: the project's open (not yet frozen) task when there is one (a run that failed or was
+   cancelled left it, or the app made it), else a new task made of the types named (``--type``) or of
+   every live type that no task holds yet and that has at least ``min_examples`` gold annotations.
+2. The model: the project's current model (the folder saved by its latest training, see
+   ``current_model_folder``), restored on its backbone; or a fresh method (``DEFAULT_METHOD``) with the
+   profile's settings (``conpet.config.profile_train``) and the caller's overrides.
+3. Every task's gold examples are split 8:1:1 per type, each example's split fixed the first time a
+   step sees it (``conpet.project.splits``); the method learns the new task with dynamic replay of the old
+   ones, then is evaluated on every seen task's test examples.
+4. On success, in one transaction: the modules that changed are registered (their files already saved
+   under ``modules/run-NNNN/``), the task is frozen, the step's metrics and the test predictions are
+   stored, the cached logits of superseded module versions are forgotten, the run is finished. A failure
+   or a cancel marks the run, forgets the logits the attempt cached and leaves the previous model intact.
+   Run r issues module versions above r * ``VERSION_STRIDE``, so a retried step never meets logits that a
+   failed attempt (in any process) cached under the same version. Either way the step's PET modules leave
+   the backbone at the end (``conpet.project.model.release``): a backbone kept for the next job stays clean.
+
+The model folder's layout is ``conpet.project.model``'s; the type-id → label map in its ``training.json``
+keeps a type renamed later from breaking the next step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conpet.errors import Cancelled, ConpetError, storage_error
+from conpet.project.backbones import recorded_backbone
+from conpet.project.model import (
+    TRAINING_FILE,
+    current_model_folder,
+    learnt_kinds,
+    module_kind,
+    open_project,
+    read_model_state,
+    release,
+    store_name,
+)
+from conpet.project.progress import RunSink
+from conpet.project.splits import assign_splits, split_task
+from conpet.protocols import ProgressEvent, ProgressSink, ScaledSink
+
+DEFAULT_MIN_EXAMPLES = 5
+DEFAULT_PROFILE = "quick"
+TRAIN_SHARE = 0.85
+# Run r's modules get versions above r * VERSION_STRIDE: no two attempts (in any process) share a version.
+VERSION_STRIDE = 1 << 20
+# What a profile (``--profile``, the app's budget) sets, for a new model and for one that continues.
+PROFILE_BUDGET = ("lr", "batch_limit", "max_epochs")
+
+
+# A new project's method: one expert per task routed by per-type statistics (conpet/methods/dynamic_lda.py).
+# On fewrel80 and on Few-NERD (minilm, quick profile, 2 seeds each) it is above every other method, the
+# type-level selector that was the default before included (docs/results/routing-*).
+DEFAULT_METHOD = "dynamic-lda"
+# What a project can train with (the app's method list and `conpet train --method`).
+PROJECT_METHODS = ("dynamic-lda", "dynamic-typesel", "dynamic", "static")
+
+
+class TrainError(ConpetError):
+    """A project that cannot be trained as asked (says why and what to do)."""
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    run_id: int
+    status: str  # finished | cancelled
+    method: str
+    task_index: int  # the store's task index (1-based)
+    types: tuple[str, ...]
+    model_folder: Path | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    notes: tuple[str, ...] = ()  # the budget and the warnings said before training (conpet.training_report)
+
+
+# --- one training step -------------------------------------------------------------------------
+
+
+def _relabel(examples: Sequence[Any], labels: Mapping[int, str]) -> list[Any]:
+    from dataclasses import replace
+
+    out = []
+    for ex in examples:
+        want = labels.get(int(ex.meta.get("type_id", -1)), ex.label)
+        out.append(ex if want == ex.label else replace(ex, label=want, meta=dict(ex.meta)))
+    return out
+
+
+def _plan_task(project: Any, n_learnt: int, min_examples: int,
+               types: Sequence[str] | None = None) -> tuple[Any, bool]:
+    """(the task record to learn now, whether it was created here). An open task is learnt as it is
+    (the app or an interrupted run made it); else ``types`` (names) or the pending types form a new one."""
+    tasks = project.tasks.list()
+    if any(not t.frozen for t in tasks[:n_learnt]):
+        raise TrainError("the project's tasks and its current model disagree (a learnt task is not frozen)")
+    if len(tasks) > n_learnt + 1:
+        raise TrainError(f"the project has {len(tasks)} tasks but its model knows {n_learnt}; only the next "
+                         "one can be trained")
+    if len(tasks) == n_learnt + 1:
+        task = tasks[n_learnt]
+        if task.frozen:
+            raise TrainError(f"task {task.index} is frozen but the current model does not know it "
+                             "(its model folder is missing?)")
+        if types and sorted(types) != sorted(task.type_names):
+            raise TrainError(f"task {task.index} is open with types {sorted(task.type_names)}; train it first "
+                             "(without --type)")
+        return task, False
+    if types:
+        chosen = []
+        for name in types:
+            found = [t for t in project.types.list() if t.name == name]
+            if not found:
+                raise TrainError(f"there is no type called {name!r} in this project")
+            if len(found) > 1:
+                raise TrainError(f"both an entity and a relation type are called {name!r}")
+            if found[0].task_id is not None:
+                raise TrainError(f"type {name!r} already belongs to task {found[0].task_index}")
+            chosen.append(found[0].id)
+        return project.tasks.create_next(chosen), True
+    pending = project.pending_types(min_examples)
+    if not pending:
+        counts = project.types.gold_counts()
+        free = [t for t in project.types.list() if t.task_id is None]
+        if not free:
+            raise TrainError("nothing new to learn: every type already belongs to a trained task "
+                             "(add a type and label some sentences first)")
+        detail = ", ".join(f"{t.name!r}: {counts.get(t.id, 0)}" for t in free)
+        raise TrainError(f"no type has the {min_examples} labelled examples a new task needs ({detail}); "
+                         "label more, or lower --min-examples")
+    return project.tasks.create_next([t.id for t in pending]), True
+
+
+def _task_data(index: int, types: Sequence[str], examples: Sequence[Any], splits: Mapping[str, str]) -> Any:
+    from conpet.data.tasks import TaskData
+
+    train, valid, test = split_task(examples, splits)
+    return TaskData(index, tuple(types), tuple(train), tuple(valid), tuple(test))
+
+
+def _save_model_atomic(method: Any, folder: Path, training: Mapping[str, Any]) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        stage = tmp / "model"
+        method.save(stage)
+        (stage / TRAINING_FILE).write_text(json.dumps(training, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)
+        stage.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def train_project(project: Any, *, method: str | None = None, backbone: Any = None,
+                  min_examples: int = DEFAULT_MIN_EXAMPLES, profile: str | None = None,
+                  overrides: Mapping[str, Any] | None = None, device: str | None = None,
+                  sink: ProgressSink | None = None, types: Sequence[str] | None = None,
+                  threads: int | None = None, notify: Callable[[str], Any] | None = None) -> TrainOutcome:
+    """Learn the project's next task (see the module docstring); returns what happened. ``backbone`` is a
+    name, a path or a loaded ``Backbone`` (default: the current model's, else ``minilm``); ``device`` is
+    where a backbone given by name is loaded (a loaded one stays where it is: the backbone's device is the
+    model's, whatever device the model was trained on). ``profile`` sets the budget (``PROFILE_BUDGET``)
+    of a new model and of one that continues (None: ``DEFAULT_PROFILE`` for a new model, its own budget for
+    one that continues); ``overrides`` are ``TrainConfig`` fields (lr, max_epochs, batch_limit, seed, ...)
+    applied last. Raises ``Cancelled`` when the sink asks to stop (the run is then marked cancelled and
+    nothing else changes). ``types`` (names) chooses the new task's types instead of every pending type.
+    ``threads``: torch CPU threads (default: the free cores, ``conpet.runtime.default_threads``). Python,
+    NumPy and torch are seeded from the run's seed and the task, so the same seed and data give the same
+    weights and predictions. ``notify`` receives, before training, each stage's budget and every warning
+    (types left out, a tiny test split)."""
+    proj, close = open_project(project)
+    try:
+        return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink, types,
+                      threads, notify)
+    finally:
+        if close:
+            proj.close()
+
+
+def _train(project: Any, method_name: str | None, backbone: Any, min_examples: int, profile: str | None,
+           overrides: dict[str, Any], device: str | None, sink: ProgressSink | None,
+           types: Sequence[str] | None = None, threads: int | None = None,
+           notify: Callable[[str], Any] | None = None) -> TrainOutcome:
+    from conpet.backbones import backbone_info, load_backbone
+    from conpet.methods.registry import canonical_name
+    from conpet.runner import evaluate
+    from conpet.runtime import apply_threads, seed_everything, step_seed
+
+    t_start = time.monotonic()
+    prev = current_model_folder(project)
+    state, training = read_model_state(prev) if prev is not None else ({}, {})
+    n_learnt = len(state.get("tasks", []))
+    if prev is not None:
+        have = canonical_name(state["method"])
+        if method_name is not None and canonical_name(method_name) != have:
+            raise TrainError(f"the project's model is a {have!r} model; it cannot continue as "
+                             f"{canonical_name(method_name)!r} (start a new project for another method)")
+        method_name = have
+    method_name = canonical_name(method_name or DEFAULT_METHOD)
+
+    task, created = _plan_task(project, n_learnt, min_examples, types)
+    chose_types = created and not types  # the pending types formed the task: say which were left out
+
+    # The backbone: the one given, else the model's own (by name, else path), else minilm.
+    rec = dict(training.get("backbone") or {})
+    if prev is not None and not rec.get("sha256"):
+        rec = _backbone_of_runs(project)
+    if backbone is None:
+        backbone = recorded_backbone(rec)
+    if sink is not None:
+        sink.report(ProgressEvent(0.0, f"loading backbone {getattr(backbone, 'name', backbone)}", "setup"))
+    bb = load_backbone(backbone, device=device) if isinstance(backbone, (str, os.PathLike)) else backbone
+    sha = bb.weights_sha256()
+    if rec.get("sha256") and rec["sha256"] != sha:
+        raise TrainError(f"backbone mismatch: the project's model was trained on {rec.get('name')!r} "
+                         f"(weights {rec['sha256'][:16]}…), not {bb.name!r} ({sha[:16]}…)")
+
+    # Labels: the model's names for its types (by type id), then the new task's current names.
+    labels: dict[int, str] = {int(k): v for k, v in training.get("labels", {}).items()}
+    all_tasks = project.tasks.list()
+    model_types = [list(ts) for ts in state.get("tasks", [])]
+    history_records = all_tasks[:n_learnt]
+    for rec_t, names in zip(history_records, model_types, strict=True):
+        if sorted(labels.get(i, n) for i, n in zip(rec_t.type_ids, rec_t.type_names, strict=True)) != sorted(names):
+            by_id = {i: n for i, n in zip(rec_t.type_ids, rec_t.type_names, strict=True)}
+            if sorted(by_id.values()) == sorted(names):
+                labels.update(by_id)
+            else:
+                raise TrainError(f"task {rec_t.index}'s types {sorted(rec_t.type_names)} differ from what the "
+                                 f"model learnt {sorted(names)} (renamed without a record?)")
+    for i, n in zip(task.type_ids, task.type_names, strict=True):
+        labels[i] = n
+    taken = [lab for i, lab in labels.items() if i not in task.type_ids]
+    clash = sorted(set(task.type_names) & set(taken))
+    if clash:
+        raise TrainError(f"type name(s) {clash} are already learnt by an earlier task; rename the new type")
+
+    m = _load_or_make_method(prev, method_name, bb, project.logit_cache, profile, overrides)
+    try:  # the trained modules leave the backbone with the job (the app keeps the backbone)
+        for label, kind in learnt_kinds(project, labels).items():  # a model saved before kinds were recorded
+            m.type_kinds.setdefault(label, kind)
+        seed = m.config.seed
+        n_threads = apply_threads(threads, bb.device)
+        gold = [project.examples_for_training(list(rec_t.type_ids)) for rec_t in [*history_records, task]]
+        splits = assign_splits((ex for exs in gold for ex in exs), training.get("splits", {}))
+        datas = []
+        for k, (rec_t, exs) in enumerate(zip([*history_records, task], gold, strict=True)):
+            types = model_types[k] if k < n_learnt else [labels[i] for i in rec_t.type_ids]
+            datas.append(_task_data(k, types, _relabel(exs, labels), splits))
+        new = datas[-1]
+        if not new.train:
+            raise TrainError(f"task {task.index} has no training examples")
+        short = [t for t in new.types if not any(ex.label == t for ex in new.train)]
+        if short:
+            raise TrainError(f"type(s) {short} of task {task.index} have no labelled examples")
+        notes = _notes(project, method_name, m.config, new, min_examples, chose_types)
+        for line in notes:
+            if notify is not None:
+                notify(line)
+
+        run = project.runs.start(method_name, config={"train": m.config.to_dict(), "profile": profile,
+                                                      "min_examples": min_examples, "task_index": task.index,
+                                                      "types": list(new.types), "seed": seed,
+                                                      "threads": n_threads, "notes": notes},
+                                 task_id=task.id, backbone=bb.name, backbone_sha256=sha)
+        m.version_floor = run.id * VERSION_STRIDE
+        run_sink = RunSink(project, run.id, sink)
+        before = {n: int(v) for n, v in state.get("versions", {}).items()}
+        saved_versions = m.cache_versions() if prev is not None else {}  # what the saved model keeps cached
+        try:
+            with project.runs.recorded(run.id):
+                if prev is not None:  # what an earlier attempt that failed, was cancelled or killed computed
+                    project.logit_cache.prune_model(m.uid, saved_versions)
+                step_sink = ScaledSink(run_sink, 0.0, TRAIN_SHARE, prefix=f"task {task.index}: ")
+                seed_everything(step_seed(seed, task.index))  # new modules' initial weights repeat for a seed
+                stats = m.learn_task(new, datas[:-1], step_sink)
+                eval_sink = ScaledSink(run_sink, TRAIN_SHARE, 0.97, prefix=f"task {task.index}: ")
+                counts, sel, preds = evaluate(m, datas, eval_sink)
+                if run_sink.cancel_requested():
+                    raise Cancelled("cancelled by the user")
+                metrics = {**_step_metrics(task.index, new, datas, counts, sel, stats), "seed": seed,
+                           "threads": n_threads}
+                folder = project.modules_dir / f"run-{run.id:04d}"
+                training_state = {"backbone": backbone_info(bb), "labels": {str(k): v for k, v in labels.items()},
+                                  "run_id": run.id, "task_ids": [t.id for t in [*history_records, task]],
+                                  "splits": splits}
+                try:
+                    _save_model_atomic(m, folder, training_state)
+                except OSError as exc:
+                    raise storage_error(exc, folder) from exc
+                try:
+                    _record_step(project, m, run.id, task, new, datas, preds, metrics, stats, folder, before)
+                except BaseException:
+                    shutil.rmtree(folder, ignore_errors=True)  # not registered: no half-made model stays behind
+                    raise
+        except BaseException:
+            with suppress(ConpetError):
+                project.logit_cache.prune_model(m.uid, saved_versions)
+            raise
+        return TrainOutcome(run.id, "finished", method_name, task.index, tuple(new.types), folder, metrics,
+                            time.monotonic() - t_start, tuple(notes))
+    finally:
+        release(m)
+
+
+def _notes(project: Any, method: str, config: Any, new: Any, min_examples: int, chose_types: bool) -> list[str]:
+    from conpet.training_report import describe_plan, left_out_types, small_test_warnings, stage_plans
+
+    notes = describe_plan(stage_plans(method, config, len(new.train), new.index > 0))
+    if chose_types:
+        free = [t for t in project.types.list() if t.task_id is None]
+        notes += left_out_types(free, project.types.gold_counts(), min_examples)
+    return notes + small_test_warnings(new)
+
+
+def profile_budget(profile: str, method: str = "dynamic") -> dict[str, Any]:
+    """The training budget of a ``conpet.config`` profile as TrainConfig fields: what ``--profile`` (and the
+    app's budget) sets, for a new model and for one that continues."""
+    from conpet.config import profile_train
+
+    train = profile_train(profile, data="project", method=method)
+    return {name: getattr(train, name) for name in PROFILE_BUDGET}
+
+
+def _load_or_make_method(prev: Path | None, method_name: str, bb: Any, cache: Any, profile: str | None,
+                         overrides: Mapping[str, Any]) -> Any:
+    """The project's model restored from ``prev`` (the profile's budget, then ``overrides``, replacing its
+    saved settings), or a new ``method_name`` model with the profile's settings and ``overrides``."""
+    from conpet.config import profile_train
+    from conpet.methods.registry import load_method, make_method
+
+    if prev is not None:
+        m = load_method(prev, bb, cache=cache)
+        changes = {**(profile_budget(profile, method_name) if profile else {}), **overrides}
+        if changes:
+            m.config = m.config.replace(**changes)
+        return m
+    train = profile_train(profile or DEFAULT_PROFILE, data="project", method=method_name).replace(**overrides)
+    return make_method(method_name, bb, train, cache=cache)
+
+
+def _step_metrics(task_index: int, new: Any, datas: Sequence[Any], counts: Sequence[tuple[int, int]],
+                  sel: Any, stats: Any) -> dict[str, Any]:
+    accs = [c / n for c, n in counts if n]
+    total = sum(n for _, n in counts)
+    return {
+        "kind": "step", "task_index": task_index, "types": list(new.types),
+        "whole_acc": sum(c for c, _ in counts) / total if total else None,
+        "avg_acc": sum(accs) / len(accs) if accs else None,
+        "task_acc": [c / n if n else None for c, n in counts],
+        "test_examples": [n for _, n in counts], "test_correct": [c for c, _ in counts],
+        "train_examples": [len(d.train) for d in datas],
+        "selector_acc": sel, "train_seconds": stats.seconds,
+        "data_sha256": data_hashes(datas),
+    }
+
+
+def _record_step(project: Any, m: Any, run_id: int, task: Any, new: Any, datas: Sequence[Any], preds: Any,
+                 metrics: Mapping[str, Any], stats: Any, folder: Path, before: Mapping[str, int]) -> None:
+    """One transaction: the changed modules registered, the task frozen, the metrics and the test
+    predictions stored, the superseded versions' cached logits forgotten, the run finished."""
+    test_examples = [ex for d in datas for ex in d.test]
+    changed = [n for n in m.logical_modules() if before.get(n) != m.versions.get(n, 0)]
+    with project.transaction():
+        for name in changed:
+            kind, k = module_kind(name)
+            project.modules.register(kind, folder / name, name=store_name(name),
+                                     task_index=(k + 1) if k is not None else None, run_id=run_id,
+                                     parameter_count=m.pet.parameter_count(m.adapter(name)))
+        project.tasks.freeze(task.id)
+        if preds:
+            project.predictions.add_engine_results(run_id, test_examples, preds)
+        project.runs.update_progress(run_id, 1.0, "finished", stage="done", metrics=metrics, step=task.index)
+        project.runs.append_log(run_id, json.dumps({"stats": stats.to_dict()}, default=str))
+        project.logit_cache.prune_model(m.uid, m.cache_versions())
+        project.runs.finish(run_id, f"task {task.index} learnt: {', '.join(new.types)}")
+
+
+def _backbone_of_runs(project: Any) -> dict[str, Any]:
+    """The backbone recorded by the newest finished run (for a model folder without training.json)."""
+    for run in project.runs.list(status="finished"):
+        if run.backbone_sha256:
+            return {"name": run.backbone, "path": run.backbone, "sha256": run.backbone_sha256}
+    return {}
+
+
+def data_hashes(datas: Sequence[Any]) -> list[dict[str, str]]:
+    """Per task: SHA-256 over the sorted example ids of its train / valid / test splits."""
+    import hashlib
+
+    def h(exs: Sequence[Any]) -> str:
+        return hashlib.sha256("\n".join(sorted(ex.id for ex in exs)).encode()).hexdigest()
+
+    return [{"train": h(d.train), "valid": h(d.valid), "test": h(d.test)} for d in datas]
