@@ -1,0 +1,277 @@
+"""The mention detector: a PET module (peft LoRA adapter + a linear head) that tags every subword token of
+a sentence O / B / I, so that sentences without labels get type-agnostic mention proposals.
+
+It is one module of a ``PETModel`` on the shared frozen backbone (``DETECTOR_MODULE``), with a head of
+three rows that reads the final hidden state of *every* token instead of one position. Tags, decoding
+and the scores live in ``conpet.mentions``.
+
+Continual: each ``train`` call is one step on a batch of newly labelled sentences; its training batches
+mix new and earlier steps' sentences (``ReplaySampler``, 1:1 by default, earlier steps drawn uniformly),
+so the mentions of earlier types are still seen when new types arrive. The detector remembers the
+sentences of the steps it trained in this process; after ``load`` the caller passes them again
+(``old_tasks``), as the project store keeps them.
+
+Saved as a folder: ``detector.json`` (format, tags, settings, steps) beside ``module/``, the PET module
+folder ``PETModel.save_module`` writes (peft adapter + ``head.safetensors`` + ``module.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from conpet.backbones import Backbone
+from conpet.data.example import Span
+from conpet.errors import ConpetError
+from conpet.mentions import IGNORE, TAGS, MentionSentence, decode_tags, gold_sentences, token_tags
+from conpet.modules import LoraSettings, ModuleError, PETModel
+from conpet.protocols import ProgressSink, Reporter
+from conpet.replay import ReplaySampler
+
+DETECTOR_MODULE = "mention-detector"
+DETECTOR_FORMAT = "conpet-mention-detector"
+DETECTOR_FORMAT_VERSION = 1
+
+
+class DetectorError(ConpetError):
+    """A detector folder that cannot be loaded (names the file and the problem)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorSettings:
+    """How the detector trains and reads sentences."""
+
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    max_epochs: int = 3
+    batch_limit: int | None = None  # at most this many batches per step
+    new_old_ratio: float = 1.0  # new : replayed sentences in a batch once there are earlier steps
+    max_length: int = 256  # tokens per sentence; the rest of a longer sentence gets no proposals
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2 (new and replayed sentences), got {self.batch_size}")
+        if self.learning_rate <= 0 or self.max_epochs < 1 or self.max_length < 8:
+            raise ValueError("learning_rate must be > 0, max_epochs >= 1 and max_length >= 8")
+        if self.batch_limit is not None and self.batch_limit < 1:
+            raise ValueError(f"batch_limit must be >= 1 or None, got {self.batch_limit}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DetectorSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A proposed mention ``text[start:end]``; ``score`` is the mean probability of its tokens' tags."""
+
+    start: int
+    end: int
+    score: float
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class StepReport:
+    """What one ``train`` call did."""
+
+    step: int
+    n_new: int
+    n_replayed_tasks: int
+    batches: int
+    final_loss: float
+
+
+class MentionDetector:
+    """Token-level BIO mention tagging as one PET module on ``backbone``."""
+
+    def __init__(self, backbone: Backbone, settings: DetectorSettings | None = None,
+                 lora: LoraSettings | None = None, pet: PETModel | None = None) -> None:
+        self.backbone = backbone
+        self.settings = settings or DetectorSettings()
+        self.pet = pet or PETModel(backbone, lora)
+        self.tasks: list[list[MentionSentence]] = []  # the sentences of each step trained in this process
+        self.steps = 0
+        if DETECTOR_MODULE not in self.pet.module_names:
+            self.pet.add_module(DETECTOR_MODULE, len(TAGS))
+
+    # --- encoding ----------------------------------------------------------------------------------
+
+    def _encode(self, texts: Sequence[str]) -> Any:
+        tok = self.backbone.tokenizer
+        if not getattr(tok, "is_fast", False):
+            raise DetectorError(f"backbone {self.backbone.name!r}: the detector needs a fast tokenizer "
+                                "(character offsets)")
+        return tok(list(texts), return_offsets_mapping=True, truncation=True, padding=True,
+                   max_length=self.settings.max_length, return_tensors="pt")
+
+    def _token_logits(self, enc: Any) -> torch.Tensor:
+        """[B, T, 3] tag logits: the detector's adapter active, its head on every final hidden state."""
+        pet = self.pet
+        # PETModel reads one position per example; the detector needs every token's state, so it runs
+        # the shared peft model itself, under the same lock and with its adapter active (as pet.hidden)
+        shared = pet._shared
+        with shared.lock:
+            shared.activate(pet._adapter(DETECTOR_MODULE))
+            out = shared.model(input_ids=enc["input_ids"].to(self.backbone.device),
+                               attention_mask=enc["attention_mask"].to(self.backbone.device))
+        return pet.heads[DETECTOR_MODULE](out.last_hidden_state.float())
+
+    # --- training ----------------------------------------------------------------------------------
+
+    def train(self, items: Sequence[object], old_tasks: Sequence[Sequence[object]] | None = None,
+              progress: ProgressSink | None = None) -> StepReport:
+        """One continual step on every gold mention of ``items`` (sentences or examples), replaying
+        ``old_tasks`` (default: the steps this detector trained before). Cancellable between batches."""
+        new = gold_sentences(items)
+        if not new:
+            raise ValueError("the detector needs at least one sentence to train on")
+        old = self.tasks if old_tasks is None else [gold_sentences(t) for t in old_tasks]
+        s = self.settings
+        sampler = ReplaySampler(new, old, batch_size=s.batch_size, new_old_ratio=s.new_old_ratio,
+                                batch_limit=s.batch_limit, max_epochs=s.max_epochs,
+                                seed=s.seed * 1000 + self.steps)
+        self.last_plan = sampler.plan
+        rep = Reporter(progress)
+        loss = self._run(sampler, rep)
+        self.tasks.append(new)
+        self.steps += 1
+        rep(1.0, f"detector step {self.steps}: {len(new)} sentences", "detector", {"loss": loss})
+        return StepReport(self.steps, len(new), len(sampler.old_tasks), len(sampler), loss)
+
+    def _run(self, sampler: ReplaySampler[MentionSentence], rep: Reporter) -> float:
+        self.pet.set_trainable(DETECTOR_MODULE)
+        params = self.pet.module_parameters(DETECTOR_MODULE)
+        optimizer = torch.optim.AdamW(params, lr=self.settings.learning_rate, weight_decay=0.0)
+        done, loss_value = 0, math.nan
+        try:
+            for epoch in sampler.epochs():
+                for batch in epoch:
+                    rep.check_cancel()
+                    loss = self._loss(batch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    done += 1
+                    loss_value = float(loss.detach())
+                    rep(done / len(sampler), f"detector batch {done}/{len(sampler)}", "detector",
+                        {"loss": loss_value})
+        finally:
+            self.pet.set_trainable(None)
+        return loss_value
+
+    def _loss(self, batch: Sequence[MentionSentence]) -> torch.Tensor:
+        enc = self._encode([s.text for s in batch])
+        labels = torch.full(enc["input_ids"].shape, IGNORE, dtype=torch.long)
+        for i, sentence in enumerate(batch):
+            offsets = [tuple(o) for o in enc["offset_mapping"][i].tolist()]
+            row = token_tags(offsets, sentence.spans)
+            labels[i, : len(row)] = torch.tensor(row)
+        labels[enc["attention_mask"] == 0] = IGNORE
+        logits = self._token_logits(enc)
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, len(TAGS)), labels.to(logits.device).reshape(-1), ignore_index=IGNORE
+        )
+
+    # --- proposals ---------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def propose(self, texts: Sequence[str], batch_size: int = 32,
+                progress: ProgressSink | None = None) -> list[list[Proposal]]:
+        """The proposed mentions of each text, in text order (cancellable between batches)."""
+        rep = Reporter(progress)
+        out: list[list[Proposal]] = []
+        for b in range(0, len(texts), batch_size):
+            rep.check_cancel()
+            chunk = list(texts[b : b + batch_size])
+            out.extend(self._propose_batch(chunk))
+            rep(min(1.0, (b + len(chunk)) / len(texts)), f"proposed {b + len(chunk)}/{len(texts)}", "detector")
+        return out
+
+    def _propose_batch(self, texts: list[str]) -> list[list[Proposal]]:
+        enc = self._encode(texts)
+        probs = torch.softmax(self._token_logits(enc), dim=-1).cpu()
+        tags = probs.argmax(-1)
+        out = []
+        for i, text in enumerate(texts):
+            # padding (either side) has empty offsets, which decoding skips like special tokens
+            offsets = [tuple(o) for o in enc["offset_mapping"][i].tolist()]
+            spans = decode_tags(text, offsets, tags[i].tolist(), enc.word_ids(i))
+            out.append([self._proposal(span, offsets, probs[i], tags[i]) for span in spans])
+        return out
+
+    @staticmethod
+    def _proposal(span: Span, offsets: list[tuple[int, int]], probs: torch.Tensor,
+                  tags: torch.Tensor) -> Proposal:
+        inside = [j for j, (a, b) in enumerate(offsets) if a < b and a < span.end and span.start < b]
+        score = float(probs[inside, tags[inside]].mean()) if inside else 0.0
+        return Proposal(span.start, span.end, score)
+
+    # --- persistence -------------------------------------------------------------------------------
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``folder`` (``detector.json`` + ``module/``), replacing an existing one as a whole."""
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        try:
+            out = tmp / "detector"
+            self.pet.save_module(DETECTOR_MODULE, out / "module")
+            info = {"format": DETECTOR_FORMAT, "format_version": DETECTOR_FORMAT_VERSION, "tags": list(TAGS),
+                    "module": DETECTOR_MODULE, "steps": self.steps, "settings": asdict(self.settings)}
+            (out / "detector.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+            if folder.exists():
+                folder.rename(tmp / "old")
+            out.rename(folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, backbone: Backbone, pet: PETModel | None = None) -> MentionDetector:
+        """A detector from a folder written by ``save`` (checked before the module is added)."""
+        folder = Path(folder)
+        path = folder / "detector.json"
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise DetectorError(f"{folder}: not a mention-detector folder (no detector.json)") from exc
+        except (OSError, ValueError) as exc:
+            raise DetectorError(f"{path}: unreadable ({exc})") from exc
+        if not isinstance(info, dict) or info.get("format") != DETECTOR_FORMAT:
+            raise DetectorError(f"{path}: not a {DETECTOR_FORMAT} file")
+        if int(info.get("format_version", 0)) > DETECTOR_FORMAT_VERSION:
+            raise DetectorError(f"{path}: format version {info.get('format_version')} is newer than this "
+                                f"program reads ({DETECTOR_FORMAT_VERSION})")
+        if info.get("tags") != list(TAGS):
+            raise DetectorError(f"{path}: tags {info.get('tags')} are not {list(TAGS)}")
+        try:
+            settings = DetectorSettings.from_dict(dict(info.get("settings") or {}))
+        except (TypeError, ValueError) as exc:
+            raise DetectorError(f"{path}: bad settings ({exc})") from exc
+        pet = pet or PETModel(backbone)
+        if DETECTOR_MODULE in pet.module_names:
+            raise DetectorError(f"{folder}: this model already has a module {DETECTOR_MODULE!r}")
+        try:
+            pet.load_module(folder / "module", DETECTOR_MODULE)
+        except ModuleError as exc:
+            raise DetectorError(str(exc)) from exc
+        if pet.n_outputs(DETECTOR_MODULE) != len(TAGS):
+            raise DetectorError(f"{folder / 'module'}: a head of {pet.n_outputs(DETECTOR_MODULE)} outputs, "
+                                f"a detector has {len(TAGS)}")
+        detector = cls(backbone, settings, pet=pet)
+        detector.steps = int(info.get("steps", 0))
+        return detector
