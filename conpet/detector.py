@@ -2,8 +2,9 @@
 a sentence O / B / I, so that sentences without labels get type-agnostic mention proposals.
 
 It is one module of a ``PETModel`` on the shared frozen backbone (``DETECTOR_MODULE``), with a head of
-three rows that reads the final hidden state of *every* token instead of one position. Tags, decoding
-and the scores live in ``conpet.mentions``.
+three rows that reads the final hidden state of *every* token instead of one position, plus a learnt
+bias per word shape (``conpet.mentions.SHAPES``: an uncased backbone cannot see capitals). Tags, shapes,
+decoding and the scores live in ``conpet.mentions``.
 
 Continual: each ``train`` call is one step on a batch of newly labelled sentences; its training batches
 mix new and earlier steps' sentences (``ReplaySampler``, 1:1 by default, earlier steps drawn uniformly),
@@ -11,8 +12,9 @@ so the mentions of earlier types are still seen when new types arrive. The detec
 sentences of the steps it trained in this process; after ``load`` the caller passes them again
 (``old_tasks``), as the project store keeps them.
 
-Saved as a folder: ``detector.json`` (format, tags, settings, steps) beside ``module/``, the PET module
-folder ``PETModel.save_module`` writes (peft adapter + ``head.safetensors`` + ``module.json``).
+Saved as a folder: ``detector.json`` (format, tags, settings, steps) and ``shape.safetensors`` (the shape
+bias) beside ``module/``, the PET module folder ``PETModel.save_module`` writes (peft adapter +
+``head.safetensors`` + ``module.json``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,16 @@ import torch
 from conpet.backbones import Backbone
 from conpet.data.example import Span
 from conpet.errors import ConpetError
-from conpet.mentions import IGNORE, TAGS, MentionSentence, decode_tags, gold_sentences, token_tags
+from conpet.mentions import (
+    IGNORE,
+    N_SHAPES,
+    TAGS,
+    MentionSentence,
+    decode_tags,
+    gold_sentences,
+    token_shapes,
+    token_tags,
+)
 from conpet.modules import LoraSettings, ModuleError, PETModel
 from conpet.protocols import ProgressSink, Reporter
 from conpet.replay import ReplaySampler
@@ -56,6 +67,7 @@ class DetectorSettings:
     new_old_ratio: float = 1.0  # new : replayed sentences in a batch once there are earlier steps
     max_length: int = 256  # tokens per sentence; the rest of a longer sentence gets no proposals
     seed: int = 0
+    shape_lr_factor: float = 20.0  # the word-shape bias learns at this multiple of learning_rate
 
     def __post_init__(self) -> None:
         if self.batch_size < 2:
@@ -107,19 +119,29 @@ class MentionDetector:
         self.steps = 0
         if DETECTOR_MODULE not in self.pet.module_names:
             self.pet.add_module(DETECTOR_MODULE, len(TAGS))
+        self.shape_bias = torch.nn.Embedding(N_SHAPES, len(TAGS)).to(backbone.device, torch.float32)
+        torch.nn.init.zeros_(self.shape_bias.weight)  # starts as the plain head
+        self.shape_bias.requires_grad_(False)
 
     # --- encoding ----------------------------------------------------------------------------------
 
     def _encode(self, texts: Sequence[str]) -> Any:
+        """The tokenizer's batch (with ``offset_mapping``) plus ``shapes``: each token's word shape."""
         tok = self.backbone.tokenizer
         if not getattr(tok, "is_fast", False):
             raise DetectorError(f"backbone {self.backbone.name!r}: the detector needs a fast tokenizer "
                                 "(character offsets)")
-        return tok(list(texts), return_offsets_mapping=True, truncation=True, padding=True,
-                   max_length=self.settings.max_length, return_tensors="pt")
+        enc = tok(list(texts), return_offsets_mapping=True, truncation=True, padding=True,
+                  max_length=self.settings.max_length, return_tensors="pt")
+        enc["shapes"] = torch.tensor([
+            token_shapes(text, [tuple(o) for o in enc["offset_mapping"][i].tolist()], enc.word_ids(i))
+            for i, text in enumerate(texts)
+        ], dtype=torch.long)
+        return enc
 
     def _token_logits(self, enc: Any) -> torch.Tensor:
-        """[B, T, 3] tag logits: the detector's adapter active, its head on every final hidden state."""
+        """[B, T, 3] tag logits: the detector's adapter active, its head on every final hidden state,
+        plus the shape bias of each token's word."""
         pet = self.pet
         # PETModel reads one position per example; the detector needs every token's state, so it runs
         # the shared peft model itself, under the same lock and with its adapter active (as pet.hidden)
@@ -128,7 +150,8 @@ class MentionDetector:
             shared.activate(pet._adapter(DETECTOR_MODULE))
             out = shared.model(input_ids=enc["input_ids"].to(self.backbone.device),
                                attention_mask=enc["attention_mask"].to(self.backbone.device))
-        return pet.heads[DETECTOR_MODULE](out.last_hidden_state.float())
+        head = pet.heads[DETECTOR_MODULE](out.last_hidden_state.float())
+        return head + self.shape_bias(enc["shapes"].to(head.device))
 
     # --- training ----------------------------------------------------------------------------------
 
@@ -154,8 +177,13 @@ class MentionDetector:
 
     def _run(self, sampler: ReplaySampler[MentionSentence], rep: Reporter) -> float:
         self.pet.set_trainable(DETECTOR_MODULE)
-        params = self.pet.module_parameters(DETECTOR_MODULE)
-        optimizer = torch.optim.AdamW(params, lr=self.settings.learning_rate, weight_decay=0.0)
+        self.shape_bias.requires_grad_(True)
+        lr = self.settings.learning_rate
+        # twelve numbers that start at 0: at the LoRA's rate they would move ~0.3 in a few hundred steps
+        optimizer = torch.optim.AdamW([
+            {"params": self.pet.module_parameters(DETECTOR_MODULE), "lr": lr},
+            {"params": [self.shape_bias.weight], "lr": lr * self.settings.shape_lr_factor},
+        ], weight_decay=0.0)
         done, loss_value = 0, math.nan
         try:
             for epoch in sampler.epochs():
@@ -171,6 +199,7 @@ class MentionDetector:
                         {"loss": loss_value})
         finally:
             self.pet.set_trainable(None)
+            self.shape_bias.requires_grad_(False)
         return loss_value
 
     def _loss(self, batch: Sequence[MentionSentence]) -> torch.Tensor:
@@ -223,13 +252,18 @@ class MentionDetector:
     # --- persistence -------------------------------------------------------------------------------
 
     def save(self, folder: str | Path) -> Path:
-        """Write ``folder`` (``detector.json`` + ``module/``), replacing an existing one as a whole."""
+        """Write ``folder`` (``detector.json``, ``shape.safetensors``, ``module/``), replacing an existing
+        one as a whole."""
+        from safetensors.torch import save_file
+
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
         try:
             out = tmp / "detector"
             self.pet.save_module(DETECTOR_MODULE, out / "module")
+            save_file({"weight": self.shape_bias.weight.detach().cpu().contiguous()},
+                      str(out / "shape.safetensors"), metadata={"format": "pt"})
             info = {"format": DETECTOR_FORMAT, "format_version": DETECTOR_FORMAT_VERSION, "tags": list(TAGS),
                     "module": DETECTOR_MODULE, "steps": self.steps, "settings": asdict(self.settings)}
             (out / "detector.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
@@ -265,13 +299,41 @@ class MentionDetector:
         pet = pet or PETModel(backbone)
         if DETECTOR_MODULE in pet.module_names:
             raise DetectorError(f"{folder}: this model already has a module {DETECTOR_MODULE!r}")
+        _check_head_size(folder / "module" / "module.json")  # before the module is added to ``pet``
+        shape = _read_shape_bias(folder / "shape.safetensors")
         try:
             pet.load_module(folder / "module", DETECTOR_MODULE)
         except ModuleError as exc:
             raise DetectorError(str(exc)) from exc
-        if pet.n_outputs(DETECTOR_MODULE) != len(TAGS):
-            raise DetectorError(f"{folder / 'module'}: a head of {pet.n_outputs(DETECTOR_MODULE)} outputs, "
-                                f"a detector has {len(TAGS)}")
         detector = cls(backbone, settings, pet=pet)
+        with torch.no_grad():
+            detector.shape_bias.weight.copy_(shape)
         detector.steps = int(info.get("steps", 0))
         return detector
+
+
+def _check_head_size(path: Path) -> None:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise DetectorError(f"{path.parent}: not a PET module folder (no module.json)") from exc
+    except (OSError, ValueError) as exc:
+        raise DetectorError(f"{path}: unreadable ({exc})") from exc
+    n = info.get("n_outputs") if isinstance(info, dict) else None
+    if n != len(TAGS):
+        raise DetectorError(f"{path}: a head of {n} outputs, a mention detector has {len(TAGS)} (O, B, I)")
+
+
+def _read_shape_bias(path: Path) -> torch.Tensor:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise DetectorError(f"{path.parent}: not a mention-detector folder (no {path.name})")
+    try:
+        weight = load_file(str(path)).get("weight")
+    except Exception as exc:
+        raise DetectorError(f"{path}: unreadable ({exc})") from exc
+    if weight is None or tuple(weight.shape) != (N_SHAPES, len(TAGS)):
+        raise DetectorError(f"{path}: expected a weight of shape {(N_SHAPES, len(TAGS))}, found "
+                            f"{None if weight is None else tuple(weight.shape)}")
+    return weight

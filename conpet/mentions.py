@@ -8,9 +8,10 @@ given by its character offsets ``(start, end)`` in the sentence, as a fast token
 inside a subword still tags the whole subword.
 
 Decoding turns tags back into character spans: a ``B`` starts a mention, an ``I`` continues the one
-before it (an ``I`` after ``O`` starts one, the lenient reading). Spans are then widened to the whole
-words they touch (``word_ids`` from the tokenizer: a mention never ends inside ``Lon|don``) and the
-whitespace at their edges is cut (byte-level BPE offsets include a token's leading space).
+before it (an ``I`` after ``O`` starts one, the lenient reading). With the tokenizer's ``word_ids`` a word
+is tagged by its first subword and a span covers whole words (a mention never ends inside ``Lon|don``,
+and a stray tag on a word's later subword does not split it); the whitespace at a span's edges is cut
+(byte-level BPE offsets include a token's leading space).
 """
 
 from __future__ import annotations
@@ -96,9 +97,14 @@ def decode_tags(text: str, offsets: Offsets, tags: Sequence[int],
     """Character spans of the mentions that ``tags`` mark (see the module docstring)."""
     runs: list[list[int]] = []  # token indices of each mention
     prev = TAG_O
+    last_word: int | None = None
     for i, ((start, end), tag) in enumerate(zip(offsets, tags, strict=True)):
         if start >= end or tag == IGNORE:
             continue
+        if word_ids is not None and word_ids[i] is not None:
+            if word_ids[i] == last_word:
+                continue  # a word's later subwords follow its first one (widened below)
+            last_word = word_ids[i]
         if tag == TAG_B or (tag == TAG_I and prev == TAG_O):
             runs.append([i])
         elif tag == TAG_I:
@@ -128,6 +134,46 @@ def _strip(text: str, span: Span) -> Span | None:
     while end > start and text[end - 1].isspace():
         end -= 1
     return Span(start, end) if start < end else None
+
+
+# --- word shapes ---------------------------------------------------------------------------------------
+
+# The shape of the word a token belongs to, as written: uncased backbones (MiniLM lowercases) never see
+# capitals, the strongest single cue for a named mention, so the detector's head adds a learnt bias per shape.
+SHAPES = ("none", "lower", "Capital", "UPPER", "digit", "other", "Capital-first")
+N_SHAPES = len(SHAPES)
+
+
+def word_shape(word: str, first: bool) -> int:
+    """The ``SHAPES`` index of ``word``; ``first``: it opens the sentence (where capitals say less)."""
+    if any(c.isdigit() for c in word):
+        return 4
+    letters = [c for c in word if c.isalpha()]
+    if not letters:
+        return 5
+    if len(letters) > 1 and all(c.isupper() for c in letters):
+        return 3
+    if word[0].isupper():
+        return 6 if first else 2
+    return 1
+
+
+def token_shapes(text: str, offsets: Offsets, word_ids: Sequence[int | None]) -> list[int]:
+    """Per token, the shape of its whole word (0 for special and padding tokens)."""
+    extent: dict[int, tuple[int, int]] = {}
+    for (start, end), w in zip(offsets, word_ids, strict=True):
+        if w is not None and start < end:
+            a, b = extent.get(w, (start, end))
+            extent[w] = (min(a, start), max(b, end))
+    first_word = min(extent, default=None)
+    shapes = []
+    for (start, end), w in zip(offsets, word_ids, strict=True):
+        if w is None or start >= end:
+            shapes.append(0)
+            continue
+        a, b = extent[w]
+        shapes.append(word_shape(text[a:b].strip(), w == first_word))
+    return shapes
 
 
 # --- the capitalised-runs baseline --------------------------------------------------------------------
