@@ -77,10 +77,11 @@ def test_decode_widens_a_span_ending_inside_a_word():
     assert words(TEXT, decode_tags(TEXT, OFFSETS, tags)) == ["Lon"]
 
 
-def test_decode_tags_a_word_by_its_first_subword():
-    # a stray B on "##lace" neither splits "Ada Lovelace" nor, on "##don" alone, makes "London" a mention
+def test_decode_splits_at_a_b_inside_a_word_and_keeps_whole_words():
+    # a B on "##lace" starts a new mention there; both widen to whole words, so they overlap and the
+    # first (longer) one is kept
     tags = [IGNORE, TAG_B, TAG_I, TAG_B, TAG_O, TAG_O, TAG_O, TAG_B, IGNORE, IGNORE]
-    assert words(TEXT, decode_tags(TEXT, OFFSETS, tags, WORD_IDS)) == ["Ada Lovelace"]
+    assert words(TEXT, decode_tags(TEXT, OFFSETS, tags, WORD_IDS)) == ["Ada Lovelace", "London"]
 
 
 def test_decode_reads_i_after_o_as_a_start_and_strips_whitespace():
