@@ -2,9 +2,10 @@
 a sentence O / B / I, so that sentences without labels get type-agnostic mention proposals.
 
 It is one module of a ``PETModel`` on the shared frozen backbone (``DETECTOR_MODULE``), with a head of
-three rows that reads the final hidden state of *every* token instead of one position, plus a learnt
-bias per word shape (``conpet.mentions.SHAPES``: an uncased backbone cannot see capitals). Tags, shapes,
-decoding and the scores live in ``conpet.mentions``.
+three rows that reads the final hidden state of *every* token instead of one position. An uncased
+backbone (MiniLM lowercases) cannot see capitals, so each token's word shape (``conpet.mentions.SHAPES``)
+enters twice, both learnt from zero: an embedding added to the token embeddings (attention sees casing in
+context) and a bias on the tag logits. Tags, shapes, decoding and the scores live in ``conpet.mentions``.
 
 Continual: each ``train`` call is one step on a batch of newly labelled sentences; its training batches
 mix new and earlier steps' sentences (``ReplaySampler``, 1:1 by default, earlier steps drawn uniformly),
@@ -13,7 +14,7 @@ sentences of the steps it trained in this process; after ``load`` the caller pas
 (``old_tasks``), as the project store keeps them.
 
 Saved as a folder: ``detector.json`` (format, tags, settings, steps) and ``shape.safetensors`` (the shape
-bias) beside ``module/``, the PET module folder ``PETModel.save_module`` writes (peft adapter +
+bias and embedding) beside ``module/``, the PET module folder ``PETModel.save_module`` writes (peft adapter +
 ``head.safetensors`` + ``module.json``).
 """
 
@@ -122,6 +123,11 @@ class MentionDetector:
         self.shape_bias = torch.nn.Embedding(N_SHAPES, len(TAGS)).to(backbone.device, torch.float32)
         torch.nn.init.zeros_(self.shape_bias.weight)  # starts as the plain head
         self.shape_bias.requires_grad_(False)
+        # the same shapes as inputs: added to the token embeddings, so attention can use casing in context
+        self.shape_embedding = torch.nn.Embedding(N_SHAPES, backbone.hidden_size).to(backbone.device,
+                                                                                      torch.float32)
+        torch.nn.init.zeros_(self.shape_embedding.weight)
+        self.shape_embedding.requires_grad_(False)
 
     # --- encoding ----------------------------------------------------------------------------------
 
@@ -145,13 +151,16 @@ class MentionDetector:
         pet = self.pet
         # PETModel reads one position per example; the detector needs every token's state, so it runs
         # the shared peft model itself, under the same lock and with its adapter active (as pet.hidden)
+        device = self.backbone.device
+        shapes = enc["shapes"].to(device)
         shared = pet._shared
         with shared.lock:
             shared.activate(pet._adapter(DETECTOR_MODULE))
-            out = shared.model(input_ids=enc["input_ids"].to(self.backbone.device),
-                               attention_mask=enc["attention_mask"].to(self.backbone.device))
+            words = shared.model.get_input_embeddings()(enc["input_ids"].to(device))
+            embeds = words + self.shape_embedding(shapes).to(words.dtype)
+            out = shared.model(inputs_embeds=embeds, attention_mask=enc["attention_mask"].to(device))
         head = pet.heads[DETECTOR_MODULE](out.last_hidden_state.float())
-        return head + self.shape_bias(enc["shapes"].to(head.device))
+        return head + self.shape_bias(shapes)
 
     # --- training ----------------------------------------------------------------------------------
 
@@ -178,11 +187,13 @@ class MentionDetector:
     def _run(self, sampler: ReplaySampler[MentionSentence], rep: Reporter) -> float:
         self.pet.set_trainable(DETECTOR_MODULE)
         self.shape_bias.requires_grad_(True)
+        self.shape_embedding.requires_grad_(True)
         lr = self.settings.learning_rate
         # twelve numbers that start at 0: at the LoRA's rate they would move ~0.3 in a few hundred steps
         optimizer = torch.optim.AdamW([
             {"params": self.pet.module_parameters(DETECTOR_MODULE), "lr": lr},
             {"params": [self.shape_bias.weight], "lr": lr * self.settings.shape_lr_factor},
+            {"params": [self.shape_embedding.weight], "lr": lr},
         ], weight_decay=0.0)
         done, loss_value = 0, math.nan
         try:
@@ -200,6 +211,7 @@ class MentionDetector:
         finally:
             self.pet.set_trainable(None)
             self.shape_bias.requires_grad_(False)
+            self.shape_embedding.requires_grad_(False)
         return loss_value
 
     def _loss(self, batch: Sequence[MentionSentence]) -> torch.Tensor:
@@ -262,7 +274,8 @@ class MentionDetector:
         try:
             out = tmp / "detector"
             self.pet.save_module(DETECTOR_MODULE, out / "module")
-            save_file({"weight": self.shape_bias.weight.detach().cpu().contiguous()},
+            save_file({"weight": self.shape_bias.weight.detach().cpu().contiguous(),
+                       "embedding": self.shape_embedding.weight.detach().cpu().contiguous()},
                       str(out / "shape.safetensors"), metadata={"format": "pt"})
             info = {"format": DETECTOR_FORMAT, "format_version": DETECTOR_FORMAT_VERSION, "tags": list(TAGS),
                     "module": DETECTOR_MODULE, "steps": self.steps, "settings": asdict(self.settings)}
@@ -300,7 +313,7 @@ class MentionDetector:
         if DETECTOR_MODULE in pet.module_names:
             raise DetectorError(f"{folder}: this model already has a module {DETECTOR_MODULE!r}")
         _check_head_size(folder / "module" / "module.json")  # before the module is added to ``pet``
-        shape = _read_shape_bias(folder / "shape.safetensors")
+        shape, embedding = _read_shape_weights(folder / "shape.safetensors", backbone.hidden_size)
         try:
             pet.load_module(folder / "module", DETECTOR_MODULE)
         except ModuleError as exc:
@@ -308,6 +321,7 @@ class MentionDetector:
         detector = cls(backbone, settings, pet=pet)
         with torch.no_grad():
             detector.shape_bias.weight.copy_(shape)
+            detector.shape_embedding.weight.copy_(embedding)
         detector.steps = int(info.get("steps", 0))
         return detector
 
@@ -324,16 +338,21 @@ def _check_head_size(path: Path) -> None:
         raise DetectorError(f"{path}: a head of {n} outputs, a mention detector has {len(TAGS)} (O, B, I)")
 
 
-def _read_shape_bias(path: Path) -> torch.Tensor:
+def _read_shape_weights(path: Path, hidden_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The shape bias [shapes, tags] and the shape embedding [shapes, hidden] of a detector folder."""
     from safetensors.torch import load_file
 
     if not path.is_file():
         raise DetectorError(f"{path.parent}: not a mention-detector folder (no {path.name})")
     try:
-        weight = load_file(str(path)).get("weight")
+        tensors = load_file(str(path))
     except Exception as exc:
         raise DetectorError(f"{path}: unreadable ({exc})") from exc
-    if weight is None or tuple(weight.shape) != (N_SHAPES, len(TAGS)):
-        raise DetectorError(f"{path}: expected a weight of shape {(N_SHAPES, len(TAGS))}, found "
-                            f"{None if weight is None else tuple(weight.shape)}")
-    return weight
+    out = []
+    for key, shape in (("weight", (N_SHAPES, len(TAGS))), ("embedding", (N_SHAPES, hidden_size))):
+        t = tensors.get(key)
+        if t is None or tuple(t.shape) != shape:
+            raise DetectorError(f"{path}: expected {key!r} of shape {shape}, found "
+                                f"{None if t is None else tuple(t.shape)} (made for another backbone?)")
+        out.append(t)
+    return out[0], out[1]
