@@ -129,7 +129,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--train", type=int, default=600, help="training sentences (default 600)")
     p.add_argument("--test", type=int, default=400, help="test sentences (default 400)")
     p.add_argument("--steps", type=int, default=1, help="continual steps the training sentences are cut into")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
