@@ -228,3 +228,22 @@ def test_training_stops_between_batches_when_cancelled(minilm):
     with pytest.raises(Cancelled):
         detector.train(PEOPLE, progress=sink)
     assert sink.reports == 2 and detector.steps == 0 and detector.tasks == []
+
+
+def test_detect_bench_reports_detector_and_baseline(minilm, tmp_path, capsys):
+    from conpet.cli import main
+
+    folder = tmp_path / "fewnerd"
+    folder.mkdir()
+    block = "Alice\tperson-other\nmet\tO\nBob\tperson-other\n.\tO\n\nIt\tO\nrained\tO\n\n"
+    for name in ("inter_dev.txt", "inter_test.txt"):
+        (folder / name).write_text(block * 3, encoding="utf-8")
+    out = tmp_path / "bench.json"
+    assert main(["detect-bench", "--data-root", str(tmp_path), "--train", "4", "--test", "6", "--epochs", "1",
+                 "--threads", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert (report["train_sentences"], report["test_sentences"], report["test_mentions"]) == (4, 6, 6)
+    # "Alice", "Bob" are capitalised runs; the sentence-initial "It" is skipped: the baseline is exact here
+    assert report["baseline_capitalised_runs"]["f1"] == 1.0
+    assert report["detector"]["gold"] == 6 and 0 <= report["detector"]["f1"] <= 1
+    assert "capitalised runs" in capsys.readouterr().out
