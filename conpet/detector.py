@@ -13,6 +13,10 @@ so the mentions of earlier types are still seen when new types arrive. The detec
 sentences of the steps it trained in this process; after ``load`` the caller passes them again
 (``old_tasks``), as the project store keeps them.
 
+A trained sentence counts as fully annotated: every token outside its gold mentions is an ``O`` example
+(a project that labels only some types in a sentence teaches the detector that the rest are not mentions;
+rejected proposals would be such negatives on purpose).
+
 Saved as a folder: ``detector.json`` (format, tags, settings, steps) and ``shape.safetensors`` (the shape
 bias and embedding) beside ``module/``, the PET module folder ``PETModel.save_module`` writes (peft adapter +
 ``head.safetensors`` + ``module.json``).
