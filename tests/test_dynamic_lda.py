@@ -247,3 +247,18 @@ def test_calibration_picks_t_and_w_on_validation_data_and_is_saved(minilm, tasks
     method.save(tmp_path / "m")
     again = load_method(tmp_path / "m", minilm)
     assert again.chosen == chosen and again.top_t == chosen["top_t"] and again.weight == chosen["weight"]
+
+
+def test_a_second_prediction_is_all_cache_hits(trained, tasks):
+    method, _ = trained
+    examples = [ex for t in tasks for ex in t.test]
+    saved = method.cache
+    method.cache = MemoryLogitCache()
+    try:
+        first = method.predict(examples)
+        f0 = method.backbone_forwards
+        again = method.predict(examples)
+        assert method.backbone_forwards == f0  # features and every expert's logits (expert 0's too) cached
+        assert [p.label for p in again] == [p.label for p in first]
+    finally:
+        method.cache = saved

@@ -131,6 +131,9 @@ class RoutedByStatistics(PETMethod):
                 side.update({i: logits[j] for j, i in enumerate(rows)})
             if cacheable:
                 self.cache.put_many({keys[i]: feats[j] for j, i in enumerate(rows)})
+                if logits is not None and self.feature_map is not None:  # expert 0's logits came with them
+                    fm_id, fm_ver = self.module_id(self.feature_map), self.versions.get(self.feature_map, 0)
+                    self.cache.put_many({(examples[i].id, fm_id, fm_ver): logits[j] for j, i in enumerate(rows)})
         return out, side
 
     def _feature_pass(self, examples: list[Example]) -> tuple[np.ndarray, np.ndarray | None]:
