@@ -83,3 +83,15 @@ class IdMaker:
         if n == 1:
             return base
         return example_id(text, spans, type_key, f"{source}#{n}")
+
+
+def read_json(path: str | os.PathLike[str]) -> object:
+    """A whole file as JSON (BOM and encoding handled by ``read_text``); a syntax error names its line."""
+    import json
+
+    from conpet.errors import DataFormatError
+
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise DataFormatError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from conpet.data._io import is_int, read_text
+from conpet.data._io import is_int, read_json
 from conpet.data.documents import (
     UNTYPED,
     Document,
@@ -57,11 +57,7 @@ def read_labelstudio(path: PathLike, text_key: str = "text", results: str = "ann
     """Read a Label Studio JSON export (see the module docstring)."""
     if results not in RESULT_SOURCES:
         raise DataFormatError(path, f"results must be one of {', '.join(RESULT_SOURCES)}, not {results!r}")
-    text = read_text(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
+    data = read_json(path)
     tasks = [data] if isinstance(data, dict) else data
     if not isinstance(tasks, list):
         raise DataFormatError(path, "expected a JSON list of Label Studio tasks", 1)

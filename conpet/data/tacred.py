@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from conpet.data._io import is_int, read_text
+from conpet.data._io import is_int, read_json
 from conpet.data.documents import PathLike, sentence_list, token_spans, write_text_atomic
 from conpet.data.jsonl import Entity, Relation, Sentence
 from conpet.errors import DataFormatError
@@ -43,11 +43,7 @@ def read_tacred(path: PathLike, no_relation: str = "keep", entity_types: bool = 
     """Read a TACRED / Re-TACRED JSON file (see the module docstring)."""
     if no_relation not in NO_RELATION_MODES:
         raise DataFormatError(path, f"no_relation must be one of {', '.join(NO_RELATION_MODES)}")
-    text = read_text(path)
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataFormatError(path, f"invalid JSON: {exc.msg} (column {exc.colno})", exc.lineno) from None
+    data = read_json(path)
     if not isinstance(data, list):
         raise DataFormatError(path, "expected a JSON list of TACRED examples", 1)
     source = Path(path).name

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
@@ -94,21 +94,27 @@ def parse_file(path: str | Path, fmt: str | None = None, options: dict | None = 
     return _from_sentences(path, fmt, sentences)
 
 
+def _parsed_sentence(s: Any, source: str, where: str,
+                     types: dict[tuple[str, str], tuple[str, str | None]]) -> ParsedSentence:
+    """One read Sentence as the importer's record; its typed mentions' and relations' types join ``types``."""
+    ps = ParsedSentence(s.text, source, where)
+    for e in s.entities:
+        if e.type is not None:
+            ps.entities.append((e.span, e.type))
+            types.setdefault(("entity", e.type), ("", None))
+    for r in s.relations:
+        ps.relations.append((s.entities[r.head].span, s.entities[r.tail].span, r.type))
+        types.setdefault(("relation", r.type), ("", None))
+    return ps
+
+
 def _from_sentences(path: Path, fmt: str, sentences: Iterable) -> ParsedFile:
     out: list[ParsedSentence] = []
     types: dict[tuple[str, str], tuple[str, str | None]] = {}
     for i, s in enumerate(sentences):
         where = s.meta.get("line")
         where = f"line {where}" if where else f"sentence {i + 1}"
-        ps = ParsedSentence(s.text, s.source or path.name, where)
-        for e in s.entities:
-            if e.type is not None:
-                ps.entities.append((e.span, e.type))
-                types.setdefault(("entity", e.type), ("", None))
-        for r in s.relations:
-            ps.relations.append((s.entities[r.head].span, s.entities[r.tail].span, r.type))
-            types.setdefault(("relation", r.type), ("", None))
-        out.append(ps)
+        out.append(_parsed_sentence(s, s.source or path.name, where, types))
     if not out:
         raise DataFormatError(path, "no sentences in the file")
     return ParsedFile(path, fmt, out, types)
@@ -149,15 +155,8 @@ def _parse_jsonl(path: Path) -> ParsedFile:
     out: list[ParsedSentence] = []
     types: dict[tuple[str, str], tuple[str, str | None]] = {}
     for i, s in enumerate(sentences):
-        ps = ParsedSentence(s.text, s.source or path.name, f"line {lines[i] if i < len(lines) else '?'}")
-        for e in s.entities:
-            if e.type is not None:
-                ps.entities.append((e.span, e.type))
-                types.setdefault(("entity", e.type), ("", None))
-        for r in s.relations:
-            ps.relations.append((s.entities[r.head].span, s.entities[r.tail].span, r.type))
-            types.setdefault(("relation", r.type), ("", None))
-        out.append(ps)
+        where = f"line {lines[i] if i < len(lines) else '?'}"
+        out.append(_parsed_sentence(s, s.source or path.name, where, types))
     return ParsedFile(path, "jsonl", out, types)
 
 
