@@ -18,6 +18,10 @@ Each non-blank line is one JSON object::
 - ``id``, ``source`` (optional strings): the sentence's own id and where it came from. ``meta``
   (optional object) is carried through unchanged.
 - Any other key is an error (so that a misspelt ``"entites"`` does not silently drop annotations).
+- A line may instead declare a relation type's allowed argument types (the exporter writes these first):
+  ``{"relation_type": "place of birth", "head_types": ["person"], "tail_types": ["city"]}``; an empty or
+  absent list means any entity type. At most one such line per relation type. Files without them (every
+  file written before they existed) read as before.
 - The file is UTF-8 (a BOM is accepted); blank lines are skipped; an empty file is an error.
 
 ``read_jsonl_sentences`` returns ``Sentence`` objects (what the project store imports and exports);
@@ -190,6 +194,41 @@ class Sentence:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class RelationTypeArguments:
+    """A declaration line: relation type ``type`` takes heads of ``head_types`` and tails of
+    ``tail_types`` (entity type names; empty: any)."""
+
+    type: str
+    head_types: tuple[str, ...] = ()
+    tail_types: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"relation_type": self.type, "head_types": list(self.head_types),
+                "tail_types": list(self.tail_types)}
+
+
+_DECLARATION_KEYS = {"relation_type", "head_types", "tail_types"}
+
+
+def declaration_from_json(obj: dict) -> RelationTypeArguments:
+    """Build a declaration from a line object with a ``relation_type`` key; ``ValueError`` names what is wrong."""
+    unknown = sorted(set(obj) - _DECLARATION_KEYS)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in a relation type declaration; allowed: "
+                         f"{sorted(_DECLARATION_KEYS)}")
+    name = obj["relation_type"]
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"'relation_type' must be a non-empty string, got {name!r}")
+    lists = []
+    for key in ("head_types", "tail_types"):
+        value = obj.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise ValueError(f"{key!r} must be a list of entity type names, got {value!r}")
+        lists.append(tuple(dict.fromkeys(value)))
+    return RelationTypeArguments(name, lists[0], lists[1])
+
+
 _LINE_KEYS = {"text", "entities", "relations", "id", "source", "meta"}
 _ENTITY_KEYS = {"start", "end", "type"}
 _RELATION_KEYS = {"head", "tail", "type"}
@@ -259,9 +298,19 @@ def read_jsonl_sentences(path: PathLike) -> list[Sentence]:
     return [s for _, s in _read_numbered(path)]
 
 
-def _read_numbered(path: PathLike) -> list[tuple[int, Sentence]]:
+def read_jsonl_document(path: PathLike) -> tuple[list[tuple[int, Sentence]], list[RelationTypeArguments]]:
+    """``([(line number, sentence)], relation type declarations)`` of a JSONL file; all or nothing."""
+    declarations: list[RelationTypeArguments] = []
+    sentences = _read_numbered(path, declarations)
+    return sentences, declarations
+
+
+def _read_numbered(path: PathLike, declarations: list[RelationTypeArguments] | None = None
+                   ) -> list[tuple[int, Sentence]]:
+    """Numbered sentences; declaration lines go to ``declarations`` (skipped when it is None)."""
     text = read_text(path)
     out: list[tuple[int, Sentence]] = []
+    declared: set[str] = set()
     problems: list[tuple[int | None, str]] = []  # every bad line, reported together
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -275,6 +324,14 @@ def _read_numbered(path: PathLike) -> list[tuple[int, Sentence]]:
             problems.append((lineno, "invalid JSON: nested too deeply"))
             continue
         try:
+            if isinstance(obj, dict) and "relation_type" in obj and "text" not in obj:
+                d = declaration_from_json(obj)
+                if d.type in declared:
+                    raise ValueError(f"relation type {d.type!r} is declared twice")
+                declared.add(d.type)
+                if declarations is not None:
+                    declarations.append(d)
+                continue
             out.append((lineno, sentence_from_json(obj)))
         except ValueError as exc:
             problems.append((lineno, str(exc)))
@@ -301,16 +358,22 @@ def read_jsonl(path: PathLike) -> list[Example]:
     return out
 
 
-def write_jsonl(path: PathLike, sentences: Iterable[Sentence]) -> int:
-    """Write sentences as JSONL atomically (temp file + ``os.replace``); returns how many were written."""
+def write_jsonl(path: PathLike, sentences: Iterable[Sentence],
+                relation_types: Iterable[RelationTypeArguments] = ()) -> int:
+    """Write sentences as JSONL atomically (temp file + ``os.replace``), after a declaration line per
+    relation type in ``relation_types``; returns how many sentences were written."""
     target = Path(path)
     items = list(sentences)
+    declarations = list(relation_types)
     for i, s in enumerate(items):
         if not isinstance(s, Sentence):
             raise TypeError(f"item {i} is {type(s).__name__}, not a Sentence")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            for d in declarations:
+                fh.write(json.dumps(d.to_json(), ensure_ascii=False))
+                fh.write("\n")
             for s in items:
                 fh.write(json.dumps(s.to_json(), ensure_ascii=False))
                 fh.write("\n")

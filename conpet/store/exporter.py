@@ -4,7 +4,8 @@
 Importing the export into any project gives the same sentences and the same current gold annotations
 (rejected and deleted ones are not exported: the format has no status). A sentence whose relation
 arguments overlap one another or a typed mention (JSONL entities on one line may not overlap) is written
-as several lines with the same text; the importer merges lines by text.
+as several lines with the same text; the importer merges lines by text. The JSONL starts with a
+declaration line for each relation type that restricts its head or tail entity types.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from conpet.data.example import Span
-from conpet.data.jsonl import Entity, Relation, Sentence, write_jsonl
+from conpet.data.jsonl import Entity, Relation, RelationTypeArguments, Sentence, write_jsonl
 from conpet.store.models import Annotation, AnnotationVersion, KnowledgeType
 from conpet.store.models import Sentence as SentenceRow
 
@@ -76,7 +77,7 @@ def export_jsonl(project: Project, out_path: str | Path,
     """Write every sentence with its current gold annotations to ``out_path`` (atomically); returns
     the number of sentences exported."""
     done, out = project_sentences(project, progress)
-    write_jsonl(out_path, out)
+    write_jsonl(out_path, out, relation_declarations(project))
     if progress is not None:
         progress(1.0, f"wrote {len(out)} lines")
     return done
@@ -88,11 +89,22 @@ def export_file(project: Project, out_path: str | Path, fmt: str = "jsonl",
     sentences exported. The writer builds everything before it writes (nothing half-written)."""
     from conpet.data.formats import write_sentences
 
+    if fmt == "jsonl" and not options:  # the project's own format carries the relation type declarations
+        return export_jsonl(project, out_path, progress)
     done, out = project_sentences(project, progress)
     write_sentences(out_path, out, fmt, **options)
     if progress is not None:
         progress(1.0, f"wrote {out_path}")
     return done
+
+
+def relation_declarations(project: Project) -> list[RelationTypeArguments]:
+    """One declaration per live relation type that restricts its head or tail (entity type names)."""
+    types = project.types.list()
+    names = {t.id: t.name for t in types}
+    return [RelationTypeArguments(t.name, tuple(sorted(names[i] for i in t.head_type_ids)),
+                                  tuple(sorted(names[i] for i in t.tail_type_ids)))
+            for t in types if t.kind == "relation" and (t.head_type_ids or t.tail_type_ids)]
 
 
 def project_sentences(project: Project, progress: Callable[[float, str], None] | None = None

@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 
 from conpet.data import formats as _formats
 from conpet.data.example import Example, Span
-from conpet.errors import DataFormatError
+from conpet.data.jsonl import RelationTypeArguments
+from conpet.errors import DataFormatError, raise_problems
+from conpet.store.argument_import import allowed_lists, apply_declarations, sentence_problems
 from conpet.store.errors import StoreError
 from conpet.store.models import Annotation, AnnotationVersion, KnowledgeType, Sentence, utcnow
 from conpet.store.records import ImportReport
@@ -54,6 +56,8 @@ class ParsedFile:
     sentences: list[ParsedSentence]
     # (kind, name) -> (description, group), in first-seen order
     types: dict[tuple[str, str], tuple[str, str | None]]
+    # the project JSONL's relation type declarations (allowed head / tail entity types)
+    relation_arguments: list[RelationTypeArguments] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------------- parsing
@@ -146,18 +150,18 @@ def _from_examples(path: Path, fmt: str, examples: Iterable[Example]) -> ParsedF
 
 
 def _parse_jsonl(path: Path) -> ParsedFile:
-    from conpet.data.jsonl import read_jsonl_sentences
+    from conpet.data.jsonl import read_jsonl_document
 
-    sentences = read_jsonl_sentences(path)
-    # the reader skips blank lines; number the rest to name lines in messages
-    with open(path, encoding="utf-8-sig") as f:
-        lines = [n for n, line in enumerate(f, start=1) if line.strip()]
+    numbered, declarations = read_jsonl_document(path)
     out: list[ParsedSentence] = []
     types: dict[tuple[str, str], tuple[str, str | None]] = {}
-    for i, s in enumerate(sentences):
-        where = f"line {lines[i] if i < len(lines) else '?'}"
-        out.append(_parsed_sentence(s, s.source or path.name, where, types))
-    return ParsedFile(path, "jsonl", out, types)
+    for lineno, s in numbered:
+        out.append(_parsed_sentence(s, s.source or path.name, f"line {lineno}", types))
+    for d in declarations:  # a declared type exists after the import even when no line uses it
+        types.setdefault(("relation", d.type), ("", None))
+        for name in (*d.head_types, *d.tail_types):
+            types.setdefault(("entity", name), ("", None))
+    return ParsedFile(path, "jsonl", out, types, declarations)
 
 
 # ----------------------------------------------------------------------------------- writing
@@ -202,6 +206,7 @@ def _write(s: Session, parsed: ParsedFile, author: str, progress: Progress | Non
                 raise DataFormatError(path, f"{key[0]} type {key[1]!r}: {exc}") from None
             counts.types_created += 1
         type_ids[key] = t.id
+    apply_declarations(s, path, parsed.relation_arguments, type_ids)
 
     # merge sentences with the same text (in file order) and find those already in the project
     merged: dict[str, ParsedSentence] = {}
@@ -288,6 +293,7 @@ def _write(s: Session, parsed: ParsedFile, author: str, progress: Progress | Non
             add(st, "relation", (head, tail), type_ids[("relation", label)])
         if progress is not None and (i + 1) % 2000 == 0:
             progress(_PARSE_SHARE + (1 - _PARSE_SHARE) * 0.5 * (i + 1) / total, f"checked {i + 1} of {total}")
+    _check_arguments(s, path, merged, states)
 
     steps = [(Sentence, new_sentences), (Annotation, new_annotations), (AnnotationVersion, new_versions)]
     n_rows = max(1, sum(len(r) for _, r in steps))
@@ -300,6 +306,21 @@ def _write(s: Session, parsed: ParsedFile, author: str, progress: Progress | Non
                 progress(_PARSE_SHARE + (1 - _PARSE_SHARE) * (0.5 + 0.5 * done / n_rows),
                          f"writing ({done} of {n_rows} rows)")
     return counts
+
+
+def _check_arguments(s: Session, path: Path, merged: dict[str, ParsedSentence],
+                     states: dict[str, _SentenceState]) -> None:
+    """Refuse the file when a relation of its sentences falls outside its type's head / tail lists."""
+    allowed = allowed_lists(s)
+    if not allowed:
+        return
+    names = {t.id: t.name for t in s.scalars(select(KnowledgeType))}
+    problems: list[tuple[int | None, str]] = []
+    for h, ps in merged.items():
+        for problem in sentence_problems(allowed, states[h].live, ps.text, names):
+            line = int(ps.where[5:]) if ps.where.startswith("line ") and ps.where[5:].isdigit() else None
+            problems.append((line, problem if line is not None else f"{ps.where}: {problem}"))
+    raise_problems(path, problems)
 
 
 def import_file(project: Project, path: str | Path, format: str | None = None,

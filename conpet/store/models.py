@@ -36,6 +36,7 @@ TYPE_KINDS = ("entity", "relation")
 ANNOTATION_STATUSES = ("gold", "rejected", "deleted")
 RUN_STATUSES = ("queued", "running", "finished", "failed", "cancelled", "interrupted")
 MODULE_KINDS = ("selector", "expert", "static")
+ARGUMENT_ROLES = ("head", "tail")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -145,6 +146,21 @@ class KnowledgeType(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
     task: Mapped[Task | None] = relationship(back_populates="types")
+    # a relation type's allowed head and tail entity types (none for a role: any type)
+    arguments: Mapped[list[RelationArgument]] = relationship(
+        foreign_keys="RelationArgument.relation_type_id", order_by="RelationArgument.entity_type_id",
+        cascade="all, delete-orphan")
+
+
+class RelationArgument(Base):
+    """One entity type a relation type allows as its head (or its tail). Schema version 3."""
+
+    __tablename__ = "relation_arguments"
+    __table_args__ = (CheckConstraint(_one_of("role", ARGUMENT_ROLES), name="role"),)
+
+    relation_type_id: Mapped[int] = mapped_column(ForeignKey("knowledge_types.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(8), primary_key=True)  # ARGUMENT_ROLES
+    entity_type_id: Mapped[int] = mapped_column(ForeignKey("knowledge_types.id"), primary_key=True, index=True)
 
 
 class Sentence(Base):

@@ -34,6 +34,15 @@ class TypeRecord:
     task_id: int | None  # the task that introduced the type (None while no task holds it)
     task_index: int | None
     created_at: datetime
+    # a relation type's allowed head / tail entity types (ids; empty: any entity type)
+    head_type_ids: tuple[int, ...] = ()
+    tail_type_ids: tuple[int, ...] = ()
+
+    def allows(self, role: str, entity_type_id: int | None) -> bool:
+        """Whether an argument of this entity type may be the relation's ``role`` ("head" or "tail");
+        an argument with no entity label (None) is not restricted."""
+        allowed = self.head_type_ids if role == "head" else self.tail_type_ids
+        return entity_type_id is None or not allowed or entity_type_id in allowed
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from conpet.store.errors import InvalidAnnotationError, NotFoundError, StoreErro
 from conpet.store.models import Annotation, AnnotationVersion, KnowledgeType, Prediction, Sentence, utcnow
 from conpet.store.records import AnnotationRecord
 from conpet.store.repositories._common import TypeRef, annotation_record, get_type
+from conpet.store.repositories.arguments import mention_problem, relation_problem
 
 if TYPE_CHECKING:
     from conpet.store.db import Database
@@ -83,6 +84,7 @@ def validate(s: Session, sentence: Sentence, kind: str, spans: Sequence[Span], t
             raise InvalidAnnotationError(
                 f"sentence {sentence.id} already has this {type_.name!r} relation between "
                 f"{_quote(sentence.text, spans[0])} and {_quote(sentence.text, spans[1])}")
+        relation_problem(s, sentence.id, sentence.text, type_, spans)
         return
     mention = spans[0]
     q = _current_q().where(Annotation.sentence_id == sentence.id, Annotation.kind == "entity",
@@ -98,6 +100,7 @@ def validate(s: Session, sentence: Sentence, kind: str, spans: Sequence[Span], t
             f"{other.type.name!r} mention {_quote(sentence.text, o)} ({o.start}:{o.end}) in sentence "
             f"{sentence.id}; edit or delete that one first"
         )
+    mention_problem(s, sentence.id, sentence.text, mention, type_, exclude_annotation=exclude_annotation)
 
 
 def add_annotation(s: Session, sentence_id: int, kind: str, spans: Sequence[Span], type_ref: TypeRef, *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
@@ -12,6 +13,7 @@ from conpet.store.errors import StoreError, TypeInUseError
 from conpet.store.models import TYPE_KINDS, Annotation, AnnotationVersion, KnowledgeType, utcnow
 from conpet.store.records import TypeRecord
 from conpet.store.repositories._common import TypeRef, get_type, type_record
+from conpet.store.repositories.arguments import forget_entity_type, narrowing_problem, replace_arguments
 
 if TYPE_CHECKING:
     from conpet.store.db import Database
@@ -47,7 +49,8 @@ class TypeRepository:
     # ----- reading
     def list(self, kind: str | None = None, *, include_deleted: bool = False) -> list[TypeRecord]:
         with self._db.read() as s:
-            q = select(KnowledgeType).options(selectinload(KnowledgeType.task)).order_by(KnowledgeType.id)
+            q = (select(KnowledgeType).options(selectinload(KnowledgeType.task), selectinload(KnowledgeType.arguments))
+                 .order_by(KnowledgeType.id))
             if kind is not None:
                 q = q.where(KnowledgeType.kind == kind)
             if not include_deleted:
@@ -119,6 +122,20 @@ class TypeRepository:
             t.group_name = group or None
             return type_record(t)
 
+    def set_arguments(self, ref: TypeRef, *, head: Iterable[TypeRef] | None = None,
+                      tail: Iterable[TypeRef] | None = None) -> TypeRecord:
+        """Restrict relation type ``ref``'s head and/or tail to these entity types (empty: any; None:
+        unchanged). Refused while gold relations of the type have an argument of another type."""
+        with self._db.transaction() as s:
+            t = get_type(s, ref, kind="relation")
+            for role, refs in (("head", head), ("tail", tail)):
+                if refs is None:
+                    continue
+                entity_types = list({e.id: e for e in (get_type(s, r, kind="entity") for r in refs)}.values())
+                narrowing_problem(s, t, role, {e.id for e in entity_types})
+                replace_arguments(s, t, role, entity_types)
+            return type_record(t)
+
     def delete(self, ref: TypeRef, *, author: str = "user") -> None:
         """Delete a type that no task uses. Its current annotations get a 'deleted' version (history
         stays); the type is only marked deleted, so old versions and predictions keep their label."""
@@ -146,6 +163,8 @@ class TypeRepository:
                 ))
             t.deleted_at = now
             t.shortcut = None
+            if t.kind == "entity":
+                forget_entity_type(s, t.id)
 
 
 def _check_shortcut(s: Session, shortcut: str | None, *, exclude: int | None = None) -> str | None:
