@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from conpet.data.example import Example, example_id
 from conpet.errors import ConpetError
+from conpet.project.argument_mask import fit_argument_types
 from conpet.project.backbones import BackboneProvider, recorded_backbone
 from conpet.project.model import current_model_folder, learnt_kinds, open_project, read_model_state, release
 from conpet.project.progress import RunSink
@@ -103,6 +104,7 @@ def _predict(project: Any, sink: ProgressSink | None, sentence_ids: list[int] | 
             preds = method.predict(examples, RunSink(project, run.id, sink)) if examples else []
             passes = method.backbone_forwards - before
             preds = [_renamed(p, rename) for p in preds]
+            preds = fit_argument_types(project, examples, preds)  # declared head / tail types (not learnt)
             seconds = time.monotonic() - t0
             with project.transaction():
                 n = project.predictions.add_engine_results(run.id, examples, preds)
