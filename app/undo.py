@@ -214,3 +214,26 @@ class CorrectPrediction(_Command):
 
     def undo_(self) -> None:
         self.inner.undo_()
+
+
+class SetRelationArguments(_Command):
+    """Restrict a relation type's head and tail entity types (empty: any); undo brings the old lists back."""
+
+    def __init__(self, model: ProjectModel, type_id: int, head: tuple[int, ...], tail: tuple[int, ...]) -> None:
+        t = model.type(type_id)
+        super().__init__(model, f"Change the head and tail types of {t.name}")
+        self.type_id = type_id
+        self.old = (t.head_type_ids, t.tail_type_ids)
+        self.new = (tuple(head), tuple(tail))
+
+    def first(self) -> None:
+        self.do()
+
+    def do(self) -> None:
+        self.model.set_relation_arguments(self.type_id, *self.new)
+
+    def undo_(self) -> None:
+        self.model.set_relation_arguments(self.type_id, *self.old)
+
+    def _replayed(self, verb: str) -> None:  # no annotation to show: say it in the status lines
+        self.model.message.emit("ok", f"{verb} “{self.text()}”.")

@@ -127,6 +127,13 @@ class ProjectModel(QObject):
         self.typesChanged.emit()
         return t
 
+    def set_relation_arguments(self, type_id: int, head: Sequence[int], tail: Sequence[int]) -> TypeRecord:
+        """The entity types a relation type's head and tail may have (empty: any); through
+        ``app.undo.SetRelationArguments`` when the user does it. Refused while gold relations disagree."""
+        t = self.project.types.set_arguments(type_id, head=list(head), tail=list(tail))
+        self.typesChanged.emit()
+        return t
+
     def tidy_new_types(self, type_ids: set[int]) -> None:
         """Give types an import created a colour no other type has and a free shortcut key."""
         for t in sorted((t for t in self.types() if t.id in type_ids), key=lambda t: t.id):

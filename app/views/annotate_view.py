@@ -250,6 +250,7 @@ class AnnotateView(QWidget):
         self._show_sentence()
 
     def _fill_palettes(self) -> None:
+        self._type_buttons: dict[int, QPushButton] = {}
         for palette, kind in ((self.entity_palette, "entity"), (self.relation_palette, "relation")):
             layout = palette.layout()
             while layout.count():
@@ -265,6 +266,7 @@ class AnnotateView(QWidget):
                 b.setObjectName(f"typeButton-{t.id}")
                 b.clicked.connect(lambda _c=False, tid=t.id: self.apply_type(tid))
                 layout.addWidget(b)
+                self._type_buttons[t.id] = b
             if not self.model.types(kind):
                 hint = QLabel(f"No {kind} types yet: add one in the Types tab.")
                 hint.setObjectName("hint")
@@ -406,6 +408,7 @@ class AnnotateView(QWidget):
             self.table.clearSelection()
         self.table.blockSignals(False)
         self._show_focused_relation()
+        self._update_relation_buttons()
 
     def _show_focused_relation(self) -> None:
         a = self._annotation(self.focus_annotation)
@@ -592,6 +595,30 @@ class AnnotateView(QWidget):
             m = self.editor.pending(role)
             parts.append(f"{role.capitalize()}: " + (repr(text[m.start:m.end]) if m else "—"))
         self.ends_label.setText("   ".join(parts))
+        self._update_relation_buttons()
+
+    def _end_type(self, role: str) -> TypeRecord | None:
+        """The entity type of the gold mention on the marked head (tail), if it has one."""
+        m = self.editor.pending(role)
+        if m is None:
+            return None
+        for a in self._annotations:
+            if a.kind == "entity" and a.status == "gold" and (a.start, a.end) == (m.start, m.end):
+                return self.model.type(a.type_id)
+        return None
+
+    def _update_relation_buttons(self) -> None:
+        """Grey the relation types whose declared head / tail entity types refuse the marked pair (the
+        store refuses them too: a key press gets its reason)."""
+        ends = {role: self._end_type(role) for role in ("head", "tail")}
+        text = self.editor.toPlainText()
+        for t in self.model.types("relation"):
+            button = getattr(self, "_type_buttons", {}).get(t.id)
+            if button is None:
+                continue
+            refusal = relation_refusal(t, ends, self.editor.pending, text, self.model)
+            button.setEnabled(refusal is None)
+            button.setToolTip(refusal or t.description or t.name)
 
     def accept_and_next(self) -> int:
         """Make this sentence's suggestions gold (one undo step), then go to the next sentence; returns
@@ -623,6 +650,18 @@ class AnnotateView(QWidget):
             self._show_sentence()
             self.show_message("ok", f"Deleted the {a.kind} {a.type_name!r} (Ctrl+Z brings it back).")
         return ok
+
+
+def relation_refusal(t: TypeRecord, ends: dict[str, TypeRecord | None], pending, text: str,
+                     model: ProjectModel) -> str | None:
+    """Why relation type ``t`` does not take the marked pair (None: it does)."""
+    for role, entity in ends.items():
+        if entity is not None and not t.allows(role, entity.id):
+            allowed = sorted(model.type(i).name for i in (t.head_type_ids if role == "head" else t.tail_type_ids))
+            m = pending(role)
+            return (f"{t.name} takes a {role} of type {' or '.join(allowed)}; the {role} "
+                    f"{text[m.start:m.end]!r} is {entity.name}")
+    return None
 
 
 def open_suggestions(predictions: list[PredictionRecord], annotations: list[AnnotationRecord]) -> list[PredictionRecord]:

@@ -2,12 +2,14 @@
 
 Name, description and shortcut are edited in place in the table; the colour by double-clicking its
 swatch. Deleting a type a trained task uses is refused, with the reason; deleting an untrained type
-first says how many annotations go with it (they stay in the history)."""
+first says how many annotations go with it (they stay in the history). A selected relation type's head
+and tail entity types are ticked in two lists below the table (none ticked: any type); each change is
+one step on the undo stack."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QColorDialog,
@@ -15,10 +17,13 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
     QTableView,
@@ -27,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import dialogs
+from app.undo import SetRelationArguments, perform
 from app.viewmodels.project_model import ProjectModel
 from app.viewmodels.type_defaults import RESERVED_KEYS, free_colour, free_shortcut
 from conpet.errors import ConpetError
@@ -38,8 +44,8 @@ NO_PARENT = QModelIndex()  # the default parent of a flat model's rows
 
 
 class TypesTableModel(QAbstractTableModel):
-    COLUMNS = ["", "Name", "Kind", "Shortcut", "Gold examples", "Task", "Description"]
-    C_COLOUR, C_NAME, C_KIND, C_SHORTCUT, C_COUNT, C_TASK, C_DESC = range(7)
+    COLUMNS = ["", "Name", "Kind", "Shortcut", "Gold examples", "Task", "Head → tail", "Description"]
+    C_COLOUR, C_NAME, C_KIND, C_SHORTCUT, C_COUNT, C_TASK, C_ARGS, C_DESC = range(8)
     failed = Signal(str)
 
     def __init__(self, model: ProjectModel) -> None:
@@ -111,6 +117,8 @@ class TypesTableModel(QAbstractTableModel):
                 return self._counts.get(t.id, 0)
             if c == self.C_TASK:
                 return f"Task {t.task_index}" if t.task_index is not None else ("—" if role == Qt.ItemDataRole.DisplayRole else "")
+            if c == self.C_ARGS:
+                return argument_summary(self.model, t)
             if c == self.C_DESC:
                 return t.description
         if role == Qt.ItemDataRole.TextAlignmentRole and c == self.C_COUNT:
@@ -135,6 +143,77 @@ class TypesTableModel(QAbstractTableModel):
             self.failed.emit(str(exc))
             return False
         return True
+
+
+def argument_summary(model: ProjectModel, t: TypeRecord) -> str:
+    """ "Person → City, Country" for a relation type ("any" for a free role); empty for an entity type."""
+    if t.kind != "relation":
+        return ""
+    names = {e.id: e.name for e in model.types("entity")}
+
+    def role(ids: tuple[int, ...]) -> str:
+        return ", ".join(sorted(names[i] for i in ids if i in names)) or "any"
+
+    return f"{role(t.head_type_ids)} → {role(t.tail_type_ids)}"
+
+
+class ArgumentsEditor(QGroupBox):
+    """Two checkable lists of entity types: what the selected relation type takes as head and as tail."""
+
+    def __init__(self, model: ProjectModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.type_id: int | None = None
+        layout = QHBoxLayout(self)
+        self.lists: dict[str, QListWidget] = {}
+        for role in ("head", "tail"):
+            column = QVBoxLayout()
+            label = QLabel(f"{role.capitalize()} entity types (none ticked: any)")
+            lst = QListWidget()
+            lst.setObjectName(f"{role}Types")
+            lst.setMaximumHeight(110)
+            lst.itemChanged.connect(self._ticked)
+            column.addWidget(label)
+            column.addWidget(lst)
+            layout.addLayout(column)
+            self.lists[role] = lst
+        self.show_type(None)
+
+    def show_type(self, t: TypeRecord | None) -> None:
+        """Fill the lists for relation type ``t`` (disabled, with a hint, for an entity type or none)."""
+        self.type_id = t.id if t is not None and t.kind == "relation" else None
+        self.setEnabled(self.type_id is not None)
+        self.setTitle(f"Head and tail types of {t.name}" if self.type_id is not None and t is not None
+                      else "Head and tail types: select a relation type")
+        for role, lst in self.lists.items():
+            allowed = (t.head_type_ids if role == "head" else t.tail_type_ids) if self.type_id else ()
+            lst.blockSignals(True)
+            lst.clear()
+            for e in sorted(self.model.types("entity"), key=lambda e: e.name.lower()):
+                item = QListWidgetItem(swatch_icon(e.colour), e.name)
+                item.setData(Qt.ItemDataRole.UserRole, e.id)
+                item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(Qt.CheckState.Checked if e.id in allowed else Qt.CheckState.Unchecked)
+                lst.addItem(item)
+            lst.blockSignals(False)
+
+    def ticked(self, role: str) -> tuple[int, ...]:
+        lst = self.lists[role]
+        return tuple(sorted(lst.item(i).data(Qt.ItemDataRole.UserRole) for i in range(lst.count())
+                            if lst.item(i).checkState() == Qt.CheckState.Checked))
+
+    def _ticked(self, _item: QListWidgetItem) -> None:
+        if self.type_id is None:
+            return
+        type_id = self.type_id
+        if not perform(self.model, SetRelationArguments(self.model, type_id, self.ticked("head"), self.ticked("tail"))):
+            self.show_type(self.model.type(type_id))  # refused (the reason is shown): back to what is stored
+
+
+def swatch_icon(colour: str) -> QIcon:
+    pix = QPixmap(12, 12)
+    pix.fill(QColor(colour))
+    return QIcon(pix)
 
 
 def check_shortcut(value: str) -> str | None:
@@ -244,6 +323,12 @@ class TypesView(QWidget):
         hh.setSectionResizeMode(TypesTableModel.C_COLOUR, QHeaderView.ResizeMode.Fixed)
         self.table.doubleClicked.connect(self._double_clicked)
         layout.addWidget(self.table, 1)
+        self.arguments = ArgumentsEditor(model)
+        layout.addWidget(self.arguments)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._show_arguments())
+        self._kept: int | None = None  # the selected type, across the table's reloads
+        self.table_model.modelAboutToBeReset.connect(self._keep_selection)
+        self.table_model.modelReset.connect(self._restore_selection)
 
         row = QHBoxLayout()
         self.add_button = QPushButton("Add type…")
@@ -264,6 +349,23 @@ class TypesView(QWidget):
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
         self.table_model.failed.connect(lambda text: self.show_message("error", text))
+        # an undo step's refusal or replay (the head / tail lists) is said here too, when this view is shown
+        model.message.connect(lambda level, text: self.show_message(level, text) if self.isVisible() else None)
+
+    def _keep_selection(self) -> None:
+        t = self.selected_type()
+        self._kept = t.id if t is not None else None
+
+    def _restore_selection(self) -> None:
+        if self._kept is not None:
+            self.select_type(self._kept)
+        self._show_arguments()
+
+    def _show_arguments(self) -> None:
+        t = self.selected_type()
+        if t is not None:  # the record in the table may predate an undo: read it fresh
+            t = self.model.type(t.id)
+        self.arguments.show_type(t)
 
     def show_message(self, level: str, text: str) -> None:
         self.status.setProperty("level", level)
