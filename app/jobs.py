@@ -33,6 +33,14 @@ DEMO_TYPES = {
     ("relation", "treats"): ("Head (a drug) is used to treat tail (a disease).", "r", "#ff9da7"),
 }
 
+# The entity types the demo's relation types take as (head, tail), as their descriptions say.
+DEMO_ARGUMENTS = {
+    "works_for": (("Person",), ("Company",)),
+    "located_in": (("Company", "City"), ("City",)),
+    "born_in": (("Person",), ("City",)),
+    "treats": (("Drug",), ("Disease",)),
+}
+
 # ------------------------------------------------------------------------------------- the demo / import
 def create_demo_project(folder: Path, sink: ProgressSink | None = None) -> Path:
     """A new project at ``folder`` holding the demo sentences, with described, coloured, keyed types."""
@@ -50,6 +58,8 @@ def create_demo_project(folder: Path, sink: ProgressSink | None = None) -> Path:
                 project.types.describe(t.id, desc)
                 project.types.set_colour(t.id, colour)
                 project.types.set_shortcut(t.id, key)
+        for name, (head, tail) in DEMO_ARGUMENTS.items():
+            project.types.set_arguments(project.types.find(name, "relation") or name, head=head, tail=tail)
     rep(1.0, "demo project ready", "import")
     return folder
 

@@ -3,6 +3,7 @@
     python -m app.screenshots prepare DIR          # the demo project, two learnt tasks, whole-project predictions
     ../shared/tools/xshot -w 20 OUT.png -- python -m app.screenshots show DIR --tab "Routing review"
     ../shared/tools/xshot -w 60 OUT.png -- python -m app.screenshots show DIR --tab Training --train
+    ../shared/tools/xshot -w 20 OUT.png -- python -m app.screenshots show DIR --tab Types --type located_in
 
 ``prepare`` trains on the demo: task 1 = Person, City, Company; task 2 = works_for, located_in, born_in
 (Drug, Disease and treats stay untrained, for a live training shot with ``--train``).
@@ -50,7 +51,7 @@ def prepare(folder: Path, budget: str = "smoke") -> None:
     print(f"{res.predictions} predictions in {res.seconds:.1f} s", flush=True)
 
 
-def show(folder: Path, tab: str, train: bool, sentence: str | None) -> int:
+def show(folder: Path, tab: str, train: bool, sentence: str | None, type_name: str | None = None) -> int:
     os.environ.setdefault("CONPET_HOME", str(folder.parent))
     from PySide6.QtCore import QTimer
 
@@ -74,6 +75,9 @@ def show(folder: Path, tab: str, train: bool, sentence: str | None) -> int:
             w.views["Predictions"].select_sentence(sid)
     routing = w.views["Routing review"]
     routing.select_first()
+    chosen = next((t for t in w.model.types() if t.name == type_name), None)
+    if chosen is not None:  # its head and tail lists show below the table
+        w.views["Types"].select_type(chosen.id)
 
     if tab == "Label":
         label = w.views["Label"]
@@ -112,13 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--tab", default="Label")
     s.add_argument("--train", action="store_true")
     s.add_argument("--sentence", default=None, help="select the first sentence containing this text")
+    s.add_argument("--type", default=None, help="select this type in the Types tab")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if args.cmd == "prepare":
         prepare(args.folder.resolve(), args.budget)
         return 0
-    return show(args.folder.resolve(), args.tab, args.train, args.sentence)
+    return show(args.folder.resolve(), args.tab, args.train, args.sentence, args.type)
 
 
 if __name__ == "__main__":

@@ -116,3 +116,15 @@ def test_label_view_greys_and_refuses_relation_types_the_pair_does_not_fit(qtbot
     assert button.isEnabled()
     qtbot.keyClick(ed, types["works_for"].shortcut)
     assert any(a.kind == "relation" for a in w.model.project.annotations.for_sentence(sid))
+
+
+def test_the_demo_declares_its_relation_types_arguments(tmp_path):
+    from app.jobs import create_demo_project
+    from conpet.store import Project
+
+    with Project.open(create_demo_project(tmp_path / "demo")) as p:
+        names = {t.id: t.name for t in p.types.list()}
+        works_for = p.types.find("works_for", "relation")
+        assert [names[i] for i in works_for.head_type_ids] == ["Person"]
+        assert [names[i] for i in works_for.tail_type_ids] == ["Company"]
+        assert sorted(names[i] for i in p.types.find("located_in", "relation").head_type_ids) == ["City", "Company"]
