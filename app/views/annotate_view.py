@@ -576,7 +576,14 @@ class AnnotateView(QWidget):
         self.editor.clear_selection()
         self._update_ends()
         if self.editor.pending("head") and self.editor.pending("tail"):
-            keys = ", ".join(f"{x.shortcut} = {x.name}" for x in self.model.types("relation") if x.shortcut)
+            ends = {role: self._end_type(role) for role in ("head", "tail")}
+            fitting = [x for x in self.model.types("relation")
+                       if relation_refusal(x, ends, self.editor.pending, text, self.model) is None]
+            if not fitting:
+                self.show_message("error", "No relation type takes this head and tail (their entity types are "
+                                  "not among any relation type's head and tail types; see the Types view).")
+                return True
+            keys = ", ".join(f"{x.shortcut} = {x.name}" for x in fitting if x.shortcut)
             self.show_message("info", "Now press the relation type's key" + (f" ({keys})" if keys else "")
                               + " or click it.")
         else:
