@@ -176,3 +176,32 @@ def test_a_version_2_project_upgrades_and_takes_lists(tmp_path, fixtures_dir):
         with pytest.raises(InvalidAnnotationError, match="takes a head of type person"):
             p.annotations.add_relation(1, (25, 31), (0, 12), "born in")
         assert p.integrity_check() == "ok"
+
+
+def test_accepting_a_predicted_relation_that_does_not_fit_is_refused(project):
+    from conpet.data.example import Span
+    from conpet.store import NewPrediction
+
+    project.types.set_arguments("born_in", head=["Person"])
+    project.annotations.add_entity(1, *LONDON, "City")
+    run = project.runs.start("dynamic", purpose="predict")
+    project.predictions.add_many(run.id, [NewPrediction(1, (Span(*LONDON), Span(*ADA)), "born_in", 0.9)])
+    pred = project.predictions.for_run(run.id)[0]
+    with pytest.raises(InvalidAnnotationError, match="'born_in' takes a head of type Person, and the head 'London'"):
+        project.annotations.accept_prediction(pred.id)
+    assert project.annotations.count(type="born_in") == 0
+
+
+def test_the_cli_import_refuses_relations_that_do_not_fit(project, tmp_path, capsys):
+    from conpet import cli
+
+    project.types.set_arguments("born_in", head=["Person"])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "Acme was born in Paris.",
+                               "entities": [{"start": 0, "end": 4, "type": "Company"},
+                                            {"start": 17, "end": 22, "type": "City"}],
+                               "relations": [{"head": 0, "tail": 1, "type": "born_in"}]}) + "\n")
+    folder = project.folder
+    project.close()
+    assert cli.main(["import-data", str(folder), str(bad)]) != 0
+    assert "bad.jsonl:1: 'born_in' takes a head of type Person, and the head 'Acme' is 'Company'" in capsys.readouterr().err
