@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conpet.data.formats import FORMATS as _ALL_FORMATS
 from conpet.errors import ConpetError
-from conpet.project.progress import TerminalProgress
+from conpet.progress import TerminalProgress
 from conpet.store.importer import FORMATS
 
 WRITABLE = tuple(name for name, spec in _ALL_FORMATS.items() if spec.write is not None)
