@@ -187,7 +187,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", default=None, metavar="OUT.json", help="also write the report as JSON")
     p.add_argument("--backbone", default=None, metavar="NAME|PATH")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (PROJECT_DIR)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: the free cores)")
     p.add_argument("--no-oracle", action="store_true", help="skip the oracle-routing pass (one more pass)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_evaluate)
@@ -227,8 +227,10 @@ def _evaluate_target(args: argparse.Namespace, name: str, sentences: Sequence[An
         return evaluate_project(args.bundle, args.file, sink=bar, oracle=not args.no_oracle, device=args.device,
                                 threads=args.threads, sentences=(name, sentences))
     from conpet.bundle import Bundle
+    from conpet.runtime import apply_threads
 
     bundle = Bundle.load(args.bundle, args.backbone, device=args.device)
+    apply_threads(args.threads, bundle.backbone.device)
     try:
         return evaluate_sentences(bundle, sentences, args.file, name, bar, oracle=not args.no_oracle, started=t0)
     finally:
