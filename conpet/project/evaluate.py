@@ -140,7 +140,7 @@ def _evaluate(project: Any, path: str | Path, name: str, read: Sequence[Any], ex
         if not any(e.label in learnt for e in examples):
             raise ConpetError(f"{path}: no example of a type the project's model has learnt (the file has "
                               f"{_names(Counter(e.label for e in examples))}; the model knows {_names(learnt)})")
-        rep(0.02, f"scoring {len(examples)} mention(s) and pair(s) of {Path(path).name}", "evaluation")
+        rep(0.0, f"scoring {len(examples)} mention(s) and pair(s) of {Path(path).name}", "evaluation")  # no ETA yet
         report = evaluate_sentences(evaluable, read, path, name, sink, oracle=oracle, started=t0)
     finally:
         release(method)
