@@ -1,7 +1,7 @@
 """Starts the project's long jobs on workers and tells the views about them.
 
-One model job (training or prediction) runs at a time: they share the backbone and write the same run
-tables. Imports may run beside them (the store serialises the writes). When a job ends, the project
+One model job (training, prediction or evaluation on a file) runs at a time: they share the backbone
+(each puts its PET modules on it) and training and prediction write the same run tables. Imports may run beside them (the store serialises the writes). When a job ends, the project
 model re-reads what the job wrote and emits its change signals on the GUI thread."""
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from app import jobs
 from app.viewmodels.project_model import ProjectModel
 from app.workers import Worker, WorkerHost
 
-MODEL_JOBS = ("train", "predict")
+MODEL_JOBS = ("train", "predict", "evaluate")
 # The reloads after a job are spaced this far apart: timers that are due together run in one turn of
 # the event loop, which would add their costs up into one stall.
 STEP_GAP_MS = 15
 
 
 class JobController(QObject):
-    jobStarted = Signal(str, object)  # (kind: "train" | "predict" | "import", worker)
+    jobStarted = Signal(str, object)  # (kind: "train" | "predict" | "evaluate" | "import", worker)
     jobEnded = Signal(str, str, object)  # (kind, outcome: "finished" | "failed" | "cancelled", result or message)
     busyChanged = Signal(bool)  # a model job is running
 
@@ -62,6 +62,12 @@ class JobController(QObject):
         provider = self.backbone_provider
         return self._start("predict", partial(_predict, self.folder, sentence_ids, provider, self.cpu_threads))
 
+    def start_evaluation(self, path: Path, fmt: str | None = None) -> Worker:
+        """Score the current model on a labelled file; the result is an ``EvalReport`` (nothing stored)."""
+        self._refuse_if_busy()
+        return self._start("evaluate", partial(jobs.evaluate_file, self.folder, Path(path), fmt,
+                                               backbone_provider=self.backbone_provider, threads=self.cpu_threads))
+
     def start_import(self, path: Path, fmt: str | None = None) -> Worker:
         if "import" in self.current:
             raise RuntimeError("an import is already running")
@@ -71,8 +77,8 @@ class JobController(QObject):
     def _refuse_if_busy(self) -> None:
         if self.model_job_running():
             kind = next(k for k in MODEL_JOBS if k in self.current)
-            raise RuntimeError(f"a {'training' if kind == 'train' else 'prediction'} job is running; wait for it "
-                               "or cancel it first")
+            what = {"train": "training", "predict": "prediction", "evaluate": "evaluation"}[kind]
+            raise RuntimeError(f"a {what} job is running; wait for it or cancel it first")
 
     def _start(self, kind: str, fn) -> Worker:
         worker = Worker(lambda sink: fn(sink=sink), name=kind)
@@ -82,7 +88,7 @@ class JobController(QObject):
         if kind in MODEL_JOBS:
             self.busyChanged.emit(True)
         self.host.start(worker)
-        if kind in MODEL_JOBS:
+        if kind in ("train", "predict"):
             self.model.runsChanged.emit()  # the run record appears as soon as the worker writes it
         return worker
 
@@ -100,6 +106,8 @@ class JobController(QObject):
             steps = [m.typesChanged.emit, m.sentencesChanged.emit, lambda: m.annotationsChanged.emit(-1)]
         elif kind == "train":
             steps = [m.tasksChanged.emit, m.typesChanged.emit, m.runsChanged.emit]
+        elif kind == "evaluate":
+            steps = []  # it wrote nothing: nothing to re-read
         else:
             steps = [m.runsChanged.emit, m.predictionsChanged.emit]
         steps.append(partial(self._announce, kind, outcome, payload))

@@ -47,13 +47,16 @@ def readable_formats() -> list[tuple[str, str]]:
 
 
 class ImportDialog(QDialog):
-    """Asks for a file and a format; ``chosen()`` gives ``(path, format or None)`` after it is accepted."""
+    """Asks for a file and a format; ``chosen()`` gives ``(path, format or None)`` after it is accepted.
+    ``title`` and ``action`` (the OK button's text) let "Evaluate on a file…" ask the same way."""
 
-    def __init__(self, parent: QWidget | None = None, start_folder: Path | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, start_folder: Path | None = None, *,
+                 title: str = "Import data", action: str = "Import") -> None:
         super().__init__(parent)
-        self.setWindowTitle("Import data")
+        self.setWindowTitle(title)
         self.setMinimumWidth(520)
         self.start_folder = start_folder or Path.home()
+        self.verb = action.lower()
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("a data file, or a folder of brat .txt/.ann files")
         browse = QPushButton("File…")
@@ -81,7 +84,7 @@ class ImportDialog(QDialog):
         layout.addWidget(self.detected)
         layout.addWidget(self.message)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Import")
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(action)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
@@ -102,7 +105,7 @@ class ImportDialog(QDialog):
         self.message.setVisible(bool(text))
 
     def _browse_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import data", str(self.start_folder), FILE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, self.windowTitle(), str(self.start_folder), FILE_FILTER)
         if path:
             self.set_path(Path(path))
 
@@ -115,7 +118,7 @@ class ImportDialog(QDialog):
         """What stops the import before it starts (no file, a format that cannot be detected), or None."""
         path, fmt = self.chosen()
         if not self.path_edit.text().strip():
-            return "Choose a file (or a brat folder) to import."
+            return f"Choose a file (or a brat folder) to {self.verb}."
         if not path.exists():
             return f"{path}: file not found"
         if fmt is None:

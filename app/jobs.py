@@ -3,8 +3,9 @@ worker runs them on a QThread, the tests run them directly. Each opens its *own*
 thread it runs on and closes it at the end; the GUI thread's project object is never shared.
 
 Training is ``conpet.project.training.train_project`` (the same function as ``conpet train``) and
-prediction ``conpet.project.predict.predict_project`` (the same as ``conpet predict PROJECT_DIR``), so the
-app and the CLI agree on where a project's model lives and how its runs are recorded.
+prediction ``conpet.project.predict.predict_project`` (the same as ``conpet predict PROJECT_DIR``) and
+evaluation ``conpet.project.evaluate.evaluate_project`` (``conpet evaluate PROJECT_DIR FILE``), so the app
+and the CLI agree on where a project's model lives and how its runs are recorded.
 """
 
 from __future__ import annotations
@@ -116,3 +117,13 @@ def predict_project(folder: Path, sink: ProgressSink | None = None, *, sentence_
 
     return predict(folder, sink, sentence_ids=sentence_ids, device=device, backbone_provider=backbone_provider,
                    threads=threads)
+
+
+# ----------------------------------------------------------------------------------------- evaluation
+def evaluate_file(folder: Path, path: Path, fmt: str | None, sink: ProgressSink | None = None, *,
+                  backbone_provider: BackboneProvider | None = None, threads: int | None = None) -> Any:
+    """The app's "Evaluate on a file…": ``conpet.project.evaluate.evaluate_project`` (the same as
+    ``conpet evaluate PROJECT_DIR FILE``) on this thread; returns its ``EvalReport``; writes nothing."""
+    from conpet.project.evaluate import evaluate_project
+
+    return evaluate_project(folder, path, fmt, sink=sink, backbone_provider=backbone_provider, threads=threads)

@@ -11,6 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
+    QDialog,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -91,6 +92,7 @@ class MainWindow(QMainWindow):
         self._make_status_bar()
         self._project_actions_enabled(False)
         self.preload_worker: Worker | None = None
+        self.evaluation_dialog: QDialog | None = None  # the last "Evaluate on a file…" report
         if preload:
             self.preload_worker = self.host.start(Worker(lambda sink: preload_engine(sink), name="preload"))
 
@@ -138,6 +140,10 @@ class MainWindow(QMainWindow):
                                          "Learn the newly labelled types as a new task")
         self.predict_action = self._action("&Predict whole project", self.predict_all, "Ctrl+P", "predict",
                                            "Predict every marked mention and pair in the background")
+        self.evaluate_action = self._action("&Evaluate on a file…", self.evaluate_dialog, None, None,
+                                            "Score the current model on a labelled file of your own (any import "
+                                            "format): accuracy, macro-F1, per type, routing; the file is not "
+                                            "added to the project")
         self.cancel_action = self._action("&Cancel job", self.cancel_jobs, "Ctrl+.", "cancel",
                                           "Stop the running job after its current batch")
         self.cancel_action.setEnabled(False)
@@ -167,6 +173,7 @@ class MainWindow(QMainWindow):
         t = self.menuBar().addMenu("&Model")
         t.addAction(self.train_action)
         t.addAction(self.predict_action)
+        t.addAction(self.evaluate_action)
         t.addAction(self.cancel_action)
         v = self.menuBar().addMenu("&View")
         for a in self.tab_actions:
@@ -210,7 +217,7 @@ class MainWindow(QMainWindow):
 
     def _project_actions_enabled(self, on: bool) -> None:
         for a in (self.import_action, self.export_jsonl_action, self.export_bundle_action, self.train_action,
-                  self.predict_action, *self.tab_actions):
+                  self.predict_action, self.evaluate_action, *self.tab_actions):
             a.setEnabled(on)
         self.undo_action.setEnabled(False)
         self.redo_action.setEnabled(False)
@@ -438,6 +445,36 @@ class MainWindow(QMainWindow):
             self.show_tab("Training")
             self.views["Predictions"].predict_all()
 
+    def evaluate_dialog(self) -> None:
+        if self.controller is None:
+            return
+        from app.import_dialog import ImportDialog
+
+        dialog = ImportDialog(self, title="Evaluate on a labelled file", action="Evaluate")
+        if dialog.exec():
+            path, fmt = dialog.chosen()
+            self.evaluate_file(path, fmt)
+
+    def evaluate_file(self, path: Path, fmt: str | None = None) -> Worker | None:
+        """Score the current model on ``path`` in the background; the report opens when it is done."""
+        assert self.controller is not None
+        try:
+            worker = self.controller.start_evaluation(path, fmt)
+        except RuntimeError as exc:
+            dialogs.inform(self, "A job is running", str(exc))
+            return None
+        dialog = ProgressDialog(self, "Evaluating", f"Scoring the model on {path.name}…", worker, cancellable=True)
+        worker.finished.connect(self._show_evaluation)
+        dialog.show()
+        return worker
+
+    @Slot(object)
+    def _show_evaluation(self, report: object) -> None:
+        from app.views.evaluation_dialog import EvaluationDialog
+
+        self.evaluation_dialog = EvaluationDialog(self, report)
+        self.evaluation_dialog.show()
+
     def cancel_jobs(self) -> None:
         if self.controller is not None and self.controller.current:
             self.controller.cancel()
@@ -446,11 +483,12 @@ class MainWindow(QMainWindow):
 
     @Slot(str, object)
     def _job_started(self, kind: str, worker: Worker) -> None:
-        self.job_label.setText({"train": "Training…", "predict": "Predicting…", "import": "Importing…"}.get(kind, kind))
+        self.job_label.setText({"train": "Training…", "predict": "Predicting…", "evaluate": "Evaluating…",
+                                "import": "Importing…"}.get(kind, kind))
         self.job_bar.setValue(0)
         self.job_bar.show()
         worker.progress.connect(self.job_bar.setValue)
-        if kind in ("train", "predict"):
+        if kind in ("train", "predict", "evaluate"):
             self.cancel_action.setEnabled(True)
 
     @Slot(str, str, object)
@@ -458,11 +496,12 @@ class MainWindow(QMainWindow):
         if self.controller is not None and not self.controller.current:
             self.job_bar.hide()
             self.cancel_action.setEnabled(False)
-        names = {"train": "Training", "predict": "Prediction", "import": "Import"}
+        names = {"train": "Training", "predict": "Prediction", "evaluate": "Evaluation", "import": "Import"}
         self.job_label.setText(f"{names.get(kind, kind)} {outcome}")
 
     def _busy_changed(self, busy: bool) -> None:
         self.predict_action.setEnabled(not busy)
+        self.evaluate_action.setEnabled(not busy)
         self.cancel_action.setEnabled(busy)
 
     def _train_readiness(self, ok: bool, why: str) -> None:

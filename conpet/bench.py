@@ -27,48 +27,12 @@ from conpet.config import ExperimentConfig, make_config
 from conpet.data.tasks import SplitError, TaskData
 from conpet.errors import ConpetError
 from conpet.metrics import mean_std, peak_rss_mb
+from conpet.progress import TerminalProgress
 from conpet.protocols import ProgressEvent
 
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 PLOT_PNG = "avg_acc.png"
-
-
-# --- progress on stderr -----------------------------------------------------------------------------
-
-
-class StderrProgress:
-    """Prints progress lines to stderr (at most one per `every` seconds, plus stage changes)."""
-
-    def __init__(self, label: str, every: float = 5.0, stream: Any = None) -> None:
-        self.label = label
-        self.every = every
-        self.stream = stream or sys.stderr
-        self._last = 0.0
-        self._stage = ""
-
-    def report(self, event: ProgressEvent) -> None:
-        now = time.monotonic()
-        step_done = bool(event.metrics and "whole_acc" in event.metrics)
-        if now - self._last < self.every and event.stage == self._stage and event.fraction < 1.0 and not step_done:
-            return
-        self._last, self._stage = now, event.stage
-        eta = f" ETA {_fmt_s(event.eta_seconds)}" if event.eta_seconds is not None else ""
-        m = event.metrics or {}
-        extra = "".join(f" {k}={v:.3f}" for k, v in m.items() if k in ("loss", "acc", "valid_acc")
-                        and isinstance(v, float))
-        print(f"[{self.label}] {100 * event.fraction:5.1f}% {event.message}{extra}{eta}",
-              file=self.stream, flush=True)
-
-    def cancel_requested(self) -> bool:
-        return False
-
-
-def _fmt_s(s: float | None) -> str:
-    if s is None:
-        return "?"
-    s = int(s)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 # --- data -----------------------------------------------------------------------------------------------
@@ -121,9 +85,12 @@ def run_one(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, t
     torch.manual_seed(seed)
     cache = MemoryLogitCache()
     method = make_method(name, backbone, exp.train, cache=cache)
-    sink = StderrProgress(f"{name} seed {seed}", every=1e9 if quiet else 10.0)
+    sink = TerminalProgress(label=f"{name} seed {seed} ", quiet=quiet, milestone=_step_done)
     t0 = time.monotonic()
-    result = run_continual(method, tasks, sink=sink)
+    try:
+        result = run_continual(method, tasks, sink=sink)
+    finally:
+        sink.close()
     total = time.monotonic() - t0
     final = result.matrix.result()
     record: dict[str, Any] = {
@@ -153,6 +120,11 @@ def run_one(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, t
         record["cache"] = measure_cache_speed(method, tasks, cache_dir)
     _close(method)
     return record
+
+
+def _step_done(event: ProgressEvent) -> bool:
+    """The runner's end-of-step event (it carries the step's W and A): a line of its own, always."""
+    return bool(event.metrics and "whole_acc" in event.metrics)
 
 
 def _routing_series(steps: Sequence[Any]) -> dict[str, list[float]] | None:

@@ -16,8 +16,8 @@ from typing import Any, TextIO
 
 from conpet.bundle import Bundle, BundleError, sentence_prediction, sentence_queries
 from conpet.errors import ConpetError, DataErrors, DataFormatError
+from conpet.progress import TerminalProgress, cancel_on_sigint
 from conpet.project.bundles import export_bundle, import_bundle
-from conpet.project.progress import TerminalProgress, cancel_on_sigint
 
 CHUNK_MENTIONS = 512  # mentions predicted per call (the method batches them by eval_batch_size)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,8 @@ from conpet.data._io import read_text
 from conpet.data.example import Span
 from conpet.errors import DataFormatError
 from conpet.mentions import MentionSentence, capitalised_runs, span_scores
+from conpet.progress import TerminalProgress
+from conpet.protocols import ScaledSink
 
 
 def read_fewnerd_sentences(path: str | os.PathLike[str]) -> list[MentionSentence]:
@@ -76,7 +77,6 @@ def sample(sentences: list[MentionSentence], n: int, seed: int) -> list[MentionS
 
 
 def run_bench(args: argparse.Namespace) -> dict[str, Any]:
-    import torch
 
     from conpet.backbones import load_backbone
     from conpet.data.datasets import find_data_root
@@ -96,19 +96,13 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     texts = [s.text for s in test]
     steps = []
     chunks = np.array_split(np.arange(len(train)), args.steps)
-    for k, chunk in enumerate(chunks, start=1):
-        t0 = time.monotonic()
-        detector.train([train[i] for i in chunk])
-        t_train = time.monotonic() - t0
-        t0 = time.monotonic()
-        with torch.no_grad():
-            proposals = detector.propose(texts)
-        t_propose = time.monotonic() - t0
-        scores = span_scores(gold, [[p.span for p in ps] for ps in proposals])
-        steps.append({"step": k, "train_sentences": len(chunk), "train_seconds": round(t_train, 1),
-                      "propose_seconds": round(t_propose, 1), **scores.to_dict()})
-        print(f"step {k}: {len(chunk)} sentences, detector P {scores.precision:.3f} R {scores.recall:.3f} "
-              f"F1 {scores.f1:.3f} (train {t_train:.0f} s, propose {t_propose:.0f} s)", file=sys.stderr)
+    bar = TerminalProgress(label="detect-bench ", quiet=args.quiet)
+    started = time.monotonic()
+    try:
+        for k, chunk in enumerate(chunks, start=1):
+            steps.append(_bench_step(detector, [train[i] for i in chunk], texts, gold, (k, len(chunks)), bar, started))
+    finally:
+        bar.close()
     baseline = span_scores(gold, [capitalised_runs(t) for t in texts])
     return {
         "data": str(root), "backbone": backbone.name, "threads": threads, "seed": args.seed,
@@ -117,6 +111,29 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "settings": {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "steps": args.steps},
         "detector": steps[-1], "steps": steps, "baseline_capitalised_runs": baseline.to_dict(),
     }
+
+
+def _bench_step(detector: Any, train: list[MentionSentence], texts: list[str], gold: list[list[Span]],
+                step: tuple[int, int], bar: TerminalProgress, started: float) -> dict[str, Any]:
+    """Train step k of n and score the proposals on the test texts; the bar shows both parts (its ETA
+    counts from ``started``, the first step's start)."""
+    import torch
+
+    k, n = step
+    lo, hi = (k - 1) / n, k / n
+    mid = lo + 0.8 * (hi - lo)  # training costs most of a step
+    t0 = time.monotonic()
+    detector.train(train, progress=ScaledSink(bar, lo, mid, started, prefix=f"step {k}/{n}: train: "))
+    t_train = time.monotonic() - t0
+    t0 = time.monotonic()
+    with torch.no_grad():
+        proposals = detector.propose(texts, progress=ScaledSink(bar, mid, hi, started, prefix=f"step {k}/{n}: propose: "))
+    t_propose = time.monotonic() - t0
+    scores = span_scores(gold, [[p.span for p in ps] for ps in proposals])
+    bar.write_line(f"step {k}: {len(train)} sentences, detector P {scores.precision:.3f} R {scores.recall:.3f} "
+                   f"F1 {scores.f1:.3f} (train {t_train:.0f} s, propose {t_propose:.0f} s)")
+    return {"step": k, "train_sentences": len(train), "train_seconds": round(t_train, 1),
+            "propose_seconds": round(t_propose, 1), **scores.to_dict()}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -137,6 +154,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the free cores)")
     p.add_argument("--json", default=None, metavar="OUT.json", help="also write the figures as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (the step lines still show)")
     p.set_defaults(func=_cmd)
 
 

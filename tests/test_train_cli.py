@@ -12,8 +12,8 @@ from demo_data import demo_subset
 
 from conpet import cli
 from conpet.errors import Cancelled, ConpetError
+from conpet.progress import TerminalProgress
 from conpet.project.model import current_model_folder, step_metrics
-from conpet.project.progress import TerminalProgress
 from conpet.project.training import DEFAULT_METHOD, train_project
 from conpet.protocols import ProgressEvent
 from conpet.store import Project

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 from conpet.data.example import Example, example_id
@@ -66,17 +67,46 @@ def predict_project(project: Any, sink: ProgressSink | None = None, *, sentence_
             proj.close()
 
 
-def _predict(project: Any, sink: ProgressSink | None, sentence_ids: list[int] | None, device: str | None,
-             backbone_provider: BackboneProvider | None, threads: int | None) -> PredictOutcome:
-    from conpet.backbones import default_device, load_backbone
-    from conpet.methods.registry import load_method
-    from conpet.runtime import apply_threads
+@dataclass(frozen=True)
+class CurrentModel:
+    """A project's current model ready to load: its folder and state, the loaded backbone, the learnt
+    labels (type id -> label when learnt), today's names of those labels and the kinds they cover."""
+    folder: Path
+    state: dict[str, Any]
+    backbone: Any
+    learnt: dict[int, str]
+    rename: dict[str, str]
+    kinds: set[str]
 
-    rep = Reporter(sink)
+    def load_method(self, project: Any, cache: Any) -> Any:
+        """The engine's method of this model, its logit cache ``cache`` (the project's, or one that
+        must not write to it: ``conpet evaluate``)."""
+        from conpet.methods.registry import load_method
+
+        method = load_method(self.folder, self.backbone, cache=cache)  # runs where the backbone is
+        for label, kind in learnt_kinds(project, self.learnt).items():  # a model saved before kinds were kept
+            method.type_kinds.setdefault(label, kind)
+        return method
+
+
+def trained_model_folder(project: Any, purpose: str = "predict") -> Path:
+    """The current model's folder; a clear refusal when the project has none yet."""
     model_folder = current_model_folder(project)
     if model_folder is None:
-        raise ConpetError(f"{project.folder}: nothing to predict with yet: train the first task "
+        raise ConpetError(f"{project.folder}: nothing to {purpose} with yet: train the first task "
                           "(`conpet train` or Train new knowledge… in the app)")
+    return model_folder
+
+
+def current_model(project: Any, rep: Reporter, device: str | None = None,
+                  backbone_provider: BackboneProvider | None = None, threads: int | None = None,
+                  purpose: str = "predict") -> CurrentModel:
+    """The project's current model with its backbone loaded (``purpose`` names the job in the message
+    given when there is no model yet). Shared by prediction and ``conpet evaluate PROJECT_DIR``."""
+    from conpet.backbones import default_device, load_backbone
+    from conpet.runtime import apply_threads
+
+    model_folder = trained_model_folder(project, purpose)
     state, training = read_model_state(model_folder)
     name = recorded_backbone(training.get("backbone", {}))
     device = device or default_device()
@@ -88,22 +118,27 @@ def _predict(project: Any, sink: ProgressSink | None, sentence_ids: list[int] | 
     current = {t.id: t for t in project.types.list(include_deleted=True)}
     rename = {label: current[i].name for i, label in learnt.items() if i in current}
     kinds = {current[i].kind for i in learnt if i in current} or {"entity", "relation"}
-    run = project.runs.start(state.get("method", "?"), purpose="predict", backbone=backbone.name,
-                             config={"model_folder": model_folder.relative_to(project.folder).as_posix(),
+    return CurrentModel(model_folder, state, backbone, learnt, rename, kinds)
+
+
+def _predict(project: Any, sink: ProgressSink | None, sentence_ids: list[int] | None, device: str | None,
+             backbone_provider: BackboneProvider | None, threads: int | None) -> PredictOutcome:
+    rep = Reporter(sink)
+    model = current_model(project, rep, device, backbone_provider, threads)
+    run = project.runs.start(model.state.get("method", "?"), purpose="predict", backbone=model.backbone.name,
+                             config={"model_folder": model.folder.relative_to(project.folder).as_posix(),
                                      "sentences": len(sentence_ids) if sentence_ids is not None else "all"})
     method = None
     t0 = time.monotonic()
     try:
         with project.runs.recorded(run.id):
-            method = load_method(model_folder, backbone, cache=project.logit_cache)  # runs where the backbone is
-            for label, kind in learnt_kinds(project, learnt).items():  # a model saved before kinds were kept
-                method.type_kinds.setdefault(label, kind)
-            examples = prediction_examples(project, kinds, sentence_ids)
+            method = model.load_method(project, project.logit_cache)
+            examples = prediction_examples(project, model.kinds, sentence_ids)
             rep(0.02, f"predicting {len(examples)} mention(s) and pair(s)", "evaluation")
             before = method.backbone_forwards
             preds = method.predict(examples, RunSink(project, run.id, sink)) if examples else []
             passes = method.backbone_forwards - before
-            preds = [_renamed(p, rename) for p in preds]
+            preds = [renamed(p, model.rename) for p in preds]
             preds = fit_argument_types(project, examples, preds)  # declared head / tail types (not learnt)
             seconds = time.monotonic() - t0
             with project.transaction():
@@ -116,7 +151,7 @@ def _predict(project: Any, sink: ProgressSink | None, sentence_ids: list[int] | 
         release(method)
 
 
-def _renamed(p: Any, names: dict[str, str]) -> Any:
+def renamed(p: Any, names: dict[str, str]) -> Any:
     """A prediction with the types' current names (a type renamed after training keeps its id)."""
     if not any(names.get(k, k) != k for k in [p.label, *p.expert_scores]):
         return p

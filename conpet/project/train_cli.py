@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 from conpet.errors import Cancelled
-from conpet.project.progress import TerminalProgress, cancel_on_sigint
+from conpet.progress import TerminalProgress, cancel_on_sigint
 from conpet.project.training import (
     DEFAULT_METHOD,
     DEFAULT_MIN_EXAMPLES,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conpet.data.formats import FORMATS as _ALL_FORMATS
 from conpet.errors import ConpetError
-from conpet.project.progress import TerminalProgress
+from conpet.progress import TerminalProgress
 from conpet.store.importer import FORMATS
 
 WRITABLE = tuple(name for name, spec in _ALL_FORMATS.items() if spec.write is not None)
@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a reader option, e.g. scheme=BIOES (conll), split=line (text), no_relation=drop "
                         "(tacred), text_key=sentence (labelstudio)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_import)
 
     e = subparsers.add_parser(
@@ -42,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the format to write (default jsonl; brat writes a folder)")
     e.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a writer option, e.g. scheme=BIOES (conll), model_version=v2 (labelstudio-predictions)")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_export)
 
 
@@ -69,7 +71,7 @@ def _import(args: argparse.Namespace) -> int:
     options = parse_options(args.option)
     if args.tag_column is not None:
         options["tag_column"] = args.tag_column
-    bar = TerminalProgress(label="import ")
+    bar = TerminalProgress(label="import ", quiet=args.quiet)
     try:
         with Project.open_or_create(args.project_dir) as project:
             report = import_file(project, args.file, args.format, progress=bar, options=options)
@@ -94,7 +96,7 @@ def _export(args: argparse.Namespace) -> int:
 
     options = parse_options(args.option)
     t0 = time.monotonic()
-    bar = TerminalProgress(label="export ")
+    bar = TerminalProgress(label="export ", quiet=args.quiet)
     try:
         with Project.open(args.project_dir) as project:
             n = export_file(project, args.out, args.format, progress=bar, **options)
