@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 import torch
 
+from conpet.config import EncoderSettings  # defined with the other settings; imported from here too
 from conpet.data.example import Example
 
 Arch = Literal["encoder", "decoder"]
@@ -67,19 +68,6 @@ class MarkerTokens:
     pad: int
     tokens: tuple[str, ...]  # vocab strings of e1, /e1, e2, /e2, mask
     added: bool = False  # True when new special tokens had to be added to the vocabulary
-
-
-@dataclass(frozen=True, slots=True)
-class EncoderSettings:
-    """Maximum input lengths in tokens (Table III: 256 for entity typing, 128 for relations)."""
-
-    max_length_entity: int = 256
-    max_length_relation: int = 128
-
-    def __post_init__(self) -> None:
-        for name in ("max_length_entity", "max_length_relation"):
-            if getattr(self, name) < 24:
-                raise ValueError(f"{name} must be at least 24 tokens, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -228,24 +228,18 @@ class PETMethod(ContinualMethod):
     @property
     def pet(self) -> Any:
         if self._pet is None:
-            from conpet.modules import LoraSettings, PETModel
+            from conpet.modules import PETModel
 
-            kw: dict[str, Any] = {"rank": self.config.lora_rank, "dropout": self.config.lora_dropout}
-            if self.config.lora_alpha is not None:
-                kw["alpha"] = self.config.lora_alpha
-            if self.config.lora_targets is not None:
-                kw["targets"] = list(self.config.lora_targets)
-            self._pet = PETModel(self.backbone, LoraSettings(**kw))
+            self._pet = PETModel(self.backbone, self.config.lora)
         return self._pet
 
     @property
     def encoder(self) -> Any:
         if self._encoder is None:
-            from conpet.encoding import ConpetEncoder, EncoderSettings
+            from conpet.encoding import ConpetEncoder
 
-            settings = EncoderSettings(max_length_entity=self.config.max_length_entity,
-                                       max_length_relation=self.config.max_length_relation)
-            self._encoder = ConpetEncoder(self.backbone.tokenizer, self.backbone.arch, settings)
+            self._encoder = ConpetEncoder(self.backbone.tokenizer, self.backbone.arch,
+                                          self.config.encoder_settings)
         return self._encoder
 
     def adapter(self, name: str) -> str:
