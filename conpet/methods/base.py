@@ -18,6 +18,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -113,6 +114,12 @@ class ContinualMethod:
 
     def predict(self, examples: Sequence[Example], sink: ProgressSink | None = None) -> list[Prediction]:
         raise NotImplementedError
+
+    def job(self) -> AbstractContextManager[Any]:
+        """The scope of one job (a training step with its validation and test passes; a prediction):
+        within it a method may keep what it computed per example (its encodings) for the job's other
+        passes. Re-entrant; what was kept goes at the end."""
+        return nullcontext()
 
     def save(self, folder: str | Path) -> None:
         raise NotImplementedError
@@ -260,6 +267,11 @@ class PETMethod(ContinualMethod):
     def remove_module(self, name: str) -> None:
         if self.has_module(name):
             self.pet.remove_module(self.adapter(name))
+
+    def job(self) -> AbstractContextManager[Any]:
+        """Each example is tokenised once in the job, however many epochs, stages and modules read it
+        (``ConpetEncoder.kept``)."""
+        return self.encoder.kept()
 
     def encode(self, examples: Sequence[Example]) -> Any:
         return self.encoder.batch(list(examples)).to(self._device)
