@@ -43,11 +43,11 @@ class LoraSettings:
         default=None, metadata={"help": "module names LoRA adapts (None: the backbone's per-architecture targets)"})
 
     def __post_init__(self) -> None:
-        if self.rank < 1:
+        if not _number(self.rank) or self.rank < 1:
             raise ConfigError(f"LoRA rank (lora_rank) must be at least 1, not {self.rank!r}")
-        if self.alpha <= 0:
+        if not _number(self.alpha) or self.alpha <= 0:
             raise ConfigError(f"LoRA alpha (lora_alpha) must be positive, not {self.alpha!r}")
-        if not 0.0 <= self.dropout < 1.0:
+        if not _number(self.dropout) or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"LoRA dropout (lora_dropout) must be in [0, 1), not {self.dropout!r}")
         if self.targets is not None:
             object.__setattr__(self, "targets", tuple(self.targets))
@@ -76,8 +76,13 @@ class EncoderSettings:
 
     def __post_init__(self) -> None:
         for name in ("max_length_entity", "max_length_relation"):
-            if getattr(self, name) < 24:  # the special tokens, the prompt and a few tokens of sentence
+            if not _number(getattr(self, name)) or getattr(self, name) < 24:  # specials, prompt, some sentence
                 raise ConfigError(f"{name} must be at least 24 tokens, not {getattr(self, name)!r}")
+
+
+def _number(value: Any) -> bool:
+    """Whether ``value`` can be compared as a number (a None from JSON or `--set` gets a clear message)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _setting_of(cls: type, name: str) -> Any:

@@ -56,7 +56,7 @@ def test_train_config_hands_its_settings_on_whole():
 
 
 @pytest.mark.parametrize(("change", "setting"), [
-    ({"lora_alpha": 0.0}, "lora_alpha"), ({"lora_dropout": 1.0}, "lora_dropout"),
+    ({"lora_alpha": 0.0}, "lora_alpha"), ({"lora_alpha": None}, "lora_alpha"), ({"lora_dropout": 1.0}, "lora_dropout"),
     ({"lora_targets": []}, "lora_targets"), ({"max_length_relation": 5}, "max_length_relation"),
 ])
 def test_a_bad_lora_or_length_setting_is_refused_with_its_name(change, setting):
