@@ -910,7 +910,8 @@ class Bundle:
 
     def predict_examples(self, examples: Sequence[Example], progress: ProgressLike = None) -> list[Any]:
         """The engine's ``Prediction`` per example (what the method itself returns)."""
-        return list(self.method.predict(list(examples), as_sink(progress)))
+        with self.method.job():  # each example is encoded once for the selector's and the experts' passes
+            return list(self.method.predict(list(examples), as_sink(progress)))
 
     def predict(self, sentences: Iterable[Any], progress: ProgressLike = None) -> list[SentencePrediction]:
         """Predict every marked entity (and listed head/tail pair) of each sentence. A sentence is a dict

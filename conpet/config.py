@@ -3,6 +3,11 @@
 `TrainConfig` holds everything a method needs to learn a task; `ExperimentConfig` adds what a benchmark
 needs to build the task sequence (data, split, subsampling). Profiles (`smoke`, `quick`, `paper`) are
 named presets made by `make_config`.
+
+`LoraSettings` (a PET module's LoRA) and `EncoderSettings` (the input lengths) are each setting's one
+definition, with its default, help and check. TrainConfig keeps them as flat fields (``lora_rank``,
+``max_length_entity``, ...: the names of the JSON files, `--set` and saved runs) made by `_setting_of`
+from those definitions, and hands them on whole as `TrainConfig.lora` and `TrainConfig.encoder_settings`.
 """
 
 from __future__ import annotations
@@ -18,10 +23,73 @@ from conpet.errors import ConpetError
 PROFILES = ("smoke", "quick", "paper")
 # TrainConfig settings older versions saved that mean nothing now (read and dropped).
 LEGACY_SETTINGS = frozenset({"device"})
+# TrainConfig settings older versions saved as None to mean "the default" (read as the default).
+LEGACY_NONE = frozenset({"lora_alpha"})
 
 
-class ConfigError(ConpetError):
+class ConfigError(ConpetError, ValueError):
     """A setting with a value that cannot work (names the setting and the problem)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoraSettings:
+    """LoRA hyper-parameters of a PET module (``conpet.modules``)."""
+
+    rank: int = field(default=4, metadata={"help": "LoRA rank r (4 in all the paper's experiments)"})
+    alpha: float = field(default=8.0, metadata={"help": "LoRA alpha; the update is scaled by alpha / rank (8: "
+                                                        "peft's default; the authors' code: 1)"})
+    dropout: float = field(default=0.0, metadata={"help": "LoRA dropout (0 in the paper's code)"})
+    targets: tuple[str, ...] | None = field(
+        default=None, metadata={"help": "module names LoRA adapts (None: the backbone's per-architecture targets)"})
+
+    def __post_init__(self) -> None:
+        if not _number(self.rank) or self.rank < 1:
+            raise ConfigError(f"LoRA rank (lora_rank) must be at least 1, not {self.rank!r}")
+        if not _number(self.alpha) or self.alpha <= 0:
+            raise ConfigError(f"LoRA alpha (lora_alpha) must be positive, not {self.alpha!r}")
+        if not _number(self.dropout) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"LoRA dropout (lora_dropout) must be in [0, 1), not {self.dropout!r}")
+        if self.targets is not None:
+            object.__setattr__(self, "targets", tuple(self.targets))
+            if not self.targets:
+                raise ConfigError("LoRA targets (lora_targets) must name at least one module (or be None)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["targets"] = list(self.targets) if self.targets is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoraSettings:
+        targets = data.get("targets")
+        return cls(rank=int(data["rank"]), alpha=float(data["alpha"]), dropout=float(data.get("dropout", 0.0)),
+                   targets=tuple(targets) if targets else None)
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderSettings:
+    """Maximum input lengths in tokens (``conpet.encoding``; Table III: 256 for entity typing, 128 for
+    relations)."""
+
+    max_length_entity: int = field(default=256, metadata={"help": "token limit for entity typing inputs"})
+    max_length_relation: int = field(default=128, metadata={"help": "token limit for relation inputs"})
+
+    def __post_init__(self) -> None:
+        for name in ("max_length_entity", "max_length_relation"):
+            if not _number(getattr(self, name)) or getattr(self, name) < 24:  # specials, prompt, some sentence
+                raise ConfigError(f"{name} must be at least 24 tokens, not {getattr(self, name)!r}")
+
+
+def _number(value: Any) -> bool:
+    """Whether ``value`` can be compared as a number (a None from JSON or `--set` gets a clear message)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _setting_of(cls: type, name: str) -> Any:
+    """A TrainConfig field that stands for setting ``name`` of ``cls``: its default and help are that
+    setting's (defined once, there); ``metadata["setting_of"]`` says where it comes from."""
+    source = cls.__dataclass_fields__[name]  # type: ignore[attr-defined]
+    return field(default=source.default, metadata={**source.metadata, "setting_of": (cls, name)})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,13 +152,12 @@ class TrainConfig:
     router_weight: float = field(
         default=1.0, metadata={"help": "statistical router: weight w of the expert's within-task log-softmax "
                                        "added to the router's log p(type)"})
-    lora_rank: int = field(default=4, metadata={"help": "LoRA rank"})
-    lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha (None: the module default)"})
-    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout"})
-    lora_targets: tuple[str, ...] | None = field(
-        default=None, metadata={"help": "modules LoRA wraps (None: the backbone's defaults)"})
-    max_length_entity: int = field(default=256, metadata={"help": "token limit for entity typing inputs"})
-    max_length_relation: int = field(default=128, metadata={"help": "token limit for relation inputs"})
+    lora_rank: int = _setting_of(LoraSettings, "rank")
+    lora_alpha: float = _setting_of(LoraSettings, "alpha")
+    lora_dropout: float = _setting_of(LoraSettings, "dropout")
+    lora_targets: tuple[str, ...] | None = _setting_of(LoraSettings, "targets")
+    max_length_entity: int = _setting_of(EncoderSettings, "max_length_entity")
+    max_length_relation: int = _setting_of(EncoderSettings, "max_length_relation")
     grad_clip: float | None = field(default=1.0, metadata={"help": "gradient norm clip (None: off)"})
     memory_per_type: int = field(
         default=50, metadata={"help": "limited-memory baselines (EMR, EA-EMR, CRL): memorised examples per type"})
@@ -99,7 +166,7 @@ class TrainConfig:
     # CPU-only machine and back). Settings saved with a "device" still load (LEGACY_SETTINGS).
 
     def __post_init__(self) -> None:
-        _positive(self, "lr", "batch_size", "eval_batch_size", "max_epochs", "lora_rank")
+        _positive(self, "lr", "batch_size", "eval_batch_size", "max_epochs")
         if self.selector_lr is not None and self.selector_lr <= 0:
             raise ConfigError("selector_lr must be positive")
         if self.head_lr_scale <= 0:
@@ -134,6 +201,22 @@ class TrainConfig:
             raise ConfigError("batch_size must be at least 2 to mix new and old examples")
         if self.lora_targets is not None:
             object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
+        for cls in (LoraSettings, EncoderSettings):  # checked where they are defined (names the setting)
+            self._settings_of(cls)
+
+    @property
+    def lora(self) -> LoraSettings:
+        """The LoRA settings of the modules this config trains."""
+        return self._settings_of(LoraSettings)
+
+    @property
+    def encoder_settings(self) -> EncoderSettings:
+        """The input lengths of the examples this config trains on and predicts."""
+        return self._settings_of(EncoderSettings)
+
+    def _settings_of(self, cls: type) -> Any:
+        sources = {f.name: f.metadata.get("setting_of") for f in fields(self)}
+        return cls(**{src[1]: getattr(self, name) for name, src in sources.items() if src and src[0] is cls})
 
     @property
     def iter1_limit(self) -> int | None:
@@ -151,7 +234,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return _from_dict(cls, {k: v for k, v in data.items() if k not in LEGACY_SETTINGS})
+        return _from_dict(cls, {k: v for k, v in data.items()
+                                if k not in LEGACY_SETTINGS and not (k in LEGACY_NONE and v is None)})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -35,16 +35,21 @@ would inside the sentence and inside the prompt.
 Truncation: the special tokens and the whole prompt suffix are always kept; the sentence (with its
 markers) gets the rest of the budget, as one window centred on the entities or, when a relation's
 two entities are too far apart for one window, two half-windows each centred on one entity.
+
+Within ``ConpetEncoder.kept()`` (a job: a training step with its validation and test passes, a
+prediction) each example is tokenised once, however many epochs, stages and modules read it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
+from conpet.config import EncoderSettings  # defined with the other settings; imported from here too
 from conpet.data.example import Example
 
 Arch = Literal["encoder", "decoder"]
@@ -67,19 +72,6 @@ class MarkerTokens:
     pad: int
     tokens: tuple[str, ...]  # vocab strings of e1, /e1, e2, /e2, mask
     added: bool = False  # True when new special tokens had to be added to the vocabulary
-
-
-@dataclass(frozen=True, slots=True)
-class EncoderSettings:
-    """Maximum input lengths in tokens (Table III: 256 for entity typing, 128 for relations)."""
-
-    max_length_entity: int = 256
-    max_length_relation: int = 128
-
-    def __post_init__(self) -> None:
-        for name in ("max_length_entity", "max_length_relation"):
-            if getattr(self, name) < 24:
-                raise ValueError(f"{name} must be at least 24 tokens, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +189,7 @@ class ConpetEncoder:
         self.settings = settings or EncoderSettings()
         self.markers = prepare_tokenizer(tokenizer, arch)
         self.prefix, self.suffix = self._special_tokens()
+        self._kept: dict[tuple[str, str, tuple[Any, ...]], Encoded] | None = None  # see kept()
 
     def _special_tokens(self) -> tuple[list[int], list[int]]:
         """The ids the tokenizer puts before and after a text (``[CLS]``/``[SEP]``, a BOS, or none)."""
@@ -277,7 +270,31 @@ class ConpetEncoder:
 
     # -- public
 
+    @contextmanager
+    def kept(self) -> Iterator[None]:
+        """Within this (re-entrant) block each example is encoded once and then read back; the encodings
+        are forgotten when the outermost block ends. They are kept by what an encoding depends on besides
+        this encoder's tokenizer and settings: the example's kind, text and spans (not its id or label, so
+        a relabelled example cannot be given another's tokens)."""
+        if self._kept is not None:
+            yield
+            return
+        self._kept = {}
+        try:
+            yield
+        finally:
+            self._kept = None
+
     def encode(self, example: Example) -> Encoded:
+        if self._kept is None:
+            return self._encode(example)
+        key = (example.kind, example.text, example.spans)
+        enc = self._kept.get(key)
+        if enc is None:
+            enc = self._kept[key] = self._encode(example)
+        return enc
+
+    def _encode(self, example: Example) -> Encoded:
         max_length = self.max_length(example)
         sentence, ranges = self._sentence(example)
         prompt, mask_at = self._prompt(example, max_length)

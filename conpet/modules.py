@@ -27,7 +27,6 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ import torch
 from torch import nn
 
 from conpet.backbones import Backbone
+from conpet.config import LoraSettings  # defined with the other settings; imported from here too
 from conpet.encoding import Batch
 from conpet.errors import ConpetError
 from conpet.representations import REPRESENTATIONS, check_representation
@@ -60,46 +60,6 @@ def read_representation(states: torch.Tensor, batch: Batch, representation: str)
 
 class ModuleError(ConpetError):
     """A PET module folder that cannot be loaded, or a bad module name (names the path or module)."""
-
-
-@dataclass(frozen=True, slots=True)
-class LoraSettings:
-    """LoRA hyper-parameters of a PET module."""
-
-    rank: int = field(default=4, metadata={"help": "LoRA rank r (4 in all the paper's experiments)"})
-    alpha: float = field(default=8.0, metadata={"help": "lora_alpha; the update is scaled by alpha / rank"})
-    dropout: float = field(default=0.0, metadata={"help": "LoRA dropout (0 in the paper's code)"})
-    targets: tuple[str, ...] | None = field(
-        default=None,
-        metadata={"help": "module names to adapt; None = the backbone's per-architecture targets"},
-    )
-
-    def __post_init__(self) -> None:
-        if self.rank < 1:
-            raise ValueError(f"LoRA rank must be >= 1, got {self.rank}")
-        if self.alpha <= 0:
-            raise ValueError(f"LoRA alpha must be > 0, got {self.alpha}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"LoRA dropout must be in [0, 1), got {self.dropout}")
-        if self.targets is not None:
-            object.__setattr__(self, "targets", tuple(self.targets))
-            if not self.targets:
-                raise ValueError("LoRA targets must name at least one module (or be None)")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["targets"] = list(self.targets) if self.targets is not None else None
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LoraSettings:
-        targets = data.get("targets")
-        return cls(
-            rank=int(data["rank"]),
-            alpha=float(data["alpha"]),
-            dropout=float(data.get("dropout", 0.0)),
-            targets=tuple(targets) if targets else None,
-        )
 
 
 class _SharedPeft:

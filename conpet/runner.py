@@ -110,33 +110,13 @@ def run_continual(method: ContinualMethod, tasks: Sequence[TaskData], *, sink: P
     bounds = step_bounds(n, bool(getattr(method, "step_cost_grows", False)), start)
     try:
         for k in range(start, n):
-            task = tasks[k]
             lo, hi = bounds[k - start], bounds[k - start + 1]
             mid = lo + (hi - lo) * (TRAIN_SHARE if evaluate_each_step else 1.0)
-            step_sink = ScaledSink(sink, lo, mid, t_start, prefix=f"task {k + 1}/{n}: ")
-            t0, c0 = time.monotonic(), time.process_time()
-            stats: StepStats = method.learn_task(task, list(tasks[:k]), step_sink)
-            train_s, train_cpu = time.monotonic() - t0, time.process_time() - c0
-            record = StepRecord(k, list(task.types), train_s, 0.0, float("nan"), float("nan"), [], None,
-                                peak_rss_mb(), stats.to_dict(), train_cpu)
-            if evaluate_each_step:
-                t1 = time.monotonic()
-                eval_sink = ScaledSink(sink, mid, hi, t_start, prefix=f"task {k + 1}/{n}: ")
-                counts, sel, _ = evaluate(method, tasks[: k + 1], eval_sink)
-                result.matrix.update(k - start, counts)
-                record.eval_seconds = time.monotonic() - t1
-                record.whole_acc = result.matrix.whole(k - start)
-                record.avg_acc = result.matrix.average(k - start)
-                record.task_acc = result.matrix.accuracy()[k - start]
-                record.selector_acc = sel
-                oracle = getattr(method, "oracle_routing_accuracy", None)
-                seen_test = [ex for t in tasks[: k + 1] for ex in t.test]
-                if oracle is not None and getattr(method, "use_selector", False):
-                    record.oracle_routing_acc = oracle(seen_test)
-                report = getattr(method, "routing_report", None)
-                if report is not None:
-                    record.routing = report(seen_test)
-                record.peak_rss_mb = peak_rss_mb()
+            prefix = f"task {k + 1}/{n}: "
+            step_sink = ScaledSink(sink, lo, mid, t_start, prefix=prefix)
+            eval_sink = ScaledSink(sink, mid, hi, t_start, prefix=prefix) if evaluate_each_step else None
+            with method.job():  # each example is encoded once in the step's training, validation and test
+                record = _step(method, tasks, k, result.matrix, k - start, step_sink, eval_sink)
             result.steps.append(record)
             if sink is not None:
                 from conpet.protocols import ProgressEvent
@@ -154,3 +134,33 @@ def run_continual(method: ContinualMethod, tasks: Sequence[TaskData], *, sink: P
         if raise_on_cancel:
             raise
     return result
+
+
+def _step(method: ContinualMethod, tasks: Sequence[TaskData], k: int, matrix: Any, row: int,
+          step_sink: ProgressSink | None, eval_sink: ProgressSink | None) -> StepRecord:
+    """Learn ``tasks[k]``, then (with an ``eval_sink``) evaluate on the seen test sets into ``matrix[row]``."""
+    task = tasks[k]
+    t0, c0 = time.monotonic(), time.process_time()
+    stats: StepStats = method.learn_task(task, list(tasks[:k]), step_sink)
+    train_s, train_cpu = time.monotonic() - t0, time.process_time() - c0
+    record = StepRecord(k, list(task.types), train_s, 0.0, float("nan"), float("nan"), [], None,
+                        peak_rss_mb(), stats.to_dict(), train_cpu)
+    if eval_sink is None:
+        return record
+    t1 = time.monotonic()
+    counts, sel, _ = evaluate(method, tasks[: k + 1], eval_sink)
+    matrix.update(row, counts)
+    record.eval_seconds = time.monotonic() - t1
+    record.whole_acc = matrix.whole(row)
+    record.avg_acc = matrix.average(row)
+    record.task_acc = matrix.accuracy()[row]
+    record.selector_acc = sel
+    oracle = getattr(method, "oracle_routing_accuracy", None)
+    seen_test = [ex for t in tasks[: k + 1] for ex in t.test]
+    if oracle is not None and getattr(method, "use_selector", False):
+        record.oracle_routing_acc = oracle(seen_test)
+    report = getattr(method, "routing_report", None)
+    if report is not None:
+        record.routing = report(seen_test)
+    record.peak_rss_mb = peak_rss_mb()
+    return record

@@ -35,7 +35,7 @@ METHODS = [("dynamic-lda", "Dynamic ConPET routed by statistics (one expert per 
 # Below this many gold examples a type's 8:1:1 split leaves (almost) nothing to validate and test on.
 FEW_EXAMPLES = 10
 
-# Training budgets: the engine's profiles (conpet.config.make_config), in words.
+# Training budgets: the engine's profiles (conpet.config.profile_train), in words.
 BUDGETS = {
     "smoke": "Quick try: at most 100 batches per stage, 2 epochs (a few minutes on a CPU)",
     "quick": "Standard: at most 400 batches per stage, 2 epochs",

@@ -18,6 +18,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -113,6 +114,12 @@ class ContinualMethod:
 
     def predict(self, examples: Sequence[Example], sink: ProgressSink | None = None) -> list[Prediction]:
         raise NotImplementedError
+
+    def job(self) -> AbstractContextManager[Any]:
+        """The scope of one job (a training step with its validation and test passes; a prediction):
+        within it a method may keep what it computed per example (its encodings) for the job's other
+        passes. Re-entrant; what was kept goes at the end."""
+        return nullcontext()
 
     def save(self, folder: str | Path) -> None:
         raise NotImplementedError
@@ -228,24 +235,18 @@ class PETMethod(ContinualMethod):
     @property
     def pet(self) -> Any:
         if self._pet is None:
-            from conpet.modules import LoraSettings, PETModel
+            from conpet.modules import PETModel
 
-            kw: dict[str, Any] = {"rank": self.config.lora_rank, "dropout": self.config.lora_dropout}
-            if self.config.lora_alpha is not None:
-                kw["alpha"] = self.config.lora_alpha
-            if self.config.lora_targets is not None:
-                kw["targets"] = list(self.config.lora_targets)
-            self._pet = PETModel(self.backbone, LoraSettings(**kw))
+            self._pet = PETModel(self.backbone, self.config.lora)
         return self._pet
 
     @property
     def encoder(self) -> Any:
         if self._encoder is None:
-            from conpet.encoding import ConpetEncoder, EncoderSettings
+            from conpet.encoding import ConpetEncoder
 
-            settings = EncoderSettings(max_length_entity=self.config.max_length_entity,
-                                       max_length_relation=self.config.max_length_relation)
-            self._encoder = ConpetEncoder(self.backbone.tokenizer, self.backbone.arch, settings)
+            self._encoder = ConpetEncoder(self.backbone.tokenizer, self.backbone.arch,
+                                          self.config.encoder_settings)
         return self._encoder
 
     def adapter(self, name: str) -> str:
@@ -266,6 +267,11 @@ class PETMethod(ContinualMethod):
     def remove_module(self, name: str) -> None:
         if self.has_module(name):
             self.pet.remove_module(self.adapter(name))
+
+    def job(self) -> AbstractContextManager[Any]:
+        """Each example is tokenised once in the job, however many epochs, stages and modules read it
+        (``ConpetEncoder.kept``)."""
+        return self.encoder.kept()
 
     def encode(self, examples: Sequence[Example]) -> Any:
         return self.encoder.batch(list(examples)).to(self._device)

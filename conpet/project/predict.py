@@ -136,7 +136,8 @@ def _predict(project: Any, sink: ProgressSink | None, sentence_ids: list[int] | 
             examples = prediction_examples(project, model.kinds, sentence_ids)
             rep(0.02, f"predicting {len(examples)} mention(s) and pair(s)", "evaluation")
             before = method.backbone_forwards
-            preds = method.predict(examples, RunSink(project, run.id, sink)) if examples else []
+            with method.job():  # each example is encoded once for the selector's and the experts' passes
+                preds = method.predict(examples, RunSink(project, run.id, sink)) if examples else []
             passes = method.backbone_forwards - before
             preds = [renamed(p, model.rename) for p in preds]
             preds = fit_argument_types(project, examples, preds)  # declared head / tail types (not learnt)

@@ -287,9 +287,10 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                     project.logit_cache.prune_model(m.uid, saved_versions)
                 step_sink = ScaledSink(run_sink, 0.0, TRAIN_SHARE, prefix=f"task {task.index}: ")
                 seed_everything(step_seed(seed, task.index))  # new modules' initial weights repeat for a seed
-                stats = m.learn_task(new, datas[:-1], step_sink)
                 eval_sink = ScaledSink(run_sink, TRAIN_SHARE, 0.97, prefix=f"task {task.index}: ")
-                counts, sel, preds = evaluate(m, datas, eval_sink)
+                with m.job():  # each example is encoded once in the step's training, validation and test
+                    stats = m.learn_task(new, datas[:-1], step_sink)
+                    counts, sel, preds = evaluate(m, datas, eval_sink)
                 if run_sink.cancel_requested():
                     raise Cancelled("cancelled by the user")
                 metrics = {**_step_metrics(task.index, new, datas, counts, sel, stats), "seed": seed,
