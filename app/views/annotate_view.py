@@ -26,17 +26,26 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.undo import AcceptPrediction, AddEntity, AddRelation, ChangeType, DeleteAnnotation, perform
+from app.undo import AddEntity, AddRelation, ChangeType, DeleteAnnotation, perform
 from app.viewmodels.project_model import ProjectModel
+from app.viewmodels.review_queue import ReviewQueue
 from app.viewmodels.sentences_model import (
     CONFIDENCE_FILTERS,
     SentenceFilter,
     SentenceIdRole,
     SentenceListModel,
 )
+from app.views.suggestions import (
+    KEYS_HELP,
+    SuggestionActions,
+    open_suggestions,
+    suggestion_key,
+    suggestion_marks,
+)
 from app.widgets.annotation_editor import AnnotationEditor, Arc, Mark
 from app.widgets.flow_layout import FlowLayout
 from conpet.data.example import Span
+from conpet.errors import ConpetError
 from conpet.store import AnnotationRecord, PredictionRecord, TypeRecord
 
 STATUS_FILTERS = [(None, "Any status"), ("annotated", "Annotated"), ("unannotated", "Not annotated"),
@@ -49,7 +58,7 @@ def swatch(colour: str, size: int = 12) -> QIcon:
     return QIcon(pm)
 
 
-class AnnotateView(QWidget):
+class AnnotateView(SuggestionActions, QWidget):
     sentenceSelected = Signal(int)
 
     def __init__(self, model: ProjectModel, parent: QWidget | None = None) -> None:
@@ -61,6 +70,9 @@ class AnnotateView(QWidget):
         self._total = 0
         self.suggestions: list[PredictionRecord] = []  # the model's predictions with no gold label yet
         self.focus_annotation: int | None = None
+        self.selected_suggestion: int | None = None  # a suggestion chosen with Tab or a click
+        self.in_queue = False  # the sentence was reached by "Next most useful": Enter goes on in the queue
+        self.queue = ReviewQueue(model)  # before the view's own connections: it counts first
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         outer = QVBoxLayout(self)
@@ -101,6 +113,15 @@ class AnnotateView(QWidget):
         ll.addWidget(self.confidence_filter)
         ll.addWidget(self.list, 1)
         ll.addWidget(self.count_label)
+        addrow = QHBoxLayout()
+        self.add_sentence_edit = QLineEdit()
+        self.add_sentence_edit.setObjectName("addSentence")
+        self.add_sentence_edit.setPlaceholderText("Add a sentence: type it and press Enter")
+        self.paste_button = QPushButton("Paste text…")
+        self.paste_button.setToolTip("Paste several sentences or paragraphs: they are split into sentences")
+        addrow.addWidget(self.add_sentence_edit, 1)
+        addrow.addWidget(self.paste_button)
+        ll.addLayout(addrow)
         splitter.addWidget(left)
 
         # --- right: the editor
@@ -116,7 +137,16 @@ class AnnotateView(QWidget):
         self.next_button = QToolButton()
         self.next_button.setText("Next ▶")
         self.next_button.setToolTip("Next sentence (Alt+Down)")
+        self.useful_button = QToolButton()
+        self.useful_button.setObjectName("nextUseful")
+        self.useful_button.setText("Next most useful ▶▶")
+        self.useful_button.setToolTip("The unreviewed sentence the model is least sure about, from the latest "
+                                      "prediction run (Alt+N)")
+        self.queue_label = QLabel()
+        self.queue_label.setObjectName("hint")
         nav.addWidget(self.title, 1)
+        nav.addWidget(self.queue_label)
+        nav.addWidget(self.useful_button)
         nav.addWidget(self.prev_button)
         nav.addWidget(self.next_button)
         rl.addLayout(nav)
@@ -127,7 +157,8 @@ class AnnotateView(QWidget):
         rl.addWidget(self.editor, 1)
         hint = QLabel("Select text, then press a type's key (or click it). Relation: click the head and "
                       "press H, then click the tail and press the relation's key (T marks a tail first, if "
-                      "you like). Click a mention to retype or delete it. Ctrl+Z undoes.")
+                      "you like). Click a mention to retype or delete it. Ctrl+Z undoes.\nSuggestions (dotted): "
+                      + KEYS_HELP + ".")
         hint.setObjectName("hint")
         hint.setWordWrap(True)
         rl.addWidget(hint)
@@ -152,9 +183,9 @@ class AnnotateView(QWidget):
         ends.addWidget(self.ends_label, 1)
         rl.addLayout(ends)
 
-        self.table = QTableWidget(0, 4)
+        self.table = QTableWidget(0, 5)
         self.table.setObjectName("annotationTable")
-        self.table.setHorizontalHeaderLabels(["Kind", "Text", "Type", "Status"])
+        self.table.setHorizontalHeaderLabels(["Kind", "Text", "Type", "Status", "By"])
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -163,6 +194,7 @@ class AnnotateView(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.ResizeToContents)
         rl.addWidget(self.table, 2)
         trow = QHBoxLayout()
         self.delete_button = QPushButton("Delete annotation")
@@ -170,7 +202,7 @@ class AnnotateView(QWidget):
         self.accept_next_button = QPushButton("Accept suggestions && next (Enter)")
         self.accept_next_button.setProperty("primary", True)
         self.accept_next_button.setToolTip("Make the model's suggestions in this sentence (dotted) gold labels, "
-                                           "then go to the next sentence")
+                                           "then go to the next sentence. " + KEYS_HELP)
         self.accept_next_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         trow.addWidget(self.delete_button)
         trow.addStretch(1)
@@ -205,6 +237,13 @@ class AnnotateView(QWidget):
         self.next_button.clicked.connect(lambda: self.step(1))
         QShortcut(QKeySequence("Alt+Up"), self, lambda: self.step(-1))
         QShortcut(QKeySequence("Alt+Down"), self, lambda: self.step(1))
+        QShortcut(QKeySequence("Alt+N"), self, self.next_most_useful)
+        self.useful_button.clicked.connect(self.next_most_useful)
+        self.editor.cyclePressed.connect(self.cycle_suggestion)
+        self.editor.spacePressed.connect(self.accept_selected)
+        self.add_sentence_edit.returnPressed.connect(self.add_typed_sentence)
+        self.paste_button.clicked.connect(self.paste_text)
+        model.predictionsChanged.connect(self._show_queue_progress)
         self.editor.shortcutPressed.connect(self.on_key)
         self.editor.deletePressed.connect(self.delete_focused)
         self.editor.escapePressed.connect(self.clear_ends)
@@ -226,6 +265,7 @@ class AnnotateView(QWidget):
 
         self._types_changed()
         self._list_reset()
+        self._show_queue_progress()
 
     # --- messages -------------------------------------------------------------------------------
     def show_message(self, level: str, text: str) -> None:
@@ -330,6 +370,34 @@ class AnnotateView(QWidget):
         self.list.scrollTo(self.list_model.index(row), QAbstractItemView.ScrollHint.PositionAtCenter)
         return True
 
+    def _show_queue_progress(self) -> None:
+        self.queue_label.setText(self.queue.progress() if self.queue.run_id is not None else "No prediction run yet")
+        self.queue_label.setToolTip(self.queue.progress())
+
+    def add_typed_sentence(self) -> int | None:
+        """The "Add a sentence" field: add its text (as one sentence) and go to it."""
+        from app.viewmodels.text_input import add_text
+
+        try:
+            added = add_text(self.model, self.add_sentence_edit.text(), split="line", source="typed")
+        except ConpetError as exc:
+            self.show_message("error", str(exc).replace("the box", "the field"))
+            return None
+        self.add_sentence_edit.clear()
+        self.select_sentence(added.ids[0])
+        self.show_message("ok", added.summary() if added.added else "That sentence is already in the project: "
+                          "here it is.")
+        return added.ids[0]
+
+    def paste_text(self) -> None:
+        from app.paste_dialog import PasteTextDialog
+
+        dialog = PasteTextDialog(self.model, self)
+        if dialog.exec() and dialog.result_ is not None:
+            if dialog.result_.ids:
+                self.select_sentence(dialog.result_.ids[0])
+            self.show_message("ok", dialog.result_.summary())
+
     def step(self, delta: int) -> None:
         row = self.list.currentIndex().row() + delta
         if 0 <= row < self.list_model.rowCount():
@@ -342,6 +410,8 @@ class AnnotateView(QWidget):
         self.sentence_id = sentence_id
         if changed:
             self.focus_annotation = None
+            self.selected_suggestion = None
+            self.in_queue = False
             self.editor.set_sentence(self.model.sentence(sentence_id).text if sentence_id is not None else "")
             self._update_ends()
             if sentence_id is not None:
@@ -372,21 +442,19 @@ class AnnotateView(QWidget):
         text = self.editor.toPlainText()
         types = {t.id: t for t in self.model.types()}
         by_name = {t.name: t for t in self.model.types()}
-        marks = []
-        for a in self._annotations:
-            if a.kind == "entity" and a.status == "gold":
-                colour = types[a.type_id].colour if a.type_id in types else "#999999"
-                marks.append(Mark(a.start, a.end, colour, a.type_name, a.id))
-        for p in self.suggestions:
-            if p.kind == "entity":
-                colour = by_name[p.label].colour if p.label in by_name else "#999999"
-                marks.append(Mark(p.start, p.end, colour, f"suggested: {p.label} ({100 * p.score:.0f} %)",
-                                  ("prediction", p.id), suggested=True))
-        self.editor.set_marks(marks, self.focus_annotation)
+        marks = [Mark(a.start, a.end, types[a.type_id].colour if a.type_id in types else "#999999",
+                      _gold_label(a), a.id)
+                 for a in self._annotations if a.kind == "entity" and a.status == "gold"]
+        more_marks, suggested_arcs = suggestion_marks(
+            self.suggestions, self._annotations, lambda label: by_name[label].colour if label in by_name else "#999999")
+        if self._suggestion(self.selected_suggestion) is None:
+            self.selected_suggestion = None
+        focus = suggestion_key(self.selected_suggestion) if self.selected_suggestion is not None else self.focus_annotation
+        self.editor.set_marks(marks + more_marks, focus)
         self.editor.set_arcs([Arc((a.start, a.end), (a.tail_start, a.tail_end),
                                   types[a.type_id].colour if a.type_id in types else "#999999", a.type_name, a.id)
                               for a in self._annotations if a.kind == "relation" and a.status == "gold"
-                              and a.tail_start is not None and a.tail_end is not None])
+                              and a.tail_start is not None and a.tail_end is not None] + suggested_arcs)
         self.table.blockSignals(True)
         self.table.setRowCount(len(self._annotations))
         for i, a in enumerate(self._annotations):
@@ -396,9 +464,11 @@ class AnnotateView(QWidget):
                 shown = f"{text[a.start:a.end]}  →  {text[a.tail_start:a.tail_end]}"
             colour = types[a.type_id].colour if a.type_id in types else "#999999"
             items = [QTableWidgetItem(a.kind), QTableWidgetItem(shown), QTableWidgetItem(swatch(colour), a.type_name),
-                     QTableWidgetItem(a.status)]
+                     QTableWidgetItem(a.status), QTableWidgetItem(a.author)]
             for j, it in enumerate(items):
                 it.setData(Qt.ItemDataRole.UserRole, a.id)
+                it.setToolTip(f"{a.status} {a.kind} {a.type_name!r}, version {a.version}, by {a.author}"
+                              + (f", {a.created_at:%Y-%m-%d %H:%M}" if a.created_at else ""))
                 self.table.setItem(i, j, it)
             if a.id == self.focus_annotation:
                 self.table.selectRow(i)
@@ -423,6 +493,10 @@ class AnnotateView(QWidget):
         return None
 
     def _mark_clicked(self, key: object) -> None:
+        if isinstance(key, tuple) and key[0] == "prediction":
+            self.select_suggestion(key[1])
+            return
+        self.selected_suggestion = None
         self.focus(key if isinstance(key, int) else None)
 
     def focus(self, annotation_id: int | None) -> None:
@@ -430,8 +504,9 @@ class AnnotateView(QWidget):
         self._show_sentence()
         a = self._annotation(annotation_id)
         if a is not None:
-            self.show_message("info", f"Selected {a.kind} {a.type_name!r}: press another type's key to change "
-                              "it, Delete to remove it, H / T to use it as a relation's head / tail.")
+            by = f" (by {a.author})" if a.author != "user" else ""
+            self.show_message("info", f"Selected {a.status} {a.kind} {a.type_name!r}{by}: press another type's key "
+                              "to change it, Delete to remove it, H / T to use it as a relation's head / tail.")
 
     def show_replayed(self, what: str, annotation_id: int) -> None:
         """After an undo or redo: go to the sentence it changed and highlight the annotation (or, when
@@ -442,10 +517,10 @@ class AnnotateView(QWidget):
             return
         text = self.editor.toPlainText()
         shown = text[a.start:a.end] if a.kind == "entity" else f"{text[a.start:a.end]} → {text[a.tail_start:a.tail_end]}"
-        if a.status == "gold":
+        if a.status in ("gold", "rejected"):
             self.focus_annotation = a.id
             self._show_sentence()
-            state = f"now {a.type_name}"
+            state = f"now {a.type_name}" if a.status == "gold" else f"rejected as {a.type_name}"
         else:
             self.focus_annotation = None
             self._show_sentence()
@@ -593,26 +668,10 @@ class AnnotateView(QWidget):
             parts.append(f"{role.capitalize()}: " + (repr(text[m.start:m.end]) if m else "—"))
         self.ends_label.setText("   ".join(parts))
 
-    def accept_and_next(self) -> int:
-        """Make this sentence's suggestions gold (one undo step), then go to the next sentence; returns
-        how many were accepted. Only unlabelled spans are suggested, so no gold label is overwritten."""
-        if self.sentence_id is None:
-            return 0
-        sid, accepted = self.sentence_id, 0
-        if self.suggestions:
-            stack = self.model.undo_stack
-            stack.beginMacro(f"Accept {len(self.suggestions)} suggestion(s) in sentence {sid}")
-            for p in list(self.suggestions):
-                accepted += perform(self.model, AcceptPrediction(self.model, p.id))
-            stack.endMacro()
-        row = self.list.currentIndex().row()
-        last = row + 1 >= self.list_model.rowCount()
-        self.step(1)
-        done = f"Accepted {accepted} suggestion(s) in sentence {sid}" if accepted else f"Sentence {sid} kept as it is"
-        self.show_message("ok", done + (": that was the last sentence of the list." if last else "; next sentence."))
-        return accepted
-
     def delete_focused(self) -> bool:
+        """Delete: reject the selected suggestion, or delete the selected annotation."""
+        if self.selected_suggestion is not None:
+            return self.reject_selected()
         a = self._annotation(self.focus_annotation)
         if a is None:
             self.show_message("error", "Click a mention or select an annotation in the table to delete it.")
@@ -625,20 +684,9 @@ class AnnotateView(QWidget):
         return ok
 
 
-def open_suggestions(predictions: list[PredictionRecord], annotations: list[AnnotationRecord]) -> list[PredictionRecord]:
-    """The predictions still to decide on: no gold label on their span, and (for a mention) not over a
-    gold mention, which the store would refuse anyway."""
-    gold = [a for a in annotations if a.status == "gold"]
-    spans = {(a.kind, a.spans) for a in gold}
-    mentions = [Span(a.start, a.end) for a in gold if a.kind == "entity"]
-    out = []
-    for p in predictions:
-        if (p.kind, p.spans) in spans:
-            continue
-        if p.kind == "entity" and any(Span(p.start, p.end).overlaps(m) for m in mentions):
-            continue
-        out.append(p)
-    return out
+def _gold_label(a: AnnotationRecord) -> str:
+    """A gold mark's tooltip: its type, and where it came from when a model proposed it."""
+    return a.type_name + (f" (accepted from {a.author})" if a.author.startswith("model:") else "")
 
 
 def _in_word(ch: str) -> bool:

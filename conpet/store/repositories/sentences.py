@@ -45,6 +45,34 @@ class SentenceRepository:
         with self._db.transaction() as s:
             return sentence_record(add_sentence(s, text, source)[0])
 
+    def add_many(self, texts: list[str], source: str = "") -> list[tuple[int, bool]]:
+        """Add many sentences in one transaction: ``(id, created)`` per text, in order; a text already in
+        the project (or earlier in ``texts``) is not added again and gives the existing id."""
+        if any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise StoreError("a sentence must not be empty")
+        hashes = [content_hash(t) for t in texts]
+        with self._db.transaction() as s:
+            known: dict[str, int] = {}
+            unique = list(dict.fromkeys(hashes))
+            for i in range(0, len(unique), 500):  # SQLite limits the parameters of one query
+                chunk = unique[i:i + 500]
+                known.update(s.execute(select(Sentence.content_hash, Sentence.id)
+                                       .where(Sentence.content_hash.in_(chunk))).tuples())
+            new: dict[str, Sentence] = {}
+            for text, h in zip(texts, hashes, strict=True):
+                if h not in known and h not in new:
+                    new[h] = Sentence(text=text, source=source or "", content_hash=h)
+            s.add_all(new.values())
+            s.flush()  # once: the ids of all new rows
+            out: list[tuple[int, bool]] = []
+            for h in hashes:
+                if h in new:
+                    out.append((new.pop(h).id, True))
+                    known[h] = out[-1][0]
+                else:
+                    out.append((known[h], False))
+            return out
+
     def get(self, sentence_id: int) -> SentenceRecord:
         with self._db.read() as s:
             row = s.get(Sentence, sentence_id)

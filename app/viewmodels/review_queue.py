@@ -1,0 +1,87 @@
+"""The "next most useful" queue of the Label view: the sentences that had no gold label when the latest
+whole-project prediction run was made, ordered by the model's uncertainty (``conpet.uncertainty``), and
+which of them the user has reviewed since.
+
+A sentence counts as reviewed once it has a gold label or a rejection, or once the user went on from it
+with "Next most useful" (looked at it and found nothing to mark). The queue is rebuilt when a new
+prediction run finishes; the reviewed set lives as long as the open project.
+"""
+
+from __future__ import annotations
+
+from app.viewmodels.project_model import ProjectModel
+from conpet.uncertainty import most_useful_order
+
+
+class ReviewQueue:
+    def __init__(self, model: ProjectModel) -> None:
+        self.model = model
+        self.run_id: int | None = None
+        self.order: list[int] = []
+        self._members: set[int] = set()
+        self._labelled: set[int] = set()  # queue members with a gold label or a rejection
+        self._passed: set[int] = set()  # queue members the user went on from
+        model.predictionsChanged.connect(self.rebuild)
+        model.annotationsChanged.connect(self._annotations_changed)
+        model.sentencesChanged.connect(self._sentences_added)
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Order the queue again when there is a newer prediction run (the same run keeps its order)."""
+        run = self.model.latest_prediction_run()
+        if run is None:
+            self.run_id, self.order, self._members = None, [], set()
+            self._labelled, self._passed = set(), set()
+            return
+        if run.id == self.run_id:
+            return
+        self.run_id, self._passed = run.id, set()
+        unlabelled = self.model.sentence_ids(status="unannotated")
+        self.order = most_useful_order(unlabelled, self.model.predictions_for_run(run.id))
+        self._members = set(self.order)
+        self._refresh_labelled()
+
+    def _sentences_added(self) -> None:
+        """Sentences imported after the run have no prediction: they join the end of the queue."""
+        if self.run_id is None:
+            return
+        new = [s for s in self.model.sentence_ids(status="unannotated") if s not in self._members]
+        self.order += new
+        self._members.update(new)
+        self._refresh_labelled()
+
+    def _refresh_labelled(self) -> None:
+        unlabelled = set(self.model.sentence_ids(status="unannotated"))
+        rejected = set(self.model.sentence_ids(status="rejected"))
+        self._labelled = {s for s in self.order if s not in unlabelled or s in rejected}
+
+    def _annotations_changed(self, sentence_id: int) -> None:
+        if not self.order:
+            return
+        if sentence_id == -1:  # many sentences changed (a type deleted, an undo of an import)
+            self._refresh_labelled()
+        elif sentence_id in self._members:
+            if any(a.status in ("gold", "rejected") for a in self.model.annotations(sentence_id)):
+                self._labelled.add(sentence_id)
+            else:
+                self._labelled.discard(sentence_id)
+
+    def reviewed(self, sentence_id: int) -> bool:
+        return sentence_id in self._labelled or sentence_id in self._passed
+
+    def passed(self, sentence_id: int) -> None:
+        if sentence_id in self._members:
+            self._passed.add(sentence_id)
+
+    def next_after(self, current: int | None) -> int | None:
+        """The least sure sentence not reviewed yet (other than ``current``); None when all are."""
+        for sid in self.order:
+            if sid != current and not self.reviewed(sid):
+                return sid
+        return None
+
+    def progress(self) -> str:
+        if self.run_id is None:
+            return "No prediction run yet: predict the project (Ctrl+P) to rank sentences by the model's doubt."
+        done = sum(self.reviewed(s) for s in self.order)
+        return f"{done} of {len(self.order)} reviewed"
