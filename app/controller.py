@@ -62,11 +62,11 @@ class JobController(QObject):
         provider = self.backbone_provider
         return self._start("predict", partial(_predict, self.folder, sentence_ids, provider, self.cpu_threads))
 
-    def start_import(self, path: Path, fmt: str | None = None) -> Worker:
+    def start_import(self, path: Path, fmt: str | None = None, options: dict | None = None) -> Worker:
         if "import" in self.current:
             raise RuntimeError("an import is already running")
         self._types_before_import = {t.id for t in self.model.types()}
-        return self._start("import", partial(jobs.import_data, self.folder, Path(path), fmt))
+        return self._start("import", partial(jobs.import_data, self.folder, Path(path), fmt, options))
 
     def _refuse_if_busy(self) -> None:
         if self.model_job_running():

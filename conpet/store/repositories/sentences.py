@@ -56,8 +56,8 @@ class SentenceRepository:
             unique = list(dict.fromkeys(hashes))
             for i in range(0, len(unique), 500):  # SQLite limits the parameters of one query
                 chunk = unique[i:i + 500]
-                known.update(s.execute(select(Sentence.content_hash, Sentence.id)
-                                       .where(Sentence.content_hash.in_(chunk))).tuples())
+                rows = s.execute(select(Sentence.content_hash, Sentence.id).where(Sentence.content_hash.in_(chunk)))
+                known.update((h, i) for h, i in rows)
             new: dict[str, Sentence] = {}
             for text, h in zip(texts, hashes, strict=True):
                 if h not in known and h not in new:
