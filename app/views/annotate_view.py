@@ -371,8 +371,15 @@ class AnnotateView(SuggestionActions, QWidget):
         return True
 
     def _show_queue_progress(self) -> None:
-        self.queue_label.setText(self.queue.progress() if self.queue.run_id is not None else "No prediction run yet")
+        """The queue's counter, when the view is shown (ordering a new run's predictions waits till then)."""
+        if not self.isVisible():
+            return
+        self.queue_label.setText(self.queue.progress() if self.queue.has_run() else "No prediction run yet")
         self.queue_label.setToolTip(self.queue.progress())
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self._show_queue_progress()
 
     def add_typed_sentence(self) -> int | None:
         """The "Add a sentence" field: add its text (as one sentence) and go to it."""
@@ -422,6 +429,7 @@ class AnnotateView(SuggestionActions, QWidget):
         if sentence_id in (-1, self.sentence_id):
             self._show_sentence()
         self._update_progress(sentence_id)
+        self._show_queue_progress()
 
     def _show_sentence(self) -> None:
         if self.sentence_id is None:

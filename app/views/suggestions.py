@@ -147,7 +147,7 @@ class SuggestionActions:
     def next_most_useful(self) -> int | None:
         """Go to the unreviewed sentence the model is least sure about (the one shown, when the queue led
         there, counts as reviewed)."""
-        if self.queue.run_id is None:
+        if not self.queue.has_run():
             self.show_message("info", self.queue.progress())
             return None
         if self.in_queue and self.sentence_id is not None:
