@@ -323,6 +323,8 @@ class AnnotationEditor(QTextEdit):  # not QPlainTextEdit: its layout ignores lin
             else:
                 tint.setAlpha((90 if focused else 25) if m.suggested else (140 if focused else 70))
             fmt.setBackground(tint)
+            if focused and m.suggested:
+                fmt.setFontWeight(600)
             # a selected suggestion gets a dashed line, the others a dotted one: both differ from gold's
             style = QTextCharFormat.UnderlineStyle
             fmt.setUnderlineStyle((style.DashUnderline if focused else style.DotLine) if m.suggested or m.rejected
