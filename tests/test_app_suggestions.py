@@ -85,13 +85,20 @@ def test_select_accept_reject_with_keys_and_undo_each(qtbot, app_env, tmp_path):
     assert "rejected as City" in view.status.text()
 
 
-def test_shift_tab_cycles_backwards_and_enter_accepts_the_rest_with_provenance(qtbot, app_env, tmp_path):
+def test_shift_tab_cycles_backwards_escape_clears_and_enter_accepts_all_with_provenance(qtbot, app_env, tmp_path):
     w, view, sid, types = setup(qtbot, app_env, tmp_path)
     ed = view.editor
     run = predict(w, [NewPrediction(sid, (span("Ada Quill"),), "Person", 0.7),
                       NewPrediction(sid, (span("Lisbon"),), "City", 0.9)])
     qtbot.keyClick(ed, Qt.Key.Key_Backtab, Qt.KeyboardModifier.ShiftModifier)
     assert view.selected_suggestion == view.suggestions[-1].id
+    qtbot.keyClick(ed, Qt.Key.Key_Escape)  # nothing selected: Delete then rejects nothing
+    qtbot.keyClick(ed, Qt.Key.Key_Delete)
+    assert view.selected_suggestion is None and len(view.suggestions) == 2 and w.model.undo_stack.count() == 0
+    qtbot.keyClick(ed, Qt.Key.Key_Tab)
+    qtbot.keyClick(ed, Qt.Key.Key_Tab)
+    qtbot.keyClick(ed, Qt.Key.Key_Tab)  # round and round
+    assert view.selected_suggestion == view.suggestions[0].id
     qtbot.keyClick(ed, Qt.Key.Key_Return)
     assert {a.author for a in w.model.project.annotations.for_sentence(sid)} == {f"model:dynamic-lda run {run}"}
     assert w.model.undo_stack.count() == 1

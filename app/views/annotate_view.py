@@ -246,7 +246,7 @@ class AnnotateView(SuggestionActions, QWidget):
         model.predictionsChanged.connect(self._show_queue_progress)
         self.editor.shortcutPressed.connect(self.on_key)
         self.editor.deletePressed.connect(self.delete_focused)
-        self.editor.escapePressed.connect(self.clear_ends)
+        self.editor.escapePressed.connect(self._escape)
         self.editor.acceptPressed.connect(self.accept_and_next)
         self.accept_next_button.clicked.connect(self.accept_and_next)
         model.predictionsChanged.connect(self._show_sentence)
@@ -540,6 +540,7 @@ class AnnotateView(SuggestionActions, QWidget):
     def _table_selection(self) -> None:
         rows = self.table.selectionModel().selectedRows()
         if rows:
+            self.selected_suggestion = None  # Delete now means the annotation chosen in the table
             self.focus_annotation = int(self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole))
             marks = self.editor.marks()
             self.editor.set_marks(marks, self.focus_annotation)
@@ -662,6 +663,13 @@ class AnnotateView(SuggestionActions, QWidget):
         else:
             self.show_message("info", f"{role.capitalize()} set to {text[span[0]:span[1]]!r}.")
         return True
+
+    def _escape(self) -> None:
+        """Escape drops what is half chosen: a relation's head and tail, the selected suggestion."""
+        self.clear_ends()
+        if self.selected_suggestion is not None:
+            self.select_suggestion(None)
+            self.show_message("info", "No suggestion selected (Tab selects one).")
 
     def clear_ends(self) -> None:
         self.editor.set_pending("head", None)
