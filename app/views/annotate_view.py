@@ -35,17 +35,19 @@ from app.viewmodels.sentences_model import (
     SentenceIdRole,
     SentenceListModel,
 )
+from app.views.selection import selection_problem, snap_to_words
 from app.views.suggestions import (
     KEYS_HELP,
     SuggestionActions,
+    gold_label,
     open_suggestions,
     suggestion_key,
     suggestion_marks,
 )
+from app.views.text_entry import TextEntryActions
 from app.widgets.annotation_editor import AnnotationEditor, Arc, Mark
 from app.widgets.flow_layout import FlowLayout
 from conpet.data.example import Span
-from conpet.errors import ConpetError
 from conpet.store import AnnotationRecord, PredictionRecord, TypeRecord
 
 STATUS_FILTERS = [(None, "Any status"), ("annotated", "Annotated"), ("unannotated", "Not annotated"),
@@ -58,7 +60,7 @@ def swatch(colour: str, size: int = 12) -> QIcon:
     return QIcon(pm)
 
 
-class AnnotateView(SuggestionActions, QWidget):
+class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
     sentenceSelected = Signal(int)
 
     def __init__(self, model: ProjectModel, parent: QWidget | None = None) -> None:
@@ -113,15 +115,7 @@ class AnnotateView(SuggestionActions, QWidget):
         ll.addWidget(self.confidence_filter)
         ll.addWidget(self.list, 1)
         ll.addWidget(self.count_label)
-        addrow = QHBoxLayout()
-        self.add_sentence_edit = QLineEdit()
-        self.add_sentence_edit.setObjectName("addSentence")
-        self.add_sentence_edit.setPlaceholderText("Add a sentence: type it and press Enter")
-        self.paste_button = QPushButton("Paste text…")
-        self.paste_button.setToolTip("Paste several sentences or paragraphs: they are split into sentences")
-        addrow.addWidget(self.add_sentence_edit, 1)
-        addrow.addWidget(self.paste_button)
-        ll.addLayout(addrow)
+        ll.addLayout(self._text_entry_row())
         splitter.addWidget(left)
 
         # --- right: the editor
@@ -241,8 +235,6 @@ class AnnotateView(SuggestionActions, QWidget):
         self.useful_button.clicked.connect(self.next_most_useful)
         self.editor.cyclePressed.connect(self.cycle_suggestion)
         self.editor.spacePressed.connect(self.accept_selected)
-        self.add_sentence_edit.returnPressed.connect(self.add_typed_sentence)
-        self.paste_button.clicked.connect(self.paste_text)
         model.predictionsChanged.connect(self._show_queue_progress)
         self.editor.shortcutPressed.connect(self.on_key)
         self.editor.deletePressed.connect(self.delete_focused)
@@ -370,41 +362,6 @@ class AnnotateView(SuggestionActions, QWidget):
         self.list.scrollTo(self.list_model.index(row), QAbstractItemView.ScrollHint.PositionAtCenter)
         return True
 
-    def _show_queue_progress(self) -> None:
-        """The queue's counter, when the view is shown (ordering a new run's predictions waits till then)."""
-        if not self.isVisible():
-            return
-        self.queue_label.setText(self.queue.progress() if self.queue.has_run() else "No prediction run yet")
-        self.queue_label.setToolTip(self.queue.progress())
-
-    def showEvent(self, event) -> None:  # noqa: N802
-        super().showEvent(event)
-        self._show_queue_progress()
-
-    def add_typed_sentence(self) -> int | None:
-        """The "Add a sentence" field: add its text (as one sentence) and go to it."""
-        from app.viewmodels.text_input import add_text
-
-        try:
-            added = add_text(self.model, self.add_sentence_edit.text(), split="line", source="typed")
-        except ConpetError as exc:
-            self.show_message("error", str(exc).replace("the box", "the field"))
-            return None
-        self.add_sentence_edit.clear()
-        self.select_sentence(added.ids[0])
-        self.show_message("ok", added.summary() if added.added else "That sentence is already in the project: "
-                          "here it is.")
-        return added.ids[0]
-
-    def paste_text(self) -> None:
-        from app.paste_dialog import PasteTextDialog
-
-        dialog = PasteTextDialog(self.model, self)
-        if dialog.exec() and dialog.result_ is not None:
-            if dialog.result_.ids:
-                self.select_sentence(dialog.result_.ids[0])
-            self.show_message("ok", dialog.result_.summary())
-
     def step(self, delta: int) -> None:
         row = self.list.currentIndex().row() + delta
         if 0 <= row < self.list_model.rowCount():
@@ -451,7 +408,7 @@ class AnnotateView(SuggestionActions, QWidget):
         types = {t.id: t for t in self.model.types()}
         by_name = {t.name: t for t in self.model.types()}
         marks = [Mark(a.start, a.end, types[a.type_id].colour if a.type_id in types else "#999999",
-                      _gold_label(a), a.id)
+                      gold_label(a), a.id)
                  for a in self._annotations if a.kind == "entity" and a.status == "gold"]
         more_marks, suggested_arcs = suggestion_marks(
             self.suggestions, self._annotations, lambda label: by_name[label].colour if label in by_name else "#999999")
@@ -698,38 +655,3 @@ class AnnotateView(SuggestionActions, QWidget):
             self._show_sentence()
             self.show_message("ok", f"Deleted the {a.kind} {a.type_name!r} (Ctrl+Z brings it back).")
         return ok
-
-
-def _gold_label(a: AnnotationRecord) -> str:
-    """A gold mark's tooltip: its type, and where it came from when a model proposed it."""
-    return a.type_name + (f" (accepted from {a.author})" if a.author.startswith("model:") else "")
-
-
-def _in_word(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
-
-
-def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
-    """Widen a selection that starts or ends inside a word to the whole word (a mouse drag rarely lands
-    exactly on a word's edge); a selection on word boundaries is kept as it is."""
-    if start < end:
-        while start > 0 and _in_word(text[start - 1]) and _in_word(text[start]):
-            start -= 1
-        while end < len(text) and _in_word(text[end]) and _in_word(text[end - 1]):
-            end += 1
-    return start, end
-
-
-def selection_problem(text: str, start: int, end: int) -> str | None:
-    """Why a selection can't be a mention, in words; None when it can."""
-    piece = text[start:end]
-    if not piece.strip():
-        return "The selection is empty or only spaces."
-    if "\n" in piece:
-        return "A mention can't span several lines."
-    # a selection that cuts a word in half is almost always a slip of the mouse
-    if start > 0 and text[start - 1].isalnum() and text[start].isalnum():
-        return f"The selection starts inside a word ({text[max(0, start - 6):end]!r}); select whole words."
-    if end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
-        return f"The selection ends inside a word ({text[start:end + 6]!r}); select whole words."
-    return None

@@ -38,6 +38,11 @@ def open_suggestions(predictions: list[PredictionRecord], annotations: list[Anno
     return out
 
 
+def gold_label(a: AnnotationRecord) -> str:
+    """A gold mark's tooltip: its type, and where it came from when a model proposed it."""
+    return a.type_name + (f" (accepted from {a.author})" if a.author.startswith("model:") else "")
+
+
 def suggestion_key(prediction_id: int) -> tuple[str, int]:
     """How the editor's marks name a suggestion (an annotation's mark is its plain id)."""
     return ("prediction", prediction_id)
@@ -166,3 +171,14 @@ class SuggestionActions:
             self.cycle_suggestion(1)
         self.show_message("info", f"Next most useful sentence ({self.queue.progress()}). " + KEYS_HELP + ".")
         return sid
+
+    def _show_queue_progress(self) -> None:
+        """The queue's counter, when the view is shown (ordering a new run's predictions waits till then)."""
+        if not self.isVisible():
+            return
+        self.queue_label.setText(self.queue.progress() if self.queue.has_run() else "No prediction run yet")
+        self.queue_label.setToolTip(self.queue.progress())
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self._show_queue_progress()
