@@ -27,6 +27,19 @@ def test_add_many_keeps_order_and_counts_duplicates(tmp_path):
         assert p.sentences.by_text("Eve is new.") is None and p.sentences.count() == 3
 
 
+def test_ids_with_current_annotations_by_status(tmp_path):
+    with Project.create(tmp_path / "p") as p:
+        p.types.add("City", "entity")
+        a, b, c = (p.sentences.add(t).id for t in ("Bo flew to Oslo.", "Cy is in Rome.", "Di sings."))
+        p.annotations.add_entity(a, 11, 15, "City")
+        p.annotations.add_entity(b, 9, 13, "City", status="rejected")
+        gone = p.annotations.add_entity(c, 0, 2, "City")
+        p.annotations.delete(gone.id)  # a deleted annotation is not current gold
+        assert p.sentences.ids_with_current() == {a}
+        assert p.sentences.ids_with_current(("gold", "rejected")) == {a, b}
+        assert p.sentences.ids_with_current(("gold",)) == set(p.sentences.ids(status="annotated"))
+
+
 def test_signals_for_run_are_the_records_fields(tmp_path):
     with Project.create(tmp_path / "p") as p:
         p.types.add("City", "entity")

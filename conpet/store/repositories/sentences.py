@@ -115,6 +115,15 @@ class SentenceRepository:
             q = self._filtered(s, select(Sentence.id), text, type, status, source).order_by(Sentence.id)
             return list(s.scalars(q))
 
+    def ids_with_current(self, statuses: tuple[str, ...] = ("gold",)) -> set[int]:
+        """Ids of the sentences with a current annotation in one of ``statuses``: one scan of the current
+        versions (cheaper than a status filter, which tests every sentence)."""
+        with self._db.read() as s:
+            q = (select(Annotation.sentence_id).distinct()
+                 .join(AnnotationVersion, Annotation.id == AnnotationVersion.annotation_id)
+                 .where(AnnotationVersion.is_current.is_(True), AnnotationVersion.status.in_(statuses)))
+            return set(s.scalars(q))
+
     @staticmethod
     def _filtered(s: Session, q: Select[Any], text: str | None, type: TypeRef | None, status: str | None,
                   source: str | None) -> Select[Any]:
