@@ -63,6 +63,7 @@ def test_select_accept_reject_with_keys_and_undo_each(qtbot, app_env, tmp_path):
     click_at(ed, TEXT.index("Lisbon") + 2)
     lisbon = next(p for p in view.suggestions if p.label == "City")
     assert view.selected_suggestion == lisbon.id
+    assert view.delete_button.text() == "Reject suggestion"
     qtbot.keyClick(ed, Qt.Key.Key_Delete)
     rejected = [a for a in w.model.annotations(sid) if a.status == "rejected"]
     assert [(TEXT[a.start:a.end], a.type_name, a.author) for a in rejected] == [

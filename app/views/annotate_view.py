@@ -3,7 +3,8 @@
 In the editor, select text with the mouse (or Shift+arrows) and press a type's shortcut key (or click
 the type) to mark an entity. For a relation, select or click the head and press H, the tail and press
 T, then press the relation type's key. Click a mention and press another type's key to retype it;
-Delete removes the selected annotation. Every edit is saved at once and can be undone (Ctrl+Z)."""
+Delete removes the selected annotation. Every edit is saved at once and can be undone (Ctrl+Z). The
+model's suggestions and their keys (Tab, Space, Delete, Enter, Alt+N) are in ``app.views.suggestions``."""
 
 from __future__ import annotations
 
@@ -415,6 +416,7 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
         if self._suggestion(self.selected_suggestion) is None:
             self.selected_suggestion = None
         focus = suggestion_key(self.selected_suggestion) if self.selected_suggestion is not None else self.focus_annotation
+        self.delete_button.setText("Reject suggestion" if self.selected_suggestion is not None else "Delete annotation")
         self.editor.set_marks(marks + more_marks, focus)
         self.editor.set_arcs([Arc((a.start, a.end), (a.tail_start, a.tail_end),
                                   types[a.type_id].colour if a.type_id in types else "#999999", a.type_name, a.id)
