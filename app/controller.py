@@ -68,11 +68,11 @@ class JobController(QObject):
         return self._start("evaluate", partial(jobs.evaluate_file, self.folder, Path(path), fmt,
                                                backbone_provider=self.backbone_provider, threads=self.cpu_threads))
 
-    def start_import(self, path: Path, fmt: str | None = None) -> Worker:
+    def start_import(self, path: Path, fmt: str | None = None, options: dict | None = None) -> Worker:
         if "import" in self.current:
             raise RuntimeError("an import is already running")
         self._types_before_import = {t.id for t in self.model.types()}
-        return self._start("import", partial(jobs.import_data, self.folder, Path(path), fmt))
+        return self._start("import", partial(jobs.import_data, self.folder, Path(path), fmt, options))
 
     def _refuse_if_busy(self) -> None:
         if self.model_job_running():

@@ -71,6 +71,10 @@ class ImportDialog(QDialog):
         self.format_combo.addItem("Detect from the file", AUTO)
         for name, title in readable_formats():
             self.format_combo.addItem(f"{title} ({name})", name)
+        self.split_combo = QComboBox()  # plain text only: how its lines become sentences
+        self.split_combo.addItem("One sentence per line; paragraphs split into sentences", "auto")
+        self.split_combo.addItem("Every line as one sentence, as it is", "line")
+        self.split_label = QLabel("Sentences:")
         self.detected = QLabel("")
         self.detected.setObjectName("hint")
         self.detected.setWordWrap(True)
@@ -79,6 +83,7 @@ class ImportDialog(QDialog):
         form = QFormLayout()
         form.addRow("File:", row)
         form.addRow("Format:", self.format_combo)
+        form.addRow(self.split_label, self.split_combo)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.detected)
@@ -88,6 +93,8 @@ class ImportDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
+        self.split_label.setVisible(False)
+        self.split_combo.setVisible(False)
         self.path_edit.textChanged.connect(self._update_hint)
         self.format_combo.currentIndexChanged.connect(self._update_hint)
 
@@ -99,6 +106,19 @@ class ImportDialog(QDialog):
 
     def chosen(self) -> tuple[Path, str | None]:
         return Path(self.path_edit.text().strip()), self.format_combo.currentData() or None
+
+    def options(self) -> dict:
+        """The reader's options: for plain text, how to split it into sentences."""
+        return {"split": self.split_combo.currentData()} if self._effective_format() == "text" else {}
+
+    def _effective_format(self) -> str | None:
+        path, fmt = self.chosen()
+        if fmt is not None or not self.path_edit.text().strip() or not path.exists():
+            return fmt
+        try:
+            return detect_format(path)
+        except ConpetError:
+            return None
 
     def show_message(self, text: str) -> None:
         self.message.setPlainText(text)
@@ -131,6 +151,9 @@ class ImportDialog(QDialog):
     def _update_hint(self) -> None:
         path, fmt = self.chosen()
         self.show_message("")
+        plain = self._effective_format() == "text"
+        self.split_label.setVisible(plain)
+        self.split_combo.setVisible(plain)
         if fmt is not None or not self.path_edit.text().strip() or not path.exists():
             self.detected.setText("")
             return

@@ -65,8 +65,10 @@ def create_demo_project(folder: Path, sink: ProgressSink | None = None) -> Path:
     return folder
 
 
-def import_data(folder: Path, path: Path, fmt: str | None, sink: ProgressSink | None = None) -> Any:
-    """Import one file into the project (all or nothing); Cancel aborts the transaction."""
+def import_data(folder: Path, path: Path, fmt: str | None, options: dict | None = None,
+                sink: ProgressSink | None = None) -> Any:
+    """Import one file into the project (all or nothing); Cancel aborts the transaction. ``options`` are
+    the reader's (e.g. plain text's ``split``)."""
     from conpet.store import Project
     from conpet.store.importer import import_file
 
@@ -77,7 +79,7 @@ def import_data(folder: Path, path: Path, fmt: str | None, sink: ProgressSink | 
         rep(fraction, message, "import")
 
     with Project.open(folder) as project:
-        return import_file(project, path, fmt or None, progress=progress)
+        return import_file(project, path, fmt or None, progress=progress, options=options or None)
 
 
 # ------------------------------------------------------------------------------------------- training

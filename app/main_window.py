@@ -378,12 +378,12 @@ class MainWindow(QMainWindow):
         dialog = ImportDialog(self)
         if dialog.exec():
             path, fmt = dialog.chosen()
-            self.import_file(path, fmt)
+            self.import_file(path, fmt, dialog.options())
 
-    def import_file(self, path: Path, fmt: str | None = None) -> Worker | None:
+    def import_file(self, path: Path, fmt: str | None = None, options: dict | None = None) -> Worker | None:
         assert self.controller is not None
         try:
-            worker = self.controller.start_import(path, fmt)
+            worker = self.controller.start_import(path, fmt, options)
         except RuntimeError as exc:
             dialogs.inform(self, "An import is running", str(exc))
             return None

@@ -4,6 +4,8 @@
     ../shared/tools/xshot -w 20 OUT.png -- python -m app.screenshots show DIR --tab "Routing review"
     ../shared/tools/xshot -w 60 OUT.png -- python -m app.screenshots show DIR --tab Training --train
     ../shared/tools/xshot -w 20 OUT.png -- python -m app.screenshots show DIR --tab Types --type located_in
+    python -m app.screenshots unlabel DIR --sentence "levothyroxine"   # its gold labels removed
+    ../shared/tools/xshot -w 20 OUT.png -- python -m app.screenshots show DIR --sentence levothyroxine --decide some
 
 ``prepare`` trains on the demo: task 1 = Person, City, Company; task 2 = works_for, located_in, born_in
 (Drug, Disease and treats stay untrained, for a live training shot with ``--train``).
@@ -51,7 +53,38 @@ def prepare(folder: Path, budget: str = "smoke") -> None:
     print(f"{res.predictions} predictions in {res.seconds:.1f} s", flush=True)
 
 
-def show(folder: Path, tab: str, train: bool, sentence: str | None, type_name: str | None = None) -> int:
+def unlabel(folder: Path, sentence: str) -> None:
+    """Delete the gold labels of the first sentence containing ``sentence``, so that the latest run's real
+    predictions on its mentions are shown as suggestions (the detector that proposes mentions on raw
+    text is the engine's part of issue 14)."""
+    from conpet.store import Project
+
+    with Project.open(folder) as p:
+        sid = p.sentences.ids(sentence)[0]
+        for a in sorted(p.annotations.for_sentence(sid), key=lambda a: a.kind != "relation"):
+            p.annotations.delete(a.id, author="screenshots")
+        print(f"sentence {sid}: {len(p.predictions.for_sentence(sid))} predictions to suggest", flush=True)
+
+
+def decide(label, how: str) -> None:
+    """``select``: select the first suggestion (as Tab would); ``some``: accept the first, reject the
+    second of those left (as Space and Delete would) and select the next."""
+    label.queue.has_run()  # the queue is ordered before the decisions, as when a person opens the view
+    if not label.suggestions:
+        return
+    if how == "select":
+        label.cycle_suggestion(1)
+        return
+    label.select_suggestion(label.suggestions[0].id)
+    label.accept_selected()
+    if len(label.suggestions) >= 2:
+        label.select_suggestion(label.suggestions[1].id)
+        label.reject_selected()
+    label.select_suggestion(label.suggestions[0].id if label.suggestions else None)
+
+
+def show(folder: Path, tab: str, train: bool, sentence: str | None, decide_how: str | None = None,
+         type_name: str | None = None) -> int:
     os.environ.setdefault("CONPET_HOME", str(folder.parent))
     from PySide6.QtCore import QTimer
 
@@ -79,7 +112,9 @@ def show(folder: Path, tab: str, train: bool, sentence: str | None, type_name: s
     if chosen is not None:  # its head and tail lists show below the table
         w.views["Types"].select_type(chosen.id)
 
-    if tab == "Label":
+    if tab == "Label" and decide_how:
+        decide(w.views["Label"], decide_how)
+    elif tab == "Label":
         label = w.views["Label"]
         ed = label.editor
         anns = [a for a in label._annotations if a.kind == "relation"]
@@ -117,13 +152,21 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--train", action="store_true")
     s.add_argument("--sentence", default=None, help="select the first sentence containing this text")
     s.add_argument("--type", default=None, help="select this type in the Types tab")
+    s.add_argument("--decide", choices=("select", "some"), default=None,
+                   help="Label: select the first suggestion, or accept one and reject another")
+    u = sub.add_parser("unlabel")
+    u.add_argument("folder", type=Path)
+    u.add_argument("--sentence", required=True, help="the first sentence containing this text")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if args.cmd == "prepare":
         prepare(args.folder.resolve(), args.budget)
         return 0
-    return show(args.folder.resolve(), args.tab, args.train, args.sentence, args.type)
+    if args.cmd == "unlabel":
+        unlabel(args.folder.resolve(), args.sentence)
+        return 0
+    return show(args.folder.resolve(), args.tab, args.train, args.sentence, args.decide, args.type)
 
 
 if __name__ == "__main__":

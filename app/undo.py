@@ -143,24 +143,35 @@ class ChangeType(_Command):
         self.model._edit(self.annotation_id, type_id=self.old[0], status=self.old[1])
 
 
-class AcceptPrediction(_Command):
-    """The prediction becomes a gold annotation (a new one, or a new version of the one on that span)."""
+class _DecidePrediction(_Command):
+    """A decision on a prediction, recorded with the model and run as its author: ``status`` "gold"
+    (accepted: a new annotation, or a new version of the one on that span) or "rejected" (kept, so that
+    training can use it as a negative)."""
+
+    status = "gold"
+    verb = "Accept"
 
     def __init__(self, model: ProjectModel, prediction_id: int) -> None:
         p = model.prediction(prediction_id)
-        super().__init__(model, f"Accept prediction {p.label}")
+        super().__init__(model, f"{self.verb} prediction {p.label}")
         self.prediction_id = prediction_id
+        self.author = model.provenance(p)
         self.annotation_id: int | None = None
         self.created = False
         self.old: tuple[int, str] | None = None
         self.new: tuple[int, str] | None = None
 
+    def _decide(self):
+        if self.status == "gold":
+            return self.model._accept_prediction(self.prediction_id, author=self.author)
+        return self.model._reject_prediction(self.prediction_id, author=self.author)
+
     def first(self) -> None:
         p = self.model.prediction(self.prediction_id)
         history = self.model.project.annotations.history
         versions_before = {a.id: len(history(a.id)) for a in self.model.annotations(p.sentence_id)
-                           if a.kind == p.kind and a.spans == p.spans}  # the only ones accept can touch
-        a = self.model._accept_prediction(self.prediction_id)
+                           if a.kind == p.kind and a.spans == p.spans}  # the only ones a decision can touch
+        a = self._decide()
         self.annotation_id = a.id
         versions = history(a.id)
         self.created = a.id not in versions_before
@@ -168,19 +179,30 @@ class AcceptPrediction(_Command):
             before = versions[-2]
             self.old = (before.type_id, before.status)
             self.new = (a.type_id, a.status)
-        # else it was gold with that type already: nothing changed, nothing to undo
+        # else it was decided that way already: nothing changed, nothing to undo
 
     def do(self) -> None:
         if self.created:
-            self.model._restore(self.annotation_id)
+            self.model._restore_as(self.annotation_id, self.author)
         elif self.new is not None:
-            self.model._edit(self.annotation_id, type_id=self.new[0], status=self.new[1])
+            self.model._edit(self.annotation_id, type_id=self.new[0], status=self.new[1], author=self.author)
 
     def undo_(self) -> None:
         if self.created:
             self.model._delete(self.annotation_id)
         elif self.old is not None:
             self.model._edit(self.annotation_id, type_id=self.old[0], status=self.old[1])
+
+
+class AcceptPrediction(_DecidePrediction):
+    """The prediction becomes a gold annotation (a new one, or a new version of the one on that span)."""
+
+
+class RejectPrediction(_DecidePrediction):
+    """The predicted type is wrong for this span: a "rejected" annotation, kept and shown as such."""
+
+    status = "rejected"
+    verb = "Reject"
 
 
 class CorrectPrediction(_Command):

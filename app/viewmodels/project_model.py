@@ -164,6 +164,13 @@ class ProjectModel(QObject):
     def sentence(self, sentence_id: int) -> SentenceRecord:
         return self.project.sentences.get(sentence_id)
 
+    def add_sentences(self, texts: list[str], source: str = "") -> list[tuple[int, bool]]:
+        """Add sentences in one transaction: ``(id, created)`` per text (a text already there is not added)."""
+        out = self.project.sentences.add_many(texts, source)
+        if any(created for _, created in out):
+            self.sentencesChanged.emit()
+        return out
+
     def annotations(self, sentence_id: int) -> list[AnnotationRecord]:
         return self.project.annotations.for_sentence(sentence_id)
 
@@ -194,15 +201,34 @@ class ProjectModel(QObject):
         self.annotationsChanged.emit(a.sentence_id)
         return a
 
-    def _edit(self, annotation_id: int, *, type_id: int | None = None, status: str | None = None) -> AnnotationRecord:
-        a = self.project.annotations.edit(annotation_id, type=type_id, status=status)
+    def _edit(self, annotation_id: int, *, type_id: int | None = None, status: str | None = None,
+              author: str = "user") -> AnnotationRecord:
+        a = self.project.annotations.edit(annotation_id, type=type_id, status=status, author=author)
         self.annotationsChanged.emit(a.sentence_id)
         return a
 
-    def _accept_prediction(self, prediction_id: int) -> AnnotationRecord:
-        a = self.project.annotations.accept_prediction(prediction_id)
+    def _restore_as(self, annotation_id: int, author: str) -> AnnotationRecord:
+        a = self.project.annotations.restore(annotation_id, author=author)
         self.annotationsChanged.emit(a.sentence_id)
         return a
+
+    def _accept_prediction(self, prediction_id: int, author: str = "user") -> AnnotationRecord:
+        a = self.project.annotations.accept_prediction(prediction_id, author=author)
+        self.annotationsChanged.emit(a.sentence_id)
+        return a
+
+    def _reject_prediction(self, prediction_id: int, author: str = "user") -> AnnotationRecord:
+        a = self.project.annotations.reject_prediction(prediction_id, author=author)
+        self.annotationsChanged.emit(a.sentence_id)
+        return a
+
+    def provenance(self, prediction: PredictionRecord) -> str:
+        """The author of an annotation decided on a prediction: the model (its method) and the run."""
+        try:
+            method = self.run(prediction.run_id).method
+        except ConpetError:
+            method = ""
+        return f"model:{method + ' ' if method else ''}run {prediction.run_id}"
 
     # --- tasks, runs, modules, predictions ------------------------------------------------------
     def tasks(self) -> list[TaskRecord]:

@@ -3,7 +3,8 @@
 In the editor, select text with the mouse (or Shift+arrows) and press a type's shortcut key (or click
 the type) to mark an entity. For a relation, select or click the head and press H, the tail and press
 T, then press the relation type's key. Click a mention and press another type's key to retype it;
-Delete removes the selected annotation. Every edit is saved at once and can be undone (Ctrl+Z)."""
+Delete removes the selected annotation. Every edit is saved at once and can be undone (Ctrl+Z). The
+model's suggestions and their keys (Tab, Space, Delete, Enter, Alt+N) are in ``app.views.suggestions``."""
 
 from __future__ import annotations
 
@@ -26,14 +27,25 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.undo import AcceptPrediction, AddEntity, AddRelation, ChangeType, DeleteAnnotation, perform
+from app.undo import AddEntity, AddRelation, ChangeType, DeleteAnnotation, perform
 from app.viewmodels.project_model import ProjectModel
+from app.viewmodels.review_queue import ReviewQueue
 from app.viewmodels.sentences_model import (
     CONFIDENCE_FILTERS,
     SentenceFilter,
     SentenceIdRole,
     SentenceListModel,
 )
+from app.views.selection import selection_problem, snap_to_words
+from app.views.suggestions import (
+    KEYS_HELP,
+    SuggestionActions,
+    gold_label,
+    open_suggestions,
+    suggestion_key,
+    suggestion_marks,
+)
+from app.views.text_entry import TextEntryActions
 from app.widgets.annotation_editor import AnnotationEditor, Arc, Mark
 from app.widgets.flow_layout import FlowLayout
 from conpet.data.example import Span
@@ -49,7 +61,7 @@ def swatch(colour: str, size: int = 12) -> QIcon:
     return QIcon(pm)
 
 
-class AnnotateView(QWidget):
+class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
     sentenceSelected = Signal(int)
 
     def __init__(self, model: ProjectModel, parent: QWidget | None = None) -> None:
@@ -61,6 +73,9 @@ class AnnotateView(QWidget):
         self._total = 0
         self.suggestions: list[PredictionRecord] = []  # the model's predictions with no gold label yet
         self.focus_annotation: int | None = None
+        self.selected_suggestion: int | None = None  # a suggestion chosen with Tab or a click
+        self.in_queue = False  # the sentence was reached by "Next most useful": Enter goes on in the queue
+        self.queue = ReviewQueue(model)  # before the view's own connections: it counts first
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
         outer = QVBoxLayout(self)
@@ -101,6 +116,7 @@ class AnnotateView(QWidget):
         ll.addWidget(self.confidence_filter)
         ll.addWidget(self.list, 1)
         ll.addWidget(self.count_label)
+        ll.addLayout(self._text_entry_row())
         splitter.addWidget(left)
 
         # --- right: the editor
@@ -116,7 +132,16 @@ class AnnotateView(QWidget):
         self.next_button = QToolButton()
         self.next_button.setText("Next ▶")
         self.next_button.setToolTip("Next sentence (Alt+Down)")
+        self.useful_button = QToolButton()
+        self.useful_button.setObjectName("nextUseful")
+        self.useful_button.setText("Next most useful ▶▶")
+        self.useful_button.setToolTip("The unreviewed sentence the model is least sure about, from the latest "
+                                      "prediction run (Alt+N)")
+        self.queue_label = QLabel()
+        self.queue_label.setObjectName("hint")
         nav.addWidget(self.title, 1)
+        nav.addWidget(self.queue_label)
+        nav.addWidget(self.useful_button)
         nav.addWidget(self.prev_button)
         nav.addWidget(self.next_button)
         rl.addLayout(nav)
@@ -127,7 +152,8 @@ class AnnotateView(QWidget):
         rl.addWidget(self.editor, 1)
         hint = QLabel("Select text, then press a type's key (or click it). Relation: click the head and "
                       "press H, then click the tail and press the relation's key (T marks a tail first, if "
-                      "you like). Click a mention to retype or delete it. Ctrl+Z undoes.")
+                      "you like). Click a mention to retype or delete it. Ctrl+Z undoes.\nSuggestions (dotted): "
+                      + KEYS_HELP + ".")
         hint.setObjectName("hint")
         hint.setWordWrap(True)
         rl.addWidget(hint)
@@ -152,9 +178,9 @@ class AnnotateView(QWidget):
         ends.addWidget(self.ends_label, 1)
         rl.addLayout(ends)
 
-        self.table = QTableWidget(0, 4)
+        self.table = QTableWidget(0, 5)
         self.table.setObjectName("annotationTable")
-        self.table.setHorizontalHeaderLabels(["Kind", "Text", "Type", "Status"])
+        self.table.setHorizontalHeaderLabels(["Kind", "Text", "Type", "Status", "By"])
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -163,6 +189,7 @@ class AnnotateView(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.ResizeToContents)
         rl.addWidget(self.table, 2)
         trow = QHBoxLayout()
         self.delete_button = QPushButton("Delete annotation")
@@ -170,7 +197,7 @@ class AnnotateView(QWidget):
         self.accept_next_button = QPushButton("Accept suggestions && next (Enter)")
         self.accept_next_button.setProperty("primary", True)
         self.accept_next_button.setToolTip("Make the model's suggestions in this sentence (dotted) gold labels, "
-                                           "then go to the next sentence")
+                                           "then go to the next sentence. " + KEYS_HELP)
         self.accept_next_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         trow.addWidget(self.delete_button)
         trow.addStretch(1)
@@ -205,9 +232,14 @@ class AnnotateView(QWidget):
         self.next_button.clicked.connect(lambda: self.step(1))
         QShortcut(QKeySequence("Alt+Up"), self, lambda: self.step(-1))
         QShortcut(QKeySequence("Alt+Down"), self, lambda: self.step(1))
+        QShortcut(QKeySequence("Alt+N"), self, self.next_most_useful)
+        self.useful_button.clicked.connect(self.next_most_useful)
+        self.editor.cyclePressed.connect(self.cycle_suggestion)
+        self.editor.spacePressed.connect(self.accept_selected)
+        model.predictionsChanged.connect(self._show_queue_progress)
         self.editor.shortcutPressed.connect(self.on_key)
         self.editor.deletePressed.connect(self.delete_focused)
-        self.editor.escapePressed.connect(self.clear_ends)
+        self.editor.escapePressed.connect(self._escape)
         self.editor.acceptPressed.connect(self.accept_and_next)
         self.accept_next_button.clicked.connect(self.accept_and_next)
         model.predictionsChanged.connect(self._show_sentence)
@@ -226,6 +258,7 @@ class AnnotateView(QWidget):
 
         self._types_changed()
         self._list_reset()
+        self._show_queue_progress()
 
     # --- messages -------------------------------------------------------------------------------
     def show_message(self, level: str, text: str) -> None:
@@ -344,6 +377,8 @@ class AnnotateView(QWidget):
         self.sentence_id = sentence_id
         if changed:
             self.focus_annotation = None
+            self.selected_suggestion = None
+            self.in_queue = False
             self.editor.set_sentence(self.model.sentence(sentence_id).text if sentence_id is not None else "")
             self._update_ends()
             if sentence_id is not None:
@@ -354,6 +389,7 @@ class AnnotateView(QWidget):
         if sentence_id in (-1, self.sentence_id):
             self._show_sentence()
         self._update_progress(sentence_id)
+        self._show_queue_progress()
 
     def _show_sentence(self) -> None:
         if self.sentence_id is None:
@@ -374,21 +410,20 @@ class AnnotateView(QWidget):
         text = self.editor.toPlainText()
         types = {t.id: t for t in self.model.types()}
         by_name = {t.name: t for t in self.model.types()}
-        marks = []
-        for a in self._annotations:
-            if a.kind == "entity" and a.status == "gold":
-                colour = types[a.type_id].colour if a.type_id in types else "#999999"
-                marks.append(Mark(a.start, a.end, colour, a.type_name, a.id))
-        for p in self.suggestions:
-            if p.kind == "entity":
-                colour = by_name[p.label].colour if p.label in by_name else "#999999"
-                marks.append(Mark(p.start, p.end, colour, f"suggested: {p.label} ({100 * p.score:.0f} %)",
-                                  ("prediction", p.id), suggested=True))
-        self.editor.set_marks(marks, self.focus_annotation)
+        marks = [Mark(a.start, a.end, types[a.type_id].colour if a.type_id in types else "#999999",
+                      gold_label(a), a.id)
+                 for a in self._annotations if a.kind == "entity" and a.status == "gold"]
+        more_marks, suggested_arcs = suggestion_marks(
+            self.suggestions, self._annotations, lambda label: by_name[label].colour if label in by_name else "#999999")
+        if self._suggestion(self.selected_suggestion) is None:
+            self.selected_suggestion = None
+        focus = suggestion_key(self.selected_suggestion) if self.selected_suggestion is not None else self.focus_annotation
+        self.delete_button.setText("Reject suggestion" if self.selected_suggestion is not None else "Delete annotation")
+        self.editor.set_marks(marks + more_marks, focus)
         self.editor.set_arcs([Arc((a.start, a.end), (a.tail_start, a.tail_end),
                                   types[a.type_id].colour if a.type_id in types else "#999999", a.type_name, a.id)
                               for a in self._annotations if a.kind == "relation" and a.status == "gold"
-                              and a.tail_start is not None and a.tail_end is not None])
+                              and a.tail_start is not None and a.tail_end is not None] + suggested_arcs)
         self.table.blockSignals(True)
         self.table.setRowCount(len(self._annotations))
         for i, a in enumerate(self._annotations):
@@ -398,9 +433,11 @@ class AnnotateView(QWidget):
                 shown = f"{text[a.start:a.end]}  →  {text[a.tail_start:a.tail_end]}"
             colour = types[a.type_id].colour if a.type_id in types else "#999999"
             items = [QTableWidgetItem(a.kind), QTableWidgetItem(shown), QTableWidgetItem(swatch(colour), a.type_name),
-                     QTableWidgetItem(a.status)]
+                     QTableWidgetItem(a.status), QTableWidgetItem(a.author)]
             for j, it in enumerate(items):
                 it.setData(Qt.ItemDataRole.UserRole, a.id)
+                it.setToolTip(f"{a.status} {a.kind} {a.type_name!r}, version {a.version}, by {a.author}"
+                              + (f", {a.created_at:%Y-%m-%d %H:%M}" if a.created_at else ""))
                 self.table.setItem(i, j, it)
             if a.id == self.focus_annotation:
                 self.table.selectRow(i)
@@ -426,6 +463,10 @@ class AnnotateView(QWidget):
         return None
 
     def _mark_clicked(self, key: object) -> None:
+        if isinstance(key, tuple) and key[0] == "prediction":
+            self.select_suggestion(key[1])
+            return
+        self.selected_suggestion = None
         self.focus(key if isinstance(key, int) else None)
 
     def focus(self, annotation_id: int | None) -> None:
@@ -433,8 +474,9 @@ class AnnotateView(QWidget):
         self._show_sentence()
         a = self._annotation(annotation_id)
         if a is not None:
-            self.show_message("info", f"Selected {a.kind} {a.type_name!r}: press another type's key to change "
-                              "it, Delete to remove it, H / T to use it as a relation's head / tail.")
+            by = f" (by {a.author})" if a.author != "user" else ""
+            self.show_message("info", f"Selected {a.status} {a.kind} {a.type_name!r}{by}: press another type's key "
+                              "to change it, Delete to remove it, H / T to use it as a relation's head / tail.")
 
     def show_replayed(self, what: str, annotation_id: int) -> None:
         """After an undo or redo: go to the sentence it changed and highlight the annotation (or, when
@@ -445,10 +487,10 @@ class AnnotateView(QWidget):
             return
         text = self.editor.toPlainText()
         shown = text[a.start:a.end] if a.kind == "entity" else f"{text[a.start:a.end]} → {text[a.tail_start:a.tail_end]}"
-        if a.status == "gold":
+        if a.status in ("gold", "rejected"):
             self.focus_annotation = a.id
             self._show_sentence()
-            state = f"now {a.type_name}"
+            state = f"now {a.type_name}" if a.status == "gold" else f"rejected as {a.type_name}"
         else:
             self.focus_annotation = None
             self._show_sentence()
@@ -460,6 +502,7 @@ class AnnotateView(QWidget):
     def _table_selection(self) -> None:
         rows = self.table.selectionModel().selectedRows()
         if rows:
+            self.selected_suggestion = None  # Delete now means the annotation chosen in the table
             self.focus_annotation = int(self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole))
             marks = self.editor.marks()
             self.editor.set_marks(marks, self.focus_annotation)
@@ -590,6 +633,13 @@ class AnnotateView(QWidget):
             self.show_message("info", f"{role.capitalize()} set to {text[span[0]:span[1]]!r}.")
         return True
 
+    def _escape(self) -> None:
+        """Escape drops what is half chosen: a relation's head and tail, the selected suggestion."""
+        self.clear_ends()
+        if self.selected_suggestion is not None:
+            self.select_suggestion(None)
+            self.show_message("info", "No suggestion selected (Tab selects one).")
+
     def clear_ends(self) -> None:
         self.editor.set_pending("head", None)
         self.editor.set_pending("tail", None)
@@ -627,26 +677,10 @@ class AnnotateView(QWidget):
             button.setEnabled(refusal is None)
             button.setToolTip(refusal or t.description or t.name)
 
-    def accept_and_next(self) -> int:
-        """Make this sentence's suggestions gold (one undo step), then go to the next sentence; returns
-        how many were accepted. Only unlabelled spans are suggested, so no gold label is overwritten."""
-        if self.sentence_id is None:
-            return 0
-        sid, accepted = self.sentence_id, 0
-        if self.suggestions:
-            stack = self.model.undo_stack
-            stack.beginMacro(f"Accept {len(self.suggestions)} suggestion(s) in sentence {sid}")
-            for p in list(self.suggestions):
-                accepted += perform(self.model, AcceptPrediction(self.model, p.id))
-            stack.endMacro()
-        row = self.list.currentIndex().row()
-        last = row + 1 >= self.list_model.rowCount()
-        self.step(1)
-        done = f"Accepted {accepted} suggestion(s) in sentence {sid}" if accepted else f"Sentence {sid} kept as it is"
-        self.show_message("ok", done + (": that was the last sentence of the list." if last else "; next sentence."))
-        return accepted
-
     def delete_focused(self) -> bool:
+        """Delete: reject the selected suggestion, or delete the selected annotation."""
+        if self.selected_suggestion is not None:
+            return self.reject_selected()
         a = self._annotation(self.focus_annotation)
         if a is None:
             self.show_message("error", "Click a mention or select an annotation in the table to delete it.")
@@ -668,50 +702,4 @@ def relation_refusal(t: TypeRecord, ends: dict[str, TypeRecord | None], pending,
             m = pending(role)
             return (f"{t.name} takes a {role} of type {' or '.join(allowed)}; the {role} "
                     f"{text[m.start:m.end]!r} is {entity.name}")
-    return None
-
-
-def open_suggestions(predictions: list[PredictionRecord], annotations: list[AnnotationRecord]) -> list[PredictionRecord]:
-    """The predictions still to decide on: no gold label on their span, and (for a mention) not over a
-    gold mention, which the store would refuse anyway."""
-    gold = [a for a in annotations if a.status == "gold"]
-    spans = {(a.kind, a.spans) for a in gold}
-    mentions = [Span(a.start, a.end) for a in gold if a.kind == "entity"]
-    out = []
-    for p in predictions:
-        if (p.kind, p.spans) in spans:
-            continue
-        if p.kind == "entity" and any(Span(p.start, p.end).overlaps(m) for m in mentions):
-            continue
-        out.append(p)
-    return out
-
-
-def _in_word(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
-
-
-def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
-    """Widen a selection that starts or ends inside a word to the whole word (a mouse drag rarely lands
-    exactly on a word's edge); a selection on word boundaries is kept as it is."""
-    if start < end:
-        while start > 0 and _in_word(text[start - 1]) and _in_word(text[start]):
-            start -= 1
-        while end < len(text) and _in_word(text[end]) and _in_word(text[end - 1]):
-            end += 1
-    return start, end
-
-
-def selection_problem(text: str, start: int, end: int) -> str | None:
-    """Why a selection can't be a mention, in words; None when it can."""
-    piece = text[start:end]
-    if not piece.strip():
-        return "The selection is empty or only spaces."
-    if "\n" in piece:
-        return "A mention can't span several lines."
-    # a selection that cuts a word in half is almost always a slip of the mouse
-    if start > 0 and text[start - 1].isalnum() and text[start].isalnum():
-        return f"The selection starts inside a word ({text[max(0, start - 6):end]!r}); select whole words."
-    if end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
-        return f"The selection ends inside a word ({text[start:end + 6]!r}); select whole words."
     return None

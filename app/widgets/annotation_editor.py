@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QKeyEvent,
@@ -36,6 +36,7 @@ class Mark:
     label: str = ""
     key: object = None  # what the view uses to find the annotation again (e.g. its id)
     suggested: bool = False  # a model's prediction, not a gold label yet: drawn dotted, barely tinted
+    rejected: bool = False  # a prediction the user rejected: struck through, grey
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Arc:
     colour: str
     label: str
     key: object = None
+    suggested: bool = False  # a model's prediction: drawn dashed
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class AnnotationEditor(QTextEdit):  # not QPlainTextEdit: its layout ignores lin
     escapePressed = Signal()
     markClicked = Signal(object)  # the key of the mark under a click, or None
     acceptPressed = Signal()  # Enter: accept what is suggested and go on
+    cyclePressed = Signal(int)  # Tab (+1) / Shift+Tab (-1): select the next / previous suggestion
+    spacePressed = Signal()  # Space: accept the selected suggestion
     undoRequested = Signal()  # Ctrl+Z / Ctrl+Shift+Z reaching the editor (when no window shortcut took them)
     redoRequested = Signal()
 
@@ -172,7 +176,7 @@ class AnnotationEditor(QTextEdit):  # not QPlainTextEdit: its layout ignores lin
         return list(self._marks)
 
     def mark_at(self, position: int) -> Mark | None:
-        for m in sorted(self._marks, key=lambda m: m.suggested):  # a gold mark before a suggestion
+        for m in sorted(self._marks, key=lambda m: (m.rejected, m.suggested)):  # gold, then suggested, then rejected
             if m.start <= position < m.end:
                 return m
         return None
@@ -209,6 +213,14 @@ class AnnotationEditor(QTextEdit):  # not QPlainTextEdit: its layout ignores lin
         return self.cursorRect(c)
 
     # --- events --------------------------------------------------------------------------------
+    def event(self, event) -> bool:  # noqa: D102 - Tab would move the focus before keyPressEvent sees it
+        if event.type() == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab) \
+                and not event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier):
+            backwards = event.key() == Qt.Key.Key_Backtab or event.modifiers() & Qt.KeyboardModifier.ShiftModifier
+            self.cyclePressed.emit(-1 if backwards else 1)
+            return True
+        return super().event(event)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         key = event.key()
         mods = event.modifiers()
@@ -226,6 +238,9 @@ class AnnotationEditor(QTextEdit):  # not QPlainTextEdit: its layout ignores lin
             return
         if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not mods & Qt.KeyboardModifier.ControlModifier:
             self.acceptPressed.emit()
+            return
+        if key == Qt.Key.Key_Space and mods == Qt.KeyboardModifier.NoModifier:
+            self.spacePressed.emit()
             return
         if key in NAVIGATION_KEYS or mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
                                              | Qt.KeyboardModifier.MetaModifier):
@@ -258,7 +273,10 @@ class AnnotationEditor(QTextEdit):  # not QPlainTextEdit: its layout ignores lin
         for g in self.arc_geometry():
             colour = QColor(g.arc.colour)
             focused = g.arc.key is not None and g.arc.key == self._focus_key
-            p.setPen(QPen(colour, 2.5 if focused else 1.6))
+            pen = QPen(colour, 2.5 if focused else 1.6)
+            if g.arc.suggested:
+                pen.setStyle(Qt.PenStyle.DashLine)
+            p.setPen(pen)
             path = QPainterPath(g.start)
             path.quadTo(QPointF(g.apex.x(), 2 * g.apex.y() - (g.start.y() + g.end.y()) / 2), g.end)
             p.setBrush(Qt.BrushStyle.NoBrush)
@@ -296,11 +314,21 @@ class AnnotationEditor(QTextEdit):  # not QPlainTextEdit: its layout ignores lin
                 continue
             fmt = QTextCharFormat()
             colour = QColor(m.colour)
+            focused = m.key is not None and m.key == self._focus_key
             tint = QColor(colour)
-            tint.setAlpha(25 if m.suggested else (70 if m.key != self._focus_key else 140))
+            if m.rejected:
+                tint, colour = QColor(150, 150, 150, 40), QColor("#8a8a8a")
+                fmt.setFontStrikeOut(True)
+                fmt.setForeground(QColor("#6b6b6b"))
+            else:
+                tint.setAlpha((90 if focused else 25) if m.suggested else (140 if focused else 70))
             fmt.setBackground(tint)
-            fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.DotLine if m.suggested
-                                  else QTextCharFormat.UnderlineStyle.SingleUnderline)
+            if focused and m.suggested:
+                fmt.setFontWeight(600)
+            # a selected suggestion gets a dashed line, the others a dotted one: both differ from gold's
+            style = QTextCharFormat.UnderlineStyle
+            fmt.setUnderlineStyle((style.DashUnderline if focused else style.DotLine) if m.suggested or m.rejected
+                                  else style.SingleUnderline)
             fmt.setUnderlineColor(colour)
             if m.label:
                 fmt.setToolTip(m.label)

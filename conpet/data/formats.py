@@ -109,7 +109,7 @@ _read_labelstudio_predictions._target = ("labelstudio", "read_labelstudio")  # t
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("jsonl", "Project JSONL", (".jsonl",), _read_jsonl, _write_jsonl),
-    Format("text", "Plain text (one sentence per line)", (".txt",), _lazy("plaintext", "read_plaintext"),
+    Format("text", "Plain text (one sentence per line, or paragraphs)", (".txt",), _lazy("plaintext", "read_plaintext"),
            _lazy("plaintext", "write_plaintext"), entities=False, relations=False),
     Format("conll", "CoNLL / token per line (BIO, BIOES, IO)", (".conll", ".bio", ".iob", ".bioes", ".tsv"),
            _lazy("conll", "read_conll"), _lazy("conll", "write_conll"), relations=False),

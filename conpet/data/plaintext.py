@@ -64,19 +64,27 @@ def _add(out: list[tuple[int, str]], text: str, start: int, end: int) -> None:
         out.append((start + len(piece) - len(piece.lstrip()), stripped))
 
 
+def split_text(text: str, split: str = "auto") -> list[tuple[int, str]]:
+    """``(line number, sentence)`` for each sentence of a text (a file's or pasted; see the module
+    docstring). A leading BOM is dropped and CRLF line ends are read as LF."""
+    if split not in SPLIT_MODES:
+        raise ValueError(f"unknown split mode {split!r}; use one of {', '.join(SPLIT_MODES)}")
+    out: list[tuple[int, str]] = []
+    for first_line, lines in _blocks(text.removeprefix("\ufeff")):
+        units = list(enumerate(lines, start=first_line)) if split == "line" else _join_wrapped(first_line, lines)
+        for lineno, unit in units:
+            pieces = [(0, unit)] if split == "line" else split_sentences(unit)
+            out.extend((lineno, sentence) for _, sentence in pieces)
+    return out
+
+
 def read_plaintext(path: PathLike, split: str = "auto") -> list[Sentence]:
     """Read a plain text file into unannotated sentences (see the module docstring)."""
     if split not in SPLIT_MODES:
         raise DataFormatError(path, f"unknown split mode {split!r}; use one of {', '.join(SPLIT_MODES)}")
-    text = read_text(path)
     source = Path(path).name
-    out: list[Sentence] = []
-    for first_line, lines in _blocks(text):
-        units = list(enumerate(lines, start=first_line)) if split == "line" else _join_wrapped(first_line, lines)
-        for lineno, unit in units:
-            pieces = [(0, unit)] if split == "line" else split_sentences(unit)
-            for _, sentence in pieces:
-                out.append(Sentence(sentence, source=source, meta={"line": lineno}))
+    out = [Sentence(sentence, source=source, meta={"line": lineno})
+           for lineno, sentence in split_text(read_text(path), split)]
     if not out:
         raise DataFormatError(path, "no sentences in the file")
     return out

@@ -138,3 +138,11 @@ class PredictionRepository:
                 q = q.where(Prediction.run_id == run_id)
             return int(s.scalar(q) or 0)
 
+
+    def signals_for_run(self, run_id: int) -> list[tuple[int, float, list[float] | None, dict[str, float]]]:
+        """``(sentence id, score, selector scores, expert scores)`` of each of a run's predictions: what an
+        uncertainty order needs, read without building whole records (a large run is read in the GUI)."""
+        with self._db.read() as s:
+            q = select(Prediction.sentence_id, Prediction.score, Prediction.selector_scores,
+                       Prediction.expert_scores).where(Prediction.run_id == run_id)
+            return [(sid, score, sel, experts or {}) for sid, score, sel, experts in s.execute(q)]

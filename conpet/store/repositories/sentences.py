@@ -45,6 +45,34 @@ class SentenceRepository:
         with self._db.transaction() as s:
             return sentence_record(add_sentence(s, text, source)[0])
 
+    def add_many(self, texts: list[str], source: str = "") -> list[tuple[int, bool]]:
+        """Add many sentences in one transaction: ``(id, created)`` per text, in order; a text already in
+        the project (or earlier in ``texts``) is not added again and gives the existing id."""
+        if any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise StoreError("a sentence must not be empty")
+        hashes = [content_hash(t) for t in texts]
+        with self._db.transaction() as s:
+            known: dict[str, int] = {}
+            unique = list(dict.fromkeys(hashes))
+            for i in range(0, len(unique), 500):  # SQLite limits the parameters of one query
+                chunk = unique[i:i + 500]
+                rows = s.execute(select(Sentence.content_hash, Sentence.id).where(Sentence.content_hash.in_(chunk)))
+                known.update((h, i) for h, i in rows)
+            new: dict[str, Sentence] = {}
+            for text, h in zip(texts, hashes, strict=True):
+                if h not in known and h not in new:
+                    new[h] = Sentence(text=text, source=source or "", content_hash=h)
+            s.add_all(new.values())
+            s.flush()  # once: the ids of all new rows
+            out: list[tuple[int, bool]] = []
+            for h in hashes:
+                if h in new:
+                    out.append((new.pop(h).id, True))
+                    known[h] = out[-1][0]
+                else:
+                    out.append((known[h], False))
+            return out
+
     def get(self, sentence_id: int) -> SentenceRecord:
         with self._db.read() as s:
             row = s.get(Sentence, sentence_id)
@@ -86,6 +114,15 @@ class SentenceRepository:
         with self._db.read() as s:
             q = self._filtered(s, select(Sentence.id), text, type, status, source).order_by(Sentence.id)
             return list(s.scalars(q))
+
+    def ids_with_current(self, statuses: tuple[str, ...] = ("gold",)) -> set[int]:
+        """Ids of the sentences with a current annotation in one of ``statuses``: one scan of the current
+        versions (cheaper than a status filter, which tests every sentence)."""
+        with self._db.read() as s:
+            q = (select(Annotation.sentence_id).distinct()
+                 .join(AnnotationVersion, Annotation.id == AnnotationVersion.annotation_id)
+                 .where(AnnotationVersion.is_current.is_(True), AnnotationVersion.status.in_(statuses)))
+            return set(s.scalars(q))
 
     @staticmethod
     def _filtered(s: Session, q: Select[Any], text: str | None, type: TypeRef | None, status: str | None,
