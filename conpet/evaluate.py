@@ -190,6 +190,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from conpet.data.formats import read_sentences
     from conpet.project.progress import TerminalProgress
     from conpet.store.cli import parse_options
+    from conpet.span_metrics import format_span_metrics, span_metrics
 
     t0 = time.monotonic()
     name, sentences = read_sentences(args.file, args.format, **parse_options(args.option))  # before the model
@@ -198,10 +199,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         bundle = Bundle.load(args.bundle, args.backbone, device=args.device)
         report = evaluate_sentences(bundle, sentences, args.file, name, bar, oracle=not args.no_oracle,
                                     started=t0)
+        spans = span_metrics(bundle, sentences, bar)  # None unless the bundle has a mention detector
     finally:
         bar.close()
     print(format_report(report))
+    if spans is not None:
+        print(format_span_metrics(spans))
     if args.json:
-        write_text_atomic(args.json, json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+        out = report.to_json() if spans is None else {**report.to_json(), "spans": spans}
+        write_text_atomic(args.json, json.dumps(out, indent=2, ensure_ascii=False) + "\n")
         print(f"report written to {args.json}", file=sys.stderr)
     return 0

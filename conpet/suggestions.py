@@ -141,7 +141,10 @@ def load_suggesters(folder: Path, backbone: Any, threshold: float | None = None)
         if info.get("relatedness"):
             out.relatedness = RelatednessScorer.load(folder / str(info["relatedness"]), backbone)
             if threshold is not None:
-                out.relatedness.settings = dataclasses.replace(out.relatedness.settings, threshold=threshold)
+                try:
+                    out.relatedness.settings = dataclasses.replace(out.relatedness.settings, threshold=threshold)
+                except ValueError as exc:
+                    raise ConpetError(f"relation threshold: {exc}") from exc
     except BaseException:
         out.close()
         raise

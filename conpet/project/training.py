@@ -87,6 +87,7 @@ class TrainOutcome:
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     notes: tuple[str, ...] = ()  # the budget and the warnings said before training (conpet.training_report)
+    suggesters: tuple[str, ...] = ()  # what the detector and the relatedness gate did (also in the run's log)
 
 
 # --- one training step -------------------------------------------------------------------------
@@ -308,11 +309,8 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                 sugg = train_suggesters(project, bb, prev, training.get(SUGGESTERS_KEY) or {},
                                         ScaledSink(run_sink, 0.97, 0.99, prefix="suggesters: "), suggester_settings,
                                         budget={"batch_limit": m.config.batch_limit, "seed": seed})
-                for line in sugg.notes:
+                for line in sugg.notes:  # what they did, after the fact: the run's log and the outcome's notes
                     project.runs.append_log(run.id, line)
-                    if notify is not None:
-                        notify(line)
-                notes = [*notes, *sugg.notes]
                 metrics = {**_step_metrics(task.index, new, datas, counts, sel, stats), "seed": seed,
                            "threads": n_threads}
                 folder = project.modules_dir / f"run-{run.id:04d}"
@@ -334,7 +332,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                 project.logit_cache.prune_model(m.uid, saved_versions)
             raise
         return TrainOutcome(run.id, "finished", method_name, task.index, tuple(new.types), folder, metrics,
-                            time.monotonic() - t_start, tuple(notes))
+                            time.monotonic() - t_start, tuple(notes), tuple(sugg.notes))
     finally:
         release(m)
         if sugg is not None:
