@@ -189,8 +189,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from conpet.data.documents import write_text_atomic
     from conpet.data.formats import read_sentences
     from conpet.project.progress import TerminalProgress
-    from conpet.store.cli import parse_options
     from conpet.span_metrics import format_span_metrics, span_metrics
+    from conpet.store.cli import parse_options
 
     t0 = time.monotonic()
     name, sentences = read_sentences(args.file, args.format, **parse_options(args.option))  # before the model
