@@ -953,8 +953,9 @@ class Bundle:
         inputs = []
         for text, _sid, exs in parsed:
             mentions = tuple(dict.fromkeys(sp for ex in exs for sp in ex.spans))
+            pairs = frozenset(ex.spans for ex in exs if ex.kind == "relation")
             inputs.append(SentenceInput(text, mentions, labelled=any(ex.kind == "entity" for ex in exs),
-                                        pairs=frozenset(ex.spans for ex in exs if ex.kind == "relation")))
+                                        pairs=pairs, relations_labelled=bool(pairs)))
         kinds = set(self.method.type_kinds.values()) or (self.kinds or {"entity", "relation"})
         scores: dict[str, dict[str, float]] = {}
         for sug in suggest(self.suggesters, inputs, kinds):

@@ -13,8 +13,8 @@ format change; a folder without ``suggestions.json`` (an older model or bundle) 
 marked spans only, as before.
 
 ``suggest`` turns sentences into the questions to ask the method: the detector's mentions on sentences
-without gold entity labels (``expert_scores[DETECTOR_KEY]`` = the span's mean tag probability) and the
-ordered pairs of a sentence's mentions (gold or proposed) that the gate scores at or above its threshold
+without gold entity labels (``expert_scores[DETECTOR_KEY]`` = the span's mean tag probability) and, in
+sentences without gold relation labels, the ordered pairs of their mentions (gold or proposed) that the gate scores at or above its threshold
 (``expert_scores[RELATED_KEY]`` = P(related)); pairs below it are no_relation and not proposed.
 """
 
@@ -60,13 +60,15 @@ class Suggesters:
 @dataclass(frozen=True)
 class SentenceInput:
     """A sentence to suggest on: its gold mentions, whether it has entity labels (then the detector
-    proposes nothing there), the spans someone rejected (never proposed again) and the pairs already
-    asked about (marked relations)."""
+    proposes nothing there), whether it has relation labels (then its other pairs are no_relation, as
+    the gate learnt them, and none is proposed), the spans someone rejected (never proposed again) and
+    the pairs already asked about (marked relations)."""
 
     text: str
     mentions: tuple[Span, ...] = ()
     labelled: bool = False
     rejected: tuple[Span, ...] = ()
+    relations_labelled: bool = False
     pairs: frozenset[tuple[Span, Span]] = frozenset()
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -176,6 +178,8 @@ def _pairs(gate: Any, sentences: Sequence[SentenceInput], proposed: Sequence[Seq
 
     candidates: list[tuple[int, Example]] = []
     for i, s in enumerate(sentences):
+        if s.relations_labelled:
+            continue
         mentions = sorted({*s.mentions, *proposed[i]}, key=lambda m: (m.start, m.end))[: gate.settings.max_mentions]
         for h in mentions:
             for t in mentions:

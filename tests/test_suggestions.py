@@ -163,6 +163,9 @@ def test_only_pairs_at_or_above_the_threshold_are_proposed():
     assert [(s.example.spans, s.scores[RELATED_KEY]) for s in found] == [((a, b), 0.9), ((a, c), 0.5)]
     assert all(s.example.kind == "relation" and s.example.label == "" for s in found)
     assert suggest(Suggesters(relatedness=FixedGate(scores, 0.5)), [sentence], {"entity"}) == []
+    # a sentence with relation labels: its other pairs are no_relation already, none is proposed
+    done = SentenceInput(sentence.text, (a, b, c), labelled=True, pairs=frozenset({(c, b)}), relations_labelled=True)
+    assert suggest(Suggesters(relatedness=FixedGate(scores, 0.5)), [done], {"entity", "relation"}) == []
 
 
 def test_the_gate_learns_related_from_unrelated_pairs(minilm, tmp_path):

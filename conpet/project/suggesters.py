@@ -198,5 +198,6 @@ def sentence_inputs(project: Any, sentence_ids: Sequence[int]) -> tuple[list[int
             ids.append(sid)
             out.append(SentenceInput(texts[sid].text, tuple(dict.fromkeys((*gold, *relation_args))),
                                      labelled=bool(gold), rejected=rejected, pairs=pairs,  # type: ignore[arg-type]
+                                     relations_labelled=bool(relation_args),
                                      meta={"sentence_id": sid}))
     return ids, out

@@ -12,6 +12,8 @@ One call learns one continual step:
 3. Every task's gold examples are split 8:1:1 per type, each example's split fixed the first time a
    step sees it (``conpet.project.splits``); the method learns the new task with dynamic replay of the old
    ones, then is evaluated on every seen task's test examples.
+   Then the suggesters (``conpet.project.suggesters``: the mention detector and the relatedness gate) take
+   one continual step on what is new since the previous model, and are saved in the model folder.
 4. On success, in one transaction: the modules that changed are registered (their files already saved
    under ``modules/run-NNNN/``), the task is frozen, the step's metrics and the test predictions are
    stored, the cached logits of superseded module versions are forgotten, the run is finished. A failure
