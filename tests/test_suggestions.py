@@ -304,3 +304,15 @@ def test_span_metrics_on_a_hand_computed_case():
     assert span_metrics(type("NoDetector", (), {"suggesters": Suggesters()})(), gold) is None
     with pytest.raises(ValueError, match="2 gold sentences but 1"):
         count_matches([[], []], [[]])
+
+
+def test_a_project_without_entity_types_or_relation_labels_skips_the_suggesters_with_a_note(tmp_path):
+    from conpet.project.suggesters import train_suggesters
+
+    with Project.create(tmp_path / "p") as p:
+        p.types.add("works_for", "relation")
+        p.sentences.add("Ada works for Acme .")
+        step = train_suggesters(p, None, None, {})  # nothing to learn: the backbone is never touched
+    assert step.suggesters.detector is None and step.suggesters.relatedness is None and step.state == {}
+    assert step.notes == ["mention detector: not trained (the project has no entity types)",
+                          "relatedness gate: not trained (no sentence has relation labels yet)"]
