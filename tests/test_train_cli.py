@@ -64,6 +64,12 @@ def test_train_cli_two_steps(project_dir, tmp_path, capsys):
         assert [s["step"] for s in steps] == [1, 2] and len(steps[1]["task_acc"]) == 2
         state = json.loads((current_model_folder(p) / "method.json").read_text())
         assert [sorted(t) for t in state["tasks"]] == [["City", "Person"], ["Company", "Drug"]]
+        # the detector's second step learnt the new sentences and replayed the first step's
+        training = json.loads((current_model_folder(p) / "training.json").read_text())
+        first, second = training["suggesters"]["detector"]["steps"]
+        assert first and second and not set(first) & set(second)
+        log = max(runs, key=lambda r: r.id).log
+        assert "mention detector: step 2 on" in log and f"replaying {len(first)} earlier" in log
 
 
 def test_train_cli_with_the_type_level_selector(project_dir, capsys):
