@@ -12,6 +12,9 @@ A bundle is a folder, or one zip file holding the same layout at its root::
     method.json              the engine's method state (`PETMethod.save`)
     selector/ expert_0/ ...  one PET module each (`PETModel.save_module`): adapter_config.json,
     main/                    adapter_model.safetensors (peft), head.safetensors, module.json
+    suggestions.json         optional (``conpet.suggestions``): the mention detector (detector/) and the
+    detector/ relatedness/   relatedness gate (relatedness/) with its threshold; listed in method.json's
+                             ``extra.files`` like a router file, so copied and checksummed as any file
 
 Only ``.json``, ``.safetensors`` and ``.md`` files may appear; anything else (a pickle, a script, a
 symlink, a path leaving the bundle) is refused, as are checksum mismatches, missing or undeclared files,
