@@ -12,6 +12,9 @@ A bundle is a folder, or one zip file holding the same layout at its root::
     method.json              the engine's method state (`PETMethod.save`)
     selector/ expert_0/ ...  one PET module each (`PETModel.save_module`): adapter_config.json,
     main/                    adapter_model.safetensors (peft), head.safetensors, module.json
+    suggestions.json         optional (``conpet.suggestions``): the mention detector (detector/) and the
+    detector/ relatedness/   relatedness gate (relatedness/) with its threshold; listed in method.json's
+                             ``extra.files`` like a router file, so copied and checksummed as any file
 
 Only ``.json``, ``.safetensors`` and ``.md`` files may appear; anything else (a pickle, a script, a
 symlink, a path leaving the bundle) is refused, as are checksum mismatches, missing or undeclared files,
@@ -525,12 +528,24 @@ def build_manifest(stage: Path, info: BundleInfo) -> dict[str, Any]:
         "seed": config.get("seed"),  # of the latest step's training (each step's is in its metrics)
         "modules": _module_entries(stage, state, tasks),
         "method_files": method_files(state),
+        "suggesters": _suggesters_entry(stage),
         "metrics": [dict(m) for m in info.metrics],
         "data": dict(info.data),
         "source": dict(info.source),
         "versions": _library_versions(),
     }
     return _clean_json(manifest)
+
+
+def _suggesters_entry(stage: Path) -> dict[str, Any] | None:
+    """What the manifest says of the suggesters (``conpet.suggestions``): None for a model without them."""
+    from conpet.suggestions import read_info
+
+    info = read_info(stage)
+    if info is None:
+        return None
+    return {"detector": bool(info.get("detector")), "relatedness": bool(info.get("relatedness")),
+            "relation_threshold": info.get("relation_threshold")}
 
 
 def _library_versions() -> dict[str, str]:
@@ -547,6 +562,16 @@ def _pct(v: Any) -> str:
     return "–"
 
 
+def _suggesters_lines(entry: Any) -> list[str]:
+    if not isinstance(entry, Mapping):
+        return []
+    parts = (["a mention detector (proposes entity spans in text without them)"] if entry.get("detector") else [])
+    if entry.get("relatedness"):
+        parts.append(f"a relatedness gate (proposes a pair of mentions when P(related) >= "
+                     f"{entry.get('relation_threshold')}; below it: no_relation)")
+    return [f"- **Suggesters**: {'; '.join(parts)}", ""] if parts else []
+
+
 def model_card(manifest: Mapping[str, Any], bundle_name: str = "BUNDLE") -> str:
     """The README.md of a bundle: what it knows, how well, and how to use it."""
     bb = manifest["backbone"]
@@ -559,6 +584,7 @@ def model_card(manifest: Mapping[str, Any], bundle_name: str = "BUNDLE") -> str:
              f"- **Tasks**: {len(manifest['tasks'])}, **types**: {len(manifest['types'])}",
              "- **Modules**: " + ", ".join(f"`{m['name']}` ({m['parameter_count']:,} parameters)"
                                            for m in manifest["modules"]), "",
+             *_suggesters_lines(manifest.get("suggesters")),
              "## Knowledge types, by task", ""]
     for t in manifest["tasks"]:
         lines.append(f"### {t['name']} (task {t['index'] + 1})")
@@ -649,6 +675,7 @@ def stage_method(source: Any, stage: Path) -> None:
         for rel in method_files(state):  # e.g. a statistical router's router.safetensors
             if not (src / rel).is_file():
                 raise BundleError(src, "missing_file", f"the model's file {rel!r} is missing")
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)  # e.g. detector/module/
             shutil.copy2(src / rel, stage / rel)
     else:
         source.save(stage)
@@ -663,7 +690,7 @@ def _name_base_model(stage: Path, backbone: Mapping[str, Any]) -> None:
     """peft writes the trainer's local backbone folder into each adapter_config.json; a bundle names the
     backbone publicly instead (peft loads an adapter onto whatever base model it is given)."""
     public = str(backbone.get("public_name") or public_backbone_name(str(backbone.get("name") or "")))
-    for config_file in sorted(stage.glob("*/adapter_config.json")):
+    for config_file in sorted(stage.glob("**/adapter_config.json")):  # the suggesters' modules too
         config = _read_json(config_file)
         config["base_model_name_or_path"] = public
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -864,11 +891,16 @@ class Bundle:
     path or loaded ``Backbone``), refuses it when its weights' SHA-256 differs, and restores the modules.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], method: Any, backbone: Any) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], method: Any, backbone: Any,
+                 suggesters: Any = None) -> None:
+        from conpet.suggestions import Suggesters
+
         self.path = path
         self.manifest = manifest
         self.method = method
         self.backbone = backbone
+        # the mention detector and the relatedness gate, when the bundle has them (conpet.suggestions)
+        self.suggesters = suggesters if suggesters is not None else Suggesters()
 
     # --- what it knows ---
     @property
@@ -894,19 +926,46 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | Path, backbone: Any = None, *, device: str | None = None, cache: Any = None,
-             progress: ProgressLike = None) -> Bundle:
+             progress: ProgressLike = None, relation_threshold: float | None = None) -> Bundle:
+        """``relation_threshold`` replaces the relatedness gate's saved threshold (a bundle with one)."""
         from conpet.methods.registry import load_method
+        from conpet.suggestions import load_suggesters
 
         path = Path(path).expanduser()
         with unpacked(path, progress) as (folder, manifest):
             bb = resolve_backbone(manifest, backbone, device=device, where=path)
             try:
                 method = load_method(folder, bb, cache=cache)
+                suggesters = load_suggesters(folder, bb, relation_threshold)
             except BundleError:
                 raise
             except ConpetError as exc:
                 raise BundleError(path, "manifest", f"the bundle's modules cannot be loaded: {exc}") from exc
-        return cls(path, manifest, method, bb)
+        return cls(path, manifest, method, bb, suggesters)
+
+    def with_suggestions(self, parsed: Sequence[tuple[str, str, list[Example]]]
+                         ) -> tuple[list[list[Example]], dict[str, dict[str, float]]]:
+        """Per sentence (``sentence_queries`` results), its questions plus the suggesters' proposals (mentions
+        on a sentence without entities, candidate pairs above the threshold), and the proposals' scores by
+        example id (to add to their predictions' ``expert_scores``). A bundle without suggesters adds none."""
+        from conpet.suggestions import SentenceInput, suggest
+
+        questions = [list(exs) for _, _, exs in parsed]
+        if self.suggesters.detector is None and self.suggesters.relatedness is None:
+            return questions, {}
+        inputs = []
+        for text, _sid, exs in parsed:
+            mentions = tuple(dict.fromkeys(sp for ex in exs for sp in ex.spans))
+            pairs = frozenset(ex.spans for ex in exs if ex.kind == "relation")
+            inputs.append(SentenceInput(text, mentions, labelled=any(ex.kind == "entity" for ex in exs),
+                                        pairs=pairs, relations_labelled=bool(pairs)))
+        kinds = set(self.method.type_kinds.values()) or (self.kinds or {"entity", "relation"})
+        scores: dict[str, dict[str, float]] = {}
+        for sug in suggest(self.suggesters, inputs, kinds):
+            if sug.example.id not in scores:
+                questions[sug.sentence].append(sug.example)
+                scores[sug.example.id] = sug.scores
+        return questions, scores
 
     def predict_examples(self, examples: Sequence[Example], progress: ProgressLike = None) -> list[Any]:
         """The engine's ``Prediction`` per example (what the method itself returns)."""
@@ -914,22 +973,33 @@ class Bundle:
             return list(self.method.predict(list(examples), as_sink(progress)))
 
     def predict(self, sentences: Iterable[Any], progress: ProgressLike = None) -> list[SentencePrediction]:
-        """Predict every marked entity (and listed head/tail pair) of each sentence. A sentence is a dict
-        in the JSONL form, a ``conpet.data.jsonl.Sentence`` or an ``Example``."""
+        """Predict every marked entity (and listed head/tail pair) of each sentence, and, with a bundle that
+        has suggesters, the proposed mentions and pairs (``with_suggestions``; a sentence may then be text
+        alone). A sentence is a dict in the JSONL form, a ``conpet.data.jsonl.Sentence`` or an ``Example``."""
         parsed = [sentence_queries(s, self.kinds) for s in sentences]
-        flat = [ex for _, _, exs in parsed for ex in exs]
+        return self.predict_parsed(parsed, progress)
+
+    def predict_parsed(self, parsed: Sequence[tuple[str, str, list[Example]]],
+                       progress: ProgressLike = None) -> list[SentencePrediction]:
+        """``predict`` on ``sentence_queries`` results."""
+        from conpet.suggestions import with_scores
+
+        questions, scores = self.with_suggestions(parsed)
+        flat = [ex for exs in questions for ex in exs]
         preds = self.predict_examples(flat, progress) if flat else []
+        preds = [with_scores(p, scores[p.example_id]) if p.example_id in scores else p for p in preds]
         out, pos = [], 0
-        for text, sid, exs in parsed:
+        for (text, sid, _), exs in zip(parsed, questions, strict=True):
             out.append(sentence_prediction(text, sid, exs, preds[pos:pos + len(exs)]))
             pos += len(exs)
         return out
 
     def close(self) -> None:
-        """Remove this bundle's modules from the (possibly shared) backbone."""
+        """Remove this bundle's modules (and its suggesters') from the (possibly shared) backbone."""
         pet = getattr(self.method, "_pet", None)
         if pet is not None and hasattr(pet, "close"):
             pet.close()
+        self.suggesters.close()
 
 
 def resolve_backbone(manifest: Mapping[str, Any], backbone: Any = None, *, device: str | None = None,

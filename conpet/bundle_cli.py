@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from conpet.bundle import Bundle, BundleError, sentence_prediction, sentence_queries
+from conpet.bundle import Bundle, BundleError, sentence_queries
 from conpet.errors import ConpetError, DataErrors, DataFormatError
 from conpet.progress import TerminalProgress, cancel_on_sigint
 from conpet.project.bundles import export_bundle, import_bundle
@@ -54,14 +54,22 @@ def register(subparsers: Any) -> None:
                     "Input: JSONL, one object per line with 'text', 'entities' [{start, end, type?}] (character "
                     "offsets) and 'relations' [{head, tail, type?}] (entity indices). Output: one line per input line "
                     "with its 'line' number and 'predictions': label, score, the selector's scores over experts, the "
-                    "active experts, the routed expert's scores over its types and the module versions. "
+                    "active experts, the routed expert's scores over its types and the module versions. A bundle "
+                    "with suggesters (a mention detector, a relatedness gate) also proposes mentions on lines "
+                    "without entities (a line may be {\"text\": ...} alone, or INPUT a .txt file with one "
+                    "sentence per line; expert_scores.detector: the span's confidence) and the pairs of mentions "
+                    "above the relation threshold (expert_scores.related). "
                     "PROJECT_DIR: predict every marked mention and pair of the project with its current model, as "
                     "the app's Predict does (stored as a run; cached logits make a re-run fast); output: one line "
                     "per sentence with its 'id', 'text' and 'predictions'.")
     p.add_argument("bundle", metavar="BUNDLE|PROJECT_DIR",
                    help="a bundle (zip or folder) or a project folder (it holds project.sqlite)")
-    p.add_argument("input", metavar="INPUT.jsonl", nargs="?", default=None, help="the sentences (a bundle only)")
+    p.add_argument("input", metavar="INPUT.jsonl", nargs="?", default=None,
+                   help="the sentences, JSONL or a .txt file with one per line (a bundle only)")
     p.add_argument("--out", default=None, metavar="OUT.jsonl", help="output file (default: standard output)")
+    p.add_argument("--relation-threshold", type=float, default=None, metavar="P",
+                   help="propose a pair when the relatedness gate's P(related) is at least P (default: the "
+                        "model's saved threshold)")
     p.add_argument("--backbone", default=None, metavar="NAME|PATH")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=None, help="examples per forward pass (default: the bundle's)")
@@ -152,7 +160,14 @@ def _cmd_verify(args: Any) -> int:
 
 def _read_lines(path: Path) -> Iterator[tuple[int, Any, str | None]]:
     """(line number, parsed object, None) per non-blank line, or (line number, None, problem) for a line
-    that is not JSON; a file that cannot be read at all raises ``DataFormatError``."""
+    that is not JSON; a file that cannot be read at all raises ``DataFormatError``. A ``.txt`` file is plain
+    text, one sentence per line (``conpet.data.plaintext``, ``split="line"``): ``{"text": line}`` each."""
+    if path.suffix.lower() == ".txt":
+        from conpet.data.plaintext import read_plaintext
+
+        for sentence in read_plaintext(path, split="line"):
+            yield int(sentence.meta.get("line", 0)), {"text": sentence.text}, None
+        return
     try:
         with open(path, encoding="utf-8-sig") as f:
             for n, line in enumerate(f, 1):
@@ -233,16 +248,11 @@ def predict_file(bundle: Bundle, path: str | Path, out: TextIO, progress: Any = 
 
     def flush() -> None:
         nonlocal done_s, done_m
-        flat = [ex for *_, exs in pending for ex in exs]
-        preds = bundle.predict_examples(flat) if flat else []
-        pos = 0
-        for line_no, text, sid, exs in pending:
-            n = len(exs)
-            sp = sentence_prediction(text, sid, exs, preds[pos:pos + n])
-            pos += n
+        results = bundle.predict_parsed([(text, sid, exs) for _, text, sid, exs in pending])
+        for (line_no, *_), sp in zip(pending, results, strict=True):
             out.write(json.dumps({"line": line_no, **sp.to_dict()}, ensure_ascii=False) + "\n")
         done_s += len(pending)
-        done_m += len(flat)
+        done_m += sum(len(sp.mentions) for sp in results)
         pending.clear()
         if progress is not None:
             el = time.monotonic() - t0
@@ -294,7 +304,8 @@ def _cmd_predict(args: Any) -> int:
     bar = TerminalProgress(label="predict ", quiet=args.quiet)
     t0 = time.monotonic()
     try:
-        bundle = Bundle.load(args.bundle, args.backbone, device=args.device)
+        bundle = Bundle.load(args.bundle, args.backbone, device=args.device,
+                             relation_threshold=args.relation_threshold)
         if args.batch_size:
             bundle.method.config = bundle.method.config.replace(eval_batch_size=args.batch_size)
         t_load = time.monotonic() - t0
@@ -339,7 +350,8 @@ def _cmd_predict_project(args: Any) -> int:
     bar = TerminalProgress(label="predict ", quiet=args.quiet)
     try:
         with cancel_on_sigint(bar):
-            outcome = predict_project(args.bundle, bar, device=args.device, threads=args.threads)
+            outcome = predict_project(args.bundle, bar, device=args.device, threads=args.threads,
+                                      relation_threshold=args.relation_threshold)
     finally:
         bar.close()
     with Project.open(args.bundle) as project:

@@ -13,7 +13,8 @@ from conpet.runtime import passive_omp_wait
 
 # Modules with a `register(subparsers)` function; each adds its subcommands.
 COMMAND_MODULES: list[str] = ["conpet.bench", "conpet.methods_cli", "conpet.store.cli", "conpet.project.train_cli",
-                              "conpet.bundle_cli", "conpet.evaluate", "conpet.threads_bench", "conpet.detector_bench"]
+                              "conpet.bundle_cli", "conpet.evaluate_cli", "conpet.threads_bench", "conpet.detector_bench",
+                              "conpet.relation_bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

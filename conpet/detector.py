@@ -14,8 +14,9 @@ sentences of the steps it trained in this process; after ``load`` the caller pas
 (``old_tasks``), as the project store keeps them.
 
 A trained sentence counts as fully annotated: every token outside its gold mentions is an ``O`` example
-(a project that labels only some types in a sentence teaches the detector that the rest are not mentions;
-rejected proposals would be such negatives on purpose).
+(a project that labels only some types in a sentence teaches the detector that the rest are not mentions).
+Rejected proposals are explicit negatives (``MentionSentence.negatives``): ``O`` even in a sentence that
+has no gold mention, whose other tokens then teach nothing (``conpet.mentions.sentence_tags``).
 
 Saved as a folder: ``detector.json`` (format, tags, settings, steps) and ``shape.safetensors`` (the shape
 bias and embedding) beside ``module/``, the PET module folder ``PETModel.save_module`` writes (peft adapter +
@@ -45,8 +46,8 @@ from conpet.mentions import (
     MentionSentence,
     decode_tags,
     gold_sentences,
+    sentence_tags,
     token_shapes,
-    token_tags,
 )
 from conpet.modules import LoraSettings, ModuleError, PETModel
 from conpet.protocols import ProgressSink, Reporter
@@ -223,7 +224,7 @@ class MentionDetector:
         labels = torch.full(enc["input_ids"].shape, IGNORE, dtype=torch.long)
         for i, sentence in enumerate(batch):
             offsets = [tuple(o) for o in enc["offset_mapping"][i].tolist()]
-            row = token_tags(offsets, sentence.spans)
+            row = sentence_tags(offsets, sentence)
             labels[i, : len(row)] = torch.tensor(row)
         labels[enc["attention_mask"] == 0] = IGNORE
         logits = self._token_logits(enc)

@@ -31,10 +31,18 @@ Offsets = Sequence[tuple[int, int]]
 
 @dataclass(frozen=True, slots=True)
 class MentionSentence:
-    """A sentence and its gold mentions (type-agnostic, sorted, not overlapping)."""
+    """A sentence and its gold mentions (type-agnostic, sorted, not overlapping).
+
+    ``negatives`` are spans known not to be mentions (rejected proposals): their tokens are ``O``.
+    ``complete``: every token outside ``spans`` is ``O`` (a labelled sentence); when False only the
+    negatives' tokens are (a sentence where someone rejected a proposal but labelled nothing), and the
+    rest teaches nothing (``IGNORE``).
+    """
 
     text: str
     spans: tuple[Span, ...] = ()
+    negatives: tuple[Span, ...] = ()
+    complete: bool = True
 
 
 def gold_sentences(items: Iterable[object]) -> list[MentionSentence]:
@@ -45,10 +53,40 @@ def gold_sentences(items: Iterable[object]) -> list[MentionSentence]:
     of one text are merged; an overlapping span (a nested mention) keeps the earlier, longer one.
     """
     spans: dict[str, set[Span]] = {}
+    negatives: dict[str, set[Span]] = {}
+    complete: dict[str, bool] = {}
     for item in items:
         text, found = _item_spans(item)
         spans.setdefault(text, set()).update(found)
-    return [MentionSentence(text, _non_overlapping(found)) for text, found in spans.items()]
+        negatives.setdefault(text, set()).update(getattr(item, "negatives", ()) if isinstance(item, MentionSentence)
+                                                 else ())
+        whole = item.complete if isinstance(item, MentionSentence) else True
+        complete[text] = complete.get(text, False) or whole
+    out = []
+    for text, found in spans.items():
+        kept = _non_overlapping(found)
+        # a span someone marked gold is a mention, whatever else was rejected on it
+        neg = tuple(sorted((n for n in negatives[text] if not any(_overlap(n, g) for g in kept)),
+                           key=lambda s: (s.start, s.end)))
+        out.append(MentionSentence(text, kept, neg, complete[text]))
+    return out
+
+
+def _overlap(a: Span, b: Span) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def sentence_tags(offsets: Offsets, sentence: MentionSentence) -> list[int]:
+    """The training tags of one sentence: ``token_tags`` of its mentions, with an incomplete sentence's
+    tokens outside its negatives (and its mentions) ignored; a negative's tokens are ``O``."""
+    tags = token_tags(offsets, sentence.spans)
+    if sentence.complete:
+        return tags
+    out = []
+    for tag, (start, end) in zip(tags, offsets, strict=True):
+        known = tag != TAG_O or any(start < n.end and n.start < end for n in sentence.negatives)
+        out.append(tag if known else IGNORE)
+    return out
 
 
 def _item_spans(item: object) -> tuple[str, tuple[Span, ...]]:

@@ -50,7 +50,7 @@ def model_versions(folder: Path) -> set[tuple[str, int]]:
 
 def full_disk(attempt: dict[str, int]):
     """A model save that fails as on a full disk, after noting the versions the attempt had issued."""
-    def save(method, folder, training):
+    def save(method, folder, training, *_suggesters):
         attempt.update({method.module_id(n): method.versions[n] for n in method.logical_modules()})
         raise OSError(errno.ENOSPC, "No space left on device", str(folder / "selector" / "head.safetensors"))
     return save

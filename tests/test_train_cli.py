@@ -42,7 +42,8 @@ def test_train_cli_two_steps(project_dir, tmp_path, capsys):
         (task,) = p.tasks.list()
         assert task.frozen and set(task.type_names) == {"Person", "City"}
         mods = {m.name: m for m in p.modules.list()}
-        assert set(mods) == {"selector", "expert-1"} and all(m.run_id == run.id for m in mods.values())
+        # the mention detector trains with the model (the demo subset has entities, no relations: no gate)
+        assert set(mods) == {"selector", "expert-1", "mention-detector"} and all(m.run_id == run.id for m in mods.values())
         assert all(p.modules.verify(m) for m in mods.values())
         (metrics,) = step_metrics(p)
         assert metrics["step"] == 1 and 0.0 <= metrics["whole_acc"] <= 1.0 and metrics["selector_acc"] is not None
@@ -57,11 +58,18 @@ def test_train_cli_two_steps(project_dir, tmp_path, capsys):
         assert [r.status for r in runs] == ["finished", "finished"]
         assert [t.frozen for t in p.tasks.list()] == [True, True]
         names = sorted((m.name, m.version) for m in p.modules.list())
-        assert names == [("expert-1", 1), ("expert-2", 1), ("selector", 1), ("selector", 2)]
+        assert names == [("expert-1", 1), ("expert-2", 1), ("mention-detector", 1), ("mention-detector", 2),
+                         ("selector", 1), ("selector", 2)]
         steps = step_metrics(p)
         assert [s["step"] for s in steps] == [1, 2] and len(steps[1]["task_acc"]) == 2
         state = json.loads((current_model_folder(p) / "method.json").read_text())
         assert [sorted(t) for t in state["tasks"]] == [["City", "Person"], ["Company", "Drug"]]
+        # the detector's second step learnt the new sentences and replayed the first step's
+        training = json.loads((current_model_folder(p) / "training.json").read_text())
+        first, second = training["suggesters"]["detector"]["steps"]
+        assert first and second and not set(first) & set(second)
+        log = max(runs, key=lambda r: r.id).log
+        assert "mention detector: step 2 on" in log and f"replaying {len(first)} earlier" in log
 
 
 def test_train_cli_with_the_type_level_selector(project_dir, capsys):
@@ -149,7 +157,7 @@ def test_static_method_and_method_mismatch(project_dir, minilm):
     out = train_project(project_dir, method="static", backbone=minilm, overrides=TINY_OVERRIDES, profile="smoke")
     assert out.method == "static"
     with Project.open(project_dir) as p:
-        (m,) = p.modules.list()
+        (m,) = [m for m in p.modules.list() if m.name != "mention-detector"]
         assert (m.name, m.kind) == ("main", "static")
         t = p.types.add("Drug", "entity")
         for i in range(6):

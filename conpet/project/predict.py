@@ -4,6 +4,13 @@ Routing views show and ``conpet predict PROJECT_DIR`` writes out.
 
 Frozen modules' logits come from the project's logit cache, so a second pass over the same sentences
 does no backbone work.
+
+When the model has suggesters (``conpet.suggestions``: a mention detector and a relatedness gate, trained
+with the model), the run also holds their proposals, as ordinary predictions that the app shows as
+suggestions: the detector's mentions on sentences without gold entity labels, typed by the entity experts
+(``expert_scores["detector"]``: the detector's confidence in the span), and the pairs of a sentence's
+mentions (gold or proposed) that the gate scores at or above its threshold, typed by the relation experts
+(``expert_scores["related"]``: P(related)). A model without suggesters predicts marked spans only.
 """
 
 from __future__ import annotations
@@ -54,14 +61,16 @@ def prediction_examples(project: Any, kinds: set[str], sentence_ids: list[int] |
 
 def predict_project(project: Any, sink: ProgressSink | None = None, *, sentence_ids: list[int] | None = None,
                     device: str | None = None, backbone_provider: BackboneProvider | None = None,
-                    threads: int | None = None) -> PredictOutcome:
+                    threads: int | None = None, relation_threshold: float | None = None) -> PredictOutcome:
     """Predict every marked mention and pair (of ``sentence_ids``, default all) with the project's current
     model and store the predictions (with the selector's scores, the active experts and the chosen expert's
-    scores) as one run. ``project`` is a folder or an open ``Project``; the backbone is the model's own,
-    from ``backbone_provider`` when given (the app keeps one), on ``device`` (default: cuda when available)."""
+    scores) as one run, with the suggesters' proposals (see the module docstring; ``relation_threshold``
+    replaces the gate's saved threshold). ``project`` is a folder or an open ``Project``; the backbone is the
+    model's own, from ``backbone_provider`` when given (the app keeps one), on ``device`` (default: cuda when
+    available)."""
     proj, close = open_project(project)
     try:
-        return _predict(proj, sink, sentence_ids, device, backbone_provider, threads)
+        return _predict(proj, sink, sentence_ids, device, backbone_provider, threads, relation_threshold)
     finally:
         if close:
             proj.close()
@@ -122,24 +131,34 @@ def current_model(project: Any, rep: Reporter, device: str | None = None,
 
 
 def _predict(project: Any, sink: ProgressSink | None, sentence_ids: list[int] | None, device: str | None,
-             backbone_provider: BackboneProvider | None, threads: int | None) -> PredictOutcome:
+             backbone_provider: BackboneProvider | None, threads: int | None,
+             relation_threshold: float | None = None) -> PredictOutcome:
+    from conpet.suggestions import load_suggesters
+
     rep = Reporter(sink)
     model = current_model(project, rep, device, backbone_provider, threads)
     run = project.runs.start(model.state.get("method", "?"), purpose="predict", backbone=model.backbone.name,
                              config={"model_folder": model.folder.relative_to(project.folder).as_posix(),
                                      "sentences": len(sentence_ids) if sentence_ids is not None else "all"})
-    method = None
+    method = suggesters = None
     t0 = time.monotonic()
     try:
         with project.runs.recorded(run.id):
             method = model.load_method(project, project.logit_cache)
             examples = prediction_examples(project, model.kinds, sentence_ids)
-            rep(0.02, f"predicting {len(examples)} mention(s) and pair(s)", "evaluation")
+            suggesters = load_suggesters(model.folder, model.backbone, relation_threshold)
+            rep(0.02, "proposing mentions and pairs", "suggesting")
+            proposals = _proposals(project, suggesters, set(method.type_kinds.values()) or model.kinds,
+                                   sentence_ids)
+            proposals = _unasked(proposals, {ex.id for ex in examples})
+            examples += [p.example for p in proposals]
+            rep(0.05, f"predicting {len(examples)} mention(s) and pair(s)", "evaluation")
             before = method.backbone_forwards
             with method.job():  # each example is encoded once for the selector's and the experts' passes
                 preds = method.predict(examples, RunSink(project, run.id, sink)) if examples else []
             passes = method.backbone_forwards - before
             preds = [renamed(p, model.rename) for p in preds]
+            preds = _with_proposal_scores(preds, proposals)
             preds = fit_argument_types(project, examples, preds)  # declared head / tail types (not learnt)
             seconds = time.monotonic() - t0
             with project.transaction():
@@ -150,6 +169,37 @@ def _predict(project: Any, sink: ProgressSink | None, sentence_ids: list[int] | 
             return PredictOutcome(run.id, n, seconds, passes)
     finally:
         release(method)
+        if suggesters is not None:
+            suggesters.close()
+
+
+def _proposals(project: Any, suggesters: Any, kinds: set[str], sentence_ids: list[int] | None) -> list[Any]:
+    from conpet.project.suggesters import sentence_inputs
+    from conpet.suggestions import suggest
+
+    if suggesters.detector is None and suggesters.relatedness is None:
+        return []
+    ids = sentence_ids if sentence_ids is not None else project.sentences.ids()
+    _, inputs = sentence_inputs(project, ids)
+    return suggest(suggesters, inputs, kinds)
+
+
+def _unasked(proposals: list[Any], asked: set[str]) -> list[Any]:
+    """The proposals whose question is not asked already (a marked span, or an earlier proposal)."""
+    out = []
+    for p in proposals:
+        if p.example.id not in asked:
+            asked.add(p.example.id)
+            out.append(p)
+    return out
+
+
+def _with_proposal_scores(preds: list[Any], proposals: list[Any]) -> list[Any]:
+    """Each proposal's prediction with the suggester's score in its ``expert_scores``."""
+    from conpet.suggestions import with_scores
+
+    scores = {p.example.id: p.scores for p in proposals}
+    return [with_scores(p, scores[p.example_id]) if p.example_id in scores else p for p in preds]
 
 
 def renamed(p: Any, names: dict[str, str]) -> Any:

@@ -80,5 +80,7 @@ def _cmd_train(args: Any) -> int:
           + (f", selector accuracy {pct(m.get('selector_acc'))}" if m.get("selector_acc") is not None else ""))
     print("per task: " + ", ".join(f"task {k + 1} {accuracy_text(c, n)}"
                                    for k, (c, n) in enumerate(zip(correct, totals, strict=True))))
+    for line in out.suggesters:
+        print(line)
     print(f"model saved in {out.model_folder}")
     return 0

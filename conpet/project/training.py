@@ -12,6 +12,8 @@ One call learns one continual step:
 3. Every task's gold examples are split 8:1:1 per type, each example's split fixed the first time a
    step sees it (``conpet.project.splits``); the method learns the new task with dynamic replay of the old
    ones, then is evaluated on every seen task's test examples.
+   Then the suggesters (``conpet.project.suggesters``: the mention detector and the relatedness gate) take
+   one continual step on what is new since the previous model, and are saved in the model folder.
 4. On success, in one transaction: the modules that changed are registered (their files already saved
    under ``modules/run-NNNN/``), the task is frozen, the step's metrics and the test predictions are
    stored, the cached logits of superseded module versions are forgotten, the run is finished. A failure
@@ -51,6 +53,8 @@ from conpet.project.model import (
 )
 from conpet.project.progress import RunSink
 from conpet.project.splits import assign_splits, split_task
+from conpet.project.suggesters import STATE_KEY as SUGGESTERS_KEY
+from conpet.project.suggesters import train_suggesters
 from conpet.protocols import ProgressEvent, ProgressSink, ScaledSink
 
 DEFAULT_MIN_EXAMPLES = 5
@@ -85,6 +89,7 @@ class TrainOutcome:
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     notes: tuple[str, ...] = ()  # the budget and the warnings said before training (conpet.training_report)
+    suggesters: tuple[str, ...] = ()  # what the detector and the relatedness gate did (also in the run's log)
 
 
 # --- one training step -------------------------------------------------------------------------
@@ -151,12 +156,17 @@ def _task_data(index: int, types: Sequence[str], examples: Sequence[Any], splits
     return TaskData(index, tuple(types), tuple(train), tuple(valid), tuple(test))
 
 
-def _save_model_atomic(method: Any, folder: Path, training: Mapping[str, Any]) -> None:
+def _save_model_atomic(method: Any, folder: Path, training: Mapping[str, Any],
+                       suggesters: Any = None) -> None:
+    from conpet.suggestions import save_suggesters
+
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         stage = tmp / "model"
         method.save(stage)
+        if suggesters is not None:
+            save_suggesters(stage, suggesters)
         (stage / TRAINING_FILE).write_text(json.dumps(training, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if folder.exists():
             shutil.rmtree(folder)
@@ -169,7 +179,8 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
                   min_examples: int = DEFAULT_MIN_EXAMPLES, profile: str | None = None,
                   overrides: Mapping[str, Any] | None = None, device: str | None = None,
                   sink: ProgressSink | None = None, types: Sequence[str] | None = None,
-                  threads: int | None = None, notify: Callable[[str], Any] | None = None) -> TrainOutcome:
+                  threads: int | None = None, notify: Callable[[str], Any] | None = None,
+                  suggesters: Mapping[str, Mapping[str, Any]] | None = None) -> TrainOutcome:
     """Learn the project's next task (see the module docstring); returns what happened. ``backbone`` is a
     name, a path or a loaded ``Backbone`` (default: the current model's, else ``minilm``); ``device`` is
     where a backbone given by name is loaded (a loaded one stays where it is: the backbone's device is the
@@ -181,11 +192,14 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
     ``threads``: torch CPU threads (default: the free cores, ``conpet.runtime.default_threads``). Python,
     NumPy and torch are seeded from the run's seed and the task, so the same seed and data give the same
     weights and predictions. ``notify`` receives, before training, each stage's budget and every warning
-    (types left out, a tiny test split)."""
+    (types left out, a tiny test split). Each step also trains the suggesters, the mention detector and
+    the relatedness gate (``conpet.project.suggesters``; ``suggesters`` gives their settings:
+    {"detector": {...}, "relatedness": {...}}), saved in the model folder; what they did is in the notes
+    and the run's log."""
     proj, close = open_project(project)
     try:
         return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink, types,
-                      threads, notify)
+                      threads, notify, suggesters)
     finally:
         if close:
             proj.close()
@@ -194,7 +208,8 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
 def _train(project: Any, method_name: str | None, backbone: Any, min_examples: int, profile: str | None,
            overrides: dict[str, Any], device: str | None, sink: ProgressSink | None,
            types: Sequence[str] | None = None, threads: int | None = None,
-           notify: Callable[[str], Any] | None = None) -> TrainOutcome:
+           notify: Callable[[str], Any] | None = None,
+           suggester_settings: Mapping[str, Mapping[str, Any]] | None = None) -> TrainOutcome:
     from conpet.backbones import backbone_info, load_backbone
     from conpet.methods.registry import canonical_name
     from conpet.runner import evaluate
@@ -250,6 +265,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
         raise TrainError(f"type name(s) {clash} are already learnt by an earlier task; rename the new type")
 
     m = _load_or_make_method(prev, method_name, bb, project.logit_cache, profile, overrides)
+    sugg = None
     try:  # the trained modules leave the backbone with the job (the app keeps the backbone)
         for label, kind in learnt_kinds(project, labels).items():  # a model saved before kinds were recorded
             m.type_kinds.setdefault(label, kind)
@@ -293,18 +309,24 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                     counts, sel, preds = evaluate(m, datas, eval_sink)
                 if run_sink.cancel_requested():
                     raise Cancelled("cancelled by the user")
+                sugg = train_suggesters(project, bb, prev, training.get(SUGGESTERS_KEY) or {},
+                                        ScaledSink(run_sink, 0.97, 0.99, prefix="suggesters: "), suggester_settings,
+                                        budget={"batch_limit": m.config.batch_limit, "seed": seed})
+                for line in sugg.notes:  # what they did, after the fact: the run's log and the outcome's notes
+                    project.runs.append_log(run.id, line)
                 metrics = {**_step_metrics(task.index, new, datas, counts, sel, stats), "seed": seed,
                            "threads": n_threads}
                 folder = project.modules_dir / f"run-{run.id:04d}"
                 training_state = {"backbone": backbone_info(bb), "labels": {str(k): v for k, v in labels.items()},
                                   "run_id": run.id, "task_ids": [t.id for t in [*history_records, task]],
-                                  "splits": splits}
+                                  "splits": splits, SUGGESTERS_KEY: sugg.state}
                 try:
-                    _save_model_atomic(m, folder, training_state)
+                    _save_model_atomic(m, folder, training_state, sugg.suggesters)
                 except OSError as exc:
                     raise storage_error(exc, folder) from exc
                 try:
-                    _record_step(project, m, run.id, task, new, datas, preds, metrics, stats, folder, before)
+                    _record_step(project, m, run.id, task, new, datas, preds, metrics, stats, folder, before,
+                                 sugg.suggesters)
                 except BaseException:
                     shutil.rmtree(folder, ignore_errors=True)  # not registered: no half-made model stays behind
                     raise
@@ -313,9 +335,11 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                 project.logit_cache.prune_model(m.uid, saved_versions)
             raise
         return TrainOutcome(run.id, "finished", method_name, task.index, tuple(new.types), folder, metrics,
-                            time.monotonic() - t_start, tuple(notes))
+                            time.monotonic() - t_start, tuple(notes), tuple(sugg.notes))
     finally:
         release(m)
+        if sugg is not None:
+            sugg.suggesters.close()
 
 
 def _notes(project: Any, method: str, config: Any, new: Any, min_examples: int, chose_types: bool) -> list[str]:
@@ -371,8 +395,10 @@ def _step_metrics(task_index: int, new: Any, datas: Sequence[Any], counts: Seque
 
 
 def _record_step(project: Any, m: Any, run_id: int, task: Any, new: Any, datas: Sequence[Any], preds: Any,
-                 metrics: Mapping[str, Any], stats: Any, folder: Path, before: Mapping[str, int]) -> None:
-    """One transaction: the changed modules registered, the task frozen, the metrics and the test
+                 metrics: Mapping[str, Any], stats: Any, folder: Path, before: Mapping[str, int],
+                 suggesters: Any = None) -> None:
+    """One transaction: the changed modules registered (the suggesters too, after the method's, so the
+    newest module still lies in the model folder), the task frozen, the metrics and the test
     predictions stored, the superseded versions' cached logits forgotten, the run finished."""
     test_examples = [ex for d in datas for ex in d.test]
     changed = [n for n in m.logical_modules() if before.get(n) != m.versions.get(n, 0)]
@@ -382,6 +408,7 @@ def _record_step(project: Any, m: Any, run_id: int, task: Any, new: Any, datas: 
             project.modules.register(kind, folder / name, name=store_name(name),
                                      task_index=(k + 1) if k is not None else None, run_id=run_id,
                                      parameter_count=m.pet.parameter_count(m.adapter(name)))
+        _register_suggesters(project, run_id, folder, suggesters)
         project.tasks.freeze(task.id)
         if preds:
             project.predictions.add_engine_results(run_id, test_examples, preds)
@@ -389,6 +416,22 @@ def _record_step(project: Any, m: Any, run_id: int, task: Any, new: Any, datas: 
         project.runs.append_log(run_id, json.dumps({"stats": stats.to_dict()}, default=str))
         project.logit_cache.prune_model(m.uid, m.cache_versions())
         project.runs.finish(run_id, f"task {task.index} learnt: {', '.join(new.types)}")
+
+
+def _register_suggesters(project: Any, run_id: int, folder: Path, suggesters: Any) -> None:
+    """The detector and the gate as modules of the store (kind "static": a module outside the experts and
+    the selector; the store's kinds need no migration for it)."""
+    from conpet.detector import DETECTOR_MODULE
+    from conpet.relation_candidates import RELATEDNESS_MODULE
+    from conpet.suggestions import DETECTOR_FOLDER, RELATEDNESS_FOLDER
+
+    if suggesters is None:
+        return
+    for part, sub, name in ((suggesters.detector, DETECTOR_FOLDER, DETECTOR_MODULE),
+                            (suggesters.relatedness, RELATEDNESS_FOLDER, RELATEDNESS_MODULE)):
+        if part is not None and (folder / sub).is_dir():
+            project.modules.register("static", folder / sub, name=name, run_id=run_id,
+                                     parameter_count=part.pet.parameter_count(name))
 
 
 def _backbone_of_runs(project: Any) -> dict[str, Any]:
