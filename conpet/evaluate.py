@@ -53,9 +53,12 @@ class EvalReport:
     skipped_other_kind: int = 0
     seconds: float = 0.0
     not_in_project: dict[str, int] = field(default_factory=dict)  # PROJECT_DIR: types the project lacks
+    spans: dict[str, Any] | None = None  # conpet.span_metrics on the raw text, when the model has a detector
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
+        if self.spans is None:
+            out.pop("spans")
         out["confusions"] = [{"gold": g, "predicted": p, "count": n} for g, p, n in self.confusions]
         return out
 

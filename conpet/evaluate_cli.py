@@ -47,23 +47,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     bar = TerminalProgress(label="evaluate ", quiet=args.quiet)
     try:
         with cancel_on_sigint(bar):
-            report, spans = _evaluate_target(args, name, sentences, bar, t0)
+            report = _evaluate_target(args, name, sentences, bar, t0)
     finally:
         bar.close()
     print(format_report(report))
-    if spans is not None:
-        print(format_span_metrics(spans))
+    if report.spans is not None:
+        print(format_span_metrics(report.spans))
     if args.json:
-        out = report.to_json() if spans is None else {**report.to_json(), "spans": spans}
-        write_text_atomic(args.json, json.dumps(out, indent=2, ensure_ascii=False) + "\n")
+        write_text_atomic(args.json, json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
         print(f"report written to {args.json}", file=sys.stderr)
     return 0
 
 
 def _evaluate_target(args: argparse.Namespace, name: str, sentences: Sequence[Any], bar: Any, t0: float
-                     ) -> tuple[EvalReport, dict[str, Any] | None]:
+                     ) -> EvalReport:
     """A project folder's current model (``conpet.project.evaluate``; nothing written to it) or a bundle;
-    with the span scores of a bundle's mention detector on the raw text (None without one)."""
+    either's report carries the span scores of its mention detector on the raw text (None without one)."""
     from conpet.project.model import is_project_folder
 
     if is_project_folder(args.bundle):
@@ -72,7 +71,7 @@ def _evaluate_target(args: argparse.Namespace, name: str, sentences: Sequence[An
         if args.backbone:
             raise ConpetError("--backbone is for a bundle: a project's model uses the backbone it was trained on")
         return evaluate_project(args.bundle, args.file, sink=bar, oracle=not args.no_oracle, device=args.device,
-                                threads=args.threads, sentences=(name, sentences)), None
+                                threads=args.threads, sentences=(name, sentences))
     from conpet.bundle import Bundle
     from conpet.runtime import apply_threads
     from conpet.span_metrics import span_metrics
@@ -81,6 +80,7 @@ def _evaluate_target(args: argparse.Namespace, name: str, sentences: Sequence[An
     apply_threads(args.threads, bundle.backbone.device)
     try:
         report = evaluate_sentences(bundle, sentences, args.file, name, bar, oracle=not args.no_oracle, started=t0)
-        return report, span_metrics(bundle, sentences, bar)  # None unless the bundle has a mention detector
+        report.spans = span_metrics(bundle, sentences, bar)  # None unless the bundle has a mention detector
+        return report
     finally:
         bundle.close()

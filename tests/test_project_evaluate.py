@@ -127,3 +127,19 @@ def test_evaluate_project_function_agrees_with_the_command(trained, tmp_path, mi
     assert cli.main(["evaluate", str(trained), str(data), "--json", str(out), "--quiet", "--no-oracle"]) == 0
     capsys.readouterr()
     assert json.loads(out.read_text(encoding="utf-8"))["accuracy"] == pytest.approx(report.accuracy)
+
+
+def test_evaluate_a_project_scores_its_detectors_proposals_on_the_raw_text(trained, tmp_path, minilm, capsys):
+    """The project's model was trained with a mention detector, so its report also scores the detector's
+    proposals on the file's sentences read as raw text (span + type, span alone), as a bundle's does."""
+    data = labelled_file(tmp_path / "mine.jsonl")
+    n_sentences = len(data.read_text(encoding="utf-8").splitlines())
+    report = evaluate_project(trained, data, backbone_provider=lambda name, device: minilm, oracle=False)
+    assert report.spans is not None and report.spans["sentences"] == n_sentences
+    untyped, typed = report.spans["untyped"], report.spans["typed"]
+    assert untyped["gold"] >= typed["gold"] > 0 and untyped["predicted"] == typed["predicted"]
+    assert typed["true_positives"] <= untyped["true_positives"] <= untyped["predicted"]  # a right type needs a right span
+    out = tmp_path / "r.json"
+    assert cli.main(["evaluate", str(trained), str(data), "--json", str(out), "--quiet", "--no-oracle"]) == 0
+    assert "proposed mentions on" in capsys.readouterr().out
+    assert json.loads(out.read_text(encoding="utf-8"))["spans"] == report.spans

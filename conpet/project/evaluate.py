@@ -33,6 +33,8 @@ from conpet.project.backbones import BackboneProvider
 from conpet.project.model import release
 from conpet.project.predict import CurrentModel, current_model, renamed, trained_model_folder
 from conpet.protocols import ProgressSink, Reporter, as_sink
+from conpet.span_metrics import span_metrics
+from conpet.suggestions import load_suggesters
 
 
 class ReadThroughCache:
@@ -76,10 +78,12 @@ class _RenamedMethod:
 
 class ProjectModel:
     """A project's current model as ``conpet.evaluate.evaluate_sentences`` wants it (the interface of a
-    loaded ``Bundle``: ``types``, ``kinds``, ``method``, ``predict_examples``), in today's type names."""
+    loaded ``Bundle``: ``types``, ``kinds``, ``method``, ``predict_examples``, ``suggesters``), in today's type
+    names."""
 
-    def __init__(self, model: CurrentModel, method: Any) -> None:
+    def __init__(self, model: CurrentModel, method: Any, suggesters: Any) -> None:
         self.model = model
+        self.suggesters = suggesters  # the mention detector and the relatedness gate (``span_metrics``)
         self.to_current = dict(model.rename)
         self.to_model = {name: label for label, name in model.rename.items()}
         self.method = _RenamedMethod(method, self.to_model, self.to_current)
@@ -132,18 +136,22 @@ def _evaluate(project: Any, path: str | Path, name: str, read: Sequence[Any], ex
                           f"({_names(outside)}; the project has {_names(project_types)})")
     rep = Reporter(sink)
     model = current_model(project, rep, device, backbone_provider, threads, purpose="evaluate")
-    method = None
+    method = suggesters = None
     try:
         method = model.load_method(project, ReadThroughCache(project.logit_cache))
-        evaluable = ProjectModel(model, method)
+        suggesters = load_suggesters(model.folder, model.backbone, None)
+        evaluable = ProjectModel(model, method, suggesters)
         learnt = set(evaluable.types)
         if not any(e.label in learnt for e in examples):
             raise ConpetError(f"{path}: no example of a type the project's model has learnt (the file has "
                               f"{_names(Counter(e.label for e in examples))}; the model knows {_names(learnt)})")
         rep(0.0, f"scoring {len(examples)} mention(s) and pair(s) of {Path(path).name}", "evaluation")  # no ETA yet
         report = evaluate_sentences(evaluable, read, path, name, sink, oracle=oracle, started=t0)
+        report.spans = span_metrics(evaluable, read, sink)  # the detector's proposals on the raw text
     finally:
         release(method)
+        if suggesters is not None:
+            suggesters.close()
     report.not_in_project = dict(sorted(outside.items()))
     for t in outside:
         report.skipped_unknown_types.pop(t, None)
