@@ -63,6 +63,9 @@ def test_evaluate_on_a_file_shows_the_report_and_saves_its_json(qtbot, settings,
     assert dialog.figures["Accuracy"] == f"{100 * want.accuracy:.2f}%"
     assert dialog.figures["Macro-F1"] == f"{100 * want.macro_f1:.2f}%"
     assert "Routing accuracy" in dialog.figures and "Oracle-routing accuracy" in dialog.figures
+    assert want.spans is not None  # the model was trained with a mention detector: its raw-text proposals too
+    f1 = want.spans["untyped"]["f1"]
+    assert dialog.figures["Proposed mentions, span only (P / R / F1)"].endswith(f"{100 * f1:.2f}%")
     rows = [[dialog.per_type.item(r, c).text() for c in range(5)] for r in range(dialog.per_type.rowCount())]
     assert [(r[0], r[1], r[4]) for r in rows] == [("Person", f"{100 * want.per_type[0].precision:.2f}%", "12")]
     assert dialog.confusions.rowCount() == len(want.confusions)

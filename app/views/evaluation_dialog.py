@@ -85,6 +85,11 @@ class EvaluationDialog(QDialog):
             self.figures["Routing accuracy"] = _pct(r.routing_accuracy)
         if r.oracle_routing_accuracy is not None:
             self.figures["Oracle-routing accuracy"] = _pct(r.oracle_routing_accuracy)
+        if r.spans is not None:  # the mention detector's proposals on the raw text, exact match
+            for key, what in (("typed", "span + type"), ("untyped", "span only")):
+                m = r.spans[key]
+                self.figures[f"Proposed mentions, {what} (P / R / F1)"] = (
+                    f"{_pct(m['precision'])} / {_pct(m['recall'])} / {_pct(m['f1'])}")
         for name, value in self.figures.items():
             form.addRow(f"{name}:", QLabel(f"<b>{value}</b>"))
         return form
