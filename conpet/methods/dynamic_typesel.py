@@ -21,6 +21,8 @@ class DynamicTypeSelector(DynamicConPET):
     name = "dynamic-typesel"
     description = ("Dynamic ConPET whose trained selector learns the types themselves (a task scores the "
                    "log-sum-exp of its types)")
+    # the selector and the experts read the markers: measured better than [MASK] alone (README, issue 12)
+    default_representation = "markers"
 
     def __init__(self, backbone: Any, config: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(backbone, config.replace(selector_labels="type"), *args, **kwargs)

@@ -120,6 +120,8 @@ class StaticConPET(SingleModuleMethod):
     description = (
         "Static ConPET: one PET module over all types, dy"
         "namic replay of all history with the batch limit")
+    # measured: W 53.08 with the markers against 44.67 with [MASK] alone (fewrel80 quick, 2 seeds)
+    default_representation = "markers"
 
 
 class SequentialLoRA(SingleModuleMethod):
