@@ -149,6 +149,11 @@ class TrainConfig:
         default=False,
         metadata={"help": "statistical router: after each step choose t (1-3) and the expert weight w (0, 1, 3, 10, "
                           "30) on the seen tasks' validation data instead of top_t and router_weight"})
+    router_energy: float = field(
+        default=0.0, metadata={"help": "statistical router: weight of each active expert's standardised energy (the "
+                                       "log-sum-exp of its logits, z-scored on its own task's validation data) added "
+                                       "to its types' scores, so that with t > 1 the experts also vote on the task; "
+                                       "0: off"})
     router_weight: float = field(
         default=1.0, metadata={"help": "statistical router: weight w of the expert's within-task log-softmax "
                                        "added to the router's log p(type)"})
@@ -191,6 +196,8 @@ class TrainConfig:
             raise ConfigError("router_shrinkage must be in [0, 1]")
         if self.router_weight < 0:
             raise ConfigError("router_weight must not be negative")
+        if self.router_energy < 0:
+            raise ConfigError("router_energy must not be negative")
         if self.memory_per_type < 1:
             raise ConfigError("memory_per_type must be at least 1")
         if self.expert_init not in ("fresh", "selector"):

@@ -74,6 +74,7 @@ class RoutedByStatistics(PETMethod):
             self.config = self.config.replace(router_features=self.features_from)
         self.router: GaussianRouter | None = None
         self.chosen: dict[str, float] = {}  # t and w picked on validation data (router_calibrate)
+        self.energy: dict[int, tuple[float, float]] = {}  # task -> its expert's energy mean, std on own data
 
     @staticmethod
     def expert(j: int) -> str:
@@ -154,12 +155,14 @@ class RoutedByStatistics(PETMethod):
         state = super().begin_step(task)
         state["router"] = copy.deepcopy(self.router)
         state["chosen"] = dict(self.chosen)
+        state["energy"] = dict(self.energy)
         return state
 
     def rollback_step(self, state: dict[str, Any]) -> None:
         super().rollback_step(state)
         self.router = state["router"]
         self.chosen = state["chosen"]
+        self.energy = state["energy"]
 
     def train_step(self, task: TaskData, history: list[TaskData], rep: Reporter, stats: StepStats) -> None:
         k = task.index
@@ -205,6 +208,18 @@ class RoutedByStatistics(PETMethod):
             return correct / len(valid)
 
         stats.stages.append(self.run_stage(Stage("expert", name, sampler, loss, validate, c.lr), rep, 0.0, hi))
+        if c.router_energy > 0:
+            self.energy[k] = self.energy_statistics(k, valid)
+
+    def energy_statistics(self, k: int, examples: Sequence[Example]) -> tuple[float, float]:
+        """Mean and spread of expert k's energy (log-sum-exp of its logits) on its own task's examples: the
+        scale on which its energy for any input is standardised, so that experts compare with each other."""
+        energies = []
+        for i in range(0, len(examples), self.config.eval_batch_size):
+            logits = self.module_logits(self.expert(k), examples[i : i + self.config.eval_batch_size])
+            energies.append(_logsumexp(logits.cpu().numpy().astype(np.float64)))
+        e = np.concatenate(energies)
+        return float(e.mean()), float(max(e.std(), 1e-3))
 
     # --- scoring -------------------------------------------------------------------------------------
 
@@ -283,11 +298,18 @@ class RoutedByStatistics(PETMethod):
         else:
             active = np.argsort(-task_scores, axis=-1, kind="stable")[:, :t].tolist()
         expert_log_soft: dict[int, np.ndarray] = {}
+        votes: dict[int, np.ndarray] = {}
+        lam = self.config.router_energy
         for j in sorted({j for a in active for j in a}) if self.use_experts else ():
             rows = [i for i, a in enumerate(active) if j in a]
             logits = self.expert_logits(j, chunk, rows, side)
-            expert_log_soft[j] = logits - _logsumexp(logits)[:, None]
-        combined, own = combine_scores(log_post, sizes, active, expert_log_soft if self.use_experts else None, w)
+            energy = _logsumexp(logits)
+            expert_log_soft[j] = logits - energy[:, None]
+            if lam > 0 and j in self.energy:
+                mean, std = self.energy[j]
+                votes[j] = lam * (energy - mean) / std
+        combined, own = combine_scores(log_post, sizes, active, expert_log_soft if self.use_experts else None, w,
+                                       votes)
         return ScoredBatch(log_post, task_scores, active, combined, own)
 
     def expert_logits(self, j: int, chunk: Sequence[Example], rows: list[int],
@@ -399,10 +421,12 @@ class RoutedByStatistics(PETMethod):
             self.router.save(Path(folder) / ROUTER_FILE)
 
     def extra_state(self) -> dict[str, Any]:
-        return {"files": [ROUTER_FILE] if self.router is not None else [], "chosen": dict(self.chosen)}
+        return {"files": [ROUTER_FILE] if self.router is not None else [], "chosen": dict(self.chosen),
+                "energy": {str(k): list(v) for k, v in self.energy.items()}}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.chosen = dict(state.get("chosen") or {})
+        self.energy = {int(k): (float(v[0]), float(v[1])) for k, v in (state.get("energy") or {}).items()}
 
     @classmethod
     def load(cls, folder: Any, backbone: Any, cache: Any = None) -> RoutedByStatistics:
@@ -443,11 +467,12 @@ class LDAOnAdaptedOnceFeatures(RoutedByStatistics):
 
 
 def combine_scores(log_post: np.ndarray, sizes: Sequence[int], active: Sequence[Sequence[int]],
-                   expert_log_soft: dict[int, np.ndarray] | None, weight: float
-                   ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+                   expert_log_soft: dict[int, np.ndarray] | None, weight: float,
+                   votes: dict[int, np.ndarray] | None = None) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """The score of type y of an active task j: `log_post[y] + weight * expert_log_soft[j][y]`; types of
     inactive tasks get -inf. `expert_log_soft[j]` holds the rows of the examples where j is active, in
-    order; None: the router alone. Also returns, per active task, the within-task distribution shown
+    order; None: the router alone. ``votes[j]`` (same rows), when given, is added to every type of task j:
+    the expert's own evidence that the input is of its task (`router_energy`). Also returns, per active task, the within-task distribution shown
     as the expert's scores (the router's own when there are no experts)."""
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
     combined = np.full_like(log_post, -np.inf, dtype=np.float64)
@@ -460,6 +485,8 @@ def combine_scores(log_post: np.ndarray, sizes: Sequence[int], active: Sequence[
             own[j] = softmax(log_post[rows, sl])
         else:
             combined[rows, sl] = log_post[rows, sl] + weight * expert_log_soft[j]
+            if votes and j in votes:
+                combined[rows, sl] += votes[j][:, None]
             own[j] = np.exp(expert_log_soft[j])
     return combined, own
 
