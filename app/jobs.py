@@ -76,7 +76,7 @@ class TrainRequest:
     method: str = DEFAULT_METHOD
     backbone: str = "minilm"
     device: str = "cpu"
-    budget: str = "smoke"  # a conpet.config profile: smoke | quick | paper
+    budget: str = "smoke"  # a conpet.config profile: smoke | quick | paper | converge
     min_examples: int = 10
     types: tuple[str, ...] | None = None  # the new task's types (names); None: every ready type
     overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields (tests: a tiny budget)

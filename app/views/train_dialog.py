@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from conpet.config import CONVERGE_MAX_EPOCHS, CONVERGE_PATIENCE
 from conpet.project.training import DEFAULT_METHOD
 from conpet.runtime import cpu_cores
 
@@ -40,6 +41,8 @@ BUDGETS = {
     "smoke": "Quick try: at most 100 batches per stage, 2 epochs (a few minutes on a CPU)",
     "quick": "Standard: at most 400 batches per stage, 2 epochs",
     "paper": "Thorough: the paper's settings (hours on a CPU; for a GPU)",
+    "converge": (f"Until it converges: epochs until validation accuracy stops rising ({CONVERGE_PATIENCE} epochs "
+                 f"without a rise, at most {CONVERGE_MAX_EPOCHS}); the best epoch is kept"),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from conpet.config import CONVERGE_MAX_EPOCHS, CONVERGE_PATIENCE, PROFILES
 from conpet.errors import Cancelled
 from conpet.project.progress import TerminalProgress, cancel_on_sigint
 from conpet.project.training import (
@@ -33,9 +34,11 @@ def register(subparsers: Any) -> None:
                    help=f"labelled examples a type needs to join a new task (default {DEFAULT_MIN_EXAMPLES})")
     p.add_argument("--type", action="append", dest="types", metavar="NAME",
                    help="a type of the new task (repeat for several; default: every type with enough examples)")
-    p.add_argument("--profile", choices=("smoke", "quick", "paper"), default=None,
+    p.add_argument("--profile", choices=PROFILES, default=None,
                    help=f"training budget preset of this step, as the app's budget (default: {DEFAULT_PROFILE} "
-                        "for a new model; a model that continues keeps its own)")
+                        "for a new model; a model that continues keeps its own); converge: no batch limit, up to "
+                        f"{CONVERGE_MAX_EPOCHS} epochs, stopping once validation accuracy has not risen for "
+                        f"{CONVERGE_PATIENCE} epochs (the best epoch's weights kept)")
     p.add_argument("--epochs", type=int, default=None, help="most epochs per step (overrides the profile)")
     p.add_argument("--batch-limit", type=int, default=None, help="most batches per stage (overrides the profile)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (overrides the profile)")

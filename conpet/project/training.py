@@ -59,7 +59,7 @@ TRAIN_SHARE = 0.85
 # Run r's modules get versions above r * VERSION_STRIDE: no two attempts (in any process) share a version.
 VERSION_STRIDE = 1 << 20
 # What a profile (``--profile``, the app's budget) sets, for a new model and for one that continues.
-PROFILE_BUDGET = ("lr", "batch_limit", "max_epochs")
+PROFILE_BUDGET = ("lr", "batch_limit", "max_epochs", "patience")
 
 
 # A new project's method: one expert per task routed by per-type statistics (conpet/methods/dynamic_lda.py).
