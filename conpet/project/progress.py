@@ -75,6 +75,8 @@ class TerminalProgress:
             parts.append(f"acc {100 * m['acc']:.0f}%")
         if event.eta_seconds is not None and f < 1.0:
             parts.append(f"ETA {format_seconds(event.eta_seconds)}")
+        elif event.stage and 0.0 < f < 1.0:  # a job's ETA waits for a measured rate of work
+            parts.append("ETA estimating…")
         return " ".join(parts)
 
     def close(self) -> None:

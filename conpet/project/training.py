@@ -51,11 +51,11 @@ from conpet.project.model import (
 )
 from conpet.project.progress import RunSink
 from conpet.project.splits import assign_splits, split_task
-from conpet.protocols import ProgressEvent, ProgressSink, ScaledSink
+from conpet.protocols import ProgressEvent, ProgressSink
+from conpet.work_progress import WorkProgress, step_work
 
 DEFAULT_MIN_EXAMPLES = 5
 DEFAULT_PROFILE = "quick"
-TRAIN_SHARE = 0.85
 # Run r's modules get versions above r * VERSION_STRIDE: no two attempts (in any process) share a version.
 VERSION_STRIDE = 1 << 20
 # What a profile (``--profile``, the app's budget) sets, for a new model and for one that continues.
@@ -285,11 +285,12 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
             with project.runs.recorded(run.id):
                 if prev is not None:  # what an earlier attempt that failed, was cancelled or killed computed
                     project.logit_cache.prune_model(m.uid, saved_versions)
-                step_sink = ScaledSink(run_sink, 0.0, TRAIN_SHARE, prefix=f"task {task.index}: ")
+                # The fraction counts expected work (batches, passes, saving); the ETA is its measured rate.
+                work = WorkProgress(run_sink, step_work(method_name, m.config, new, datas),
+                                    prefix=f"task {task.index}: ")
                 seed_everything(step_seed(seed, task.index))  # new modules' initial weights repeat for a seed
-                stats = m.learn_task(new, datas[:-1], step_sink)
-                eval_sink = ScaledSink(run_sink, TRAIN_SHARE, 0.97, prefix=f"task {task.index}: ")
-                counts, sel, preds = evaluate(m, datas, eval_sink)
+                stats = m.learn_task(new, datas[:-1], work.training_sink())
+                counts, sel, preds = evaluate(m, datas, work.segment_sink("evaluation"))
                 if run_sink.cancel_requested():
                     raise Cancelled("cancelled by the user")
                 metrics = {**_step_metrics(task.index, new, datas, counts, sel, stats), "seed": seed,
@@ -302,6 +303,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                     _save_model_atomic(m, folder, training_state)
                 except OSError as exc:
                     raise storage_error(exc, folder) from exc
+                work.finish("saving", "model saved")
                 try:
                     _record_step(project, m, run.id, task, new, datas, preds, metrics, stats, folder, before)
                 except BaseException:

@@ -1,0 +1,205 @@
+"""Progress in units of expected work, and an ETA from the measured rate of that work.
+
+A training step's stages are known in advance from its budget (``conpet.training_report.stage_plans``):
+the training batches and the validation passes of each stage, the router's feature pass, the test
+predictions, the saving. ``step_work`` turns them into ``Segment``s of work units (one unit: one example
+through the backbone without gradients; a training example costs ``TRAIN_COST`` units). ``WorkProgress``
+sits between the method's progress (whose fractions are the method's fixed shares of its step) and the
+caller's sink: it places each event in its segment, reports the fraction of all units done, and an ETA
+from the units per second measured after a warm-up (the first batches pay for one-off set-up), None
+("estimating…") until enough work has been timed. Work a stage skips (early stopping) moves the
+fraction on but never counts as work done fast.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from conpet.protocols import ProgressEvent, ProgressSink
+
+# Forward + backward + optimizer step of one training example, in no-grad forwards of one example:
+# measured on the demo project (minilm, one CPU thread, dynamic-lda): 0.090 s a training example in
+# 8-example batches, 0.043 s an example of the router's feature pass in 32-example batches.
+TRAIN_COST = 2.0
+# A test example of an old task costs almost nothing: its features and its expert's logits are cached.
+CACHED_COST = 0.1
+# Work before the rate is measured (one-off costs of the first batches), and work timed before an ETA.
+WARMUP_SHARE = 0.02
+MEASURE_SHARE = 0.03
+TRAINING_STAGES = ("selector", "expert", "training")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One part of a job. A training stage's units are ``batches * batch_units + epochs * valid_units``."""
+
+    name: str  # a training stage ("selector", "expert", "training"), "router", "evaluation" or "saving"
+    batch_units: float = 0.0
+    batches: int = 0
+    valid_units: float = 0.0
+    epochs: int = 0
+    units: float = 0.0  # a segment without batches (router, evaluation, saving)
+
+    @property
+    def total(self) -> float:
+        return self.batches * self.batch_units + self.epochs * self.valid_units + self.units
+
+
+def step_work(method: str, config: object, new: object, datas: Sequence[object]) -> list[Segment]:
+    """The segments of one project training step of ``method`` (``TrainConfig`` ``config``) on the new task
+    ``new`` with every seen task ``datas`` (``TaskData``): what ``conpet.project.training`` runs."""
+    from conpet.config import DYNAMIC_FAMILY
+    from conpet.replay import validation_size
+    from conpet.training_report import ROUTED_BY_STATISTICS, stage_plans
+
+    c = config
+    plans = stage_plans(method, c, len(new.train), len(datas) > 1)  # type: ignore[attr-defined]
+    routed = method in ROUTED_BY_STATISTICS
+    out = []
+    for p in plans:
+        valid_pool = len(new.valid) if routed else sum(len(d.valid) for d in datas)  # type: ignore[attr-defined]
+        n_valid = min(validation_size(p.batches_per_epoch, c.batch_size, c.valid_ratio),  # type: ignore[attr-defined]
+                      max(valid_pool, len(datas) * c.min_valid_per_task))  # type: ignore[attr-defined]
+        epochs = math.ceil(p.batches / p.batches_per_epoch) if p.batches_per_epoch else 0
+        out.append(Segment(p.stage, batch_units=TRAIN_COST * (p.n_new + p.n_old), batches=p.batches,
+                           valid_units=float(n_valid), epochs=epochs))
+    if routed:  # the router's statistics: one feature pass over the new training examples
+        out.append(Segment("router", units=float(len(new.train))))  # type: ignore[attr-defined]
+    # The new task's test examples: one pass (the router's features, with the first expert's logits), one
+    # more for a routed later expert or for a selector's experts; the old tasks' are cached.
+    passes = 2.0 if (len(datas) > 1 or method in DYNAMIC_FAMILY and not routed) else 1.0
+    n_old_test = sum(len(d.test) for d in datas[:-1])  # type: ignore[attr-defined]
+    out.append(Segment("evaluation", units=passes * len(new.test) + CACHED_COST * n_old_test))  # type: ignore
+    out.append(Segment("saving", units=max(1.0, 0.01 * sum(s.total for s in out))))
+    return out
+
+
+class EtaEstimator:
+    """Seconds left from the rate of work measured after a warm-up: ``update(done, worked)`` with the
+    units done (what the fraction shows) and the units actually worked (done minus skipped)."""
+
+    def __init__(self, total: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total = max(total, 1e-9)
+        self.clock = clock
+        self._start: tuple[float, float] | None = None  # (time, units worked) when the warm-up ended
+
+    def update(self, done: float, worked: float) -> float | None:
+        now = self.clock()
+        if self._start is None:
+            if worked >= WARMUP_SHARE * self.total:
+                self._start = (now, worked)
+            return None
+        t0, w0 = self._start
+        if worked - w0 < MEASURE_SHARE * self.total or now <= t0:
+            return None
+        rate = (worked - w0) / (now - t0)
+        return max(self.total - done, 0.0) / rate
+
+
+class WorkProgress:
+    """Forwards a job's progress to ``sink`` as the fraction of its segments' units done, with the ETA
+    of ``EtaEstimator``. ``training_sink()`` takes the method's ``learn_task`` events (placed by their stage
+    and metrics), ``segment_sink(name)`` a sub-job whose fraction covers one segment, ``finish(name)`` marks
+    a segment done."""
+
+    def __init__(self, sink: ProgressSink | None, segments: Sequence[Segment],
+                 clock: Callable[[], float] = time.monotonic, prefix: str = "") -> None:
+        self.sink = sink
+        self.segments = list(segments)
+        self.names = [s.name for s in self.segments]
+        self.total = sum(s.total for s in self.segments) or 1.0
+        self.eta = EtaEstimator(self.total, clock)
+        self.prefix = prefix
+        self._done = [0.0] * len(self.segments)
+        self._skipped = 0.0
+        self._current = 0
+        self._batches: dict[int, int] = {}
+
+    @property
+    def fraction(self) -> float:
+        return min(sum(self._done) / self.total, 1.0)
+
+    def _enter(self, name: str) -> int | None:
+        """Index of segment ``name`` (the first not yet passed), every segment before it finished."""
+        for i in range(self._current, len(self.segments)):
+            if self.names[i] == name:
+                for j in range(self._current, i):
+                    self._complete(j)
+                self._current = i
+                return i
+        return None
+
+    def _complete(self, i: int) -> None:
+        left = self.segments[i].total - self._done[i]
+        if left > 0:
+            self._skipped += left  # planned, never run (early stopping, a stage with less to do)
+            self._done[i] = self.segments[i].total
+
+    def _set(self, i: int, units: float) -> None:
+        self._done[i] = max(self._done[i], min(units, self.segments[i].total))
+
+    def finish(self, name: str, message: str = "", stage: str = "") -> None:
+        i = self._enter(name)
+        if i is not None:
+            self._set(i, self.segments[i].total)
+        if message:
+            self._emit(ProgressEvent(self.fraction, message, stage or name))
+
+    def _emit(self, event: ProgressEvent) -> None:
+        done = sum(self._done)
+        eta = self.eta.update(done, done - self._skipped)
+        if self.sink is not None:
+            self.sink.report(ProgressEvent(self.fraction, self.prefix + event.message, event.stage, eta,
+                                           event.metrics))
+
+    def _on_training_event(self, event: ProgressEvent) -> None:
+        m = event.metrics or {}
+        if event.stage in TRAINING_STAGES:
+            i = self._enter(event.stage)
+            if i is not None:
+                seg = self.segments[i]
+                if "batch" in m:
+                    self._batches[i] = int(m["batch"])
+                validated = int(m["epoch"]) if "valid_acc" in m else 0
+                self._set(i, self._batches.get(i, 0) * seg.batch_units + validated * seg.valid_units)
+        elif event.stage == "router":
+            self._enter("router")
+        elif event.stage == "done":  # learn_task ended: every training-side segment is finished
+            first_after = next((k for k in range(self._current, len(self.names))
+                                if self.names[k] not in (*TRAINING_STAGES, "router")), len(self.names))
+            for k in range(self._current, first_after):
+                if k == self._current and self.names[k] == "router":
+                    self._set(k, self.segments[k].total)  # the router's pass ran until now
+                else:
+                    self._complete(k)
+            self._current = max(self._current, first_after)
+        self._emit(event)
+
+    def training_sink(self) -> ProgressSink:
+        return _Forward(self, self._on_training_event)
+
+    def segment_sink(self, name: str) -> ProgressSink:
+        def on_event(event: ProgressEvent) -> None:
+            i = self._enter(name)
+            if i is not None:
+                self._set(i, min(max(event.fraction, 0.0), 1.0) * self.segments[i].total)
+            self._emit(event)
+
+        return _Forward(self, on_event)
+
+    def cancel_requested(self) -> bool:
+        return bool(self.sink is not None and self.sink.cancel_requested())
+
+
+class _Forward:
+    def __init__(self, work: WorkProgress, on_event: Callable[[ProgressEvent], None]) -> None:
+        self.work, self.on_event = work, on_event
+
+    def report(self, event: ProgressEvent) -> None:
+        self.on_event(event)
+
+    def cancel_requested(self) -> bool:
+        return self.work.cancel_requested()
