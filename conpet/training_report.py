@@ -120,3 +120,13 @@ def accuracy_text(correct: int, total: int) -> str:
     if not total:
         return "- (no test examples)"
     return f"{100 * correct / total:.1f}% ({correct} of {total})"
+
+
+def all_data_notes(n_examples: int, folds: int) -> list[str]:
+    """What ``--all-data`` does and costs, said before training."""
+    per_fold = n_examples - n_examples // folds
+    return [f"all data: the new task trains on all {n_examples} labelled examples (no validation or test split: "
+            "the best epoch is chosen on the data it trains on); its accuracy is estimated by "
+            f"{folds}-fold cross-validation, which costs {folds} extra trainings of the new task only (about "
+            f"{per_fold} examples each, old tasks untouched), run before the model that is kept: the step "
+            f"takes about {folds} times as long as without --all-data"]

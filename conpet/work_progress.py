@@ -36,7 +36,8 @@ TRAINING_STAGES = ("selector", "expert", "training")
 class Segment:
     """One part of a job. A training stage's units are ``batches * batch_units + epochs * valid_units``."""
 
-    name: str  # a training stage ("selector", "expert", "training"), "router", "evaluation" or "saving"
+    name: str  # a training stage ("selector", "expert", "training"), "router", "evaluation", "saving" or
+    # "fold-evaluation" (a cross-validation fold's predictions)
     batch_units: float = 0.0
     batches: int = 0
     valid_units: float = 0.0
@@ -75,6 +76,21 @@ def step_work(method: str, config: object, new: object, datas: Sequence[object])
     out.append(Segment("evaluation", units=passes * len(new.test) + CACHED_COST * n_old_test))  # type: ignore
     out.append(Segment("saving", units=max(1.0, 0.01 * sum(s.total for s in out))))
     return out
+
+
+def fold_work(method: str, config: object, new: object, history_and_new: Sequence[object],
+              folds: int) -> list[Segment]:
+    """The segments of ``folds`` cross-validation trainings of the new task (``conpet.project.crossval``):
+    each learns (k - 1) / k of its examples and predicts the rest ("fold-evaluation"); nothing is saved."""
+    from dataclasses import replace
+
+    n = len(new.train)  # type: ignore[attr-defined]
+    held = n // folds
+    fold_task = replace(new, train=new.train[: n - held], valid=(), test=new.train[:held])  # type: ignore
+    olds = [replace(d, test=()) for d in history_and_new[:-1]]  # type: ignore[type-var]
+    one = [seg if seg.name != "evaluation" else replace(seg, name="fold-evaluation")
+           for seg in step_work(method, config, fold_task, [*olds, fold_task]) if seg.name != "saving"]
+    return one * folds
 
 
 class EtaEstimator:

@@ -7,6 +7,7 @@ from typing import Any
 
 from conpet.config import CONVERGE_MAX_EPOCHS, CONVERGE_PATIENCE, PROFILES
 from conpet.errors import Cancelled
+from conpet.project.crossval import DEFAULT_FOLDS
 from conpet.project.progress import TerminalProgress, cancel_on_sigint
 from conpet.project.training import (
     DEFAULT_METHOD,
@@ -48,6 +49,12 @@ def register(subparsers: Any) -> None:
                         "in an exported bundle")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch CPU threads (default: the cores the load average shows free, at most 4)")
+    p.add_argument("--all-data", action="store_true",
+                   help="train the new task on all its labelled examples (no held-out validation and test split); "
+                        "its accuracy is then a cross-validated estimate, at the cost of --folds extra trainings of "
+                        "the new task")
+    p.add_argument("--folds", type=int, default=DEFAULT_FOLDS, metavar="K",
+                   help=f"cross-validation folds of --all-data (default {DEFAULT_FOLDS})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
@@ -64,13 +71,15 @@ def _cmd_train(args: Any) -> int:
             out = train_project(args.project, method=args.method, backbone=args.backbone,
                                 min_examples=args.min_examples, profile=args.profile, overrides=overrides,
                                 device=args.device, sink=bar, types=args.types, threads=args.threads,
-                                notify=lambda line: print(f"conpet: {line}", file=sys.stderr, flush=True))
+                                notify=lambda line: print(f"conpet: {line}", file=sys.stderr, flush=True),
+                                all_data=args.all_data, folds=args.folds)
     except Cancelled:
         bar.close()
         print("conpet: training cancelled; the project keeps its previous model", file=sys.stderr)
         return 130
     finally:
         bar.close()
+    from conpet.project.crossval import cv_text
     from conpet.training_report import accuracy_text
 
     m = out.metrics
@@ -83,5 +92,7 @@ def _cmd_train(args: Any) -> int:
           + (f", selector accuracy {pct(m.get('selector_acc'))}" if m.get("selector_acc") is not None else ""))
     print("per task: " + ", ".join(f"task {k + 1} {accuracy_text(c, n)}"
                                    for k, (c, n) in enumerate(zip(correct, totals, strict=True))))
+    if m.get("cv"):
+        print(f"task {out.task_index} (trained on all its data): accuracy {cv_text(m['cv'])}")
     print(f"model saved in {out.model_folder}")
     return 0
