@@ -81,6 +81,8 @@ class TrainRequest:
     types: tuple[str, ...] | None = None  # the new task's types (names); None: every ready type
     overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields (tests: a tiny budget)
     threads: int | None = None  # torch CPU threads; None or 0: automatic (conpet.runtime.default_threads)
+    all_data: bool = False  # no held-out split for the new task; a cross-validated accuracy (conpet.project.crossval)
+    folds: int = 5
 
 
 def train_next_task(req: TrainRequest, sink: ProgressSink | None = None,
@@ -94,7 +96,8 @@ def train_next_task(req: TrainRequest, sink: ProgressSink | None = None,
         backbone = backbone_provider(req.backbone, req.device)
     return train_project(req.folder, method=req.method, backbone=backbone, min_examples=req.min_examples,
                          profile=req.budget, overrides=req.overrides, device=req.device, sink=sink,
-                         types=list(req.types) if req.types else None, threads=req.threads or None)
+                         types=list(req.types) if req.types else None, threads=req.threads or None,
+                         all_data=req.all_data, folds=req.folds)
 
 
 # ----------------------------------------------------------------------------------------- prediction
