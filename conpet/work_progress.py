@@ -31,6 +31,8 @@ CACHED_COST = 0.1
 WARMUP_SHARE = 0.02
 MEASURE_SHARE = 0.03
 TRAINING_STAGES = ("selector", "expert", "training")
+# The progress stage a method's events carry -> its stage_plans name (the single-module methods train "train").
+STAGE_NAMES = {"train": "training"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ def step_work(method: str, config: object, new: object, datas: Sequence[object])
         valid_pool = len(new.valid) if routed else sum(len(d.valid) for d in datas)  # type: ignore[attr-defined]
         n_valid = min(validation_size(p.batches_per_epoch, c.batch_size, c.valid_ratio),  # type: ignore[attr-defined]
                       max(valid_pool, len(datas) * c.min_valid_per_task))  # type: ignore[attr-defined]
+        if routed and not new.valid:  # type: ignore[attr-defined]
+            n_valid = len(new.train)  # type: ignore[attr-defined]  # an expert without validation data scores its training data
         epochs = math.ceil(p.batches / p.batches_per_epoch) if p.batches_per_epoch else 0
         out.append(Segment(p.stage, batch_units=TRAIN_COST * (p.n_new + p.n_old), batches=p.batches,
                            valid_units=float(n_valid), epochs=epochs))
@@ -174,8 +178,9 @@ class WorkProgress:
 
     def _on_training_event(self, event: ProgressEvent) -> None:
         m = event.metrics or {}
-        if event.stage in TRAINING_STAGES:
-            i = self._enter(event.stage)
+        stage = STAGE_NAMES.get(event.stage, event.stage)
+        if stage in TRAINING_STAGES:
+            i = self._enter(stage)
             if i is not None:
                 seg = self.segments[i]
                 if "batch" in m:

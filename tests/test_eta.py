@@ -146,3 +146,17 @@ def test_skipped_work_moves_the_fraction_but_not_the_rate():
     left = sum(s.total for s in segs[1:])
     assert after.eta_seconds == pytest.approx(left * SECONDS_PER_UNIT, rel=0.01)
     assert TRAIN_COST > 1
+
+
+def test_a_single_module_method_s_train_stage_moves_the_fraction():
+    """Static ConPET's stage is called "train" in its events, "training" in its plan."""
+    clock = Clock()
+    segs = step_work("static", profile_train("quick", data="project", method="static"), _task(80, 10, 10),
+                     [_task(80, 10, 10)])
+    assert segs[0].name == "training"
+    events = Events(clock)
+    sink = WorkProgress(events, segs, clock=clock).training_sink()
+    for b in (5, 10):
+        clock.t += 1.0
+        sink.report(ProgressEvent(0.0, "b", "train", None, {"batch": b, "batches": segs[0].batches, "epoch": 1}))
+    assert 0 < events.events[0][1].fraction < events.events[1][1].fraction
