@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from conpet.protocols import ProgressEvent, ProgressSink
 
 # Forward + backward + optimizer step of one training example, in no-grad forwards of one example:
-# measured on the demo project (minilm, one CPU thread, dynamic-lda, two runs on a shared machine): a
-# training example in 8-example batches cost 1.4 and 1.8 times an example of the router's feature pass in
-# 32-example batches (0.069 and 0.079 s against 0.050 and 0.043 s).
-TRAIN_COST = 1.6
+# measured on the demo project (minilm, one CPU thread, dynamic-lda, six runs on a shared 2-core machine):
+# 77-113 ms a training example in 8-example batches against 43-63 ms an example of the router's feature
+# pass in 32-example batches, a ratio of 1.7-2.1 in five runs (3.3 in one); a validation example cost less
+# (about 30 ms), counted as one unit all the same (a small share of a step).
+TRAIN_COST = 1.8
 # A test example of an old task costs almost nothing: its features and its expert's logits are cached.
 CACHED_COST = 0.1
 # Work before the rate is measured (one-off costs of the first batches), and work timed before an ETA.
