@@ -28,9 +28,11 @@ from conpet.protocols import ProgressEvent, ProgressSink
 TRAIN_COST = 1.8
 # A test example of an old task costs almost nothing: its features and its expert's logits are cached.
 CACHED_COST = 0.1
-# Work before the rate is measured (one-off costs of the first batches), and work timed before an ETA.
+# Work before the rate is measured (one-off costs of the first batches), and work timed before an ETA, over
+# at least MEASURE_REPORTS progress reports (one 5-batch report alone can be twice as fast as the rest).
 WARMUP_SHARE = 0.02
-MEASURE_SHARE = 0.03
+MEASURE_SHARE = 0.05
+MEASURE_REPORTS = 3
 TRAINING_STAGES = ("selector", "expert", "training")
 # The progress stage a method's events carry -> its stage_plans name (the single-module methods train "train").
 STAGE_NAMES = {"train": "training"}
@@ -107,6 +109,7 @@ class EtaEstimator:
         self.total = max(total, 1e-9)
         self.clock = clock
         self._start: tuple[float, float] | None = None  # (time, units worked) when the warm-up ended
+        self._reports = 0  # updates since then
 
     def update(self, done: float, worked: float) -> float | None:
         now = self.clock()
@@ -115,7 +118,8 @@ class EtaEstimator:
                 self._start = (now, worked)
             return None
         t0, w0 = self._start
-        if worked - w0 < MEASURE_SHARE * self.total or now <= t0:
+        self._reports += 1
+        if worked - w0 < MEASURE_SHARE * self.total or self._reports < MEASURE_REPORTS or now <= t0:
             return None
         rate = (worked - w0) / (now - t0)
         return max(self.total - done, 0.0) / rate
