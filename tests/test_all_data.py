@@ -95,6 +95,13 @@ def test_all_data_trains_on_everything_and_reports_a_cross_validated_accuracy(pr
     assert set(splits.values()) == {"train"} and len(splits) == n_gold
 
 
+def test_folds_without_all_data_is_refused(project_dir, capsys):
+    assert cli.main(["train", str(project_dir), "--folds", "3", "--quiet"]) == 2
+    assert "--folds sets the cross-validation of --all-data" in capsys.readouterr().err
+    with Project.open(project_dir) as p:
+        assert not p.runs.list() and not p.tasks.list()
+
+
 def test_all_data_refuses_a_type_it_cannot_cross_validate(project_dir, minilm):
     with pytest.raises(TrainError, match=r"type\(s\) \['Drug'\] need at least 2 labelled examples"):
         train_project(project_dir, backbone=minilm, overrides=TINY, profile="smoke", types=["Drug"],

@@ -53,13 +53,17 @@ def register(subparsers: Any) -> None:
                    help="train the new task on all its labelled examples (no held-out validation and test split); "
                         "its accuracy is then a cross-validated estimate, at the cost of --folds extra trainings of "
                         "the new task")
-    p.add_argument("--folds", type=int, default=DEFAULT_FOLDS, metavar="K",
+    p.add_argument("--folds", type=int, default=None, metavar="K",
                    help=f"cross-validation folds of --all-data (default {DEFAULT_FOLDS})")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args: Any) -> int:
+    if args.folds is not None and not args.all_data:
+        print("conpet: --folds sets the cross-validation of --all-data; add --all-data or leave --folds out",
+              file=sys.stderr)
+        return 2
     overrides: dict[str, Any] = {}
     for arg, key in (("epochs", "max_epochs"), ("batch_limit", "batch_limit"), ("lr", "lr"), ("seed", "seed")):
         v = getattr(args, arg)
@@ -72,7 +76,7 @@ def _cmd_train(args: Any) -> int:
                                 min_examples=args.min_examples, profile=args.profile, overrides=overrides,
                                 device=args.device, sink=bar, types=args.types, threads=args.threads,
                                 notify=lambda line: print(f"conpet: {line}", file=sys.stderr, flush=True),
-                                all_data=args.all_data, folds=args.folds)
+                                all_data=args.all_data, folds=args.folds or DEFAULT_FOLDS)
     except Cancelled:
         bar.close()
         print("conpet: training cancelled; the project keeps its previous model", file=sys.stderr)
