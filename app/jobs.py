@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from conpet.project.backbones import BackboneProvider
+from conpet.project.crossval import DEFAULT_FOLDS
 from conpet.project.predict import PredictOutcome
 from conpet.project.training import DEFAULT_METHOD
 from conpet.protocols import ProgressSink, Reporter
@@ -82,7 +83,7 @@ class TrainRequest:
     overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields (tests: a tiny budget)
     threads: int | None = None  # torch CPU threads; None or 0: automatic (conpet.runtime.default_threads)
     all_data: bool = False  # no held-out split for the new task; a cross-validated accuracy (conpet.project.crossval)
-    folds: int = 5
+    folds: int = DEFAULT_FOLDS
 
 
 def train_next_task(req: TrainRequest, sink: ProgressSink | None = None,
