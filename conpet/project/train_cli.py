@@ -91,11 +91,12 @@ def _cmd_train(args: Any) -> int:
     correct, totals = m.get("test_correct") or [], m.get("test_examples") or []
     print(f"run {out.run_id}: task {out.task_index} ({', '.join(out.types)}) learnt with {out.method} "
           f"in {out.seconds:.1f} s (seed {m.get('seed')}, {m.get('threads')} CPU thread(s))")
-    print(f"whole accuracy {accuracy_text(sum(correct), sum(totals))} of the test examples, average accuracy "
-          f"{pct(m.get('avg_acc'))}"
-          + (f", selector accuracy {pct(m.get('selector_acc'))}" if m.get("selector_acc") is not None else ""))
-    print("per task: " + ", ".join(f"task {k + 1} {accuracy_text(c, n)}"
-                                   for k, (c, n) in enumerate(zip(correct, totals, strict=True))))
+    if sum(totals) or not m.get("cv"):  # a first task trained on all its data has no test examples at all
+        print(f"whole accuracy {accuracy_text(sum(correct), sum(totals))} of the test examples, average accuracy "
+              f"{pct(m.get('avg_acc'))}"
+              + (f", selector accuracy {pct(m.get('selector_acc'))}" if m.get("selector_acc") is not None else ""))
+        print("per task: " + ", ".join(f"task {k + 1} {accuracy_text(c, n)}"
+                                       for k, (c, n) in enumerate(zip(correct, totals, strict=True))))
     if m.get("cv"):
         print(f"task {out.task_index} (trained on all its data): accuracy {cv_text(m['cv'])}")
     print(f"model saved in {out.model_folder}")
