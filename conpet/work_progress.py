@@ -49,6 +49,16 @@ class Segment:
     valid_units: float = 0.0
     epochs: int = 0
     units: float = 0.0  # a segment without batches (router, evaluation, saving)
+    patience: int | None = None  # early stopping (TrainConfig.patience): the stage may end before `epochs`
+    batches_per_epoch: int = 0
+
+    def expected_units(self, best_epoch: int) -> float:
+        """The units of a stage with early stopping that stops ``patience`` epochs after ``best_epoch``
+        (1-based): the soonest it can end, and what it does when validation accuracy rises no more."""
+        if self.patience is None or not self.batches_per_epoch:
+            return self.total
+        stop = min(self.epochs, best_epoch + self.patience)
+        return min(self.batches, stop * self.batches_per_epoch) * self.batch_units + stop * self.valid_units
 
     @property
     def total(self) -> float:
@@ -74,7 +84,8 @@ def step_work(method: str, config: object, new: object, datas: Sequence[object])
             n_valid = len(new.train)  # type: ignore[attr-defined]  # an expert without validation data scores its training data
         epochs = math.ceil(p.batches / p.batches_per_epoch) if p.batches_per_epoch else 0
         out.append(Segment(p.stage, batch_units=TRAIN_COST * (p.n_new + p.n_old), batches=p.batches,
-                           valid_units=float(n_valid), epochs=epochs))
+                           valid_units=float(n_valid), epochs=epochs, patience=p.patience,
+                           batches_per_epoch=p.batches_per_epoch))
     if routed:  # the router's statistics: one feature pass over the new training examples
         out.append(Segment("router", units=float(len(new.train))))  # type: ignore[attr-defined]
     # The new task's test examples: one pass (the router's features, with the first expert's logits), one
@@ -143,6 +154,8 @@ class WorkProgress:
         self._skipped = 0.0
         self._current = 0
         self._batches: dict[int, int] = {}
+        self._best: dict[int, tuple[float, int]] = {}  # a stage's best validation (score, 1-based epoch)
+        self._unlikely = 0.0  # planned units of the current stage that early stopping should skip
 
     @property
     def fraction(self) -> float:
@@ -159,6 +172,7 @@ class WorkProgress:
         return None
 
     def _complete(self, i: int) -> None:
+        self._unlikely = 0.0
         left = self.segments[i].total - self._done[i]
         if left > 0:
             self._skipped += left  # planned, never run (early stopping, a stage with less to do)
@@ -176,7 +190,8 @@ class WorkProgress:
 
     def _emit(self, event: ProgressEvent) -> None:
         done = sum(self._done)
-        eta = self.eta.update(done, done - self._skipped)
+        # The bar counts the plan (it never runs backwards); the ETA expects early stopping to stop when it can.
+        eta = self.eta.update(done + self._unlikely, done - self._skipped)
         if self.sink is not None:
             self.sink.report(ProgressEvent(self.fraction, self.prefix + event.message, event.stage, eta,
                                            event.metrics))
@@ -192,6 +207,11 @@ class WorkProgress:
                     self._batches[i] = int(m["batch"])
                 validated = int(m["epoch"]) if "valid_acc" in m else 0
                 self._set(i, self._batches.get(i, 0) * seg.batch_units + validated * seg.valid_units)
+                if validated and seg.patience is not None:
+                    score = float(m["valid_acc"])
+                    if i not in self._best or score > self._best[i][0]:
+                        self._best[i] = (score, validated)
+                    self._unlikely = max(seg.total - max(seg.expected_units(self._best[i][1]), self._done[i]), 0.0)
         elif event.stage == "router":
             self._enter("router")
         elif event.stage == "done":  # learn_task ended: every training-side segment is finished

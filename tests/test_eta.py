@@ -160,3 +160,28 @@ def test_a_single_module_method_s_train_stage_moves_the_fraction():
         clock.t += 1.0
         sink.report(ProgressEvent(0.0, "b", "train", None, {"batch": b, "batches": segs[0].batches, "epoch": 1}))
     assert 0 < events.events[0][1].fraction < events.events[1][1].fraction
+
+
+def test_under_early_stopping_the_eta_expects_the_soonest_stop():
+    """converge: 30 epochs planned, patience 3. After epochs 1, 2 and 3 with no rise, the stage should stop
+    after epoch 4: the ETA counts one more epoch, not 27 (the bar still counts the plan)."""
+    clock = Clock()
+    task = _task(200, 30, 30)
+    segs = step_work("dynamic-lda", profile_train("converge", data="project", method="dynamic-lda"), task, [task])
+    expert = segs[0]
+    assert expert.patience == 3 and expert.epochs == 30
+    events = Events(clock)
+    sink = WorkProgress(events, segs, clock=clock).training_sink()
+    per_epoch = expert.batches_per_epoch
+    for epoch in (1, 2, 3):
+        for b in range((epoch - 1) * per_epoch + 1, epoch * per_epoch + 1):
+            clock.t += expert.batch_units * SECONDS_PER_UNIT
+            if b % 5 == 0 or b == epoch * per_epoch:
+                sink.report(ProgressEvent(0.0, "b", "expert", None,
+                                          {"batch": b, "batches": expert.batches, "epoch": epoch}))
+        clock.t += expert.valid_units * SECONDS_PER_UNIT
+        sink.report(ProgressEvent(0.0, "v", "expert", None, {"valid_acc": 0.9, "epoch": epoch}))
+    event = events.events[-1][1]
+    left = (per_epoch * expert.batch_units + expert.valid_units) + sum(s.total for s in segs[1:])
+    assert event.eta_seconds == pytest.approx(left * SECONDS_PER_UNIT, rel=0.02)
+    assert event.fraction < 0.15  # 3 of 30 planned epochs
