@@ -168,6 +168,9 @@ class WorkProgress:
                 for j in range(self._current, i):
                     self._complete(j)
                 self._current = i
+                seg = self.segments[i]
+                if seg.patience is not None and i not in self._best:  # before its first validation
+                    self._unlikely = max(seg.total - max(seg.expected_units(1), self._done[i]), 0.0)
                 return i
         return None
 
