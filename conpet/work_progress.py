@@ -122,18 +122,21 @@ class EtaEstimator:
         self._start: tuple[float, float] | None = None  # (time, units worked) when the warm-up ended
         self._reports = 0  # updates since then
 
-    def update(self, done: float, worked: float) -> float | None:
+    def update(self, done: float, worked: float, expected: float | None = None) -> float | None:
+        """``expected``: the units the job should take in all (below ``total`` where early stopping should
+        skip some); the warm-up and the timed work are shares of it."""
         now = self.clock()
+        total = self.total if expected is None else expected
         if self._start is None:
-            if worked >= WARMUP_SHARE * self.total:
+            if worked >= WARMUP_SHARE * total:
                 self._start = (now, worked)
             return None
         t0, w0 = self._start
         self._reports += 1
-        if worked - w0 < MEASURE_SHARE * self.total or self._reports < MEASURE_REPORTS or now <= t0:
+        if worked - w0 < MEASURE_SHARE * total or self._reports < MEASURE_REPORTS or now <= t0:
             return None
         rate = (worked - w0) / (now - t0)
-        return max(self.total - done, 0.0) / rate
+        return max(total - done, 0.0) / rate
 
 
 class WorkProgress:
@@ -194,7 +197,7 @@ class WorkProgress:
     def _emit(self, event: ProgressEvent) -> None:
         done = sum(self._done)
         # The bar counts the plan (it never runs backwards); the ETA expects early stopping to stop when it can.
-        eta = self.eta.update(done + self._unlikely, done - self._skipped)
+        eta = self.eta.update(done, done - self._skipped, self.total - self._unlikely)
         if self.sink is not None:
             self.sink.report(ProgressEvent(self.fraction, self.prefix + event.message, event.stage, eta,
                                            event.metrics))
