@@ -185,3 +185,6 @@ def test_under_early_stopping_the_eta_expects_the_soonest_stop():
     left = (per_epoch * expert.batch_units + expert.valid_units) + sum(s.total for s in segs[1:])
     assert event.eta_seconds == pytest.approx(left * SECONDS_PER_UNIT, rel=0.02)
     assert event.fraction < 0.15  # 3 of 30 planned epochs
+    # the warm-up and the timed work are shares of the work expected, not of 30 epochs: an ETA in epoch 1
+    first = next(e for _, e in events.events if e.eta_seconds is not None)
+    assert first.metrics["batch"] < per_epoch
