@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from conpet.project.backbones import BackboneProvider
+from conpet.project.crossval import DEFAULT_FOLDS
 from conpet.project.predict import PredictOutcome
 from conpet.project.training import DEFAULT_METHOD
 from conpet.protocols import ProgressSink, Reporter
@@ -89,11 +90,13 @@ class TrainRequest:
     method: str = DEFAULT_METHOD
     backbone: str = "minilm"
     device: str = "cpu"
-    budget: str = "smoke"  # a conpet.config profile: smoke | quick | paper
+    budget: str = "smoke"  # a conpet.config profile: smoke | quick | paper | converge
     min_examples: int = 10
     types: tuple[str, ...] | None = None  # the new task's types (names); None: every ready type
     overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields (tests: a tiny budget)
     threads: int | None = None  # torch CPU threads; None or 0: automatic (conpet.runtime.default_threads)
+    all_data: bool = False  # no held-out split for the new task; a cross-validated accuracy (conpet.project.crossval)
+    folds: int = DEFAULT_FOLDS
 
 
 def train_next_task(req: TrainRequest, sink: ProgressSink | None = None,
@@ -107,7 +110,8 @@ def train_next_task(req: TrainRequest, sink: ProgressSink | None = None,
         backbone = backbone_provider(req.backbone, req.device)
     return train_project(req.folder, method=req.method, backbone=backbone, min_examples=req.min_examples,
                          profile=req.budget, overrides=req.overrides, device=req.device, sink=sink,
-                         types=list(req.types) if req.types else None, threads=req.threads or None)
+                         types=list(req.types) if req.types else None, threads=req.threads or None,
+                         all_data=req.all_data, folds=req.folds)
 
 
 # ----------------------------------------------------------------------------------------- prediction

@@ -2,7 +2,7 @@
 
 `TrainConfig` holds everything a method needs to learn a task; `ExperimentConfig` adds what a benchmark
 needs to build the task sequence (data, split, subsampling). Profiles (`smoke`, `quick`, `paper`) are
-named presets made by `make_config`.
+named presets made by `make_config` (`converge`: early stopping on validation accuracy).
 
 `LoraSettings` (a PET module's LoRA) and `EncoderSettings` (the input lengths) are each setting's one
 definition, with its default, help and check. TrainConfig keeps them as flat fields (``lora_rank``,
@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from conpet.errors import ConpetError
 
-PROFILES = ("smoke", "quick", "paper")
+PROFILES = ("smoke", "quick", "paper", "converge")
 # TrainConfig settings older versions saved that mean nothing now (read and dropped).
 LEGACY_SETTINGS = frozenset({"device"})
 # TrainConfig settings older versions saved as None to mean "the default" (read as the default).
@@ -167,6 +167,10 @@ class TrainConfig:
     memory_per_type: int = field(
         default=50, metadata={"help": "limited-memory baselines (EMR, EA-EMR, CRL): memorised examples per type"})
     seed: int = field(default=1, metadata={"help": "seed of sampling and initialisation"})
+    patience: int | None = field(
+        default=None, metadata={"help": "early stopping: a stage stops once its validation accuracy has not risen "
+                                        "for this many epochs (the best epoch's weights are kept; None: run "
+                                        "every epoch)"})
     # No device here: a model runs where its loaded backbone is (a project trained on a GPU continues on a
     # CPU-only machine and back). Settings saved with a "device" still load (LEGACY_SETTINGS).
 
@@ -206,6 +210,8 @@ class TrainConfig:
             raise ConfigError("selector_labels must be 'task' or 'type'")
         if self.batch_size < 2 and self.replay:
             raise ConfigError("batch_size must be at least 2 to mix new and old examples")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError("patience must be at least 1 or None")
         if self.lora_targets is not None:
             object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
         for cls in (LoraSettings, EncoderSettings):  # checked where they are defined (names the setting)
@@ -328,6 +334,10 @@ TABLE_III: dict[str, dict[str, Any]] = {
     "ace": dict(lr_static=5e-4, lr_dynamic=5e-4, batch_limit=2_000, max_epochs=20, max_len=128),
 }
 
+# The `converge` profile: at most this many epochs, stopping after this many without a better validation accuracy.
+CONVERGE_MAX_EPOCHS = 30
+CONVERGE_PATIENCE = 3
+
 DYNAMIC_FAMILY = ("dynamic", "dynamic-nosel", "dynamic-typesel", "limitless", "dynamic-lda", "lda-frozen",
                   "lda-adapted")
 
@@ -359,6 +369,9 @@ def profile_train(profile: str, *, data: str = "fewrel16", method: str = "dynami
         row = _table_iii_row(data)
         return base.replace(lr=row["lr_dynamic"] if method in DYNAMIC_FAMILY else row["lr_static"],
                             batch_limit=row["batch_limit"], max_epochs=row["max_epochs"])
+    if profile == "converge":  # no batch limit: epochs until validation accuracy stops rising
+        return base.replace(lr=2e-3, head_lr_scale=5.0, batch_limit=None, max_epochs=CONVERGE_MAX_EPOCHS,
+                            patience=CONVERGE_PATIENCE, min_valid_per_task=8)
     batch_limit = 400 if profile == "quick" else 100
     return base.replace(lr=2e-3, head_lr_scale=5.0, batch_limit=batch_limit, max_epochs=2, min_valid_per_task=8)
 
@@ -373,10 +386,12 @@ def make_config(profile: str, *, data: str = "fewrel16", backbone: str = "minilm
       5x that for the linear head (a 22M encoder with ~130 batches per step, not LLaMA-7B with
       thousands: on fewrel80 task 1 this reaches 75% test accuracy where Table III's 2e-4 stays near chance).
     - `smoke`: a minute or two on fewrel16: 16 training examples per type, 2 epochs.
+    - `converge`: all data, no batch limit, up to 30 epochs with early stopping on validation accuracy
+      (patience 3 epochs, the best epoch's weights kept): what a project trains with when time is not short.
     """
     train = profile_train(profile, data=data, method=method, seed=seed)
     tasks = n_tasks or _default_tasks(data)
-    if profile == "paper":
+    if profile in ("paper", "converge"):
         exp = ExperimentConfig(profile=profile, data=data, backbone=backbone, n_tasks=tasks, train=train)
     elif profile == "quick":
         exp = ExperimentConfig(profile=profile, data=data, backbone=backbone, n_tasks=tasks,

@@ -33,8 +33,11 @@ class TerminalProgress:
 
     def __init__(self, stream: TextIO | None = None, *, width: int = 28, label: str = "", quiet: bool = False,
                  line_step: float = LINE_STEP, milestone: Callable[[ProgressEvent], bool] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, own_eta: bool = True) -> None:
         self.stream = stream or sys.stderr
+        # False: the job measures its own ETA (``conpet.work_progress``) and sends none while it cannot yet;
+        # the bar then says so instead of making one up from elapsed time
+        self.own_eta = own_eta
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.width = width
         self.label = label
@@ -107,11 +110,13 @@ class TerminalProgress:
         eta = self.eta(event, now)
         if eta is not None and f < 1.0:
             parts.append(f"ETA {format_seconds(eta)}")
+        elif not self.own_eta and event.stage and 0.0 < f < 1.0:
+            parts.append("ETA estimating…")
         return " ".join(parts)
 
     def eta(self, event: ProgressEvent, now: float | None = None) -> float | None:
         """The event's own ETA, else one from this bar's clock: elapsed × (1 − f) / f."""
-        if event.eta_seconds is not None:
+        if event.eta_seconds is not None or not self.own_eta:
             return event.eta_seconds
         f = _clamp(event.fraction)
         if self._t0 is None or now is None or now <= self._t0 or f < MIN_FRACTION_FOR_ETA:

@@ -25,6 +25,7 @@ class StagePlan:
     n_new: int  # new examples per batch
     n_old: int  # replayed examples per batch
     new_examples: int
+    patience: int | None = None  # early stopping on validation accuracy (TrainConfig.patience)
 
     @property
     def epochs(self) -> float:
@@ -68,7 +69,8 @@ def stage_plans(method: str, config: TrainConfig, new_examples: int, has_old: bo
         total = config.max_epochs * per_epoch
         if limit is not None:
             total = min(total, limit)
-        out.append(StagePlan(stage, total, per_epoch, config.max_epochs, n_new, n_old, new_examples))
+        out.append(StagePlan(stage, total, per_epoch, config.max_epochs, n_new, n_old, new_examples,
+                             config.patience))
     return out
 
 
@@ -79,6 +81,9 @@ def describe_plan(plans: Sequence[StagePlan]) -> list[str]:
                 + (f" ({p.n_new} new + {p.n_old} replayed)" if p.n_old else "")
                 + f" = {p.epochs:.2f} of at most {p.max_epochs} epoch(s) over the {p.new_examples} new training "
                   "examples")
+        if p.patience is not None:
+            line += (f"; early stopping: it stops once validation accuracy has not risen for {p.patience} "
+                     "epoch(s) and keeps the best epoch's weights")
         if p.limited:
             line += (f"; stopped by the batch limit, it sees {100 * p.coverage:.0f}% of them"
                      if p.coverage < 1 else "; stopped by the batch limit")
@@ -115,3 +120,13 @@ def accuracy_text(correct: int, total: int) -> str:
     if not total:
         return "- (no test examples)"
     return f"{100 * correct / total:.1f}% ({correct} of {total})"
+
+
+def all_data_notes(n_examples: int, folds: int) -> list[str]:
+    """What ``--all-data`` does and costs, said before training."""
+    per_fold = n_examples - n_examples // folds
+    return [f"all data: the new task trains on all {n_examples} labelled examples (no validation or test split: "
+            "the best epoch is chosen on the data it trains on); its accuracy is estimated by "
+            f"{folds}-fold cross-validation, which costs {folds} extra trainings of the new task only (about "
+            f"{per_fold} examples each, old tasks untouched), run before the model that is kept: the step "
+            f"takes about {folds} times as long as without --all-data"]

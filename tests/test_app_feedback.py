@@ -124,3 +124,25 @@ def test_a_disabled_primary_button_looks_disabled(qtbot):
     b.show()
     background = QColor(b.grab().toImage().pixel(6, 16))
     assert background.blue() - background.red() < 40, background.name()  # grey, not the primary blue
+
+
+def test_train_dialog_offers_all_data_and_converge_and_says_the_cost(qtbot):
+    cands = [TypeCandidate(2, "entity", "City", "#f28e2b", 40)]
+    dialog = TrainDialog(cands, 1, 0)
+    qtbot.addWidget(dialog)
+    assert dialog.budget_box.findData("converge") >= 0
+    assert not dialog.choice().all_data and not dialog.folds_spin.isEnabled()
+    dialog.all_data_box.setChecked(True)
+    dialog.folds_spin.setValue(4)
+    assert "4-fold cross-validated estimate, which costs 4 extra trainings" in dialog.summary.text()
+    choice = dialog.choice()
+    assert choice.all_data and choice.folds == 4
+
+
+def test_a_task_trained_on_all_data_shows_its_cross_validated_accuracy(qtbot, app_env, tmp_path):
+    w = window(qtbot, app_env, tmp_path)
+    view = w.views["Training"]
+    metrics = {"whole_acc": None, "avg_acc": None, "test_examples": [0], "task_acc": [None],
+               "cv": {"folds": 5, "examples": 755, "correct": 636}}
+    view._job_ended("train", "finished", TrainOutcome(1, "finished", "dynamic-lda", 1, ("Drug",), None, metrics))
+    assert "84.2% (cross-validated, 5 folds, 755 examples)" in view.message_label.text()

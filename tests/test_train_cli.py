@@ -187,8 +187,10 @@ def test_terminal_progress_renders_a_bar():
     buf = io.StringIO()
     bar = TerminalProgress(buf, width=10)
     bar.report(ProgressEvent(0.5, "expert: batch 3/6", "expert", 12.0, {"loss": 0.5, "acc": 0.75}))
+    bar.report(ProgressEvent(0.6, "router: statistics", "router"))
     bar.report(ProgressEvent(1.0, "done", "done"))
     text = buf.getvalue()
+    assert "60.0% router: statistics ETA estimating…" in text  # no rate measured yet: no made-up ETA
     assert "[#####.....]  50.0% expert: batch 3/6 loss 0.500 acc 75% ETA 0:12" in text
     assert "[##########] 100.0%" in text
     assert not bar.cancel_requested()

@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -24,6 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from conpet.config import CONVERGE_MAX_EPOCHS, CONVERGE_PATIENCE
+from conpet.project.crossval import DEFAULT_FOLDS
 from conpet.project.training import DEFAULT_METHOD
 from conpet.runtime import cpu_cores
 
@@ -40,6 +43,8 @@ BUDGETS = {
     "smoke": "Quick try: at most 100 batches per stage, 2 epochs (a few minutes on a CPU)",
     "quick": "Standard: at most 400 batches per stage, 2 epochs",
     "paper": "Thorough: the paper's settings (hours on a CPU; for a GPU)",
+    "converge": (f"Until it converges: epochs until validation accuracy stops rising ({CONVERGE_PATIENCE} epochs "
+                 f"without a rise, at most {CONVERGE_MAX_EPOCHS}); the best epoch is kept"),
 }
 
 
@@ -64,6 +69,8 @@ class TrainChoice:
     min_examples: int
     overrides: dict = field(default_factory=dict)
     threads: int = 0  # torch CPU threads; 0: automatic
+    all_data: bool = False  # train on every labelled example; a cross-validated accuracy instead of a test split
+    folds: int = DEFAULT_FOLDS
 
 
 def cuda_available() -> bool:
@@ -167,6 +174,22 @@ class TrainDialog(QDialog):
                                      "(at most 4): more threads than free cores make training several times "
                                      "slower while other programs run.")
         form.addRow("CPU threads:", self.threads_spin)
+
+        self.all_data_box = QCheckBox("Train on all labelled data (no held-out test examples)")
+        self.all_data_box.setObjectName("allData")
+        self.folds_spin = QSpinBox()
+        self.folds_spin.setObjectName("cvFolds")
+        self.folds_spin.setRange(2, 20)
+        self.folds_spin.setValue(DEFAULT_FOLDS)
+        self.folds_spin.setSuffix(" folds")
+        self.folds_spin.setEnabled(False)
+        self.all_data_box.toggled.connect(self.folds_spin.setEnabled)
+        self.all_data_box.toggled.connect(lambda _on: self._update_summary())
+        self.folds_spin.valueChanged.connect(lambda _k: self._update_summary())
+        data_row = QHBoxLayout()
+        data_row.addWidget(self.all_data_box, 1)
+        data_row.addWidget(self.folds_spin)
+        form.addRow("Data:", data_row)
         layout.addLayout(form)
 
         self.summary = QLabel()
@@ -239,6 +262,11 @@ class TrainDialog(QDialog):
                          f"into training, validation and test, so with fewer than {FEW_EXAMPLES} the model "
                          "learns little and its accuracy is measured on one or two examples, if any. Label "
                          "more, or train anyway.")
+        if ok and self.all_data_box.isChecked():
+            k = self.folds_spin.value()
+            text += (f" All data: the new task learns from every labelled example and its accuracy is a {k}-fold "
+                     f"cross-validated estimate, which costs {k} extra trainings of the new task (about {k} times "
+                     "as long).")
         self.summary.setText(text)
         self.summary.setProperty("level", "error" if ok and "Warning" in text else ("info" if ok else "error"))
         self.summary.style().unpolish(self.summary)
@@ -273,4 +301,6 @@ class TrainDialog(QDialog):
             budget=self.budget_box.currentData(),
             min_examples=self.min_spin.value(),
             threads=self.threads_spin.value(),
+            all_data=self.all_data_box.isChecked(),
+            folds=self.folds_spin.value(),
         )

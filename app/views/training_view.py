@@ -31,6 +31,7 @@ from app.viewmodels.project_model import ProjectModel
 from app.views.train_dialog import TrainChoice, TrainDialog, TypeCandidate
 from app.widgets.charts import LineChart
 from app.workers import Worker
+from conpet.project.crossval import cv_text
 from conpet.project.training import TrainOutcome
 from conpet.protocols import ProgressEvent
 
@@ -48,8 +49,15 @@ def validation_text(stage: str, epoch: object, score: float) -> str:
     return f"{name}, epoch {epoch}: validation {what} {100 * min(float(score), 1.0):.1f} %"
 
 
+def has_accuracy(m: dict) -> bool:
+    return m.get("whole_acc") is not None or bool(m.get("cv"))
+
+
 def accuracy_text(m: dict) -> str:
-    """'whole accuracy 81.2 % on 48 test examples (average 80.9 %), selector 97.9 %'."""
+    """'whole accuracy 81.2 % on 48 test examples (average 80.9 %), selector 97.9 %', and for a task trained
+    on all its data 'new task 84.2% (cross-validated, 5 folds, 755 examples)'."""
+    if m.get("whole_acc") is None:
+        return f"new task {cv_text(m.get('cv'))}"
     n = sum(m.get("test_examples") or [])
     on = f" on {n} test example{'s' if n != 1 else ''}" if n else ""
     text = f"whole accuracy {100 * m['whole_acc']:.1f} %{on}"
@@ -57,6 +65,8 @@ def accuracy_text(m: dict) -> str:
         text += f" (average over tasks {100 * m['avg_acc']:.1f} %)"
     if m.get("selector_acc") is not None:
         text += f", selector routing {100 * m['selector_acc']:.1f} %"
+    if m.get("cv"):
+        text += f"; new task {cv_text(m['cv'])}"
     return text
 
 
@@ -174,7 +184,9 @@ class TrainingView(QWidget):
         acc: dict[int, str] = {}
         for m in self.model.step_metrics():
             own = m["task_acc"][-1] if m.get("task_acc") else None
-            if own is not None and m.get("whole_acc") is not None:
+            if m.get("cv"):
+                acc[int(m["task_index"])] = accuracy_text(m)
+            elif own is not None and m.get("whole_acc") is not None:
                 n_own = (m.get("test_examples") or [None])[-1]
                 on = f" of {n_own} test examples" if n_own else " on its test set"
                 acc[int(m["task_index"])] = f"{100 * own:.1f} %{on}; {accuracy_text(m)}"
@@ -263,7 +275,8 @@ class TrainingView(QWidget):
         request = jobs.TrainRequest(self.model.folder, method=choice.method, backbone=choice.backbone,
                                     device=choice.device, budget=choice.budget, min_examples=choice.min_examples,
                                     types=None if open_task else tuple(choice.type_names),
-                                    overrides=dict(overrides or choice.overrides), threads=choice.threads or None)
+                                    overrides=dict(overrides or choice.overrides), threads=choice.threads or None,
+                                    all_data=choice.all_data, folds=choice.folds)
         return self.controller.start_training(request)
 
     def cancel(self) -> None:
@@ -320,7 +333,7 @@ class TrainingView(QWidget):
             parts.append(f"loss {m['loss']:.3f}")
         if "acc" in m:
             parts.append(f"batch accuracy {100 * m['acc']:.0f} %")
-        if m.get("whole_acc") is not None:
+        if has_accuracy(m):
             parts.append(accuracy_text(m))
             self.log.appendPlainText(accuracy_text(m))
         if parts:
@@ -340,7 +353,7 @@ class TrainingView(QWidget):
             if isinstance(payload, TrainOutcome):
                 m = payload.metrics
                 text = (f"Task {payload.task_index} learnt ({', '.join(payload.types)}). "
-                        + (_sentence(accuracy_text(m)) if m.get("whole_acc") is not None else ""))
+                        + (_sentence(accuracy_text(m)) if has_accuracy(m) else ""))
             elif isinstance(payload, jobs.PredictOutcome):
                 text = (f"{payload.predictions} predictions stored in {payload.seconds:.1f} s "
                         f"({payload.backbone_passes} backbone passes; cached logits need none).")

@@ -84,6 +84,7 @@ class StageStats:
     last_loss: float = float("nan")
     mean_loss: float = float("nan")
     seconds: float = 0.0
+    stopped_early: bool = False  # early stopping (TrainConfig.patience) ended the stage before its last epoch
 
 
 @dataclass
@@ -388,7 +389,8 @@ class PETMethod(ContinualMethod):
 
     def run_stage(self, stage: Stage, rep: Reporter, lo: float, hi: float) -> StageStats:
         """Train `stage.module` on `stage.sampler`'s batches; validate after each epoch and keep the
-        best epoch's weights. Checks for cancellation before every batch."""
+        best epoch's weights, stopping early once `patience` epochs brought no better validation accuracy.
+        Checks for cancellation before every batch."""
         c = self.config
         st = StageStats(stage.name, stage.module)
         t0 = time.monotonic()
@@ -448,6 +450,9 @@ class PETMethod(ContinualMethod):
                     rep(lo + (hi - lo) * st.batches / total,
                         f"{stage.name}: epoch {epoch + 1} validation {score:.3f}", stage.name,
                         {"valid_acc": score, "epoch": epoch + 1})
+                    if c.patience is not None and epoch - st.best_epoch >= c.patience:
+                        st.stopped_early = True  # no better epoch for `patience` epochs: converged
+                        break
             if best is not None and st.best_epoch != st.epochs - 1:
                 with torch.no_grad():
                     for p in params:

@@ -41,6 +41,7 @@ from typing import Any
 
 from conpet.errors import Cancelled, ConpetError, storage_error
 from conpet.project.backbones import recorded_backbone
+from conpet.project.crossval import DEFAULT_FOLDS, check_folds
 from conpet.project.model import (
     TRAINING_FILE,
     current_model_folder,
@@ -52,18 +53,20 @@ from conpet.project.model import (
     store_name,
 )
 from conpet.project.progress import RunSink
-from conpet.project.splits import assign_splits, split_task
+from conpet.project.splits import assign_splits, split_key, split_task
 from conpet.project.suggesters import STATE_KEY as SUGGESTERS_KEY
 from conpet.project.suggesters import train_suggesters
 from conpet.protocols import ProgressEvent, ProgressSink, ScaledSink
+from conpet.work_progress import WorkProgress, fold_work, step_work
 
 DEFAULT_MIN_EXAMPLES = 5
 DEFAULT_PROFILE = "quick"
-TRAIN_SHARE = 0.85
 # Run r's modules get versions above r * VERSION_STRIDE: no two attempts (in any process) share a version.
 VERSION_STRIDE = 1 << 20
+# Cross-validation fold i's models (--all-data) get versions above r * VERSION_STRIDE + (i + 1) * FOLD_STRIDE.
+FOLD_STRIDE = 1 << 14
 # What a profile (``--profile``, the app's budget) sets, for a new model and for one that continues.
-PROFILE_BUDGET = ("lr", "batch_limit", "max_epochs")
+PROFILE_BUDGET = ("lr", "batch_limit", "max_epochs", "patience")
 
 
 # A new project's method: one expert per task routed by per-type statistics (conpet/methods/dynamic_lda.py).
@@ -180,7 +183,8 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
                   overrides: Mapping[str, Any] | None = None, device: str | None = None,
                   sink: ProgressSink | None = None, types: Sequence[str] | None = None,
                   threads: int | None = None, notify: Callable[[str], Any] | None = None,
-                  suggesters: Mapping[str, Mapping[str, Any]] | None = None) -> TrainOutcome:
+                  suggesters: Mapping[str, Mapping[str, Any]] | None = None, all_data: bool = False,
+                  folds: int = DEFAULT_FOLDS) -> TrainOutcome:
     """Learn the project's next task (see the module docstring); returns what happened. ``backbone`` is a
     name, a path or a loaded ``Backbone`` (default: the current model's, else ``minilm``); ``device`` is
     where a backbone given by name is loaded (a loaded one stays where it is: the backbone's device is the
@@ -195,11 +199,15 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
     (types left out, a tiny test split). Each step also trains the suggesters, the mention detector and
     the relatedness gate (``conpet.project.suggesters``; ``suggesters`` gives their settings:
     {"detector": {...}, "relatedness": {...}}), saved in the model folder; what they did is in the notes
-    and the run's log."""
+    and the run's log. ``all_data``: the new task trains on all its labelled examples (no validation or
+    test split) and its accuracy is a ``folds``-fold cross-validated estimate (``conpet.project.crossval``;
+    the metrics' ``"cv"``)."""
+    if all_data and folds < 2:
+        raise TrainError(f"--folds must be at least 2, not {folds}")
     proj, close = open_project(project)
     try:
         return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink, types,
-                      threads, notify, suggesters)
+                      threads, notify, suggesters, all_data, folds)
     finally:
         if close:
             proj.close()
@@ -209,7 +217,8 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
            overrides: dict[str, Any], device: str | None, sink: ProgressSink | None,
            types: Sequence[str] | None = None, threads: int | None = None,
            notify: Callable[[str], Any] | None = None,
-           suggester_settings: Mapping[str, Mapping[str, Any]] | None = None) -> TrainOutcome:
+           suggester_settings: Mapping[str, Mapping[str, Any]] | None = None, all_data: bool = False,
+           folds: int = DEFAULT_FOLDS) -> TrainOutcome:
     from conpet.backbones import backbone_info, load_backbone
     from conpet.methods.registry import canonical_name
     from conpet.runner import evaluate
@@ -273,6 +282,8 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
         n_threads = apply_threads(threads, bb.device)
         gold = [project.examples_for_training(list(rec_t.type_ids)) for rec_t in [*history_records, task]]
         splits = assign_splits((ex for exs in gold for ex in exs), training.get("splits", {}))
+        if all_data:  # the new task's new examples are all trained on, and recorded so: never tested later
+            splits.update({split_key(ex): "train" for ex in gold[-1] if split_key(ex) not in training.get("splits", {})})
         datas = []
         for k, (rec_t, exs) in enumerate(zip([*history_records, task], gold, strict=True)):
             types = model_types[k] if k < n_learnt else [labels[i] for i in rec_t.type_ids]
@@ -283,7 +294,12 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
         short = [t for t in new.types if not any(ex.label == t for ex in new.train)]
         if short:
             raise TrainError(f"type(s) {short} of task {task.index} have no labelled examples")
-        notes = _notes(project, method_name, m.config, new, min_examples, chose_types)
+        if all_data:
+            try:
+                check_folds(new.train, folds)
+            except ConpetError as exc:
+                raise TrainError(str(exc)) from exc
+        notes = _notes(project, method_name, m.config, new, min_examples, chose_types, folds if all_data else 0)
         for line in notes:
             if notify is not None:
                 notify(line)
@@ -291,7 +307,8 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
         run = project.runs.start(method_name, config={"train": m.config.to_dict(), "profile": profile,
                                                       "min_examples": min_examples, "task_index": task.index,
                                                       "types": list(new.types), "seed": seed,
-                                                      "threads": n_threads, "notes": notes},
+                                                      "threads": n_threads, "notes": notes,
+                                                      "all_data": all_data, "folds": folds if all_data else None},
                                  task_id=task.id, backbone=bb.name, backbone_sha256=sha)
         m.version_floor = run.id * VERSION_STRIDE
         run_sink = RunSink(project, run.id, sink)
@@ -301,21 +318,31 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
             with project.runs.recorded(run.id):
                 if prev is not None:  # what an earlier attempt that failed, was cancelled or killed computed
                     project.logit_cache.prune_model(m.uid, saved_versions)
-                step_sink = ScaledSink(run_sink, 0.0, TRAIN_SHARE, prefix=f"task {task.index}: ")
+                # The fraction counts expected work (batches, passes, saving); the ETA is its measured rate.
+                labelled = {ex.meta.get("sentence_id") for d in datas for ex in (*d.train, *d.valid, *d.test)}
+                segments = step_work(method_name, m.config, new, datas, suggester_sentences=len(labelled))
+                if all_data:
+                    segments = fold_work(method_name, m.config, new, datas, folds) + segments
+                work = WorkProgress(run_sink, segments, prefix=f"task {task.index}: ")
+                cv = None
+                if all_data:  # k extra trainings of the new task only, before the model that is kept
+                    cv = _cross_validate(prev, method_name, bb, project.logit_cache, profile, overrides, m,
+                                         new, datas[:-1], folds, run.id, work)
                 seed_everything(step_seed(seed, task.index))  # new modules' initial weights repeat for a seed
-                eval_sink = ScaledSink(run_sink, TRAIN_SHARE, 0.97, prefix=f"task {task.index}: ")
                 with m.job():  # each example is encoded once in the step's training, validation and test
-                    stats = m.learn_task(new, datas[:-1], step_sink)
-                    counts, sel, preds = evaluate(m, datas, eval_sink)
+                    stats = m.learn_task(new, datas[:-1], work.training_sink())
+                    counts, sel, preds = evaluate(m, datas, work.segment_sink("evaluation"))
                 if run_sink.cancel_requested():
                     raise Cancelled("cancelled by the user")
                 sugg = train_suggesters(project, bb, prev, training.get(SUGGESTERS_KEY) or {},
-                                        ScaledSink(run_sink, 0.97, 0.99, prefix="suggesters: "), suggester_settings,
+                                        work.segment_sink("suggesters"), suggester_settings,
                                         budget={"batch_limit": m.config.batch_limit, "seed": seed})
                 for line in sugg.notes:  # what they did, after the fact: the run's log and the outcome's notes
                     project.runs.append_log(run.id, line)
                 metrics = {**_step_metrics(task.index, new, datas, counts, sel, stats), "seed": seed,
                            "threads": n_threads}
+                if cv is not None:
+                    metrics["cv"] = cv.to_dict()
                 folder = project.modules_dir / f"run-{run.id:04d}"
                 training_state = {"backbone": backbone_info(bb), "labels": {str(k): v for k, v in labels.items()},
                                   "run_id": run.id, "task_ids": [t.id for t in [*history_records, task]],
@@ -324,6 +351,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                     _save_model_atomic(m, folder, training_state, sugg.suggesters)
                 except OSError as exc:
                     raise storage_error(exc, folder) from exc
+                work.finish("saving", "model saved")
                 try:
                     _record_step(project, m, run.id, task, new, datas, preds, metrics, stats, folder, before,
                                  sugg.suggesters)
@@ -342,14 +370,51 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
             sugg.suggesters.close()
 
 
-def _notes(project: Any, method: str, config: Any, new: Any, min_examples: int, chose_types: bool) -> list[str]:
-    from conpet.training_report import describe_plan, left_out_types, small_test_warnings, stage_plans
+def _notes(project: Any, method: str, config: Any, new: Any, min_examples: int, chose_types: bool,
+           folds: int = 0) -> list[str]:
+    from conpet.training_report import (
+        all_data_notes,
+        describe_plan,
+        left_out_types,
+        small_test_warnings,
+        stage_plans,
+    )
 
     notes = describe_plan(stage_plans(method, config, len(new.train), new.index > 0))
     if chose_types:
         free = [t for t in project.types.list() if t.task_id is None]
         notes += left_out_types(free, project.types.gold_counts(), min_examples)
+    if folds:
+        return notes + all_data_notes(len(new.train), folds)
     return notes + small_test_warnings(new)
+
+
+def _cross_validate(prev: Path | None, method_name: str, bb: Any, cache: Any, profile: str | None,
+                    overrides: Mapping[str, Any], main: Any, new: Any, history: Sequence[Any], folds: int,
+                    run_id: int, work: WorkProgress) -> Any:
+    """The new task's ``folds``-fold cross-validated accuracy (``conpet.project.crossval``): each fold's
+    model starts from the project's model as ``main`` does, learns the other folds, predicts its own."""
+    from dataclasses import replace
+
+    from conpet.project.crossval import cross_validate
+    from conpet.runtime import seed_everything, step_seed
+
+    def train_and_predict(i: int, train: list[Any], held: list[Any]) -> list[str]:
+        fm = _load_or_make_method(prev, method_name, bb, cache, profile, overrides)
+        try:
+            fm.uid = main.uid  # its cached logits go with the run's (pruned with them) under versions of its own
+            fm.version_floor = run_id * VERSION_STRIDE + (i + 1) * FOLD_STRIDE
+            fm.type_kinds.update(main.type_kinds)
+            seed_everything(step_seed(main.config.seed, new.index + 1) + 100 * (i + 1))
+            prefix = f"cross-validation fold {i + 1}/{folds}: "
+            fm.learn_task(replace(new, train=tuple(train), valid=(), test=()), list(history),
+                          ScaledSink(work.training_sink(), 0.0, 1.0, prefix=prefix))
+            preds = fm.predict(held, ScaledSink(work.segment_sink("fold-evaluation"), 0.0, 1.0, prefix=prefix))
+            return [p.label for p in preds]
+        finally:
+            release(fm)
+
+    return cross_validate(list(new.train), folds, train_and_predict)
 
 
 def profile_budget(profile: str, method: str = "dynamic") -> dict[str, Any]:
