@@ -262,3 +262,36 @@ def test_a_second_prediction_is_all_cache_hits(trained, tasks):
         assert [p.label for p in again] == [p.label for p in first]
     finally:
         method.cache = saved
+
+
+def test_combine_scores_adds_each_tasks_vote_to_all_its_types():
+    log_post = np.log(np.array([[0.5, 0.3, 0.2]]))
+    expert = {0: np.log(np.array([[0.9, 0.1]])), 1: np.log(np.array([[1.0]]))}
+    votes = {0: np.array([-2.0]), 1: np.array([1.5])}
+    combined, _ = combine_scores(log_post, [2, 1], [[0, 1]], expert, weight=1.0, votes=votes)
+    want = [np.log(0.5) + np.log(0.9) - 2.0, np.log(0.3) + np.log(0.1) - 2.0, np.log(0.2) + 1.5]
+    np.testing.assert_allclose(combined[0], want)
+    assert int(np.argmax(combined[0])) == 2  # the votes moved the example to task 1
+
+
+def test_router_energy_standardises_each_experts_energy_and_is_saved(minilm, tasks, tmp_path):
+    torch.manual_seed(1)
+    method = make_method("dynamic-lda", minilm, CONFIG.replace(top_t=2, router_energy=1.0), cache=MemoryLogitCache())
+    run_continual(method, tasks, evaluate_each_step=False)
+    assert sorted(method.energy) == list(range(len(tasks)))
+    # on its own task's validation data an expert's standardised energy averages 0 with spread 1
+    for k, task in enumerate(tasks):
+        mean, std = method.energy[k]
+        own = method.module_logits(method.expert(k), list(task.valid)).numpy().astype(np.float64)
+        e = np.log(np.exp(own - own.max(1, keepdims=True)).sum(1)) + own.max(1)
+        np.testing.assert_allclose([e.mean(), e.std()], [mean, std], rtol=1e-4)
+    chunk = list(tasks[0].test[:4])
+    with_votes = method.score_batch(chunk).combined
+    method.energy, saved = {}, method.energy  # no statistics: no votes
+    plain = method.score_batch(chunk).combined
+    method.energy = saved
+    assert not np.allclose(with_votes[np.isfinite(with_votes)], plain[np.isfinite(plain)])
+    method.save(tmp_path / "m")
+    again = load_method(tmp_path / "m", minilm)
+    assert again.energy == method.energy
+    np.testing.assert_allclose(again.score_batch(chunk).combined, with_votes, rtol=1e-5)

@@ -208,8 +208,8 @@ class RoutedByStatistics(PETMethod):
             return correct / len(valid)
 
         stats.stages.append(self.run_stage(Stage("expert", name, sampler, loss, validate, c.lr), rep, 0.0, hi))
-        if c.router_energy > 0:
-            self.energy[k] = self.energy_statistics(k, valid)
+        if c.router_energy > 0:  # on held-out data: on its training data an expert's energy runs high
+            self.energy[k] = self.energy_statistics(k, list(task.valid) or list(task.train))
 
     def energy_statistics(self, k: int, examples: Sequence[Example]) -> tuple[float, float]:
         """Mean and spread of expert k's energy (log-sum-exp of its logits) on its own task's examples: the
