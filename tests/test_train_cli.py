@@ -185,7 +185,7 @@ def test_terminal_progress_renders_a_bar():
     import io
 
     buf = io.StringIO()
-    bar = TerminalProgress(buf, width=10)
+    bar = TerminalProgress(buf, width=10, own_eta=False)  # as `conpet train` makes it: the job's ETA only
     bar.report(ProgressEvent(0.5, "expert: batch 3/6", "expert", 12.0, {"loss": 0.5, "acc": 0.75}))
     bar.report(ProgressEvent(0.6, "router: statistics", "router"))
     bar.report(ProgressEvent(1.0, "done", "done"))
