@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -49,6 +47,7 @@ from conpet.mentions import (
     sentence_tags,
     token_shapes,
 )
+from conpet.module_folders import read_header, replace_folder, write_header
 from conpet.modules import LoraSettings, ModuleError, PETModel
 from conpet.protocols import ProgressSink, Reporter
 from conpet.replay import ReplaySampler
@@ -273,41 +272,24 @@ class MentionDetector:
         one as a whole."""
         from safetensors.torch import save_file
 
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-        try:
-            out = tmp / "detector"
+        def write(out: Path) -> None:
             self.pet.save_module(DETECTOR_MODULE, out / "module")
             save_file({"weight": self.shape_bias.weight.detach().cpu().contiguous(),
                        "embedding": self.shape_embedding.weight.detach().cpu().contiguous()},
                       str(out / "shape.safetensors"), metadata={"format": "pt"})
-            info = {"format": DETECTOR_FORMAT, "format_version": DETECTOR_FORMAT_VERSION, "tags": list(TAGS),
-                    "module": DETECTOR_MODULE, "steps": self.steps, "settings": asdict(self.settings)}
-            (out / "detector.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-            if folder.exists():
-                folder.rename(tmp / "old")
-            out.rename(folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return folder
+            write_header(out / "detector.json", {
+                "format": DETECTOR_FORMAT, "format_version": DETECTOR_FORMAT_VERSION, "tags": list(TAGS),
+                "module": DETECTOR_MODULE, "steps": self.steps, "settings": asdict(self.settings)})
+
+        return replace_folder(folder, write)
 
     @classmethod
     def load(cls, folder: str | Path, backbone: Backbone, pet: PETModel | None = None) -> MentionDetector:
         """A detector from a folder written by ``save`` (checked before the module is added)."""
         folder = Path(folder)
         path = folder / "detector.json"
-        try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise DetectorError(f"{folder}: not a mention-detector folder (no detector.json)") from exc
-        except (OSError, ValueError) as exc:
-            raise DetectorError(f"{path}: unreadable ({exc})") from exc
-        if not isinstance(info, dict) or info.get("format") != DETECTOR_FORMAT:
-            raise DetectorError(f"{path}: not a {DETECTOR_FORMAT} file")
-        if int(info.get("format_version", 0)) > DETECTOR_FORMAT_VERSION:
-            raise DetectorError(f"{path}: format version {info.get('format_version')} is newer than this "
-                                f"program reads ({DETECTOR_FORMAT_VERSION})")
+        info = read_header(folder, "detector.json", DETECTOR_FORMAT, DETECTOR_FORMAT_VERSION, DetectorError,
+                           "mention-detector")
         if info.get("tags") != list(TAGS):
             raise DetectorError(f"{path}: tags {info.get('tags')} are not {list(TAGS)}")
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from conpet.data.example import Example, Span
 
@@ -269,8 +270,9 @@ class SpanScores:
                 "true_positives": self.true_positives, "gold": self.n_gold, "predicted": self.n_predicted}
 
 
-def span_scores(gold: Sequence[Iterable[Span]], predicted: Sequence[Iterable[Span]]) -> SpanScores:
-    """Exact-match scores over sentences: ``gold[i]`` and ``predicted[i]`` are sentence i's spans."""
+def span_scores(gold: Sequence[Iterable[Any]], predicted: Sequence[Iterable[Any]]) -> SpanScores:
+    """Exact-match scores over sentences: ``gold[i]`` and ``predicted[i]`` are sentence i's spans (or any
+    hashable items: (span, type) pairs, relation triples)."""
     if len(gold) != len(predicted):
         raise ValueError(f"{len(gold)} gold sentences but {len(predicted)} predicted")
     tp = n_gold = n_pred = 0

@@ -25,7 +25,7 @@ from typing import Any
 
 from conpet.data.example import Span
 from conpet.errors import ConpetError
-from conpet.span_metrics import count_matches
+from conpet.mentions import span_scores
 
 DEMO = Path(__file__).resolve().parent.parent / "resources" / "demo" / "demo.jsonl"
 
@@ -68,8 +68,8 @@ def _proposed(results: list[Any]) -> list[list[tuple[Span, Span, str, float]]]:
 
 def _scores(gold: list[set[Any]], proposed: list[list[Any]], threshold: float) -> dict[str, Any]:
     kept = [[p for p in ps if p[3] >= threshold] for ps in proposed]
-    typed = count_matches(gold, [[p[:3] for p in ps] for ps in kept])
-    pairs = count_matches([[g[:2] for g in gs] for gs in gold], [[p[:2] for p in ps] for ps in kept])
+    typed = span_scores(gold, [[p[:3] for p in ps] for ps in kept])
+    pairs = span_scores([[g[:2] for g in gs] for gs in gold], [[p[:2] for p in ps] for ps in kept])
     return {"threshold": threshold, "typed": typed.to_dict(), "pair": pairs.to_dict()}
 
 
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             gate.settings = dataclasses.replace(gate.settings, threshold=float(saved))
             raw_results = bundle.predict_parsed([(s.text, "", []) for s in test])
             end_to_end = _scores(gold, _proposed(raw_results), gate.settings.threshold)
-            end_to_end["mentions"] = count_matches(
+            end_to_end["mentions"] = span_scores(
                 [[Span(e.start, e.end) for e in s.entities] for s in test],
                 [[m.spans[0] for m in r.mentions if m.kind == "entity"] for r in raw_results]).to_dict()
             predict_s = time.monotonic() - t1

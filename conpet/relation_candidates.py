@@ -22,10 +22,7 @@ Saved as a folder: ``relatedness.json`` (format, settings with the threshold, st
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -36,6 +33,7 @@ import torch
 from conpet.backbones import Backbone
 from conpet.data.example import Example
 from conpet.errors import ConpetError
+from conpet.module_folders import read_header, replace_folder, write_header
 from conpet.modules import LoraSettings, ModuleError, PETModel
 from conpet.protocols import ProgressSink, Reporter
 from conpet.replay import ReplaySampler
@@ -150,37 +148,20 @@ class RelatednessScorer:
 
     def save(self, folder: str | Path) -> Path:
         """Write ``folder`` (``relatedness.json`` + ``module/``), replacing an existing one as a whole."""
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-        try:
-            out = tmp / "relatedness"
+        def write(out: Path) -> None:
             self.pet.save_module(RELATEDNESS_MODULE, out / "module")
-            info = {"format": RELATEDNESS_FORMAT, "format_version": RELATEDNESS_FORMAT_VERSION,
-                    "outcomes": list(OUTCOMES), "steps": self.steps, "settings": asdict(self.settings)}
-            (out / "relatedness.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-            if folder.exists():
-                folder.rename(tmp / "old")
-            out.rename(folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return folder
+            write_header(out / "relatedness.json", {
+                "format": RELATEDNESS_FORMAT, "format_version": RELATEDNESS_FORMAT_VERSION,
+                "outcomes": list(OUTCOMES), "steps": self.steps, "settings": asdict(self.settings)})
+
+        return replace_folder(folder, write)
 
     @classmethod
     def load(cls, folder: str | Path, backbone: Backbone, pet: PETModel | None = None) -> RelatednessScorer:
         folder = Path(folder)
         path = folder / "relatedness.json"
-        try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise RelatednessError(f"{folder}: not a relatedness folder (no relatedness.json)") from exc
-        except (OSError, ValueError) as exc:
-            raise RelatednessError(f"{path}: unreadable ({exc})") from exc
-        if not isinstance(info, dict) or info.get("format") != RELATEDNESS_FORMAT:
-            raise RelatednessError(f"{path}: not a {RELATEDNESS_FORMAT} file")
-        if int(info.get("format_version", 0)) > RELATEDNESS_FORMAT_VERSION:
-            raise RelatednessError(f"{path}: format version {info.get('format_version')} is newer than this "
-                                   f"program reads ({RELATEDNESS_FORMAT_VERSION})")
+        info = read_header(folder, "relatedness.json", RELATEDNESS_FORMAT, RELATEDNESS_FORMAT_VERSION,
+                           RelatednessError, "relatedness")
         if info.get("outcomes") != list(OUTCOMES):
             raise RelatednessError(f"{path}: outcomes {info.get('outcomes')} are not {list(OUTCOMES)}")
         try:

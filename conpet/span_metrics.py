@@ -8,24 +8,11 @@ false positive). Gold entities without a type count for ``untyped`` only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from conpet.data.example import Span
-from conpet.mentions import SpanScores
-
-
-def count_matches(gold: Sequence[Iterable[Any]], predicted: Sequence[Iterable[Any]]) -> SpanScores:
-    """Exact-match counts over sentences of any hashable items (spans, or (span, type) pairs)."""
-    if len(gold) != len(predicted):
-        raise ValueError(f"{len(gold)} gold sentences but {len(predicted)} predicted")
-    tp = n_gold = n_pred = 0
-    for g, p in zip(gold, predicted, strict=True):
-        gs, ps = set(g), set(p)
-        tp += len(gs & ps)
-        n_gold += len(gs)
-        n_pred += len(ps)
-    return SpanScores(tp, n_gold, n_pred)
+from conpet.mentions import span_scores
 
 
 def proposed_mentions(bundle: Any, texts: Sequence[str], progress: Any = None) -> list[list[tuple[Span, str]]]:
@@ -48,8 +35,8 @@ def span_metrics(bundle: Any, sentences: Sequence[Any], progress: Any = None) ->
     proposed = proposed_mentions(bundle, [s.text for s in sentences], progress)
     gold_typed = [[(Span(e.start, e.end), e.type) for e in s.entities if e.type] for s in sentences]
     gold_spans = [[Span(e.start, e.end) for e in s.entities] for s in sentences]
-    typed = count_matches(gold_typed, proposed)
-    untyped = count_matches(gold_spans, [[span for span, _ in p] for p in proposed])
+    typed = span_scores(gold_typed, proposed)
+    untyped = span_scores(gold_spans, [[span for span, _ in p] for p in proposed])
     return {"sentences": len(sentences), "typed": typed.to_dict(), "untyped": untyped.to_dict()}
 
 

@@ -17,7 +17,7 @@ from conpet.bundle import Bundle, verify_bundle, write_bundle
 from conpet.data.example import Span
 from conpet.data.jsonl import Entity, Sentence
 from conpet.detector import MentionDetector, Proposal
-from conpet.mentions import IGNORE, TAG_B, TAG_O, MentionSentence, sentence_tags
+from conpet.mentions import IGNORE, TAG_B, TAG_O, MentionSentence, sentence_tags, span_scores
 from conpet.methods.base import Prediction
 from conpet.project.bundles import export_bundle, project_bundle_info
 from conpet.project.model import current_model_folder, read_model_state
@@ -25,7 +25,7 @@ from conpet.project.predict import predict_project
 from conpet.project.suggesters import detector_sentences, relatedness_pairs
 from conpet.project.training import train_project
 from conpet.relation_candidates import RELATED, RelatednessScorer, RelatednessSettings, pair_example
-from conpet.span_metrics import count_matches, span_metrics
+from conpet.span_metrics import span_metrics
 from conpet.store import Project
 from conpet.store.importer import import_file
 from conpet.suggestions import DETECTOR_KEY, RELATED_KEY, SentenceInput, Suggesters, suggest
@@ -303,7 +303,7 @@ def test_span_metrics_on_a_hand_computed_case():
     assert m["typed"]["f1"] == pytest.approx(2 * 0.25 * (1 / 3) / (0.25 + 1 / 3))
     assert span_metrics(type("NoDetector", (), {"suggesters": Suggesters()})(), gold) is None
     with pytest.raises(ValueError, match="2 gold sentences but 1"):
-        count_matches([[], []], [[]])
+        span_scores([[], []], [[]])
 
 
 def test_a_project_without_entity_types_or_relation_labels_skips_the_suggesters_with_a_note(tmp_path):
