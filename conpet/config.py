@@ -25,6 +25,9 @@ PROFILES = ("smoke", "quick", "paper", "converge")
 LEGACY_SETTINGS = frozenset({"device"})
 # TrainConfig settings older versions saved as None to mean "the default" (read as the default).
 LEGACY_NONE = frozenset({"lora_alpha"})
+# Settings added after models were saved, with the value those models were trained with (a saved model
+# without the setting reads this, not today's default, so that it predicts as it did).
+SAVED_BEFORE: dict[str, Any] = {"router_layers": "last"}
 
 
 class ConfigError(ConpetError, ValueError):
@@ -140,8 +143,14 @@ class TrainConfig:
         default="first-task",
         metadata={"help": "statistical router's feature map: the frozen backbone, or the first task's "
                           "module frozen after that task"})
+    router_layers: Literal["last", "last+middle"] | None = field(
+        default=None,
+        metadata={"help": "statistical router: which layers' states at the markers and [MASK] it reads, "
+                          "concatenated: the last layer's, or the middle and the last layer's (one pass "
+                          "either way); None: the method's default"})
     router_shrinkage: float = field(
-        default=0.1, metadata={"help": "statistical router: covariance shrinkage s towards tr(S)/d * I"})
+        default=0.3, metadata={"help": "statistical router: covariance shrinkage s towards tr(S)/d * I (0.3: "
+                                       "with 6 x hidden features and tens of examples per type)"})
     router_normalize: bool = field(
         default=True, metadata={"help": "statistical router: scale each position's hidden state to unit length "
                                         "before the statistics (no position dominates by its norm)"})
@@ -196,6 +205,8 @@ class TrainConfig:
             raise ConfigError("representation must be 'mask' or 'markers'")
         if self.router_features not in ("frozen", "first-task"):
             raise ConfigError("router_features must be 'frozen' or 'first-task'")
+        if self.router_layers not in (None, "last", "last+middle"):
+            raise ConfigError("router_layers must be 'last' or 'last+middle'")
         if not 0.0 <= self.router_shrinkage <= 1.0:
             raise ConfigError("router_shrinkage must be in [0, 1]")
         if self.router_weight < 0:

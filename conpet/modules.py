@@ -37,7 +37,7 @@ from conpet.backbones import Backbone
 from conpet.config import LoraSettings  # defined with the other settings; imported from here too
 from conpet.encoding import Batch
 from conpet.errors import ConpetError
-from conpet.representations import REPRESENTATIONS, check_representation
+from conpet.representations import REPRESENTATIONS, check_representation, layer_index
 
 MODULE_FORMAT = "conpet-pet-module"
 MODULE_FORMAT_VERSION = 1
@@ -284,11 +284,21 @@ class PETModel:
 
     # --- forward -------------------------------------------------------------------------------
 
-    def _forward(self, batch: Batch, representation: str = "mask", **kwargs: Any) -> torch.Tensor:
+    def _forward(self, batch: Batch, representation: str = "mask", layers: Sequence[str] = ("last",),
+                 **kwargs: Any) -> torch.Tensor:
         batch = batch.to(self.backbone.device)
         model = self._shared.model if self._shared.model is not None else self.backbone.model
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **kwargs)
-        return read_representation(out.last_hidden_state, batch, representation)
+        inner = tuple(layers) != ("last",)  # other layers' states come only when asked (they cost memory)
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                    **({"output_hidden_states": True} if inner else {}), **kwargs)
+        reads = []
+        for layer in layers:
+            if layer == "last":
+                states = out.last_hidden_state
+            else:
+                states = out.hidden_states[layer_index(layer, len(out.hidden_states) - 1)]
+            reads.append(read_representation(states, batch, representation))
+        return reads[0] if len(reads) == 1 else torch.cat(reads, dim=-1)
 
     def representation(self, name: str) -> str:
         """What module ``name``'s head reads: "mask" or "markers" (see ``REPRESENTATIONS``)."""
@@ -298,24 +308,28 @@ class PETModel:
     def feature_size(self, name: str) -> int:
         return self.backbone.hidden_size * REPRESENTATIONS[self.representation(name)]
 
-    def hidden(self, batch: Batch, name: str | None, representation: str | None = None) -> torch.Tensor:
-        """Final hidden states at the positions of ``representation`` (default: the module's own) with
-        module ``name``'s adapter (None: no adapter, default "mask"), [B, H * width] float32."""
+    def hidden(self, batch: Batch, name: str | None, representation: str | None = None,
+               layers: Sequence[str] = ("last",)) -> torch.Tensor:
+        """Hidden states at the positions of ``representation`` (default: the module's own) with module
+        ``name``'s adapter (None: no adapter, default "mask"), [B, H * width * len(layers)] float32: the
+        final layer's by default, else those of ``layers`` concatenated in that order
+        (``conpet.representations.FEATURE_LAYERS``)."""
         shared = self._shared
         with shared.lock:
             if name is None:
                 with self._no_adapter():
-                    return self._forward(batch, representation or "mask")
+                    return self._forward(batch, representation or "mask", layers)
             rep = representation or self.representation(name)
             shared.activate(self._adapter(name))
-            return self._forward(batch, rep)
+            return self._forward(batch, rep, layers)
 
     def head_logits(self, name: str, features: torch.Tensor) -> torch.Tensor:
-        """Module ``name``'s head over features read as "markers" (its own slice of them) or as its own
-        representation: one pass can serve a feature map and the module's logits."""
-        width = features.shape[-1] // self.backbone.hidden_size
-        if width != REPRESENTATIONS[self.representation(name)]:
-            features = features[..., -self.backbone.hidden_size :]  # "mask" = the last H of "markers"
+        """Module ``name``'s head over wider features that end with what it reads (a feature map's
+        several layers of "markers": the final layer's come last, and "mask" is the last H of "markers"),
+        or over its own representation: one pass can serve a feature map and the module's logits."""
+        size = self.feature_size(name)
+        if features.shape[-1] != size:
+            features = features[..., -size:]
         return self._head(name)(features)
 
     @contextmanager

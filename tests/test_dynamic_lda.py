@@ -187,6 +187,60 @@ def test_a_bundle_carries_the_router(trained, tasks, minilm, tmp_path):
         bundle.close()
 
 
+def test_features_read_the_middle_and_last_layer_in_one_pass(trained, tasks, minilm):
+    method, _ = trained
+    assert method.config.router_layers == "last+middle" and method.feature_dim == 6 * minilm.hidden_size
+    examples = list(tasks[0].test[:5])
+    batch = method.encode(examples)
+    pet, h = method.pet, minilm.hidden_size
+    f0 = method.backbone_forwards
+    saved = method.cache
+    method.cache = None
+    try:
+        feats, side = method.features(examples)
+    finally:
+        method.cache = saved
+    assert method.backbone_forwards == f0 + 1 and feats.shape == (5, 6 * h)
+    last = pet.hidden(batch, method.adapter("expert_0"), "markers").numpy()
+    np.testing.assert_allclose(feats[:, 3 * h :], last, atol=1e-5)  # the final layer's states come last
+    with torch.no_grad(), pet._shared.lock:
+        pet._shared.activate(pet._adapter(method.adapter("expert_0")))
+        out = pet._shared.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                output_hidden_states=True)
+    n_layers = len(out.hidden_states) - 1
+    from conpet.modules import read_representation
+
+    middle = read_representation(out.hidden_states[n_layers // 2], batch, "markers").numpy()
+    np.testing.assert_allclose(feats[:, : 3 * h], middle, atol=1e-5)
+    assert not np.allclose(feats[:, : 3 * h], feats[:, 3 * h :])
+    # expert 0's logits from the same wide pass are its own (its head reads the last layer's markers)
+    np.testing.assert_allclose(np.stack([side[i] for i in range(5)]),
+                               method.module_logits("expert_0", examples).numpy(), atol=1e-4)
+
+
+def test_layer_choice_keys_the_cache_and_old_models_read_the_last_layer(trained, tasks, minilm, tmp_path):
+    method, _ = trained
+    wide_id = method.features_id()
+    method.config = method.config.replace(router_layers="last")
+    try:
+        assert method.features_id() != wide_id and method.feature_dim == 3 * minilm.hidden_size
+    finally:
+        method.config = method.config.replace(router_layers="last+middle")
+    # a model saved before the setting existed was trained on the last layer alone and must stay so
+    old = make_method("dynamic-lda", minilm, CONFIG.replace(router_layers="last"), cache=MemoryLogitCache())
+    torch.manual_seed(1)
+    run_continual(old, tasks[:1], evaluate_each_step=False)
+    old.save(tmp_path / "old")
+    state_file = tmp_path / "old" / "method.json"
+    state = json.loads(state_file.read_text())
+    del state["config"]["router_layers"]
+    state_file.write_text(json.dumps(state))
+    loaded = load_method(tmp_path / "old", minilm)
+    assert loaded.config.router_layers == "last" and loaded.feature_dim == 3 * minilm.hidden_size
+    examples = list(tasks[0].test)
+    assert [p.label for p in loaded.predict(examples)] == [p.label for p in old.predict(examples)]
+
+
 def test_loading_without_router_file_is_refused(trained, tmp_path, minilm):
     method, _ = trained
     method.save(tmp_path / "model")

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from conpet.config import TrainConfig
+from conpet.config import SAVED_BEFORE, TrainConfig
 from conpet.data.example import Example
 from conpet.data.tasks import TaskData
 from conpet.errors import ConpetError
@@ -176,6 +176,7 @@ class PETMethod(ContinualMethod):
     # says otherwise.
     default_representation: ClassVar[str] = "mask"
     default_top_t: ClassVar[int] = 1
+    default_router_layers: ClassVar[str] = "last"  # what a statistical router reads (conpet.router)
 
     def __init__(self, backbone: Any, config: TrainConfig | None = None, *,
                  cache: LogitCache | None = None, uid: str | None = None) -> None:
@@ -621,7 +622,8 @@ class PETMethod(ContinualMethod):
         state = read_state(folder)
         if state["method"] != cls.name and cls.name != "?":
             raise ConpetError(f"{folder}: holds a {state['method']!r} model, not {cls.name!r}")
-        method = cls(backbone, TrainConfig.from_dict(state["config"]), cache=cache, uid=state["uid"])
+        saved = {**{k: v for k, v in SAVED_BEFORE.items() if k not in state["config"]}, **state["config"]}
+        method = cls(backbone, TrainConfig.from_dict(saved), cache=cache, uid=state["uid"])
         method.task_types = [tuple(ts) for ts in state["tasks"]]
         method.type_kinds = {str(k): str(v) for k, v in state.get("type_kinds", {}).items()}
         method.versions = {k: int(v) for k, v in state["versions"].items()}
@@ -646,6 +648,8 @@ def resolve_defaults(config: TrainConfig, method: Any) -> TrainConfig:
         changes["representation"] = method.default_representation
     if config.top_t is None:
         changes["top_t"] = method.default_top_t
+    if config.router_layers is None:
+        changes["router_layers"] = method.default_router_layers
     return config.replace(**changes) if changes else config
 
 
