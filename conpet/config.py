@@ -27,7 +27,7 @@ LEGACY_SETTINGS = frozenset({"device"})
 LEGACY_NONE = frozenset({"lora_alpha"})
 # Settings added after models were saved, with the value those models were trained with (a saved model
 # without the setting reads this, not today's default, so that it predicts as it did).
-SAVED_BEFORE: dict[str, Any] = {"router_layers": "last"}
+SAVED_BEFORE: dict[str, Any] = {"router_layers": "last", "router_readapt_types": 0}
 
 
 class ConfigError(ConpetError, ValueError):
@@ -148,6 +148,12 @@ class TrainConfig:
         metadata={"help": "statistical router: which layers' states at the markers and [MASK] it reads, "
                           "concatenated: the last layer's, or the middle and the last layer's (one pass "
                           "either way); None: the method's default"})
+    router_readapt_types: int = field(
+        default=0,
+        metadata={"help": "statistical router: while the tasks learnt so far have at most this many types, "
+                          "re-train the feature map at each step on all their stored training data and "
+                          "recompute the router's statistics through it (then it freezes); 0: adapt on the "
+                          "first task only"})
     router_shrinkage: float = field(
         default=0.3, metadata={"help": "statistical router: covariance shrinkage s towards tr(S)/d * I (0.3: "
                                        "with 6 x hidden features and tens of examples per type)"})
@@ -207,6 +213,8 @@ class TrainConfig:
             raise ConfigError("router_features must be 'frozen' or 'first-task'")
         if self.router_layers not in (None, "last", "last+middle"):
             raise ConfigError("router_layers must be 'last' or 'last+middle'")
+        if self.router_readapt_types < 0:
+            raise ConfigError("router_readapt_types must not be negative (0: adapt on the first task only)")
         if not 0.0 <= self.router_shrinkage <= 1.0:
             raise ConfigError("router_shrinkage must be in [0, 1]")
         if self.router_weight < 0:

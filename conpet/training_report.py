@@ -46,12 +46,32 @@ class StagePlan:
 ROUTED_BY_STATISTICS = ("dynamic-lda", "lda-adapted", "lda-frozen")
 
 
-def stage_plans(method: str, config: TrainConfig, new_examples: int, has_old: bool) -> list[StagePlan]:
+def readapts_map(method: str, config: TrainConfig, seen_types: int, has_old: bool) -> bool:
+    """Whether this step of a statistically routed method re-trains its feature map on every learnt type's
+    stored data (``router_readapt_types``; ``seen_types`` counts the new task's types too)."""
+    return (method in ROUTED_BY_STATISTICS and method != "lda-frozen" and config.router_readapt_types > 0
+            and config.router_features == "first-task"
+            and (not has_old or seen_types <= config.router_readapt_types))
+
+
+def stage_plans(method: str, config: TrainConfig, new_examples: int, has_old: bool, *, seen_types: int = 0,
+                seen_examples: int = 0) -> list[StagePlan]:
     """The stages one step of ``method`` runs and their budgets, as ``conpet.replay.ReplaySampler`` counts
-    them (Dynamic ConPET: a selector stage, then the new expert's; the others: one stage)."""
+    them (Dynamic ConPET: a selector stage, then the new expert's; the others: one stage). ``seen_types`` and
+    ``seen_examples``: every learnt task's types and stored training examples, the new task's included (a
+    re-adapted feature map trains on them)."""
+    out = []
+    if readapts_map(method, config, seen_types, has_old):
+        per_epoch = math.ceil(seen_examples / config.batch_size) if seen_examples else 0
+        total = config.max_epochs * per_epoch
+        if config.iter2_limit is not None:
+            total = min(total, config.iter2_limit)
+        out.append(StagePlan("feature-map", total, per_epoch, config.max_epochs, config.batch_size, 0,
+                             seen_examples, config.patience))
     if method in ROUTED_BY_STATISTICS:
         # One expert per task on its own task's data (no replay); the router's statistics need no batches.
-        trains = method == "dynamic-lda" or (method == "lda-adapted" and not has_old)
+        own_map = config.router_readapt_types > 0 and config.router_features == "first-task"
+        trains = method == "dynamic-lda" or (method == "lda-adapted" and not has_old and not own_map)
         limits = [("expert", config.iter2_limit)] if trains else []
         has_old = False
     elif method in DYNAMIC_FAMILY:
@@ -64,7 +84,6 @@ def stage_plans(method: str, config: TrainConfig, new_examples: int, has_old: bo
         limits = [("training", config.batch_limit)]
     n_new, n_old = split_batch(config.batch_size, config.new_old_ratio, has_old and config.replay)
     per_epoch = math.ceil(new_examples / n_new) if new_examples else 0
-    out = []
     for stage, limit in limits:
         total = config.max_epochs * per_epoch
         if limit is not None:
@@ -79,8 +98,9 @@ def describe_plan(plans: Sequence[StagePlan]) -> list[str]:
     for p in plans:
         line = (f"{p.stage} stage: {p.batches} batches of {p.n_new + p.n_old}"
                 + (f" ({p.n_new} new + {p.n_old} replayed)" if p.n_old else "")
-                + f" = {p.epochs:.2f} of at most {p.max_epochs} epoch(s) over the {p.new_examples} new training "
-                  "examples")
+                + f" = {p.epochs:.2f} of at most {p.max_epochs} epoch(s) over the {p.new_examples} "
+                + ("stored training examples of every learnt type" if p.stage == "feature-map"
+                   else "new training examples"))
         if p.patience is not None:
             line += (f"; early stopping: it stops once validation accuracy has not risen for {p.patience} "
                      "epoch(s) and keeps the best epoch's weights")

@@ -33,7 +33,7 @@ CACHED_COST = 0.1
 WARMUP_SHARE = 0.02
 MEASURE_SHARE = 0.05
 MEASURE_REPORTS = 3
-TRAINING_STAGES = ("selector", "expert", "training")
+TRAINING_STAGES = ("feature-map", "selector", "expert", "training")
 # The progress stage a method's events carry -> its stage_plans name (the single-module methods train "train").
 STAGE_NAMES = {"train": "training"}
 
@@ -72,14 +72,18 @@ def step_work(method: str, config: object, new: object, datas: Sequence[object],
     suggesters' step over ``suggester_sentences`` labelled sentences when they train (``suggester_units``)."""
     from conpet.config import DYNAMIC_FAMILY
     from conpet.replay import validation_size
-    from conpet.training_report import ROUTED_BY_STATISTICS, stage_plans
+    from conpet.training_report import ROUTED_BY_STATISTICS, readapts_map, stage_plans
 
     c = config
-    plans = stage_plans(method, c, len(new.train), len(datas) > 1)  # type: ignore[attr-defined]
+    seen_types = sum(len(d.types) for d in datas)  # type: ignore[attr-defined]
+    seen_examples = sum(len(d.train) for d in datas)  # type: ignore[attr-defined]
+    plans = stage_plans(method, c, len(new.train), len(datas) > 1,  # type: ignore[attr-defined]
+                        seen_types=seen_types, seen_examples=seen_examples)
     routed = method in ROUTED_BY_STATISTICS
     out = []
     for p in plans:
-        valid_pool = len(new.valid) if routed else sum(len(d.valid) for d in datas)  # type: ignore[attr-defined]
+        own_task = routed and p.stage != "feature-map"  # a re-adapted map validates on every learnt task
+        valid_pool = len(new.valid) if own_task else sum(len(d.valid) for d in datas)  # type: ignore[attr-defined]
         n_valid = min(validation_size(p.batches_per_epoch, c.batch_size, c.valid_ratio),  # type: ignore[attr-defined]
                       max(valid_pool, len(datas) * c.min_valid_per_task))  # type: ignore[attr-defined]
         if routed and not new.valid:  # type: ignore[attr-defined]
@@ -88,8 +92,9 @@ def step_work(method: str, config: object, new: object, datas: Sequence[object],
         out.append(Segment(p.stage, batch_units=TRAIN_COST * (p.n_new + p.n_old), batches=p.batches,
                            valid_units=float(n_valid), epochs=epochs, patience=p.patience,
                            batches_per_epoch=p.batches_per_epoch))
-    if routed:  # the router's statistics: one feature pass over the new training examples
-        out.append(Segment("router", units=float(len(new.train))))  # type: ignore[attr-defined]
+    if routed:  # the router's statistics: one feature pass over the new training examples (all, with a new map)
+        fresh = readapts_map(method, c, seen_types, len(datas) > 1)  # type: ignore[arg-type]
+        out.append(Segment("router", units=float(seen_examples if fresh else len(new.train))))  # type: ignore
     # The new task's test examples: one pass (the router's features, with the first expert's logits), one
     # more for a routed later expert or for a selector's experts; the old tasks' are cached.
     passes = 2.0 if (len(datas) > 1 or method in DYNAMIC_FAMILY and not routed) else 1.0

@@ -349,3 +349,35 @@ def test_router_energy_standardises_each_experts_energy_and_is_saved(minilm, tas
     again = load_method(tmp_path / "m", minilm)
     assert again.energy == method.energy
     np.testing.assert_allclose(again.score_batch(chunk).combined, with_votes, rtol=1e-5)
+
+
+def test_a_re_adapted_feature_map_replaces_the_old_one_and_recomputes_every_statistic(minilm, tasks, tmp_path):
+    n_types = [len(t.types) for t in tasks]
+    limit = n_types[0] + n_types[1]  # re-adapted at steps 1 and 2, frozen from step 3 on
+    torch.manual_seed(1)
+    method = make_method("dynamic-lda", minilm, CONFIG.replace(router_readapt_types=limit), cache=MemoryLogitCache())
+    run_continual(method, tasks[:2], evaluate_each_step=False)
+    assert method.map_name == "feature_map_2"
+    assert method.pet.n_outputs(method.adapter("feature_map_2")) == limit  # trained on every learnt type
+    assert not method.has_module("feature_map_1")  # the step's new map replaced the old one
+    from conpet.router import batch_statistics
+
+    train = [ex for t in tasks[:2] for ex in t.train]
+    feats, _ = method.features(train)
+    types, counts, means, scatter = batch_statistics(method.router_input(feats), [ex.label for ex in train])
+    assert method.router.types == types
+    np.testing.assert_allclose(method.router.means, means, atol=1e-9)
+    np.testing.assert_allclose(method.router.scatter, scatter, atol=1e-6)
+    map_weights = [p.detach().clone() for p in method.pet.module_parameters(method.adapter("feature_map_2"))]
+    run_continual(method, tasks, evaluate_each_step=False)  # step 3 is past the limit: the map stays
+    assert method.map_name == "feature_map_2" and len(method.router.types) == sum(n_types)
+    for old, now in zip(map_weights, method.pet.module_parameters(method.adapter("feature_map_2")), strict=True):
+        assert torch.equal(old, now)
+    assert set(method.logical_modules()) == {"expert_0", "expert_1", "expert_2", "feature_map_2"}
+    method.save(tmp_path / "model")
+    loaded = load_method(tmp_path / "model", minilm)
+    examples = [ex for t in tasks for ex in t.test]
+    here, there = method.predict(examples), loaded.predict(examples)
+    assert loaded.map_name == "feature_map_2"
+    assert [p.label for p in there] == [p.label for p in here]
+    np.testing.assert_allclose([p.score for p in there], [p.score for p in here], atol=1e-5)

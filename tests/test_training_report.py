@@ -113,3 +113,19 @@ def test_cli_prints_the_plan_first_and_the_accuracy_with_its_count(project_dir, 
         c, n = run.metrics[-1]["test_correct"][0], run.metrics[-1]["test_examples"][0]
     assert f"whole accuracy {accuracy_text(c, n)} of the test examples" in out
     assert f"per task: task 1 {accuracy_text(c, n)}" in out and json.dumps(run.config["notes"])
+
+
+def test_a_re_adapted_feature_map_is_planned_while_types_are_few():
+    cfg = TrainConfig(batch_size=8, max_epochs=2, batch_limit=None, router_readapt_types=16)
+    first = stage_plans("dynamic-lda", cfg, 64, has_old=False, seen_types=8, seen_examples=64)
+    assert [p.stage for p in first] == ["feature-map", "expert"]
+    second = stage_plans("dynamic-lda", cfg, 64, has_old=True, seen_types=16, seen_examples=128)
+    assert [p.stage for p in second] == ["feature-map", "expert"] and second[0].batches == 2 * 128 // 8
+    assert "128 stored training examples of every learnt type" in describe_plan(second)[0]
+    third = stage_plans("dynamic-lda", cfg, 64, has_old=True, seen_types=24, seen_examples=192)
+    assert [p.stage for p in third] == ["expert"]  # past the limit the map stays as it is
+    assert [p.stage for p in stage_plans("lda-adapted", cfg, 64, has_old=False, seen_types=8,
+                                         seen_examples=64)] == ["feature-map"]  # the map is not expert 0
+    off = TrainConfig(batch_size=8, max_epochs=2, batch_limit=None)
+    assert [p.stage for p in stage_plans("dynamic-lda", off, 64, has_old=False, seen_types=8,
+                                         seen_examples=64)] == ["expert"]

@@ -44,6 +44,7 @@ from conpet.representations import FEATURE_LAYERS, REPRESENTATIONS
 from conpet.router import ROUTER_FILE, GaussianRouter
 
 FEATURES = "features"
+MAP_PREFIX = "feature_map_"  # a re-adapted feature map: feature_map_<step> (router_readapt_types)
 CALIBRATION_WEIGHTS = (0.0, 1.0, 3.0, 10.0, 30.0)  # w: from the router alone to the experts deciding  # logical module id of the feature map's cached features
 
 
@@ -78,15 +79,29 @@ class RoutedByStatistics(PETMethod):
         self.router: GaussianRouter | None = None
         self.chosen: dict[str, float] = {}  # t and w picked on validation data (router_calibrate)
         self.energy: dict[int, tuple[float, float]] = {}  # task -> its expert's energy mean, std on own data
+        self.map_name: str | None = None  # the re-adapted feature map's module (router_readapt_types > 0)
 
     @staticmethod
     def expert(j: int) -> str:
         return f"expert_{j}"
 
     @property
+    def readapts(self) -> bool:
+        """Whether the feature map is a module of its own, re-trained on stored data while types are few."""
+        return self.config.router_readapt_types > 0 and self.config.router_features == "first-task"
+
+    @property
     def feature_map(self) -> str | None:
-        """The module whose adapter computes features (None: the frozen backbone)."""
-        return self.expert(0) if self.config.router_features == "first-task" else None
+        """The module whose adapter computes features (None: the frozen backbone): expert 0, or the
+        latest re-adapted map."""
+        if self.config.router_features != "first-task":
+            return None
+        return self.map_name if self.readapts else self.expert(0)
+
+    def readapts_at(self, task: TaskData) -> bool:
+        """Whether this step re-trains the feature map: the first step always, later ones while the types
+        learnt so far (the new task's included) are at most `router_readapt_types`."""
+        return self.readapts and (task.index == 0 or len(self.types) <= self.config.router_readapt_types)
 
     @property
     def feature_layers(self) -> tuple[str, ...]:
@@ -103,8 +118,11 @@ class RoutedByStatistics(PETMethod):
         return self.backbone.hidden_size * self.feature_blocks
 
     def logical_modules(self) -> list[str]:
+        experts = [self.expert(j) for j in range(self.n_tasks)] if self.use_experts else []
+        if self.readapts:
+            return experts + ([self.map_name] if self.map_name else [])
         if self.use_experts:
-            return [self.expert(j) for j in range(self.n_tasks)]
+            return experts
         return [self.feature_map] if self.feature_map and self.n_tasks else []
 
     # --- features ------------------------------------------------------------------------------------
@@ -161,7 +179,8 @@ class RoutedByStatistics(PETMethod):
             if fm is None or not self.has_module(fm):
                 return self.pet.hidden(batch, None, "markers", self.feature_layers).cpu().numpy(), None
             feats = self.pet.hidden(batch, self.adapter(fm), "markers", self.feature_layers)
-            logits = self.pet.head_logits(self.adapter(fm), feats) if self.use_experts else None
+            shares = self.use_experts and fm == self.expert(0)  # the map is expert 0: its logits come along
+            logits = self.pet.head_logits(self.adapter(fm), feats) if shares else None
         return feats.cpu().numpy(), (logits.cpu().numpy() if logits is not None else None)
 
     # --- training ------------------------------------------------------------------------------------
@@ -171,13 +190,22 @@ class RoutedByStatistics(PETMethod):
         state["router"] = copy.deepcopy(self.router)
         state["chosen"] = dict(self.chosen)
         state["energy"] = dict(self.energy)
+        state["map_name"] = self.map_name
         return state
+
+    def commit_step(self, state: dict[str, Any]) -> None:
+        super().commit_step(state)
+        old = state["map_name"]
+        if old and old != self.map_name:  # a re-adapted map replaces the one before
+            self.remove_module(old)
+            self.versions.pop(old, None)
 
     def rollback_step(self, state: dict[str, Any]) -> None:
         super().rollback_step(state)
         self.router = state["router"]
         self.chosen = state["chosen"]
         self.energy = state["energy"]
+        self.map_name = state["map_name"]
 
     def train_step(self, task: TaskData, history: list[TaskData], rep: Reporter, stats: StepStats) -> None:
         k = task.index
@@ -185,24 +213,71 @@ class RoutedByStatistics(PETMethod):
         if missing:
             raise ConpetError(f"task {k + 1}: no training examples of {', '.join(missing)}: the router "
                               "needs at least one example of every type")
-        trains_expert = self.use_experts or (k == 0 and self.feature_map is not None)
+        readapt = self.readapts_at(task)
+        lo = 0.0
+        if readapt:
+            lo = 0.45 if self.use_experts else 0.9
+            self.adapt_feature_map(task, history, rep, stats, hi=lo)
+        trains_expert = self.use_experts or (k == 0 and self.feature_map is not None and not self.readapts)
         if trains_expert:
-            self.train_expert(task, rep, stats, hi=0.9)
-        rep(0.9, "router: statistics of the new types", "router")
-        if self.router is None:
+            self.train_expert(task, rep, stats, lo=lo, hi=0.9)
+        if readapt:  # a new map: every stored example's statistics again, through it
+            rep(0.9, "router: statistics of every learnt type through the new feature map", "router")
             self.router = GaussianRouter(self.feature_dim, self.config.router_shrinkage)
-        feats, _ = self.features(task.train)
-        self.router.update(self.router_input(feats), [ex.label for ex in task.train])
+            for seen in [*history, task]:
+                feats, _ = self.features(seen.train)
+                self.router.update(self.router_input(feats), [ex.label for ex in seen.train])
+        else:
+            rep(0.9, "router: statistics of the new types", "router")
+            if self.router is None:
+                self.router = GaussianRouter(self.feature_dim, self.config.router_shrinkage)
+            feats, _ = self.features(task.train)
+            self.router.update(self.router_input(feats), [ex.label for ex in task.train])
         if self.config.router_calibrate and self.use_experts:
             rep(0.95, "router: choosing t and w on validation data", "router")
             stats.extra["calibration"] = dict(self.calibrate([t.valid for t in [*history, task]]))
 
-    def train_expert(self, task: TaskData, rep: Reporter, stats: StepStats, hi: float) -> None:
+    def adapt_feature_map(self, task: TaskData, history: Sequence[TaskData], rep: Reporter, stats: StepStats,
+                          hi: float) -> None:
+        """A new feature map trained from scratch on every learnt task's stored training data (the project
+        keeps them all), cross-entropy over every learnt type; it replaces the old map when the step ends."""
+        c = self.config
+        seen = [*history, task]
+        missing = sorted({t for s in seen for t in s.types} - {ex.label for s in seen for ex in s.train})
+        if missing:
+            raise ConpetError(f"re-adapting the feature map: no stored training examples of {', '.join(missing)}")
+        name = f"{MAP_PREFIX}{task.index + 1}"
+        self.add_module(name, len(self.types))
+        self.bump_version(name)
+        index = self.type_index()
+        train = [ex for s in seen for ex in s.train]
+        sampler = self.make_sampler("feature-map", train, [], c.iter2_limit)
+        valid = [ex for v in self.make_validation([list(s.valid) for s in seen], sampler, "feature-map") for ex in v]
+        valid = valid or train
+        self.map_name = name  # the rest of the step reads features through it
+
+        def loss(batch: list[Example]) -> tuple[torch.Tensor, dict[str, float]]:
+            logits = self.module_logits(name, batch, grad=True)
+            gold = torch.tensor([index[ex.label] for ex in batch], device=logits.device)
+            return F.cross_entropy(logits, gold), {"acc": float((logits.argmax(-1) == gold).float().mean())}
+
+        def validate() -> float:
+            correct = 0
+            for i in range(0, len(valid), c.eval_batch_size):
+                chunk = valid[i : i + c.eval_batch_size]
+                pred = self.module_logits(name, chunk).argmax(-1).tolist()
+                correct += sum(int(p == index[ex.label]) for p, ex in zip(pred, chunk, strict=True))
+            return correct / len(valid)
+
+        stats.stages.append(self.run_stage(Stage("feature-map", name, sampler, loss, validate, c.lr), rep, 0.0, hi))
+
+    def train_expert(self, task: TaskData, rep: Reporter, stats: StepStats, hi: float, lo: float = 0.0) -> None:
         """Expert k on task k's data alone: cross-entropy over its own types."""
         c = self.config
         k = task.index
         name = self.expert(k)
-        init = self.feature_map if (k > 0 and c.expert_init == "selector" and self.feature_map) else None
+        init_ok = self.feature_map is not None and (k > 0 or self.readapts)  # a map exists before this expert
+        init = self.feature_map if (init_ok and c.expert_init == "selector") else None
         self.add_module(name, len(task.types), init_from=init)
         self.bump_version(name)
         local = {t: i for i, t in enumerate(task.types)}
@@ -222,7 +297,7 @@ class RoutedByStatistics(PETMethod):
                 correct += sum(int(p == local[ex.label]) for p, ex in zip(pred, chunk, strict=True))
             return correct / len(valid)
 
-        stats.stages.append(self.run_stage(Stage("expert", name, sampler, loss, validate, c.lr), rep, 0.0, hi))
+        stats.stages.append(self.run_stage(Stage("expert", name, sampler, loss, validate, c.lr), rep, lo, hi))
         if c.router_energy > 0:  # on held-out data: on its training data an expert's energy runs high
             self.energy[k] = self.energy_statistics(k, list(task.valid) or list(task.train))
 
@@ -438,11 +513,12 @@ class RoutedByStatistics(PETMethod):
 
     def extra_state(self) -> dict[str, Any]:
         return {"files": [ROUTER_FILE] if self.router is not None else [], "chosen": dict(self.chosen),
-                "energy": {str(k): list(v) for k, v in self.energy.items()}}
+                "energy": {str(k): list(v) for k, v in self.energy.items()}, "feature_map": self.map_name}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.chosen = dict(state.get("chosen") or {})
         self.energy = {int(k): (float(v[0]), float(v[1])) for k, v in (state.get("energy") or {}).items()}
+        self.map_name = state.get("feature_map")
 
     @classmethod
     def load(cls, folder: Any, backbone: Any, cache: Any = None) -> RoutedByStatistics:

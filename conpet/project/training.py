@@ -299,7 +299,8 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                 check_folds(new.train, folds)
             except ConpetError as exc:
                 raise TrainError(str(exc)) from exc
-        notes = _notes(project, method_name, m.config, new, min_examples, chose_types, folds if all_data else 0)
+        notes = _notes(project, method_name, m.config, new, min_examples, chose_types, folds if all_data else 0,
+                       seen=datas)
         for line in notes:
             if notify is not None:
                 notify(line)
@@ -371,7 +372,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
 
 
 def _notes(project: Any, method: str, config: Any, new: Any, min_examples: int, chose_types: bool,
-           folds: int = 0) -> list[str]:
+           folds: int = 0, seen: Any = ()) -> list[str]:
     from conpet.training_report import (
         all_data_notes,
         describe_plan,
@@ -380,7 +381,9 @@ def _notes(project: Any, method: str, config: Any, new: Any, min_examples: int, 
         stage_plans,
     )
 
-    notes = describe_plan(stage_plans(method, config, len(new.train), new.index > 0))
+    notes = describe_plan(stage_plans(method, config, len(new.train), new.index > 0,
+                                      seen_types=sum(len(d.types) for d in seen),
+                                      seen_examples=sum(len(d.train) for d in seen)))
     if chose_types:
         free = [t for t in project.types.list() if t.task_id is None]
         notes += left_out_types(free, project.types.gold_counts(), min_examples)
