@@ -255,6 +255,30 @@ class RoutedByStatistics(PETMethod):
         valid = [ex for v in self.make_validation([list(s.valid) for s in seen], sampler, "feature-map") for ex in v]
         valid = valid or train
         self.map_name = name  # the rest of the step reads features through it
+        stage = self.cross_entropy_stage("feature-map", name, index, sampler, valid)
+        stats.stages.append(self.run_stage(stage, rep, 0.0, hi))
+
+    def train_expert(self, task: TaskData, rep: Reporter, stats: StepStats, hi: float, lo: float = 0.0) -> None:
+        """Expert k on task k's data alone: cross-entropy over its own types."""
+        c = self.config
+        k = task.index
+        name = self.expert(k)
+        init_ok = self.feature_map is not None and (k > 0 or self.readapts)  # a map exists before this expert
+        init = self.feature_map if (init_ok and c.expert_init == "selector") else None
+        self.add_module(name, len(task.types), init_from=init)
+        self.bump_version(name)
+        local = {t: i for i, t in enumerate(task.types)}
+        sampler = self.make_sampler("expert", task.train, [], c.iter2_limit)
+        valid = self.make_validation([list(task.valid)], sampler, "expert")[0] or list(task.train)
+        stats.stages.append(self.run_stage(self.cross_entropy_stage("expert", name, local, sampler, valid), rep, lo, hi))
+        if c.router_energy > 0:  # on held-out data: on its training data an expert's energy runs high
+            self.energy[k] = self.energy_statistics(k, list(task.valid) or list(task.train))
+
+    def cross_entropy_stage(self, stage: str, name: str, index: dict[str, int], sampler: Any,
+                            valid: Sequence[Example]) -> Stage:
+        """A stage training module `name` with cross-entropy over the types `index` numbers, validated by its
+        accuracy on `valid` (an expert over its task's types, a feature map over every learnt type)."""
+        c = self.config
 
         def loss(batch: list[Example]) -> tuple[torch.Tensor, dict[str, float]]:
             logits = self.module_logits(name, batch, grad=True)
@@ -269,37 +293,7 @@ class RoutedByStatistics(PETMethod):
                 correct += sum(int(p == index[ex.label]) for p, ex in zip(pred, chunk, strict=True))
             return correct / len(valid)
 
-        stats.stages.append(self.run_stage(Stage("feature-map", name, sampler, loss, validate, c.lr), rep, 0.0, hi))
-
-    def train_expert(self, task: TaskData, rep: Reporter, stats: StepStats, hi: float, lo: float = 0.0) -> None:
-        """Expert k on task k's data alone: cross-entropy over its own types."""
-        c = self.config
-        k = task.index
-        name = self.expert(k)
-        init_ok = self.feature_map is not None and (k > 0 or self.readapts)  # a map exists before this expert
-        init = self.feature_map if (init_ok and c.expert_init == "selector") else None
-        self.add_module(name, len(task.types), init_from=init)
-        self.bump_version(name)
-        local = {t: i for i, t in enumerate(task.types)}
-        sampler = self.make_sampler("expert", task.train, [], c.iter2_limit)
-        valid = self.make_validation([list(task.valid)], sampler, "expert")[0] or list(task.train)
-
-        def loss(batch: list[Example]) -> tuple[torch.Tensor, dict[str, float]]:
-            logits = self.module_logits(name, batch, grad=True)
-            gold = torch.tensor([local[ex.label] for ex in batch], device=logits.device)
-            return F.cross_entropy(logits, gold), {"acc": float((logits.argmax(-1) == gold).float().mean())}
-
-        def validate() -> float:
-            correct = 0
-            for i in range(0, len(valid), c.eval_batch_size):
-                chunk = valid[i : i + c.eval_batch_size]
-                pred = self.module_logits(name, chunk).argmax(-1).tolist()
-                correct += sum(int(p == local[ex.label]) for p, ex in zip(pred, chunk, strict=True))
-            return correct / len(valid)
-
-        stats.stages.append(self.run_stage(Stage("expert", name, sampler, loss, validate, c.lr), rep, lo, hi))
-        if c.router_energy > 0:  # on held-out data: on its training data an expert's energy runs high
-            self.energy[k] = self.energy_statistics(k, list(task.valid) or list(task.train))
+        return Stage(stage, name, sampler, loss, validate, c.lr)
 
     def energy_statistics(self, k: int, examples: Sequence[Example]) -> tuple[float, float]:
         """Mean and spread of expert k's energy (log-sum-exp of its logits) on its own task's examples: the
