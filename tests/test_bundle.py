@@ -66,6 +66,9 @@ def trained(minilm):
     for k, t in enumerate(tasks):
         method.learn_task(t, tasks[:k])
     test = [ex for t in tasks for ex in t.train[:3] + t.test]
+    # Another torch thread count sums in another order (the last digits of a float differ), and an earlier
+    # in-process command may have picked the thread count from the machine's load: record the one used here.
+    method.prediction_threads = torch.get_num_threads()
     return method, tasks, test, method.predict(test)
 
 
@@ -194,6 +197,8 @@ def test_fresh_process_gives_identical_predictions(bundles, trained, tmp_path):
                                      "kind": e.kind, "id": e.id} for e in test]))
     script = textwrap.dedent(f"""
         import json, sys
+        import torch
+        torch.set_num_threads({method.prediction_threads})
         from conpet.bundle import Bundle
         from conpet.data.example import Example, Span
         raw = json.load(open({str(examples)!r}))

@@ -97,12 +97,13 @@ def test_train_cli_with_the_statistical_router(project_dir, tmp_path, capsys):
         assert (folder / "router.safetensors").is_file()
         state = json.loads((folder / "method.json").read_text())
         assert state["config"]["representation"] == "markers" and state["modules"] == ["expert_0", "expert_1"]
+        assert state["config"]["router_layers"] == "last+middle"  # the default, recorded with the model
         import sqlite3
 
         with sqlite3.connect(p.db_path) as conn:
             rows = set(conn.execute("SELECT DISTINCT module_id, module_version FROM logit_cache"))
         # the router's cached features survive the step's prune (they are the model's, at its feature map's version)
-        assert (f"{state['uid']}/features-expert_0", state["versions"]["expert_0"]) in rows
+        assert (f"{state['uid']}/features-expert_0-middle+last", state["versions"]["expert_0"]) in rows
         metrics = step_metrics(p)
         assert metrics[-1]["selector_acc"] is not None and p.predictions.count(runs[-1].id) > 0
     bundle = tmp_path / "lda.zip"
