@@ -42,6 +42,7 @@ from conpet.methods.registry import register_method
 from conpet.protocols import ProgressSink, Reporter
 from conpet.representations import FEATURE_LAYERS, REPRESENTATIONS
 from conpet.router import ROUTER_FILE, GaussianRouter
+from conpet.training_report import readapts_map  # one rule for a step's re-adaptation and its work plan
 
 FEATURES = "features"
 MAP_PREFIX = "feature_map_"  # a re-adapted feature map: feature_map_<step> (router_readapt_types)
@@ -101,7 +102,7 @@ class RoutedByStatistics(PETMethod):
     def readapts_at(self, task: TaskData) -> bool:
         """Whether this step re-trains the feature map: the first step always, later ones while the types
         learnt so far (the new task's included) are at most `router_readapt_types`."""
-        return self.readapts and (task.index == 0 or len(self.types) <= self.config.router_readapt_types)
+        return readapts_map(self.name, self.config, len(self.types), task.index > 0)
 
     @property
     def feature_layers(self) -> tuple[str, ...]:
@@ -221,18 +222,14 @@ class RoutedByStatistics(PETMethod):
         trains_expert = self.use_experts or (k == 0 and self.feature_map is not None and not self.readapts)
         if trains_expert:
             self.train_expert(task, rep, stats, lo=lo, hi=0.9)
-        if readapt:  # a new map: every stored example's statistics again, through it
-            rep(0.9, "router: statistics of every learnt type through the new feature map", "router")
+        # A new map needs every stored example's statistics again, through it; else only the new types'.
+        rep(0.9, "router: statistics of every learnt type through the new feature map" if readapt
+            else "router: statistics of the new types", "router")
+        if readapt or self.router is None:
             self.router = GaussianRouter(self.feature_dim, self.config.router_shrinkage)
-            for seen in [*history, task]:
-                feats, _ = self.features(seen.train)
-                self.router.update(self.router_input(feats), [ex.label for ex in seen.train])
-        else:
-            rep(0.9, "router: statistics of the new types", "router")
-            if self.router is None:
-                self.router = GaussianRouter(self.feature_dim, self.config.router_shrinkage)
-            feats, _ = self.features(task.train)
-            self.router.update(self.router_input(feats), [ex.label for ex in task.train])
+        for source in ([*history, task] if readapt else [task]):
+            feats, _ = self.features(source.train)
+            self.router.update(self.router_input(feats), [ex.label for ex in source.train])
         if self.config.router_calibrate and self.use_experts:
             rep(0.95, "router: choosing t and w on validation data", "router")
             stats.extra["calibration"] = dict(self.calibrate([t.valid for t in [*history, task]]))
