@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     preload_s = time.monotonic() - t_pre
     names = [n.strip() for n in args.types.split(",") if n.strip()]
     types = [t for t in window.model.types() if t.name in names]
-    from conpet.backbones import default_device
+    from conpet.model.backbones import default_device
 
     device = args.device or default_device()
     choice = TrainChoice(tuple(t.id for t in types), tuple(t.name for t in types), args.method, args.backbone,

@@ -22,8 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from conpet.core.errors import ConpetError
 from conpet.data.formats import FORMATS, detect_format
-from conpet.errors import ConpetError
 
 AUTO = ""  # the combo's data for "detect from the file"
 FILE_FILTER = ("Data files (*.jsonl *.json *.txt *.conll *.bio *.iob *.bioes *.tsv *.ann);;"

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conpet.core.protocols import ProgressSink, Reporter
 from conpet.project.backbones import BackboneProvider
 from conpet.project.crossval import DEFAULT_FOLDS
 from conpet.project.predict import PredictOutcome
 from conpet.project.training import DEFAULT_METHOD
-from conpet.protocols import ProgressSink, Reporter
 
 DEMO_JSONL = Path(__file__).resolve().parent.parent / "resources" / "demo" / "demo.jsonl"
 
@@ -90,11 +90,11 @@ class TrainRequest:
     method: str = DEFAULT_METHOD
     backbone: str = "minilm"
     device: str = "cpu"
-    budget: str = "smoke"  # a conpet.config profile: smoke | quick | paper | converge
+    budget: str = "smoke"  # a conpet.core.config profile: smoke | quick | paper | converge
     min_examples: int = 10
     types: tuple[str, ...] | None = None  # the new task's types (names); None: every ready type
     overrides: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields (tests: a tiny budget)
-    threads: int | None = None  # torch CPU threads; None or 0: automatic (conpet.runtime.default_threads)
+    threads: int | None = None  # torch CPU threads; None or 0: automatic (conpet.core.runtime.default_threads)
     all_data: bool = False  # no held-out split for the new task; a cross-validated accuracy (conpet.project.crossval)
     folds: int = DEFAULT_FOLDS
 

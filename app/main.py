@@ -15,7 +15,7 @@ def _configure_environment() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from conpet.runtime import passive_omp_wait
+    from conpet.core.runtime import passive_omp_wait
 
     passive_omp_wait()  # before torch loads: waiting threads sleep instead of spinning beside other programs
 

@@ -35,7 +35,7 @@ from app.views.runs_view import RunsView
 from app.views.training_view import TrainingView
 from app.views.types_view import TypesView
 from app.workers import Worker, WorkerHost
-from conpet.errors import ConpetError
+from conpet.core.errors import ConpetError
 from conpet.project.backbones import KeptBackbone
 
 
@@ -574,7 +574,7 @@ def _demo_job(folder: Path, sink=None) -> Path:
 
 
 def _export_jsonl_job(folder: Path, out: Path, sink=None) -> int:
-    from conpet.protocols import Reporter
+    from conpet.core.protocols import Reporter
     from conpet.store import Project
     from conpet.store.exporter import export_jsonl
 

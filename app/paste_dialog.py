@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 
 from app.viewmodels.project_model import ProjectModel
 from app.viewmodels.text_input import AddedText, add_text
-from conpet.errors import ConpetError
+from conpet.core.errors import ConpetError
 
 SPLITS = [("auto", "Split paragraphs into sentences"), ("line", "One sentence per line")]
 

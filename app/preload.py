@@ -16,8 +16,8 @@ import time
 
 MODULES = (
     "torch", "transformers", "peft", "safetensors.torch",
-    "conpet.backbones", "conpet.encoding", "conpet.modules", "conpet.methods.registry",
-    "conpet.methods.dynamic", "conpet.methods.static", "conpet.runner", "conpet.project.training",
+    "conpet.model.backbones", "conpet.model.encoding", "conpet.model.modules", "conpet.methods.registry",
+    "conpet.methods.dynamic", "conpet.methods.static", "conpet.eval.continual", "conpet.project.training",
 )
 
 

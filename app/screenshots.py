@@ -38,7 +38,7 @@ def prepare(folder: Path, budget: str = "smoke") -> None:
 
     if not (folder / "project.sqlite").exists():
         jobs.create_demo_project(folder)
-    from conpet.backbones import default_device
+    from conpet.model.backbones import default_device
     from conpet.store import Project
 
     with Project.open(folder) as p:

@@ -60,7 +60,7 @@ class AppSettings:
 
     def cpu_threads(self) -> int:
         """torch CPU threads for training and prediction; 0: automatic (the cores other programs leave free,
-        ``conpet.runtime.default_threads``)."""
+        ``conpet.core.runtime.default_threads``)."""
         try:
             return max(0, int(self._q.value("compute/cpu_threads", 0)))
         except (TypeError, ValueError):

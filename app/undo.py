@@ -15,8 +15,8 @@ from __future__ import annotations
 from PySide6.QtGui import QUndoCommand
 
 from app.viewmodels.project_model import ProjectModel
+from conpet.core.errors import ConpetError
 from conpet.data.example import Span
-from conpet.errors import ConpetError
 
 
 class _Command(QUndoCommand):

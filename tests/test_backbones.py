@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conpet import backbones
-from conpet.backbones import BACKBONES, BackboneSpec, cache_root, load_backbone
-from conpet.errors import BackboneError
+from conpet.core.errors import BackboneError
+from conpet.model import backbones
+from conpet.model.backbones import BACKBONES, BackboneSpec, cache_root, load_backbone
 
 
 def _base_params(backbone):

@@ -171,14 +171,14 @@ def _tiny_tasks(per_type: int = 6):
 
 
 def _config(**kw):
-    from conpet.config import TrainConfig
+    from conpet.core.config import TrainConfig
 
     base = dict(lr=1e-3, batch_limit=2, max_epochs=1, min_valid_per_task=2, eval_batch_size=16, memory_per_type=2)
     return TrainConfig(**{**base, **kw})
 
 
 def _conpet_batches(task, has_old=True):
-    from conpet.memory import conpet_batches
+    from conpet.methods.memory import conpet_batches
 
     c = _config()
     return conpet_batches(len(task.train), has_old=has_old, batch_size=c.batch_size,
@@ -193,9 +193,9 @@ def tasks():
 @pytest.fixture(scope="module")
 def runs(minilm, tasks):
     """name -> (method, RunResult), trained on first use; modules removed at the end."""
-    from conpet.cache import MemoryLogitCache
+    from conpet.eval.continual import run_continual
     from conpet.methods.registry import make_method
-    from conpet.runner import run_continual
+    from conpet.model.logit_cache import MemoryLogitCache
 
     done: dict = {}
 
@@ -318,8 +318,8 @@ def test_dynamic_without_selector_activates_every_expert(runs, tasks):
 
 
 def test_full_fine_tuning_trains_its_own_copy_of_the_backbone(minilm, tasks):
+    from conpet.eval.continual import run_continual
     from conpet.methods.registry import make_method
-    from conpet.runner import run_continual
 
     shared = {n: p.detach().clone() for n, p in minilm.model.named_parameters() if "lora_" not in n}
     torch.manual_seed(0)

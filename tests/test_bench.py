@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from conpet.bench import format_table, write_outputs
-from conpet.config import PROFILES, ConfigError, ExperimentConfig, TrainConfig, make_config
+from conpet.bench.continual import format_table, write_outputs
+from conpet.core.config import PROFILES, ConfigError, ExperimentConfig, TrainConfig, make_config
 
 WORDS = {
     "city": ["Paris", "London", "Tokyo", "Berlin", "Madrid", "Rome", "Vienna", "Cairo"],
@@ -74,13 +74,13 @@ def _toy_file(path, labels=None):
 
 
 def test_too_many_tasks_names_the_option_before_the_backbone_loads(tmp_path, capsys, monkeypatch):
-    import conpet.backbones
-    from conpet.cli import main
+    import conpet.model.backbones
+    from conpet.cli.main import main
 
     def no_backbone(*args, **kwargs):
         raise AssertionError("the backbone was loaded before the task split was checked")
 
-    monkeypatch.setattr(conpet.backbones, "load_backbone", no_backbone)
+    monkeypatch.setattr(conpet.model.backbones, "load_backbone", no_backbone)
     data = _toy_file(tmp_path / "toy.jsonl", ("city", "fruit", "color"))
     rc = main(["bench", "--data", str(data), "--methods", "static", "--out", str(tmp_path / "out")])
     assert rc == 1
@@ -93,7 +93,7 @@ def test_too_many_tasks_names_the_option_before_the_backbone_loads(tmp_path, cap
 def test_bench_end_to_end_on_a_tiny_file(minilm, tmp_path, capsys):
     import torch
 
-    from conpet.cli import main
+    from conpet.cli.main import main
 
     data = tmp_path / "toy.jsonl"
     with data.open("w") as fh:
@@ -136,8 +136,8 @@ def _write_run(folder, records):
 
 
 def test_merge_orders_renames_and_refuses_mixed_or_repeated_runs(tmp_path):
-    from conpet.bench import merge
-    from conpet.errors import ConpetError
+    from conpet.bench.continual import merge
+    from conpet.core.errors import ConpetError
 
     a = _write_run(tmp_path / "a", [_record("dynamic-typesel", 1, [90.0, 85.0], [1.0, 1.0]),
                                     _record("static", 1, [90.0, 80.0], [1.0, 1.0]),
@@ -171,7 +171,7 @@ def test_merge_orders_renames_and_refuses_mixed_or_repeated_runs(tmp_path):
 
 
 def test_merge_cli_rename_parsing(tmp_path, capsys):
-    from conpet.cli import main
+    from conpet.cli.main import main
 
     a = _write_run(tmp_path / "a", [_record("static", 1, [90.0, 80.0], [1.0, 1.0])])
     assert main(["bench", "--merge", str(a), "--rename", "static=emr*", "--out", str(tmp_path / "m")]) == 0
@@ -183,7 +183,7 @@ def test_merge_cli_rename_parsing(tmp_path, capsys):
 
 
 def test_merge_only_keeps_the_named_methods_and_prints_routing_rows(tmp_path, capsys):
-    from conpet.cli import main
+    from conpet.cli.main import main
 
     routed = _record("dynamic-lda", 1, [90.0, 70.0], [1.0, 1.0])
     routed["routing"] = {"route_top2": [100.0, 88.5], "whole_t2": [90.0, 71.0]}
@@ -205,7 +205,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     import sys
 
     a = _write_run(tmp_path / "a", [_record("emr", 1, [90.0, 60.0], [1.0, 1.0])])
-    proc = subprocess.Popen([sys.executable, "-m", "conpet.cli", "bench", "--merge", str(a), "--out",
+    proc = subprocess.Popen([sys.executable, "-m", "conpet.cli.main", "bench", "--merge", str(a), "--out",
                              str(tmp_path / "m")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # long before the interpreter has started and printed anything
     err = proc.stderr.read().decode()

@@ -56,7 +56,7 @@ def trained(minilm):
     """A Dynamic ConPET model that has learnt two tiny tasks (a few batches each), and its predictions."""
     import torch
 
-    from conpet.config import TrainConfig
+    from conpet.core.config import TrainConfig
     from conpet.methods.registry import make_method
 
     torch.manual_seed(0)
@@ -101,7 +101,7 @@ def _copy(src: Path, dst: Path) -> Path:
 
 def _rewrite_manifest(folder: Path, fn, reseal: bool = False) -> None:
     """Edit a bundle's manifest by hand; ``reseal`` also re-computes its digest (a careful forger)."""
-    from conpet.bundle_checks import DIGEST_KEY, manifest_digest
+    from conpet.bundle.checks import DIGEST_KEY, manifest_digest
 
     man = json.loads((folder / MANIFEST).read_text())
     fn(man)
@@ -468,10 +468,10 @@ def test_existing_target_refused_unless_overwrite(trained, minilm, tmp_path):
 
 @pytest.mark.parametrize("target", ["b", "b.zip"])
 def test_failure_mid_write_leaves_no_bundle(trained, minilm, tmp_path, monkeypatch, target):
-    import conpet.bundle as mod
+    import conpet.bundle.writer as mod
 
     calls = {"n": 0}
-    real = mod._sha256_stream
+    real = mod.sha256_stream
 
     def failing(chunks):
         calls["n"] += 1
@@ -479,14 +479,14 @@ def test_failure_mid_write_leaves_no_bundle(trained, minilm, tmp_path, monkeypat
             raise OSError("disk full (simulated)")
         return real(chunks)
 
-    monkeypatch.setattr(mod, "_sha256_stream", failing)
+    monkeypatch.setattr(mod, "sha256_stream", failing)
     with pytest.raises(OSError, match="simulated"):
         write_bundle(trained[0], tmp_path / target, _info(minilm))
     assert list(tmp_path.iterdir()) == []  # no target, no temporary sibling left
 
 
 def test_failed_overwrite_keeps_the_old_bundle(trained, minilm, tmp_path, monkeypatch):
-    import conpet.bundle as mod
+    import conpet.bundle.writer as mod
 
     out = write_bundle(trained[0], tmp_path / "b", _info(minilm))
     before = verify_bundle(out)["files"]

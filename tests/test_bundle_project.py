@@ -216,7 +216,7 @@ def _bad_input(path: Path, n_bad: int, good: int = 2) -> Path:
 
 
 def test_predict_reports_every_bad_line_before_the_model_loads(exported, tmp_path, capsys, monkeypatch):
-    import conpet.bundle_cli as bundle_cli
+    import conpet.cli.bundle as bundle_cli
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was loaded before the input was checked")

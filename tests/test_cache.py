@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from conpet.cache import MemoryLogitCache, SqliteLogitCache
-from conpet.protocols import LogitCache
+from conpet.core.protocols import LogitCache
+from conpet.model.logit_cache import MemoryLogitCache, SqliteLogitCache
 
 
 @pytest.fixture(params=["memory", "sqlite"])

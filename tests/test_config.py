@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conpet.config import ConfigError, EncoderSettings, ExperimentConfig, LoraSettings, TrainConfig
+from conpet.core.config import ConfigError, EncoderSettings, ExperimentConfig, LoraSettings, TrainConfig
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 # TrainConfig.to_dict() as the code before the settings' one definition wrote it (lora_alpha None, a device)

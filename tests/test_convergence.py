@@ -7,10 +7,10 @@ import pytest
 import torch
 from test_methods import synthetic_tasks
 
-from conpet.config import CONVERGE_MAX_EPOCHS, CONVERGE_PATIENCE, TrainConfig, profile_train
+from conpet.core.config import CONVERGE_MAX_EPOCHS, CONVERGE_PATIENCE, TrainConfig, profile_train
 from conpet.methods.base import TrainingHook
 from conpet.methods.registry import make_method
-from conpet.training_report import describe_plan, stage_plans
+from conpet.methods.training_report import describe_plan, stage_plans
 
 pytestmark = pytest.mark.slow
 

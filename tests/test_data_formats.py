@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from conpet.core.errors import DataFormatError
 from conpet.data.brat import read_brat, write_brat
 from conpet.data.conll import read_conll, write_conll
 from conpet.data.doccano import read_doccano, write_doccano
@@ -15,7 +16,6 @@ from conpet.data.jsonl import Entity, Relation, Sentence
 from conpet.data.labelstudio import read_labelstudio, write_labelstudio
 from conpet.data.plaintext import read_plaintext, split_sentences, write_plaintext
 from conpet.data.tacred import read_tacred, write_tacred
-from conpet.errors import DataFormatError
 
 
 def _mentions(sentences):

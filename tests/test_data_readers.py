@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conpet.core.errors import ConpetError, DataFormatError
 from conpet.data import (
     Entity,
     Relation,
@@ -22,7 +23,6 @@ from conpet.data import (
     read_jsonl_sentences,
     write_jsonl,
 )
-from conpet.errors import ConpetError, DataFormatError
 
 
 @pytest.fixture()

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
+from conpet.bench.detector import read_fewnerd_sentences
+from conpet.core.errors import Cancelled
 from conpet.data.example import Example, Span
 from conpet.data.jsonl import Entity, Relation, Sentence
-from conpet.detector import DetectorError, DetectorSettings, MentionDetector
-from conpet.detector_bench import read_fewnerd_sentences
-from conpet.errors import Cancelled
-from conpet.mentions import (
+from conpet.suggest.detector import DetectorError, DetectorSettings, MentionDetector
+from conpet.suggest.mentions import (
     IGNORE,
     TAG_B,
     TAG_I,
@@ -231,7 +231,7 @@ def test_training_stops_between_batches_when_cancelled(minilm):
 
 
 def test_detect_bench_reports_detector_and_baseline(minilm, tmp_path, capsys):
-    from conpet.cli import main
+    from conpet.cli.main import main
 
     folder = tmp_path / "fewnerd"
     folder.mkdir()

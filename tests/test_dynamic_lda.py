@@ -16,11 +16,11 @@ import torch
 from test_methods import CONFIG, synthetic_tasks
 
 from conpet.bundle import Bundle, BundleInfo, backbone_info, write_bundle
-from conpet.cache import MemoryLogitCache
+from conpet.eval.continual import run_continual
 from conpet.methods.base import length_order
 from conpet.methods.dynamic_lda import combine_scores
 from conpet.methods.registry import load_method, make_method
-from conpet.runner import run_continual
+from conpet.model.logit_cache import MemoryLogitCache
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,7 +154,7 @@ def test_save_and_load_give_identical_routing_in_a_fresh_process(trained, tasks,
         [{"text": ex.text, "start": ex.spans[0].start, "end": ex.spans[0].end, "label": ex.label} for ex in examples]))
     script = f"""
 import json, sys
-from conpet.backbones import load_backbone
+from conpet.model.backbones import load_backbone
 from conpet.data.example import Example, Span
 from conpet.methods.registry import load_method
 m = load_method({str(tmp_path / 'model')!r}, load_backbone('minilm', device='cpu'))
@@ -208,7 +208,7 @@ def test_features_read_the_middle_and_last_layer_in_one_pass(trained, tasks, min
         out = pet._shared.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                                 output_hidden_states=True)
     n_layers = len(out.hidden_states) - 1
-    from conpet.modules import read_representation
+    from conpet.model.modules import read_representation
 
     middle = read_representation(out.hidden_states[n_layers // 2], batch, "markers").numpy()
     np.testing.assert_allclose(feats[:, : 3 * h], middle, atol=1e-5)
@@ -263,7 +263,7 @@ def test_training_free_rows(minilm, tasks, name):
 
 
 def test_conpet_methods_lists_every_method_and_marks_the_default(capsys):
-    from conpet.cli import main
+    from conpet.cli.main import main
     from conpet.methods.registry import method_names
     from conpet.project.training import DEFAULT_METHOD
 
@@ -360,7 +360,7 @@ def test_a_re_adapted_feature_map_replaces_the_old_one_and_recomputes_every_stat
     assert method.map_name == "feature_map_2"
     assert method.pet.n_outputs(method.adapter("feature_map_2")) == limit  # trained on every learnt type
     assert not method.has_module("feature_map_1")  # the step's new map replaced the old one
-    from conpet.router import batch_statistics
+    from conpet.methods.router import batch_statistics
 
     train = [ex for t in tasks[:2] for ex in t.train]
     feats, _ = method.features(train)

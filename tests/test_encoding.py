@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conpet.data.example import Example, Span
-from conpet.encoding import Batch, ConpetEncoder, EncoderSettings, prepare_tokenizer
+from conpet.model.encoding import Batch, ConpetEncoder, EncoderSettings, prepare_tokenizer
 
 BACKBONE_NAMES = ["minilm", "smollm"]
 

@@ -9,14 +9,14 @@ from collections import Counter
 import pytest
 from demo_data import demo_subset
 
-from conpet.config import TrainConfig
+from conpet.core.config import TrainConfig
 from conpet.data.example import Example, Span
 from conpet.data.tasks import TaskData
-from conpet.encoding import ConpetEncoder
+from conpet.eval.continual import run_continual
 from conpet.methods.registry import make_method
+from conpet.model.encoding import ConpetEncoder
 from conpet.project.predict import predict_project
 from conpet.project.training import train_project
-from conpet.runner import run_continual
 from conpet.store import Project
 from conpet.store.importer import import_file
 

@@ -14,11 +14,11 @@ import types
 
 import pytest
 
-import conpet.protocols as protocols
-from conpet.config import profile_train
+import conpet.core.protocols as protocols
+from conpet.core.config import profile_train
+from conpet.core.protocols import ProgressEvent, Reporter, ScaledSink
 from conpet.data.tasks import TaskData
-from conpet.protocols import ProgressEvent, Reporter, ScaledSink
-from conpet.work_progress import TRAIN_COST, WorkProgress, step_work
+from conpet.methods.work_progress import TRAIN_COST, WorkProgress, step_work
 
 SECONDS_PER_UNIT = 0.01  # one example through the backbone without gradients
 TRAIN_SLOWER = 1.1  # the true cost of a training example is 10 % above the model's TRAIN_COST

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conpet.cli import main as conpet_main
-from conpet.evaluate import routing_accuracy, score
+from conpet.cli.main import main as conpet_main
+from conpet.eval.labelled_file import routing_accuracy, score
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "resources" / "demo" / "demo.jsonl"
@@ -50,7 +50,7 @@ def tiny_bundle(minilm, tmp_path_factory):
     import torch
 
     from conpet.bundle import BundleInfo, backbone_info, write_bundle
-    from conpet.config import TrainConfig
+    from conpet.core.config import TrainConfig
     from conpet.data.jsonl import read_jsonl
     from conpet.data.tasks import TaskData, split_examples
     from conpet.methods.registry import make_method
@@ -76,7 +76,7 @@ def tiny_bundle(minilm, tmp_path_factory):
 def test_evaluate_command_on_a_doccano_file(tiny_bundle, tmp_path, capsys):
     from conpet.data.doccano import write_doccano
     from conpet.data.jsonl import read_jsonl_sentences
-    from conpet.evaluate import examples_of
+    from conpet.eval.labelled_file import examples_of
 
     folder, method = tiny_bundle
     wanted = {"Person", "City", "Company", "Drug", "Disease"}  # Disease: a type the model never learnt

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from test_data_formats import ACE_DOC, BRAT_ANN, BRAT_TXT, CONLL_2003, ONTONOTES, _ls_export, _tacred
 from test_store_fuzz import mutated
 
+from conpet.core.errors import DataFormatError
 from conpet.data.documents import annotations, mention_annotations
 from conpet.data.formats import read_sentences, write_sentences
-from conpet.errors import DataFormatError
 
 FUZZ = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from conpet import cli
+from conpet.core.errors import DataErrors, DataFormatError
 from conpet.data.fewrel import read_fewrel
 from conpet.data.jsonl import read_jsonl
-from conpet.errors import DataErrors, DataFormatError
 
 GOOD = {"text": "Ada Lovelace was born in London.",
         "entities": [{"start": 0, "end": 12, "type": "Person"}, {"start": 25, "end": 31, "type": "City"}]}

@@ -48,3 +48,60 @@ def test_checker_catches_a_violation(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from app.main_window import MainWindow\nimport PySide6.QtCore\n")
     assert _imported_roots(bad) >= {"app", "PySide6"}
+
+
+# What each package of `conpet` may import (besides itself); each package's __init__ says the same in words.
+# Only `project`, `bench` and `cli` know both the store and the methods; nothing imports `cli`.
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "data": {"core"},
+    "model": {"core", "data"},
+    "store": {"core", "data"},
+    "methods": {"core", "data", "model"},
+    "suggest": {"core", "data", "model", "methods"},
+    "eval": {"core", "data", "model", "methods", "suggest"},
+    "bundle": {"core", "data", "model", "methods", "suggest", "eval"},
+    "project": {"core", "data", "model", "methods", "suggest", "eval", "bundle", "store"},
+    "bench": {"core", "data", "model", "methods", "suggest", "eval", "bundle", "store", "project"},
+    "cli": {"core", "data", "model", "methods", "suggest", "eval", "bundle", "store", "project", "bench"},
+}
+
+
+def _conpet_package_imports(path: Path) -> set[str]:
+    """The `conpet` sub-packages a file imports, lazy imports inside functions included."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+    return {n.split(".")[1] for n in names if n.startswith("conpet.") and n.count(".") >= 1}
+
+
+def _layering_offences(root: Path) -> list[str]:
+    offences = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if len(rel.parts) < 2 or "migrations" in rel.parts:
+            continue
+        package = rel.parts[0]
+        bad = _conpet_package_imports(path) - ALLOWED.get(package, set()) - {package}
+        if bad:
+            offences.append(f"conpet/{rel} ({package}) imports {sorted(bad)}")
+    return offences
+
+
+def test_every_conpet_package_is_in_the_layering_table():
+    packages = {p.name for p in (ROOT / "conpet").iterdir() if (p / "__init__.py").exists()}
+    assert packages == set(ALLOWED)
+
+
+def test_packages_import_only_the_layers_below_them():
+    assert not _layering_offences(ROOT / "conpet")
+
+
+def test_layering_check_catches_an_upward_import(tmp_path):
+    (tmp_path / "methods").mkdir()
+    (tmp_path / "methods" / "x.py").write_text("def f():\n    from conpet.store import Project\n")
+    assert _layering_offences(tmp_path) == ["conpet/methods/x.py (methods) imports ['store']"]

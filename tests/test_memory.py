@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from conpet.data.example import Example, Span
-from conpet.memory import (
+from conpet.methods.memory import (
     EpisodicMemory,
     conpet_batches,
     default_memory_per_type,
     kmeans_select,
     memory_replay_plan,
 )
-from conpet.replay import ReplaySampler
+from conpet.methods.replay import ReplaySampler
 
 
 def _clustered(n_types: int = 3, clusters: int = 4, per_cluster: int = 5, seed: int = 0):

@@ -7,13 +7,13 @@ from __future__ import annotations
 import pytest
 from demo_data import DEMO
 
-from conpet.cache import MemoryLogitCache
-from conpet.config import TrainConfig
+from conpet.core.config import TrainConfig
+from conpet.core.errors import ConpetError
 from conpet.data.jsonl import read_jsonl
 from conpet.data.tasks import TaskData, split_examples
-from conpet.errors import ConpetError
 from conpet.methods.base import MASKED_LOGIT
 from conpet.methods.registry import load_method, make_method, method_names
+from conpet.model.logit_cache import MemoryLogitCache
 
 # Two tasks, each holding an entity type and a relation type: the worst case for a shared label space.
 TASK_TYPES = (("Person", "works_for"), ("City", "born_in"))

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from conpet.cache import MemoryLogitCache, SqliteLogitCache
-from conpet.config import TrainConfig
+from conpet.core.config import TrainConfig
+from conpet.core.errors import Cancelled
+from conpet.core.protocols import ProgressEvent
 from conpet.data.example import Example, Span
 from conpet.data.tasks import TaskData
-from conpet.errors import Cancelled
+from conpet.eval.continual import run_continual
 from conpet.methods.base import TrainingHook
 from conpet.methods.registry import load_method, make_method, method_names
-from conpet.protocols import ProgressEvent
-from conpet.runner import run_continual
+from conpet.model.logit_cache import MemoryLogitCache, SqliteLogitCache
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from conpet.metrics import (
+from conpet.eval.metrics import (
     AccuracyMatrix,
     backward_transfer,
     forgetting,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conpet.data.example import Example, Span
-from conpet.encoding import ConpetEncoder
-from conpet.modules import LoraSettings, ModuleError, PETModel
+from conpet.model.encoding import ConpetEncoder
+from conpet.model.modules import LoraSettings, ModuleError, PETModel
 
 
 def _examples() -> list[Example]:

@@ -1,12 +1,12 @@
-"""The one terminal progress bar (conpet.progress): redrawn in place with an ETA on a terminal, a few
+"""The one terminal progress bar (conpet.core.progress_bar): redrawn in place with an ETA on a terminal, a few
 whole lines elsewhere, thinned by the progress fraction (the same events give the same output)."""
 
 from __future__ import annotations
 
 import io
 
-from conpet.progress import TerminalProgress
-from conpet.protocols import ProgressEvent
+from conpet.core.progress_bar import TerminalProgress
+from conpet.core.protocols import ProgressEvent
 
 
 class FakeTTY(io.StringIO):

@@ -14,10 +14,10 @@ import pytest
 from demo_data import demo_project, demo_subset
 
 from conpet import cli
-from conpet.config import TrainConfig
-from conpet.errors import StorageError
+from conpet.cli import train as train_cli
+from conpet.core.config import TrainConfig
+from conpet.core.errors import StorageError
 from conpet.methods.base import PETMethod
-from conpet.project import train_cli
 from conpet.project import training as pt
 from conpet.store import Project
 from conpet.store import db as store_db
@@ -223,7 +223,7 @@ def test_a_model_saved_on_another_device_continues_where_the_backbone_is(project
 def test_a_project_builds_its_training_settings_from_the_profile_directly():
     """A project's TrainConfig is the profile's (``profile_train``), not an experiment's ``.train``: the same
     budget as ``make_config``, without the experiment's data caps and baselines' memory."""
-    from conpet.config import TrainConfig, make_config, profile_train
+    from conpet.core.config import TrainConfig, make_config, profile_train
 
     for profile in ("smoke", "quick", "paper"):
         for method in ("dynamic-typesel", "static"):

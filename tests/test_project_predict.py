@@ -10,7 +10,7 @@ import pytest
 from demo_data import demo_subset
 
 from conpet import cli
-from conpet.modules import _SharedPeft
+from conpet.model.modules import _SharedPeft
 from conpet.project.backbones import KeptBackbone
 from conpet.project.predict import predict_project
 from conpet.project.training import train_project

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from conpet.replay import (
+from conpet.methods.replay import (
     ReplaySampler,
     split_batch,
     validation_sample,

@@ -1,4 +1,4 @@
-"""The statistical router (conpet.router): incremental statistics equal batch ones, the shrunk covariance
+"""The statistical router (conpet.methods.router): incremental statistics equal batch ones, the shrunk covariance
 is invertible with fewer examples than dimensions, scores are LDA posteriors, and files round-trip."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conpet.router import GaussianRouter, RouterError, batch_statistics
+from conpet.methods.router import GaussianRouter, RouterError, batch_statistics
 
 
 def _data(rng: np.random.Generator, types: list[str], per_type: int, dim: int) -> tuple[np.ndarray, list[str]]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from conpet.core.protocols import ProgressEvent
 from conpet.data.tasks import TaskData
+from conpet.eval.continual import run_continual, step_bounds
 from conpet.methods.base import ContinualMethod, StepStats
 from conpet.methods.registry import method_class
-from conpet.protocols import ProgressEvent
-from conpet.runner import run_continual, step_bounds
 
 
 def test_step_bounds_equal_and_growing():

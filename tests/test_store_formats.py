@@ -7,8 +7,8 @@ import sqlite3
 
 import pytest
 
-from conpet.cli import main as conpet_main
-from conpet.errors import DataFormatError
+from conpet.cli.main import main as conpet_main
+from conpet.core.errors import DataFormatError
 from conpet.store import Project
 from conpet.store.exporter import export_file
 from conpet.store.importer import import_file

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conpet.errors import DataFormatError
+from conpet.core.errors import DataFormatError
 from conpet.store import Project
 from conpet.store.importer import import_file
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from conpet.cli import main as conpet_main
-from conpet.errors import DataFormatError
+from conpet.cli.main import main as conpet_main
+from conpet.core.errors import DataFormatError
 from conpet.store import Project
 from conpet.store.exporter import export_jsonl
 from conpet.store.importer import detect_format, import_file

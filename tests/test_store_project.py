@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from conpet.errors import ConpetError
+from conpet.core.errors import ConpetError
 from conpet.store import (
     AnnotationRecord,
     InvalidAnnotationError,
@@ -270,7 +270,7 @@ def test_tasks_are_ordered_disjoint_and_freeze(project):
 
 
 def test_recorded_run_ends_cancelled_or_failed_and_reraises(project):
-    from conpet.errors import Cancelled
+    from conpet.core.errors import Cancelled
 
     a = project.runs.start("dynamic")
     with pytest.raises(Cancelled), project.runs.recorded(a.id):

@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from conpet.errors import DataFormatError
+from conpet.core.errors import DataFormatError
 from conpet.store import InvalidAnnotationError, Project, StoreError, schema
 from conpet.store.exporter import export_file, export_jsonl
 from conpet.store.importer import import_file

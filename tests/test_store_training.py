@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sqlalchemy import event
 
+from conpet.core.protocols import LogitCache
 from conpet.data.example import Span
-from conpet.protocols import LogitCache
 from conpet.store import NewPrediction, Project, StoreError
 from conpet.store.models import Run
 

@@ -16,19 +16,19 @@ from conpet import cli
 from conpet.bundle import Bundle, verify_bundle, write_bundle
 from conpet.data.example import Span
 from conpet.data.jsonl import Entity, Sentence
-from conpet.detector import MentionDetector, Proposal
-from conpet.mentions import IGNORE, TAG_B, TAG_O, MentionSentence, sentence_tags, span_scores
+from conpet.eval.span_metrics import span_metrics
 from conpet.methods.base import Prediction
 from conpet.project.bundles import export_bundle, project_bundle_info
 from conpet.project.model import current_model_folder, read_model_state
 from conpet.project.predict import predict_project
 from conpet.project.suggesters import detector_sentences, relatedness_pairs
 from conpet.project.training import train_project
-from conpet.relation_candidates import RELATED, RelatednessScorer, RelatednessSettings, pair_example
-from conpet.span_metrics import span_metrics
 from conpet.store import Project
 from conpet.store.importer import import_file
-from conpet.suggestions import DETECTOR_KEY, RELATED_KEY, SentenceInput, Suggesters, suggest
+from conpet.suggest.detector import MentionDetector, Proposal
+from conpet.suggest.mentions import IGNORE, TAG_B, TAG_O, MentionSentence, sentence_tags, span_scores
+from conpet.suggest.relation_candidates import RELATED, RelatednessScorer, RelatednessSettings, pair_example
+from conpet.suggest.suggestions import DETECTOR_KEY, RELATED_KEY, SentenceInput, Suggesters, suggest
 
 TINY = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
 # enough for the detector to tag the demo's names on a few sentences (as in test_detector.py)

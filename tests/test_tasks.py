@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conpet.core.errors import ConpetError
 from conpet.data import (
     Example,
     Span,
@@ -22,7 +23,6 @@ from conpet.data import (
     split_types_explicit,
     split_types_random,
 )
-from conpet.errors import ConpetError
 
 
 def _examples(counts: dict[str, int], group=None) -> list[Example]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conpet import cli
-from conpet.runtime import MAX_DEFAULT_THREADS, apply_threads, threads_for
+from conpet.core.runtime import MAX_DEFAULT_THREADS, apply_threads, threads_for
 
 
 @pytest.mark.parametrize(("cores", "load", "want"), [
@@ -25,7 +25,7 @@ def test_default_threads_counts_the_free_cores(cores, load, want):
 def test_apply_threads_sets_torch_and_the_default_follows_the_load(monkeypatch):
     import torch
 
-    import conpet.runtime as runtime
+    import conpet.core.runtime as runtime
 
     before = torch.get_num_threads()
     try:

@@ -11,11 +11,11 @@ import pytest
 from demo_data import demo_subset
 
 from conpet import cli
-from conpet.errors import Cancelled, ConpetError
-from conpet.progress import TerminalProgress
+from conpet.core.errors import Cancelled, ConpetError
+from conpet.core.progress_bar import TerminalProgress
+from conpet.core.protocols import ProgressEvent
 from conpet.project.model import current_model_folder, step_metrics
 from conpet.project.training import DEFAULT_METHOD, train_project
-from conpet.protocols import ProgressEvent
 from conpet.store import Project
 from conpet.store.importer import import_file
 

@@ -10,12 +10,12 @@ import pytest
 from demo_data import demo_subset
 
 from conpet import cli
-from conpet.config import TrainConfig, make_config
+from conpet.core.config import TrainConfig, make_config
+from conpet.methods.replay import ReplaySampler
+from conpet.methods.training_report import ROUTED_BY_STATISTICS, accuracy_text, describe_plan, stage_plans
 from conpet.project.training import train_project
-from conpet.replay import ReplaySampler
 from conpet.store import Project
 from conpet.store.importer import import_file
-from conpet.training_report import ROUTED_BY_STATISTICS, accuracy_text, describe_plan, stage_plans
 
 TINY = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
 

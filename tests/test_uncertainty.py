@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from conpet.uncertainty import Scored, most_useful_order, prediction_uncertainty, selector_entropy
+from conpet.suggest.uncertainty import Scored, most_useful_order, prediction_uncertainty, selector_entropy
 
 
 def test_each_signal_and_the_combined_order():

@@ -15,8 +15,8 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoStack
 
 from app.viewmodels.type_defaults import free_colour, free_shortcut, same_name
+from conpet.core.errors import ConpetError
 from conpet.data.example import Span
-from conpet.errors import ConpetError
 from conpet.store import (
     AnnotationRecord,
     PredictionRecord,

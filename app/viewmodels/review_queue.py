@@ -1,5 +1,5 @@
 """The "next most useful" queue of the Label view: the sentences that had no gold label when the latest
-whole-project prediction run was made, ordered by the model's uncertainty (``conpet.uncertainty``), and
+whole-project prediction run was made, ordered by the model's uncertainty (``conpet.suggest.uncertainty``), and
 which of them the user has reviewed since.
 
 A sentence counts as reviewed once it has a gold label or a rejection, or once the user went on from it
@@ -13,7 +13,7 @@ the open project.
 from __future__ import annotations
 
 from app.viewmodels.project_model import ProjectModel
-from conpet.uncertainty import Scored, most_useful_order
+from conpet.suggest.uncertainty import Scored, most_useful_order
 
 
 class ReviewQueue:

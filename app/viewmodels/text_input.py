@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.viewmodels.project_model import ProjectModel
+from conpet.core.errors import ConpetError
 from conpet.data.plaintext import split_text
-from conpet.errors import ConpetError
 
 
 @dataclass(frozen=True)

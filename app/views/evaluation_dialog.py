@@ -23,9 +23,9 @@ from PySide6.QtWidgets import (
 )
 
 from app import dialogs
+from conpet.core.errors import ConpetError
 from conpet.data.documents import write_text_atomic
-from conpet.errors import ConpetError
-from conpet.evaluate import EvalReport
+from conpet.eval.labelled_file import EvalReport
 
 
 def _pct(x: float | None) -> str:

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QPushButton
 
 from app.paste_dialog import PasteTextDialog
 from app.viewmodels.text_input import add_text
-from conpet.errors import ConpetError
+from conpet.core.errors import ConpetError
 
 
 class TextEntryActions:

@@ -25,10 +25,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from conpet.config import CONVERGE_MAX_EPOCHS, CONVERGE_PATIENCE
+from conpet.core.config import CONVERGE_MAX_EPOCHS, CONVERGE_PATIENCE
+from conpet.core.runtime import cpu_cores
 from conpet.project.crossval import DEFAULT_FOLDS
 from conpet.project.training import DEFAULT_METHOD
-from conpet.runtime import cpu_cores
 
 METHODS = [("dynamic-lda", "Dynamic ConPET routed by statistics (one expert per task, LDA router; nothing old retrains)"),
            ("dynamic-typesel", "Dynamic ConPET, type-level selector (selector + one expert per task)"),
@@ -38,7 +38,7 @@ METHODS = [("dynamic-lda", "Dynamic ConPET routed by statistics (one expert per 
 # Below this many gold examples a type's 8:1:1 split leaves (almost) nothing to validate and test on.
 FEW_EXAMPLES = 10
 
-# Training budgets: the engine's profiles (conpet.config.profile_train), in words.
+# Training budgets: the engine's profiles (conpet.core.config.profile_train), in words.
 BUDGETS = {
     "smoke": "Quick try: at most 100 batches per stage, 2 epochs (a few minutes on a CPU)",
     "quick": "Standard: at most 400 batches per stage, 2 epochs",
@@ -84,7 +84,7 @@ def cuda_available() -> bool:
 
 def backbone_names() -> list[str]:
     try:
-        from conpet.backbones import BACKBONES
+        from conpet.model.backbones import BACKBONES
 
         return list(BACKBONES)
     except ImportError:

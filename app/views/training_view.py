@@ -31,9 +31,9 @@ from app.viewmodels.project_model import ProjectModel
 from app.views.train_dialog import TrainChoice, TrainDialog, TypeCandidate
 from app.widgets.charts import LineChart
 from app.workers import Worker
+from conpet.core.protocols import ProgressEvent
 from conpet.project.crossval import cv_text
 from conpet.project.training import TrainOutcome
-from conpet.protocols import ProgressEvent
 
 STAGE_NAMES = {"loading": "Loading the backbone", "setup": "Loading the backbone", "selector": "Training the selector",
                "expert": "Training the new expert", "train": "Training", "evaluation": "Evaluating",

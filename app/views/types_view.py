@@ -35,7 +35,7 @@ from app import dialogs
 from app.undo import SetRelationArguments, perform
 from app.viewmodels.project_model import ProjectModel
 from app.viewmodels.type_defaults import RESERVED_KEYS, free_colour, free_shortcut
-from conpet.errors import ConpetError
+from conpet.core.errors import ConpetError
 from conpet.store import TypeInUseError, TypeRecord
 
 _Index = QModelIndex | QPersistentModelIndex

@@ -6,7 +6,7 @@ import bisect
 import os
 from pathlib import Path
 
-from conpet.errors import DataFormatError
+from conpet.core.errors import DataFormatError
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -89,7 +89,7 @@ def read_json(path: str | os.PathLike[str]) -> object:
     """A whole file as JSON (BOM and encoding handled by ``read_text``); a syntax error names its line."""
     import json
 
-    from conpet.errors import DataFormatError
+    from conpet.core.errors import DataFormatError
 
     try:
         return json.loads(read_text(path))

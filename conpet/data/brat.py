@@ -30,6 +30,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from conpet.core.errors import DataFormatError
 from conpet.data._io import read_text
 from conpet.data.documents import (
     UNTYPED,
@@ -42,7 +43,6 @@ from conpet.data.documents import (
 )
 from conpet.data.example import Span
 from conpet.data.jsonl import Sentence
-from conpet.errors import DataFormatError
 
 _T_LINE = re.compile(r"^(T\d+)\t(\S+) (\d+ \d+(?:;\d+ \d+)*)\t?(.*)$")
 _R_LINE = re.compile(r"^(R\d+)\t(\S+) Arg1:(T\d+) Arg2:(T\d+)\s*$")

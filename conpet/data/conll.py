@@ -30,10 +30,10 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from conpet.core.errors import DataFormatError
 from conpet.data._io import read_text
 from conpet.data.documents import PathLike, sentence_list, token_spans, write_text_atomic
 from conpet.data.jsonl import Entity, Sentence
-from conpet.errors import DataFormatError
 
 SCHEMES = ("BIO", "BIOES", "IO")
 _PREFIXED = re.compile(r"^([BIESLU])-(\S+)$")

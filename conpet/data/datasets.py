@@ -24,13 +24,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from conpet.core.errors import ConpetError, DataFormatError
 from conpet.data._io import read_text
 from conpet.data.example import Example
 from conpet.data.fewnerd import read_fewnerd
 from conpet.data.fewrel import read_fewrel
 from conpet.data.jsonl import read_jsonl
 from conpet.data.tasks import TaskData, build_tasks, split_types_by, split_types_random
-from conpet.errors import ConpetError, DataFormatError
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from conpet.core.errors import DataFormatError
 from conpet.data._io import is_int, read_text
 from conpet.data.documents import (
     UNTYPED,
@@ -35,7 +36,6 @@ from conpet.data.documents import (
 )
 from conpet.data.example import Span
 from conpet.data.jsonl import Sentence
-from conpet.errors import DataFormatError
 
 
 def read_doccano(path: PathLike) -> list[Sentence]:

@@ -21,9 +21,9 @@ import os
 import re
 from pathlib import Path
 
+from conpet.core.errors import DataFormatError
 from conpet.data._io import IdMaker, read_text
 from conpet.data.example import Example, Span
-from conpet.errors import DataFormatError
 
 _BIO = re.compile(r"^[BIESLU]-")
 

@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from conpet.core.errors import DataFormatError
 from conpet.data.documents import PathLike, sentence_list
 from conpet.data.example import Example
 from conpet.data.jsonl import Sentence
-from conpet.errors import DataFormatError
 
 
 @dataclass(frozen=True)

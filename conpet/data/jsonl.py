@@ -45,9 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conpet.core.errors import DataFormatError, raise_problems
 from conpet.data._io import IdMaker, is_int, read_text
 from conpet.data.example import Example, Span
-from conpet.errors import DataFormatError, raise_problems
 
 PathLike = str | os.PathLike[str]
 

@@ -32,6 +32,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from conpet.core.errors import DataFormatError
 from conpet.data._io import is_int, read_json
 from conpet.data.documents import (
     UNTYPED,
@@ -44,7 +45,6 @@ from conpet.data.documents import (
 )
 from conpet.data.example import Span
 from conpet.data.jsonl import Sentence
-from conpet.errors import DataFormatError
 
 RESULT_SOURCES = ("annotations", "predictions")
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from conpet.core.errors import DataFormatError
 from conpet.data._io import read_text
 from conpet.data.documents import PathLike, sentence_list, token_spans, write_text_atomic
 from conpet.data.jsonl import Entity, Sentence
-from conpet.errors import DataFormatError
 
 
 def read_ontonotes(path: PathLike) -> list[Sentence]:

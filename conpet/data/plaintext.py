@@ -25,10 +25,10 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from conpet.core.errors import DataFormatError
 from conpet.data._io import read_text
 from conpet.data.documents import PathLike, sentence_list, write_text_atomic
 from conpet.data.jsonl import Sentence
-from conpet.errors import DataFormatError
 
 SPLIT_MODES = ("auto", "line")
 

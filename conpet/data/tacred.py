@@ -29,10 +29,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from conpet.core.errors import DataFormatError
 from conpet.data._io import is_int, read_json
 from conpet.data.documents import PathLike, sentence_list, token_spans, write_text_atomic
 from conpet.data.jsonl import Entity, Relation, Sentence
-from conpet.errors import DataFormatError
 
 NO_RELATION = "no_relation"
 NO_RELATION_MODES = ("keep", "drop")

@@ -13,8 +13,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from conpet.core.errors import ConpetError
 from conpet.data.example import Example
-from conpet.errors import ConpetError
 
 
 class SplitError(ConpetError, ValueError):

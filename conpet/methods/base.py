@@ -1,7 +1,7 @@
 """The continual-method contract and the shared machinery of every PET-based method.
 
 `ContinualMethod` is what the runner, the app and the bundle code see: `learn_task`, `predict`,
-`save`, `load`. `PETMethod` implements the common parts on top of `conpet.modules.PETModel`:
+`save`, `load`. `PETMethod` implements the common parts on top of `conpet.model.modules.PETModel`:
 encoding, the logit cache for frozen modules, one training loop with named hook points
 (`TrainingHook`), best-epoch selection on a fixed validation sample, snapshots that make a
 cancelled step leave the last finished task's modules intact, and saving/loading module folders.
@@ -26,12 +26,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from conpet.config import SAVED_BEFORE, TrainConfig
+from conpet.core.config import SAVED_BEFORE, TrainConfig
+from conpet.core.errors import ConpetError
+from conpet.core.protocols import LogitCache, ProgressSink, Reporter, ScaledSink
 from conpet.data.example import Example
 from conpet.data.tasks import TaskData
-from conpet.errors import ConpetError
-from conpet.protocols import LogitCache, ProgressSink, Reporter, ScaledSink
-from conpet.replay import ReplaySampler, validation_sample, validation_size
+from conpet.methods.replay import ReplaySampler, validation_sample, validation_size
 
 __all__ = [
     "ContinualMethod", "PETMethod", "Prediction", "StageStats", "StepStats", "TaskData", "TrainingHook",
@@ -176,7 +176,7 @@ class PETMethod(ContinualMethod):
     # says otherwise.
     default_representation: ClassVar[str] = "mask"
     default_top_t: ClassVar[int] = 1
-    default_router_layers: ClassVar[str] = "last"  # what a statistical router reads (conpet.router)
+    default_router_layers: ClassVar[str] = "last"  # what a statistical router reads (conpet.methods.router)
 
     def __init__(self, backbone: Any, config: TrainConfig | None = None, *,
                  cache: LogitCache | None = None, uid: str | None = None) -> None:
@@ -237,7 +237,7 @@ class PETMethod(ContinualMethod):
     @property
     def pet(self) -> Any:
         if self._pet is None:
-            from conpet.modules import PETModel
+            from conpet.model.modules import PETModel
 
             self._pet = PETModel(self.backbone, self.config.lora)
         return self._pet
@@ -245,7 +245,7 @@ class PETMethod(ContinualMethod):
     @property
     def encoder(self) -> Any:
         if self._encoder is None:
-            from conpet.encoding import ConpetEncoder
+            from conpet.model.encoding import ConpetEncoder
 
             self._encoder = ConpetEncoder(self.backbone.tokenizer, self.backbone.arch,
                                           self.config.encoder_settings)

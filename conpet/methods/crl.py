@@ -25,12 +25,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from conpet.core.protocols import Reporter
 from conpet.data.example import Example
 from conpet.data.tasks import TaskData
 from conpet.methods.base import Prediction, StepStats, softmax
 from conpet.methods.emr import MemoryBaseline
 from conpet.methods.registry import register_method
-from conpet.protocols import Reporter
 
 PROTO_FILE = "prototypes.safetensors"
 

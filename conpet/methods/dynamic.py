@@ -26,11 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from conpet.core.errors import ConpetError
+from conpet.core.protocols import ProgressSink, Reporter
 from conpet.data.example import Example
 from conpet.data.tasks import TaskData
-from conpet.errors import ConpetError
 from conpet.methods.base import PETMethod, Prediction, Stage, StepStats, length_order, softmax, unorder
-from conpet.protocols import ProgressSink, Reporter
 
 
 class DynamicConPET(PETMethod):

@@ -1,5 +1,5 @@
 """Dynamic ConPET routed by a statistical router (ours): one expert per task, as in the paper, but the
-trained selector is replaced by per-type Gaussian statistics over a fixed feature map (`conpet.router`).
+trained selector is replaced by per-type Gaussian statistics over a fixed feature map (`conpet.methods.router`).
 
 Step k:
 1. Expert k (a PET module over task k's types) trains on task k's data with cross-entropy over its own
@@ -34,15 +34,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from conpet.core.errors import ConpetError
+from conpet.core.protocols import ProgressSink, Reporter
 from conpet.data.example import Example
 from conpet.data.tasks import TaskData
-from conpet.errors import ConpetError
 from conpet.methods.base import PETMethod, Prediction, Stage, StepStats, length_order, softmax, unorder
 from conpet.methods.registry import register_method
-from conpet.protocols import ProgressSink, Reporter
-from conpet.representations import FEATURE_LAYERS, REPRESENTATIONS
-from conpet.router import ROUTER_FILE, GaussianRouter
-from conpet.training_report import readapts_map  # one rule for a step's re-adaptation and its work plan
+from conpet.methods.router import ROUTER_FILE, GaussianRouter
+from conpet.methods.training_report import (
+    readapts_map,  # one rule for a step's re-adaptation and its work plan
+)
+from conpet.model.representations import FEATURE_LAYERS, REPRESENTATIONS
 
 FEATURES = "features"
 MAP_PREFIX = "feature_map_"  # a re-adapted feature map: feature_map_<step> (router_readapt_types)

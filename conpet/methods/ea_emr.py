@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from conpet.core.protocols import Reporter
 from conpet.data.tasks import TaskData
 from conpet.methods.base import StepStats
 from conpet.methods.emr import MemoryBaseline
 from conpet.methods.registry import register_method
-from conpet.protocols import Reporter
 
 ALIGN_FILE = "alignment.safetensors"
 

@@ -1,13 +1,13 @@
 """EMR, the shared machinery of the memory baselines, and EMR* (CONPET.md "Baselines (IV-C)").
 
 `MemoryBaseline` is one PET module over all seen types (as Static ConPET) plus a K-Means episodic
-memory (`conpet.memory`), selected after every step from the new task's training examples by their
+memory (`conpet.methods.memory`), selected after every step from the new task's training examples by their
 representations (the final hidden state at [MASK], after the method's `transform`).
 
 - The PET-only baselines (`limited_memory = True`: EMR, EA-EMR, CRL) replay only the memory: each
   batch is ConPET's batch shape (n_new new + n_old old examples, old ones drawn task-first from the
   memorised examples) and a step trains exactly ConPET's number of batches
-  (`conpet.memory.memory_replay_plan`: the small memory is replayed often enough that the total
+  (`conpet.methods.memory.memory_replay_plan`: the small memory is replayed often enough that the total
   number of training batches is not lower than ConPET's). The plan is recorded in the step's stats.
 - Their Static ConPET versions (`limited_memory = False`: EA-EMR*, CRL*) replay all history with the
   batch limit (the engine's dynamic replay); they keep a memory too, but only as what EA-EMR aligns
@@ -27,13 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from conpet.core.protocols import LogitCache, Reporter
 from conpet.data.example import Example
 from conpet.data.tasks import TaskData
-from conpet.memory import EpisodicMemory, memory_replay_plan
 from conpet.methods.base import Stage, StepStats
+from conpet.methods.memory import EpisodicMemory, memory_replay_plan
 from conpet.methods.registry import register_method
 from conpet.methods.static import SingleModuleMethod, StaticConPET
-from conpet.protocols import LogitCache, Reporter
 
 MEMORY_FOLDER = "memory"
 

@@ -19,12 +19,12 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from conpet.encoding import Batch
-from conpet.errors import ConpetError
+from conpet.core.errors import ConpetError
+from conpet.core.protocols import Reporter
 from conpet.methods.base import Stage, StageStats
 from conpet.methods.registry import register_method
 from conpet.methods.static import SingleModuleMethod
-from conpet.protocols import Reporter
+from conpet.model.encoding import Batch
 
 FULL_FORMAT = "conpet-full-ft-module"
 
@@ -33,7 +33,7 @@ class FullModel:
     """A trainable copy of a backbone + one linear head per module name (the engine uses one)."""
 
     def __init__(self, backbone: Any) -> None:
-        from conpet.backbones import load_backbone
+        from conpet.model.backbones import load_backbone
 
         own = load_backbone(backbone.source or backbone.path, device=backbone.device, dtype=torch.float32)
         self.backbone = own

@@ -18,7 +18,7 @@ import numpy as np
 from conpet.data.example import Example
 from conpet.methods.dynamic import DynamicConPET
 from conpet.methods.registry import register_method
-from conpet.replay import ReplayPlan, ReplaySampler
+from conpet.methods.replay import ReplayPlan, ReplaySampler
 
 T = TypeVar("T")
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conpet.config import TrainConfig
-from conpet.errors import ConpetError
-from conpet.protocols import LogitCache
+from conpet.core.config import TrainConfig
+from conpet.core.errors import ConpetError
+from conpet.core.protocols import LogitCache
 
 _METHODS: dict[str, type] = {}
 _ALIASES: dict[str, str] = {}

@@ -14,11 +14,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from conpet.core.protocols import Reporter
 from conpet.data.example import Example
 from conpet.data.tasks import TaskData
 from conpet.methods.base import PETMethod, Prediction, Stage, StepStats, softmax
-from conpet.protocols import Reporter
-from conpet.replay import ReplaySampler
+from conpet.methods.replay import ReplaySampler
 
 
 class SingleModuleMethod(PETMethod):

@@ -7,10 +7,9 @@
 - ``predict``: predict every marked mention and pair of a project (``conpet predict PROJECT_DIR``, the app);
 - ``bundles``: export the current model as a bundle, import a bundle into a project (the file format is
   ``conpet.bundle``'s);
-- ``progress``: the run record's sink and the terminal bar;
+- ``run_progress``: the run record's progress sink;
 - ``backbones``: one loaded backbone kept for the jobs of a long-lived process (the app);
-- ``housekeeping``: orphaned run and temporary folders collected when a project opens;
-- ``train_cli``: the ``conpet train`` command.
+- ``housekeeping``: orphaned run and temporary folders collected when a project opens.
 
 Nothing is imported here, so that ``import conpet.project.x`` loads only what ``x`` needs.
 """

@@ -13,7 +13,7 @@ BackboneProvider = Callable[[str, "str | None"], Any]  # (name or path, device o
 def recorded_backbone(record: Mapping[str, Any]) -> str:
     """The backbone to load for a model's recorded backbone (``training.json``'s ``"backbone"``): its public
     name when it has one, else its path, else ``minilm``."""
-    from conpet.backbones import BACKBONES
+    from conpet.model.backbones import BACKBONES
 
     name = record.get("name")
     return name if name in BACKBONES else (record.get("path") or "minilm")
@@ -43,7 +43,7 @@ class KeptBackbone:
     def _load(self, name: str, device: str | None) -> Any:
         if self._loader is not None:
             return self._loader(name, device=device)
-        from conpet.backbones import load_backbone
+        from conpet.model.backbones import load_backbone
 
         return load_backbone(name, device=device)
 

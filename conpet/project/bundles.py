@@ -23,6 +23,7 @@ from conpet.bundle import (
     unpacked,
     write_bundle,
 )
+from conpet.core.protocols import ProgressLike, Reporter, ScaledSink, as_sink
 from conpet.project.model import (
     STATE_FILE,
     TRAINING_FILE,
@@ -33,7 +34,6 @@ from conpet.project.model import (
     step_metrics,
     store_name,
 )
-from conpet.protocols import ProgressLike, Reporter, ScaledSink, as_sink
 
 
 def project_bundle_info(project: Any, folder: Path) -> BundleInfo:

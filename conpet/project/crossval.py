@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conpet.errors import ConpetError
+from conpet.core.errors import ConpetError
 from conpet.project.splits import split_key
 
 DEFAULT_FOLDS = 5

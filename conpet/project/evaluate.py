@@ -1,6 +1,6 @@
 """`conpet evaluate PROJECT_DIR FILE` and the app's "Evaluate on a file…": a project's current model
 (loaded by the same code as prediction, ``conpet.project.predict.current_model``) scored on a labelled
-file with ``conpet.evaluate``'s report.
+file with ``conpet.eval.labelled_file``'s report.
 
 The file is the user's, not the project's: nothing of it is written into the project. No run is
 recorded, no sentence or prediction stored, and the logits computed are kept in memory only
@@ -25,16 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from conpet.cache import MemoryLogitCache
+from conpet.core.errors import ConpetError
+from conpet.core.protocols import ProgressSink, Reporter, as_sink
 from conpet.data.example import Example
-from conpet.errors import ConpetError
-from conpet.evaluate import EvalReport, evaluate_sentences, examples_of
+from conpet.eval.labelled_file import EvalReport, evaluate_sentences, examples_of
+from conpet.eval.span_metrics import span_metrics
+from conpet.model.logit_cache import MemoryLogitCache
 from conpet.project.backbones import BackboneProvider
 from conpet.project.model import release
 from conpet.project.predict import CurrentModel, current_model, renamed, trained_model_folder
-from conpet.protocols import ProgressSink, Reporter, as_sink
-from conpet.span_metrics import span_metrics
-from conpet.suggestions import load_suggesters
+from conpet.suggest.suggestions import load_suggesters
 
 
 class ReadThroughCache:
@@ -77,7 +77,7 @@ class _RenamedMethod:
 
 
 class ProjectModel:
-    """A project's current model as ``conpet.evaluate.evaluate_sentences`` wants it (the interface of a
+    """A project's current model as ``conpet.eval.labelled_file.evaluate_sentences`` wants it (the interface of a
     loaded ``Bundle``: ``types``, ``kinds``, ``method``, ``predict_examples``, ``suggesters``), in today's type
     names."""
 

@@ -5,7 +5,7 @@ Routing views show and ``conpet predict PROJECT_DIR`` writes out.
 Frozen modules' logits come from the project's logit cache, so a second pass over the same sentences
 does no backbone work.
 
-When the model has suggesters (``conpet.suggestions``: a mention detector and a relatedness gate, trained
+When the model has suggesters (``conpet.suggest.suggestions``: a mention detector and a relatedness gate, trained
 with the model), the run also holds their proposals, as ordinary predictions that the app shows as
 suggestions: the detector's mentions on sentences without gold entity labels, typed by the entity experts
 (``expert_scores["detector"]``: the detector's confidence in the span), and the pairs of a sentence's
@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from conpet.core.errors import ConpetError
+from conpet.core.protocols import ProgressSink, Reporter
 from conpet.data.example import Example, example_id
-from conpet.errors import ConpetError
 from conpet.project.argument_mask import fit_argument_types
 from conpet.project.backbones import BackboneProvider, recorded_backbone
 from conpet.project.model import current_model_folder, learnt_kinds, open_project, read_model_state, release
-from conpet.project.progress import RunSink
-from conpet.protocols import ProgressSink, Reporter
+from conpet.project.run_progress import RunSink
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,8 @@ def current_model(project: Any, rep: Reporter, device: str | None = None,
                   purpose: str = "predict") -> CurrentModel:
     """The project's current model with its backbone loaded (``purpose`` names the job in the message
     given when there is no model yet). Shared by prediction and ``conpet evaluate PROJECT_DIR``."""
-    from conpet.backbones import default_device, load_backbone
-    from conpet.runtime import apply_threads
+    from conpet.core.runtime import apply_threads
+    from conpet.model.backbones import default_device, load_backbone
 
     model_folder = trained_model_folder(project, purpose)
     state, training = read_model_state(model_folder)
@@ -133,7 +133,7 @@ def current_model(project: Any, rep: Reporter, device: str | None = None,
 def _predict(project: Any, sink: ProgressSink | None, sentence_ids: list[int] | None, device: str | None,
              backbone_provider: BackboneProvider | None, threads: int | None,
              relation_threshold: float | None = None) -> PredictOutcome:
-    from conpet.suggestions import load_suggesters
+    from conpet.suggest.suggestions import load_suggesters
 
     rep = Reporter(sink)
     model = current_model(project, rep, device, backbone_provider, threads)
@@ -175,7 +175,7 @@ def _predict(project: Any, sink: ProgressSink | None, sentence_ids: list[int] | 
 
 def _proposals(project: Any, suggesters: Any, kinds: set[str], sentence_ids: list[int] | None) -> list[Any]:
     from conpet.project.suggesters import sentence_inputs
-    from conpet.suggestions import suggest
+    from conpet.suggest.suggestions import suggest
 
     if suggesters.detector is None and suggesters.relatedness is None:
         return []
@@ -196,7 +196,7 @@ def _unasked(proposals: list[Any], asked: set[str]) -> list[Any]:
 
 def _with_proposal_scores(preds: list[Any], proposals: list[Any]) -> list[Any]:
     """Each proposal's prediction with the suggester's score in its ``expert_scores``."""
-    from conpet.suggestions import with_scores
+    from conpet.suggest.suggestions import with_scores
 
     scores = {p.example.id: p.scores for p in proposals}
     return [with_scores(p, scores[p.example_id]) if p.example_id in scores else p for p in preds]

@@ -1,4 +1,4 @@
-"""A project's suggesters (``conpet.suggestions``): their training data from the store, one continual step
+"""A project's suggesters (``conpet.suggest.suggestions``): their training data from the store, one continual step
 of each per training run, and the inputs for suggesting on the project's sentences.
 
 Mention detector: every sentence with a current gold entity annotation is a fully labelled sentence (its
@@ -26,10 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conpet.core.protocols import ProgressSink, ScaledSink
 from conpet.data.example import Span
-from conpet.mentions import MentionSentence
-from conpet.protocols import ProgressSink, ScaledSink
-from conpet.suggestions import DETECTOR_FOLDER, RELATEDNESS_FOLDER, SentenceInput, Suggesters, read_info
+from conpet.suggest.mentions import MentionSentence
+from conpet.suggest.suggestions import (
+    DETECTOR_FOLDER,
+    RELATEDNESS_FOLDER,
+    SentenceInput,
+    Suggesters,
+    read_info,
+)
 
 STATE_KEY = "suggesters"
 
@@ -73,7 +79,7 @@ def detector_sentences(project: Any) -> dict[int, MentionSentence]:
 
 def relatedness_pairs(project: Any) -> dict[int, list[Any]]:
     """sentence id -> the gate's labelled pairs there (see the module docstring)."""
-    from conpet.relation_candidates import pair_example
+    from conpet.suggest.relation_candidates import pair_example
 
     texts, anns = _annotations(project)
     out: dict[int, list[Any]] = {}
@@ -117,8 +123,8 @@ def train_suggesters(project: Any, backbone: Any, prev: Path | None, saved: Mapp
     project gives it nothing to learn). ``saved``: training.json's ``suggesters`` of the previous model;
     ``settings``: {"detector": DetectorSettings fields, "relatedness": RelatednessSettings fields} for a
     new suggester (a saved one keeps its own, but for ``budget``: batch_limit, seed)."""
-    from conpet.detector import DetectorSettings, MentionDetector
-    from conpet.relation_candidates import RelatednessScorer, RelatednessSettings
+    from conpet.suggest.detector import DetectorSettings, MentionDetector
+    from conpet.suggest.relation_candidates import RelatednessScorer, RelatednessSettings
 
     settings = settings or {}
     info = read_info(prev) if prev is not None else None
@@ -182,7 +188,7 @@ def _one_step(key: str, name: str, data: Mapping[int, Any], saved: dict[str, Any
 
 
 def sentence_inputs(project: Any, sentence_ids: Sequence[int]) -> tuple[list[int], list[SentenceInput]]:
-    """(ids, inputs) for ``conpet.suggestions.suggest``: each sentence's gold and rejected mentions, whether
+    """(ids, inputs) for ``conpet.suggest.suggestions.suggest``: each sentence's gold and rejected mentions, whether
     it has a gold entity label, the pairs marked already."""
     ids, out = [], []
     for chunk in range(0, len(sentence_ids), 500):

@@ -1,5 +1,5 @@
 """Headless training of a project: what the app's Train does, as one plain function and the
-``conpet train PROJECT_DIR`` command (``conpet.project.train_cli``).
+``conpet train PROJECT_DIR`` command (``conpet.cli.train``).
 
 One call learns one continual step:
 
@@ -8,7 +8,7 @@ One call learns one continual step:
    every live type that no task holds yet and that has at least ``min_examples`` gold annotations.
 2. The model: the project's current model (the folder saved by its latest training, see
    ``current_model_folder``), restored on its backbone; or a fresh method (``DEFAULT_METHOD``) with the
-   profile's settings (``conpet.config.profile_train``) and the caller's overrides.
+   profile's settings (``conpet.core.config.profile_train``) and the caller's overrides.
 3. Every task's gold examples are split 8:1:1 per type, each example's split fixed the first time a
    step sees it (``conpet.project.splits``); the method learns the new task with dynamic replay of the old
    ones, then is evaluated on every seen task's test examples.
@@ -39,7 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conpet.errors import Cancelled, ConpetError, storage_error
+from conpet.core.errors import Cancelled, ConpetError, storage_error
+from conpet.core.protocols import ProgressEvent, ProgressSink, ScaledSink
+from conpet.methods.work_progress import WorkProgress, fold_work, step_work
 from conpet.project.backbones import recorded_backbone
 from conpet.project.crossval import DEFAULT_FOLDS, check_folds
 from conpet.project.model import (
@@ -52,12 +54,10 @@ from conpet.project.model import (
     release,
     store_name,
 )
-from conpet.project.progress import RunSink
+from conpet.project.run_progress import RunSink
 from conpet.project.splits import assign_splits, split_key, split_task
 from conpet.project.suggesters import STATE_KEY as SUGGESTERS_KEY
 from conpet.project.suggesters import train_suggesters
-from conpet.protocols import ProgressEvent, ProgressSink, ScaledSink
-from conpet.work_progress import WorkProgress, fold_work, step_work
 
 DEFAULT_MIN_EXAMPLES = 5
 DEFAULT_PROFILE = "quick"
@@ -91,7 +91,7 @@ class TrainOutcome:
     model_folder: Path | None
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
-    notes: tuple[str, ...] = ()  # the budget and the warnings said before training (conpet.training_report)
+    notes: tuple[str, ...] = ()  # the budget and the warnings said before training (conpet.methods.training_report)
     suggesters: tuple[str, ...] = ()  # what the detector and the relatedness gate did (also in the run's log)
 
 
@@ -161,7 +161,7 @@ def _task_data(index: int, types: Sequence[str], examples: Sequence[Any], splits
 
 def _save_model_atomic(method: Any, folder: Path, training: Mapping[str, Any],
                        suggesters: Any = None) -> None:
-    from conpet.suggestions import save_suggesters
+    from conpet.suggest.suggestions import save_suggesters
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
@@ -193,7 +193,7 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
     one that continues); ``overrides`` are ``TrainConfig`` fields (lr, max_epochs, batch_limit, seed, ...)
     applied last. Raises ``Cancelled`` when the sink asks to stop (the run is then marked cancelled and
     nothing else changes). ``types`` (names) chooses the new task's types instead of every pending type.
-    ``threads``: torch CPU threads (default: the free cores, ``conpet.runtime.default_threads``). Python,
+    ``threads``: torch CPU threads (default: the free cores, ``conpet.core.runtime.default_threads``). Python,
     NumPy and torch are seeded from the run's seed and the task, so the same seed and data give the same
     weights and predictions. ``notify`` receives, before training, each stage's budget and every warning
     (types left out, a tiny test split). Each step also trains the suggesters, the mention detector and
@@ -219,10 +219,10 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
            notify: Callable[[str], Any] | None = None,
            suggester_settings: Mapping[str, Mapping[str, Any]] | None = None, all_data: bool = False,
            folds: int = DEFAULT_FOLDS) -> TrainOutcome:
-    from conpet.backbones import backbone_info, load_backbone
+    from conpet.core.runtime import apply_threads, seed_everything, step_seed
+    from conpet.eval.continual import evaluate
     from conpet.methods.registry import canonical_name
-    from conpet.runner import evaluate
-    from conpet.runtime import apply_threads, seed_everything, step_seed
+    from conpet.model.backbones import backbone_info, load_backbone
 
     t_start = time.monotonic()
     prev = current_model_folder(project)
@@ -373,7 +373,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
 
 def _notes(project: Any, method: str, config: Any, new: Any, min_examples: int, chose_types: bool,
            folds: int = 0, seen: Any = ()) -> list[str]:
-    from conpet.training_report import (
+    from conpet.methods.training_report import (
         all_data_notes,
         describe_plan,
         left_out_types,
@@ -399,8 +399,8 @@ def _cross_validate(prev: Path | None, method_name: str, bb: Any, cache: Any, pr
     model starts from the project's model as ``main`` does, learns the other folds, predicts its own."""
     from dataclasses import replace
 
+    from conpet.core.runtime import seed_everything, step_seed
     from conpet.project.crossval import cross_validate
-    from conpet.runtime import seed_everything, step_seed
 
     def train_and_predict(i: int, train: list[Any], held: list[Any]) -> list[str]:
         fm = _load_or_make_method(prev, method_name, bb, cache, profile, overrides)
@@ -421,9 +421,9 @@ def _cross_validate(prev: Path | None, method_name: str, bb: Any, cache: Any, pr
 
 
 def profile_budget(profile: str, method: str = "dynamic") -> dict[str, Any]:
-    """The training budget of a ``conpet.config`` profile as TrainConfig fields: what ``--profile`` (and the
+    """The training budget of a ``conpet.core.config`` profile as TrainConfig fields: what ``--profile`` (and the
     app's budget) sets, for a new model and for one that continues."""
-    from conpet.config import profile_train
+    from conpet.core.config import profile_train
 
     train = profile_train(profile, data="project", method=method)
     return {name: getattr(train, name) for name in PROFILE_BUDGET}
@@ -433,7 +433,7 @@ def _load_or_make_method(prev: Path | None, method_name: str, bb: Any, cache: An
                          overrides: Mapping[str, Any]) -> Any:
     """The project's model restored from ``prev`` (the profile's budget, then ``overrides``, replacing its
     saved settings), or a new ``method_name`` model with the profile's settings and ``overrides``."""
-    from conpet.config import profile_train
+    from conpet.core.config import profile_train
     from conpet.methods.registry import load_method, make_method
 
     if prev is not None:
@@ -489,9 +489,9 @@ def _record_step(project: Any, m: Any, run_id: int, task: Any, new: Any, datas: 
 def _register_suggesters(project: Any, run_id: int, folder: Path, suggesters: Any) -> None:
     """The detector and the gate as modules of the store (kind "static": a module outside the experts and
     the selector; the store's kinds need no migration for it)."""
-    from conpet.detector import DETECTOR_MODULE
-    from conpet.relation_candidates import RELATEDNESS_MODULE
-    from conpet.suggestions import DETECTOR_FOLDER, RELATEDNESS_FOLDER
+    from conpet.suggest.detector import DETECTOR_MODULE
+    from conpet.suggest.relation_candidates import RELATEDNESS_MODULE
+    from conpet.suggest.suggestions import DETECTOR_FOLDER, RELATEDNESS_FOLDER
 
     if suggesters is None:
         return

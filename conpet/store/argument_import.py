@@ -15,9 +15,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from conpet.core.errors import DataFormatError
 from conpet.data.example import Span
 from conpet.data.jsonl import RelationTypeArguments
-from conpet.errors import DataFormatError
 from conpet.store.errors import StoreError
 from conpet.store.models import KnowledgeType
 from conpet.store.repositories.arguments import allowed_ids, narrowing_problem, replace_arguments

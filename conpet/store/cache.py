@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import and_, delete, func, not_, or_, select
 from sqlalchemy.dialects.sqlite import insert
 
-from conpet.protocols import CacheKey
+from conpet.core.protocols import CacheKey
 from conpet.store.models import LogitCacheEntry
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def _key(key: CacheKey) -> CacheKey:
 
 
 class ProjectLogitCache:
-    """Implements ``conpet.protocols.LogitCache``; safe to use from a worker thread."""
+    """Implements ``conpet.core.protocols.LogitCache``; safe to use from a worker thread."""
 
     def __init__(self, db: Database) -> None:
         self._db = db

@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from conpet.errors import storage_error
+from conpet.core.errors import storage_error
 from conpet.store.errors import DatabaseAccessError
 
 BUSY_TIMEOUT_MS = 30_000

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conpet.errors import ConpetError, StorageError
+from conpet.core.errors import ConpetError, StorageError
 
 
 class StoreError(ConpetError):

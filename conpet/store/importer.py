@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from conpet.core.errors import DataFormatError, raise_problems
 from conpet.data import formats as _formats
 from conpet.data.example import Example, Span
 from conpet.data.jsonl import RelationTypeArguments
-from conpet.errors import DataFormatError, raise_problems
 from conpet.store.argument_import import allowed_lists, apply_declarations, sentence_problems
 from conpet.store.errors import StoreError
 from conpet.store.models import Annotation, AnnotationVersion, KnowledgeType, Sentence, utcnow

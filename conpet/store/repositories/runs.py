@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from conpet.errors import Cancelled, ConpetError
+from conpet.core.errors import Cancelled, ConpetError
 from conpet.store.errors import NotFoundError, StoreError
 from conpet.store.models import RUN_STATUSES, Run, utcnow
 from conpet.store.records import RunRecord

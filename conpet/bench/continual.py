@@ -1,0 +1,503 @@
+"""`conpet bench`: a continual benchmark end to end (the paper's Table IV and Fig. 3 on our data).
+
+    conpet bench --data NAME|PATH --backbone NAME|PATH --methods dynamic,static,sequential,joint \
+                 --profile smoke|quick|paper --seeds 1,2 --out DIR [--measure-cache]
+
+Per (method, seed): build the task sequence (types split at random with the seed, 8:1:1 examples),
+learn the tasks in order, evaluate on all seen test sets after every step. Prints a Table-IV-like
+table (W and A after the last step, mean ± std over seeds) with per-step average accuracy, seconds
+per step and peak memory; writes DIR/results.json, DIR/results.csv and DIR/avg_acc.png.
+Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from conpet.core.config import ExperimentConfig, make_config
+from conpet.core.errors import ConpetError
+from conpet.core.progress_bar import TerminalProgress
+from conpet.core.protocols import ProgressEvent
+from conpet.data.tasks import SplitError, TaskData
+from conpet.eval.metrics import mean_std, peak_rss_mb
+
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "results.csv"
+PLOT_PNG = "avg_acc.png"
+
+
+# --- data -----------------------------------------------------------------------------------------------
+
+
+def _cap_per_type(examples: Sequence[Any], cap: int | None) -> tuple[Any, ...]:
+    """The first `cap` examples of each type (the split already shuffled them with the seed)."""
+    if cap is None:
+        return tuple(examples)
+    seen: dict[str, int] = {}
+    out = []
+    for ex in examples:
+        if seen.get(ex.label, 0) < cap:
+            seen[ex.label] = seen.get(ex.label, 0) + 1
+            out.append(ex)
+    return tuple(out)
+
+
+def build_task_sequence(exp: ExperimentConfig, seed: int) -> list[TaskData]:
+    """The task sequence of a benchmark: load the data, split the types (random with the seed, or one
+    task per example group), split examples 8:1:1, then subsample per type as the profile says."""
+    from conpet.data.datasets import load_named
+
+    data = load_named(exp.data)
+    try:
+        tasks = data.tasks("coarse" if exp.split == "group" else exp.n_tasks, seed)
+    except SplitError as exc:
+        if exp.split == "group" or exp.n_tasks <= len(data.types):
+            raise
+        raise SplitError(f"{exp.data}: {exc}; set the number of tasks with --tasks N "
+                         f"(N at most {len(data.types)})") from None
+    return [TaskData(t.index, t.types, _cap_per_type(t.train, exp.max_train_per_type),
+                     _cap_per_type(t.valid, exp.max_valid_per_type),
+                     _cap_per_type(t.test, exp.max_test_per_type)) for t in tasks]
+
+
+# --- one run --------------------------------------------------------------------------------------------
+
+
+def run_one(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, tasks: list[TaskData], *,
+            measure_cache: bool = False, cache_dir: Path | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Train and evaluate one (method, seed); returns its results.json record."""
+    import torch
+
+    from conpet.eval.continual import run_continual
+    from conpet.methods.registry import canonical_name, make_method
+    from conpet.model.logit_cache import MemoryLogitCache
+
+    name = canonical_name(method_name)
+    torch.manual_seed(seed)
+    cache = MemoryLogitCache()
+    method = make_method(name, backbone, exp.train, cache=cache)
+    sink = TerminalProgress(label=f"{name} seed {seed} ", quiet=quiet, milestone=_step_done)
+    t0 = time.monotonic()
+    try:
+        result = run_continual(method, tasks, sink=sink)
+    finally:
+        sink.close()
+    total = time.monotonic() - t0
+    final = result.matrix.result()
+    record: dict[str, Any] = {
+        "method": name, "seed": seed, "data": exp.data, "backbone": exp.backbone, "profile": exp.profile,
+        "whole_acc": [round(100 * x, 2) for x in result.whole_acc],
+        "avg_acc": [round(100 * x, 2) for x in result.avg_acc],
+        "seconds_per_step": [round(x, 2) for x in result.seconds_per_step],
+        "cpu_seconds_per_step": [round(s.train_cpu_seconds, 2) for s in result.steps],
+        "eval_seconds_per_step": [round(s.eval_seconds, 2) for s in result.steps],
+        "selector_acc": ([None if x is None else round(100 * x, 2) for x in result.selector_acc]
+                         if any(x is not None for x in result.selector_acc) else None),
+        "oracle_routing_acc": ([round(100 * s.oracle_routing_acc, 2) for s in result.steps]
+                               if all(s.oracle_routing_acc is not None for s in result.steps) else None),
+        "routing": _routing_series(result.steps),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "forgetting": _pct(final["forgetting"]), "bwt": _pct(final["bwt"]),
+        "accuracy_matrix": [[round(100 * x, 2) for x in row] for row in result.matrix.accuracy()],
+        "batches_per_step": [[st["batches"] for st in s.stats["stages"]] for s in result.steps],
+        "backbone_examples_per_step": [s.stats["backbone_examples"] for s in result.steps],
+        "tasks": [{"types": list(t.types), "train": len(t.train), "valid": len(t.valid), "test": len(t.test)}
+                  for t in tasks],
+        "total_seconds": round(total, 1),
+        "config": exp.replace(train=exp.train.replace(seed=seed)).to_dict(),
+        "environment": _environment(backbone),
+    }
+    if measure_cache:
+        record["cache"] = measure_cache_speed(method, tasks, cache_dir)
+    _close(method)
+    return record
+
+
+def _step_done(event: ProgressEvent) -> bool:
+    """The runner's end-of-step event (it carries the step's W and A): a line of its own, always."""
+    return bool(event.metrics and "whole_acc" in event.metrics)
+
+
+def _routing_series(steps: Sequence[Any]) -> dict[str, list[float]] | None:
+    """A routed method's per-step diagnostics (`routing_report`): {name: [value per step]}."""
+    reports = [s.routing for s in steps]
+    if not reports or any(r is None for r in reports):
+        return None
+    return {k: [round(r.get(k, float("nan")), 2) for r in reports] for k in reports[-1]}
+
+
+# Per-step rows of the routing diagnostics that the table prints (results.json keeps them all).
+ROUTING_ROWS = (("route_top2", "router top-2 task accuracy per step (%)"),
+                ("route_top3", "router top-3 task accuracy per step (%)"),
+                ("router_class_acc", "router alone, class accuracy per step (%)"),
+                ("whole_t1", "whole accuracy with t = 1 per step (%)"),
+                ("whole_t2", "whole accuracy with t = 2 per step (%)"),
+                ("whole_t3", "whole accuracy with t = 3 per step (%)"))
+
+
+def _pct(x: float) -> float | None:
+    return None if x != x else round(100 * x, 2)
+
+
+def _close(method: Any) -> None:
+    pet = getattr(method, "_pet", None)
+    if pet is not None and hasattr(pet, "close"):
+        pet.close()
+
+
+def _environment(backbone: Any) -> dict[str, Any]:
+    import torch
+
+    return {"device": str(getattr(backbone, "device", "cpu")), "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "machine": platform.machine()}
+
+
+def measure_cache_speed(method: Any, tasks: Sequence[TaskData], cache_dir: Path | None = None) -> dict[str, Any]:
+    """Time a prediction pass over all test examples with an empty cache (every module through the
+    backbone; it fills the cache on the way, so the figure is if anything a little slow), then the same
+    pass with every frozen module's logits cached: in memory, and in SQLite (filled from the memory
+    cache) when `cache_dir` is given. The cached passes must give the same predictions."""
+    from conpet.model.logit_cache import MemoryLogitCache, SqliteLogitCache
+
+    examples = [ex for t in tasks for ex in t.test]
+    saved = method.cache
+    out: dict[str, Any] = {"examples": len(examples)}
+    memory = MemoryLogitCache()
+    method.cache = memory
+    f0 = method.backbone_forwards
+    t0 = time.perf_counter()
+    base = method.predict(examples)
+    out["uncached_seconds"] = round(time.perf_counter() - t0, 4)
+    out["uncached_backbone_passes"] = method.backbone_forwards - f0
+    caches: list[tuple[str, Any]] = [("memory", memory)]
+    if cache_dir is not None:
+        sqlite = SqliteLogitCache(cache_dir / f"logits-{method.name}-{method.uid}.sqlite")
+        sqlite.put_many(memory.items())
+        caches.append(("sqlite", sqlite))
+    for kind, cache in caches:
+        method.cache = cache
+        f0 = method.backbone_forwards
+        t0 = time.perf_counter()
+        again = method.predict(examples)
+        secs = time.perf_counter() - t0
+        same = all(a.label == b.label and abs(a.score - b.score) < 1e-4 for a, b in zip(base, again, strict=True))
+        out[f"{kind}_cached_seconds"] = round(secs, 4)
+        out[f"{kind}_backbone_passes"] = method.backbone_forwards - f0
+        out[f"{kind}_speedup"] = round(out["uncached_seconds"] / max(secs, 1e-9), 1)
+        out[f"{kind}_same_predictions"] = same
+        if kind == "sqlite":
+            cache.close()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{cache.path}{suffix}").unlink(missing_ok=True)
+    method.cache = saved
+    return out
+
+
+# --- reporting ------------------------------------------------------------------------------------------
+
+
+def _ms(values: Sequence[float]) -> str:
+    m, s = mean_std(values)
+    return "  n/a" if m != m else f"{m:6.2f} ± {s:4.2f}"
+
+
+def format_table(records: Sequence[dict[str, Any]]) -> str:
+    """Table IV layout (W / A after the last step, mean ± std over seeds, %), then per-step curves."""
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    mw = max(13, *(len(m) for m in methods))  # the method column fits the longest name
+    first = records[0]
+    seeds = sorted({r["seed"] for r in records})
+    lines = [f"data {first['data']}, backbone {first['backbone']}, profile {first['profile']}, "
+             f"seeds {','.join(map(str, seeds))} (mean ± std over seeds; accuracies in %)", ""]
+    head = f"{'method':<{mw}} {'W (whole)':>15} {'A (average)':>15} {'sel acc':>15} {'s/step 2':>9} " \
+           f"{'s/step last':>11} {'last/2':>7} {'cpu s last':>10} {'cpu last/2':>10} {'total s':>8} {'peak MB':>8}"
+    lines += [head, "-" * len(head)]
+    for m in methods:
+        rs = [r for r in records if r["method"] == m]
+        w = [r["whole_acc"][-1] for r in rs]
+        a = [r["avg_acc"][-1] for r in rs]
+        sel = [r["selector_acc"][-1] for r in rs if r.get("selector_acc") and r["selector_acc"][-1] is not None]
+        sps = [r["seconds_per_step"] for r in rs]
+        s2 = [s[1] for s in sps if len(s) > 1]
+        sl = [s[-1] for s in sps]
+        ratio = [s[-1] / s[1] for s in sps if len(s) > 1 and s[1] > 0]
+        cps = [r["cpu_seconds_per_step"] for r in rs if "cpu_seconds_per_step" in r]
+        cpu_last = mean_std([c[-1] for c in cps])[0] if cps else float("nan")
+        cpu_ratio = mean_std([c[-1] / c[1] for c in cps if len(c) > 1 and c[1] > 0])[0] if cps else float("nan")
+        lines.append(f"{m:<{mw}} {_ms(w):>15} {_ms(a):>15} {(_ms(sel) if sel else '-'):>15} "
+                     f"{(mean_std(s2)[0] if s2 else float('nan')):9.1f} {mean_std(sl)[0]:11.1f} "
+                     f"{(mean_std(ratio)[0] if ratio else float('nan')):7.2f} "
+                     f"{cpu_last:10.1f} {cpu_ratio:10.2f} "
+                     f"{mean_std([r['total_seconds'] for r in rs])[0]:8.0f} "
+                     f"{max(r['peak_rss_mb'] for r in rs):8.0f}")
+    n_steps = max(len(r["avg_acc"]) for r in records)
+    for title, key in (("average accuracy A per step (%)", "avg_acc"), ("whole accuracy W per step (%)", "whole_acc"),
+                       ("training seconds per step (wall clock)", "seconds_per_step"),
+                       ("training CPU seconds per step (one thread: steadier than wall clock on a busy machine)",
+                        "cpu_seconds_per_step")):
+        if not all(key in r for r in records):
+            continue
+        lines += ["", title, f"{'method':<{mw}} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
+        for m in methods:
+            rs = [r for r in records if r["method"] == m]
+            vals = [mean_std([r[key][i] for r in rs if len(r[key]) > i])[0] for i in range(n_steps)]
+            lines.append(f"{m:<{mw}} " + " ".join(f"{v:6.1f}" for v in vals))
+    for title, key in (("selector top-1 accuracy per step (%)", "selector_acc"),
+                       ("whole accuracy with oracle routing (every example to its gold task's expert) per step (%)",
+                        "oracle_routing_acc")):
+        rows = [m for m in methods if any(r.get(key) for r in records if r["method"] == m)]
+        if rows:
+            lines += ["", title, f"{'method':<{mw}} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
+            for m in rows:
+                rs = [r for r in records if r["method"] == m and r.get(key)]
+                vals = [mean_std([r[key][i] for r in rs])[0] for i in range(n_steps)]
+                lines.append(f"{m:<{mw}} " + " ".join(f"{v:6.1f}" for v in vals))
+    for key, title in ROUTING_ROWS:
+        rows = [m for m in methods if all((r.get("routing") or {}).get(key) for r in records if r["method"] == m)]
+        if rows:
+            lines += ["", title, f"{'method':<{mw}} " + " ".join(f"{i + 1:>6}" for i in range(n_steps))]
+            for m in rows:
+                rs = [r["routing"][key] for r in records if r["method"] == m]
+                vals = [mean_std([v[i] for v in rs])[0] for i in range(n_steps)]
+                lines.append(f"{m:<{mw}} " + " ".join(f"{v:6.1f}" for v in vals))
+    caches = [r for r in records if r.get("cache")]
+    if caches:
+        lines += ["", "prediction pass over all test examples, uncached vs cached (seconds)"]
+        for r in caches:
+            c = r["cache"]
+            sql = (f", sqlite {c['sqlite_cached_seconds']:.3f} s ({c['sqlite_speedup']:.0f}x)"
+                   if "sqlite_cached_seconds" in c else "")
+            lines.append(f"{r['method']:<{mw}} seed {r['seed']}: {c['examples']} examples, uncached "
+                         f"{c['uncached_seconds']:.2f} s ({c['uncached_backbone_passes']} backbone passes), memory "
+                         f"{c['memory_cached_seconds']:.3f} s ({c['memory_speedup']:.0f}x, "
+                         f"{c['memory_backbone_passes']} passes){sql}")
+    return "\n".join(lines)
+
+
+def write_csv(records: Sequence[dict[str, Any]], path: Path) -> None:
+    """One row per (method, seed, step)."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["method", "seed", "step", "whole_acc", "avg_acc", "selector_acc", "seconds", "cpu_seconds",
+                    "eval_seconds", "peak_rss_mb", "data", "backbone", "profile"])
+        for r in records:
+            for i in range(len(r["avg_acc"])):
+                sel = r["selector_acc"][i] if r.get("selector_acc") else ""
+                w.writerow([r["method"], r["seed"], i + 1, r["whole_acc"][i], r["avg_acc"][i],
+                            "" if sel is None else sel, r["seconds_per_step"][i],
+                            r.get("cpu_seconds_per_step", [""] * (i + 1))[i], r["eval_seconds_per_step"][i],
+                            r["peak_rss_mb"], r["data"], r["backbone"], r["profile"]])
+
+
+def plot_avg_acc(records: Sequence[dict[str, Any]], path: Path) -> None:
+    """Fig. 3 style: average accuracy after each step, mean over seeds with a ± std band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for m in dict.fromkeys(r["method"] for r in records):
+        rs = [r["avg_acc"] for r in records if r["method"] == m]
+        n = min(len(x) for x in rs)
+        arr = np.array([x[:n] for x in rs], dtype=float)
+        x = np.arange(1, n + 1)
+        mean, std = arr.mean(0), arr.std(0)
+        ax.plot(x, mean, marker="o", ms=3, label=m)
+        if len(rs) > 1:
+            ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    first = records[0]
+    ax.set_title(f"{first['data']} · {first['backbone']} · {first['profile']}")
+    ax.set_xlabel("task (continual step)")
+    ax.set_ylabel("average accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_outputs(records: list[dict[str, Any]], out: Path, command: str | None = None) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    table = format_table(records)
+    doc = {"format": 1, "records": records, "table": table}
+    if command:
+        doc["command"] = command
+    tmp = out / (RESULTS_JSON + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out / RESULTS_JSON)
+    write_csv(records, out / RESULTS_CSV)
+    plot_avg_acc(records, out / PLOT_PNG)
+    (out / "table.txt").write_text(table + "\n", encoding="utf-8")
+    return table
+
+
+# --- the command ----------------------------------------------------------------------------------------
+
+
+def _parse_set(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConpetError(f"--set expects key=value, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except ValueError:
+            out[k.strip()] = v
+    return out
+
+
+def merge(sources: Sequence[str | Path], out: Path, command: str | None = None,
+          rename: dict[str, str] | None = None, only: Sequence[str] | None = None) -> str:
+    """Combine the records of several bench output folders (e.g. seeds run in parallel) into one: rows
+    in Table IV's order (`TABLE_IV_METHODS`), other methods after them in order of first appearance;
+    each method's records by seed.
+
+    `rename` maps method names to the names the merged table should use (e.g. the engine's `static`
+    to Table IV's `emr*`, the same method); a renamed record keeps its old name in `renamed_from`.
+    The same (method, seed) twice, or records of different data, backbones or profiles, are refused:
+    either would make a row's mean meaningless. `only` keeps just those methods (names after renaming).
+    """
+    rename = rename or {}
+    records: list[dict[str, Any]] = []
+    origin: dict[tuple[str, int], str] = {}
+    for src in sources:
+        path = Path(src) / RESULTS_JSON
+        if not path.is_file():
+            raise ConpetError(f"{src}: no {RESULTS_JSON} to merge")
+        try:
+            recs = json.loads(path.read_text(encoding="utf-8"))["records"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConpetError(f"{path}: not a bench {RESULTS_JSON} ({e})") from e
+        for r in recs:
+            if r["method"] in rename:
+                r = {**r, "method": rename[r["method"]], "renamed_from": r["method"]}
+            if only is not None and r["method"] not in only:
+                continue
+            key = (r["method"], r["seed"])
+            if key in origin:
+                raise ConpetError(f"{r['method']} seed {r['seed']} is in both {origin[key]} and {src}; "
+                                  "merge only one of them")
+            origin[key] = str(src)
+            records.append(r)
+    if not records:
+        raise ConpetError("nothing to merge")
+    kinds = {(r.get("data"), r.get("backbone"), r.get("profile")) for r in records}
+    if len(kinds) > 1:
+        listed = "; ".join(f"data {d}, backbone {b}, profile {p}" for d, b, p in sorted(kinds, key=str))
+        raise ConpetError(f"the folders hold runs of different settings ({listed}); merge like with like")
+    from conpet.methods.registry import TABLE_IV_METHODS
+
+    seen = list(dict.fromkeys(r["method"] for r in records))
+    order = [m for m in TABLE_IV_METHODS if m in seen] + [m for m in seen if m not in TABLE_IV_METHODS]
+    records.sort(key=lambda r: (order.index(r["method"]), r["seed"]))
+    return write_outputs(records, out, command)
+
+
+def _parse_rename(items: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        for pair in item.split(","):
+            old, sep, new = pair.partition("=")
+            if not sep or not old.strip() or not new.strip():
+                raise ConpetError(f"--rename expects OLD=NEW, not {pair!r}")
+            out[old.strip()] = new.strip()
+    return out
+
+
+def bench(args: argparse.Namespace) -> int:
+    import torch
+
+    if (args.rename or args.only) and not args.merge:
+        raise ConpetError("--rename and --only only apply with --merge")
+    if args.merge:
+        command = "conpet bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
+        only = [m.strip() for m in args.only.split(",") if m.strip()] if args.only else None
+        print(merge(args.merge.split(","), Path(args.out), command, rename=_parse_rename(args.rename or []),
+                    only=only))
+        return 0
+
+    from conpet.methods.registry import expand_methods
+    from conpet.model.backbones import load_backbone
+
+    threads = args.threads or (1 if (args.device or "cpu") == "cpu" and not torch.cuda.is_available() else 0)
+    if threads:
+        # One thread per process: on a shared CPU, two threads fighting other jobs run 5-20x slower.
+        torch.set_num_threads(threads)
+    methods = expand_methods(args.methods)
+    seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
+    overrides = _parse_set(args.set or [])
+    exp_overrides = {k: overrides.pop(k) for k in list(overrides)
+                     if k in ("max_train_per_type", "max_valid_per_type", "max_test_per_type")}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "conpet bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
+    # Every task sequence is built before the backbone loads: a data set too small for the split fails at once.
+    plans: list[tuple[int, str, ExperimentConfig, list[TaskData]]] = []
+    for seed in seeds:
+        tasks_cache: dict[tuple[Any, ...], list[TaskData]] = {}
+        for m in methods:
+            exp = make_config(args.profile, data=args.data, backbone=args.backbone, method=m, seed=seed,
+                              n_tasks=args.tasks, **overrides)
+            exp = exp.replace(split="group" if args.split == "coarse" else "random", **exp_overrides)
+            key = (exp.n_tasks, exp.split, exp.max_train_per_type, exp.max_valid_per_type, exp.max_test_per_type)
+            if key not in tasks_cache:
+                tasks_cache[key] = build_task_sequence(exp, seed)
+            plans.append((seed, m, exp, tasks_cache[key]))
+    print(f"loading backbone {args.backbone} ...", file=sys.stderr, flush=True)
+    backbone = load_backbone(args.backbone, device=args.device)
+    records: list[dict[str, Any]] = []
+    for seed, m, exp, tasks in plans:
+        print(f"== {m}, seed {seed}: {len(tasks)} tasks, "
+              f"{sum(len(t.train) for t in tasks)} train / {sum(len(t.test) for t in tasks)} test examples",
+              file=sys.stderr, flush=True)
+        rec = run_one(m, exp, seed, backbone, tasks, measure_cache=args.measure_cache, cache_dir=out)
+        records.append(rec)
+        print(f"== {m}, seed {seed}: W {rec['whole_acc'][-1]:.2f}  A {rec['avg_acc'][-1]:.2f}  "
+              f"{rec['total_seconds']:.0f} s", file=sys.stderr, flush=True)
+        write_outputs(records, out, command)  # partial results survive an interrupted bench
+    print(write_outputs(records, out, command))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("bench", help="run a continual benchmark and write results.json/csv and a plot",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="fewrel16", help="fewrel80 | fewrel16 | fewnerd | a data file")
+    p.add_argument("--backbone", default="minilm", help="minilm | smollm2-135m | a model folder or GGUF file")
+    p.add_argument("--methods", default="dynamic,static",
+                   help="comma-separated method names, or 'all' (Table IV's methods and the ablations)")
+    p.add_argument("--profile", default="smoke", choices=["smoke", "quick", "paper"])
+    p.add_argument("--seeds", default="1", help="comma-separated seeds (task split and training)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--tasks", type=int, default=None,
+                   help="number of tasks the types are split into (default: 4 for fewrel16, 10 otherwise); at "
+                        "most the number of types")
+    p.add_argument("--split", default="random", choices=["random", "coarse"],
+                   help="random type clusters, or one task per coarse type (Few-NERD)")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default on the CPU: 1, which is fastest on a busy machine)")
+    p.add_argument("--measure-cache", action="store_true",
+                   help="after training, time a prediction pass uncached vs with all logits cached")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a training setting (e.g. --set top_t=2 --set lr=5e-4), repeatable")
+    p.add_argument("--merge", default=None, metavar="DIR,DIR",
+                   help="instead of running, combine the results.json of these folders into --out")
+    p.add_argument("--rename", action="append", metavar="OLD=NEW",
+                   help="with --merge: list method OLD as NEW (e.g. static=emr*, the same method), repeatable")
+    p.add_argument("--only", default=None, metavar="METHOD,METHOD",
+                   help="with --merge: keep only these methods (names as listed, after --rename)")
+    p.set_defaults(func=bench)

@@ -1,0 +1,173 @@
+"""`conpet detect-bench`: type-agnostic mention F1 of the mention detector on Few-NERD against the
+capitalised-runs baseline.
+
+The detector trains on a seeded sample of ``inter_dev`` sentences (every sentence, with or without
+mentions; ``--steps K`` cuts them into K continual steps, each replaying the earlier ones) and is scored on
+a seeded sample of ``inter_test`` sentences: exact-match span precision / recall / F1, the same for the
+baseline. Few-NERD's tags are IO, so a run of tokens with one tag is one mention (as ``read_fewnerd``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conpet.core.errors import DataFormatError
+from conpet.core.progress_bar import TerminalProgress
+from conpet.core.protocols import ScaledSink
+from conpet.data._io import read_text
+from conpet.data.example import Span
+from conpet.suggest.mentions import MentionSentence, capitalised_runs, span_scores
+
+
+def read_fewnerd_sentences(path: str | os.PathLike[str]) -> list[MentionSentence]:
+    """Every sentence of a Few-NERD ``token<TAB>tag`` file (also those without mentions), tokens joined
+    by single spaces, mentions as maximal runs of one non-``O`` tag."""
+    out: list[MentionSentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+
+    def flush() -> None:
+        if tokens:
+            out.append(MentionSentence(" ".join(tokens), tuple(_runs(tokens, tags))))
+            tokens.clear()
+            tags.clear()
+
+    for lineno, raw in enumerate(read_text(path).split("\n"), start=1):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            flush()
+            continue
+        tok, sep, tag = line.rpartition("\t")
+        if not sep or not tok:
+            raise DataFormatError(path, "expected 'token<TAB>tag'", lineno)
+        tokens.append(tok)
+        tags.append(tag.strip())
+    flush()
+    if not out:
+        raise DataFormatError(path, "no sentences found")
+    return out
+
+
+def _runs(tokens: list[str], tags: list[str]) -> list[Span]:
+    spans, pos, start, prev = [], 0, 0, "O"
+    for tok, tag in zip(tokens, tags, strict=True):
+        if tag != prev:
+            if prev != "O":
+                spans.append(Span(start, pos - 1))
+            start, prev = pos, tag
+        pos += len(tok) + 1
+    if prev != "O":
+        spans.append(Span(start, pos - 1))
+    return spans
+
+
+def sample(sentences: list[MentionSentence], n: int, seed: int) -> list[MentionSentence]:
+    """``n`` sentences drawn without replacement (seeded), in file order."""
+    if n >= len(sentences):
+        return list(sentences)
+    idx = np.sort(np.random.default_rng(seed).choice(len(sentences), size=n, replace=False))
+    return [sentences[i] for i in idx]
+
+
+def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+
+    from conpet.core.runtime import apply_threads, seed_everything
+    from conpet.data.datasets import find_data_root
+    from conpet.model.backbones import load_backbone
+    from conpet.suggest.detector import DetectorSettings, MentionDetector
+
+    root = find_data_root(args.data_root) / "fewnerd"
+    train = sample(read_fewnerd_sentences(root / "inter_dev.txt"), args.train, args.seed)
+    test = sample(read_fewnerd_sentences(root / "inter_test.txt"), args.test, args.seed + 1)
+    threads = apply_threads(args.threads)
+    seed_everything(args.seed)
+    backbone = load_backbone(args.backbone, device=args.device)
+    settings = DetectorSettings(max_epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
+                                seed=args.seed)
+    detector = MentionDetector(backbone, settings)
+    gold = [s.spans for s in test]
+    texts = [s.text for s in test]
+    steps = []
+    chunks = np.array_split(np.arange(len(train)), args.steps)
+    bar = TerminalProgress(label="detect-bench ", quiet=args.quiet)
+    started = time.monotonic()
+    try:
+        for k, chunk in enumerate(chunks, start=1):
+            steps.append(_bench_step(detector, [train[i] for i in chunk], texts, gold, (k, len(chunks)), bar, started))
+    finally:
+        bar.close()
+    baseline = span_scores(gold, [capitalised_runs(t) for t in texts])
+    return {
+        "data": str(root), "backbone": backbone.name, "threads": threads, "seed": args.seed,
+        "train_sentences": len(train), "train_mentions": sum(len(s.spans) for s in train),
+        "test_sentences": len(test), "test_mentions": sum(len(g) for g in gold),
+        "settings": {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "steps": args.steps},
+        "detector": steps[-1], "steps": steps, "baseline_capitalised_runs": baseline.to_dict(),
+    }
+
+
+def _bench_step(detector: Any, train: list[MentionSentence], texts: list[str], gold: list[list[Span]],
+                step: tuple[int, int], bar: TerminalProgress, started: float) -> dict[str, Any]:
+    """Train step k of n and score the proposals on the test texts; the bar shows both parts (its ETA
+    counts from ``started``, the first step's start)."""
+    import torch
+
+    k, n = step
+    lo, hi = (k - 1) / n, k / n
+    mid = lo + 0.8 * (hi - lo)  # training costs most of a step
+    t0 = time.monotonic()
+    detector.train(train, progress=ScaledSink(bar, lo, mid, started, prefix=f"step {k}/{n}: train: "))
+    t_train = time.monotonic() - t0
+    t0 = time.monotonic()
+    with torch.no_grad():
+        proposals = detector.propose(texts, progress=ScaledSink(bar, mid, hi, started, prefix=f"step {k}/{n}: propose: "))
+    t_propose = time.monotonic() - t0
+    scores = span_scores(gold, [[p.span for p in ps] for ps in proposals])
+    bar.write_line(f"step {k}: {len(train)} sentences, detector P {scores.precision:.3f} R {scores.recall:.3f} "
+                   f"F1 {scores.f1:.3f} (train {t_train:.0f} s, propose {t_propose:.0f} s)")
+    return {"step": k, "train_sentences": len(train), "train_seconds": round(t_train, 1),
+            "propose_seconds": round(t_propose, 1), **scores.to_dict()}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "detect-bench", help="mention-detector F1 on Few-NERD against the capitalised-runs baseline",
+        description="Train the mention detector on a sample of Few-NERD inter_dev sentences and report "
+                    "type-agnostic exact-match mention precision/recall/F1 on a sample of inter_test, "
+                    "beside the capitalised-runs baseline.")
+    p.add_argument("--data-root", default=None, help="folder holding fewnerd/ (default: ../shared/data)")
+    p.add_argument("--train", type=int, default=600, help="training sentences (default 600)")
+    p.add_argument("--test", type=int, default=400, help="test sentences (default 400)")
+    p.add_argument("--steps", type=int, default=1, help="continual steps the training sentences are cut into")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backbone", default="minilm")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the free cores)")
+    p.add_argument("--json", default=None, metavar="OUT.json", help="also write the figures as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (the step lines still show)")
+    p.set_defaults(func=_cmd)
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    if min(args.train, args.test, args.steps, args.epochs) < 1:
+        raise SystemExit("conpet detect-bench: --train, --test, --steps and --epochs must be >= 1")
+    report = run_bench(args)
+    d, b = report["detector"], report["baseline_capitalised_runs"]
+    print(f"Few-NERD mentions: train {report['train_sentences']} sentences ({report['train_mentions']} mentions), "
+          f"test {report['test_sentences']} sentences ({report['test_mentions']} mentions), {report['backbone']}")
+    print(f"{'':22} {'P':>6} {'R':>6} {'F1':>6}")
+    print(f"{'detector':22} {d['precision']:6.3f} {d['recall']:6.3f} {d['f1']:6.3f}")
+    print(f"{'capitalised runs':22} {b['precision']:6.3f} {b['recall']:6.3f} {b['f1']:6.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0

@@ -1,0 +1,105 @@
+"""``conpet train PROJECT_DIR``: learn a project's next task headless (``conpet.project.training``)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from conpet.core.config import CONVERGE_MAX_EPOCHS, CONVERGE_PATIENCE, PROFILES
+from conpet.core.errors import Cancelled
+from conpet.core.progress_bar import TerminalProgress, cancel_on_sigint
+from conpet.project.crossval import DEFAULT_FOLDS
+from conpet.project.training import (
+    DEFAULT_METHOD,
+    DEFAULT_MIN_EXAMPLES,
+    DEFAULT_PROFILE,
+    PROJECT_METHODS,
+    train_project,
+)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train", help="learn a project's next task headless (what the app's Train does)",
+        description="Learn the project's next task: its open task, or the types with at least --min-examples "
+                    "gold annotations that no task holds yet. Stores the run, the modules and the metrics in "
+                    "the project. Ctrl-C stops after the current batch.")
+    p.add_argument("project", metavar="PROJECT_DIR")
+    p.add_argument("--method", choices=PROJECT_METHODS, default=None,
+                   help=f"continual method for a new project's model (default {DEFAULT_METHOD}; later steps keep it)")
+    p.add_argument("--backbone", default=None, metavar="NAME|PATH",
+                   help="minilm, smollm2-135m, or a local model folder / GGUF file (default: the model's own, "
+                        "else minilm)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--min-examples", type=int, default=DEFAULT_MIN_EXAMPLES,
+                   help=f"labelled examples a type needs to join a new task (default {DEFAULT_MIN_EXAMPLES})")
+    p.add_argument("--type", action="append", dest="types", metavar="NAME",
+                   help="a type of the new task (repeat for several; default: every type with enough examples)")
+    p.add_argument("--profile", choices=PROFILES, default=None,
+                   help=f"training budget preset of this step, as the app's budget (default: {DEFAULT_PROFILE} "
+                        "for a new model; a model that continues keeps its own); converge: no batch limit, up to "
+                        f"{CONVERGE_MAX_EPOCHS} epochs, stopping once validation accuracy has not risen for "
+                        f"{CONVERGE_PATIENCE} epochs (the best epoch's weights kept)")
+    p.add_argument("--epochs", type=int, default=None, help="most epochs per step (overrides the profile)")
+    p.add_argument("--batch-limit", type=int, default=None, help="most batches per stage (overrides the profile)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (overrides the profile)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the sampling and the new modules' initial weights (default: the model's, else 1; "
+                        "an example's train/valid/test split is fixed when first seen); recorded with the run and "
+                        "in an exported bundle")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads (default: the cores the load average shows free, at most 4)")
+    p.add_argument("--all-data", action="store_true",
+                   help="train the new task on all its labelled examples (no held-out validation and test split); "
+                        "its accuracy is then a cross-validated estimate, at the cost of --folds extra trainings of "
+                        "the new task")
+    p.add_argument("--folds", type=int, default=None, metavar="K",
+                   help=f"cross-validation folds of --all-data (default {DEFAULT_FOLDS})")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: Any) -> int:
+    if args.folds is not None and not args.all_data:
+        print("conpet: --folds sets the cross-validation of --all-data; add --all-data or leave --folds out",
+              file=sys.stderr)
+        return 2
+    overrides: dict[str, Any] = {}
+    for arg, key in (("epochs", "max_epochs"), ("batch_limit", "batch_limit"), ("lr", "lr"), ("seed", "seed")):
+        v = getattr(args, arg)
+        if v is not None:
+            overrides[key] = v
+    bar = TerminalProgress(label="train ", quiet=args.quiet, own_eta=False)  # the ETA of conpet.methods.work_progress
+    try:
+        with cancel_on_sigint(bar):
+            out = train_project(args.project, method=args.method, backbone=args.backbone,
+                                min_examples=args.min_examples, profile=args.profile, overrides=overrides,
+                                device=args.device, sink=bar, types=args.types, threads=args.threads,
+                                notify=lambda line: print(f"conpet: {line}", file=sys.stderr, flush=True),
+                                all_data=args.all_data, folds=args.folds or DEFAULT_FOLDS)
+    except Cancelled:
+        bar.close()
+        print("conpet: training cancelled; the project keeps its previous model", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+    from conpet.methods.training_report import accuracy_text
+    from conpet.project.crossval import cv_text
+
+    m = out.metrics
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    correct, totals = m.get("test_correct") or [], m.get("test_examples") or []
+    print(f"run {out.run_id}: task {out.task_index} ({', '.join(out.types)}) learnt with {out.method} "
+          f"in {out.seconds:.1f} s (seed {m.get('seed')}, {m.get('threads')} CPU thread(s))")
+    if sum(totals) or not m.get("cv"):  # a first task trained on all its data has no test examples at all
+        print(f"whole accuracy {accuracy_text(sum(correct), sum(totals))} of the test examples, average accuracy "
+              f"{pct(m.get('avg_acc'))}"
+              + (f", selector accuracy {pct(m.get('selector_acc'))}" if m.get("selector_acc") is not None else ""))
+        print("per task: " + ", ".join(f"task {k + 1} {accuracy_text(c, n)}"
+                                       for k, (c, n) in enumerate(zip(correct, totals, strict=True))))
+    if m.get("cv"):
+        print(f"task {out.task_index} (trained on all its data): accuracy {cv_text(m['cv'])}")
+    for line in out.suggesters:
+        print(line)
+    print(f"model saved in {out.model_folder}")
+    return 0

@@ -1,0 +1,115 @@
+"""Small protocols the trainers depend on, so that the same code runs from the CLI, the app,
+a benchmark and a unit test (the trainers never import SQLAlchemy or Qt)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from conpet.core.errors import Cancelled
+
+CacheKey = tuple[str, str, int]  # (example id, module id, module version)
+
+
+@runtime_checkable
+class LogitCache(Protocol):
+    """(example id, module id, module version) -> logits of a *frozen* module.
+
+    Look-ups are batched: one call per batch, never one per example.
+    """
+
+    def get_many(self, keys: Iterable[CacheKey]) -> dict[CacheKey, np.ndarray]: ...
+
+    def put_many(self, items: Mapping[CacheKey, np.ndarray]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    fraction: float  # 0..1 over the whole job
+    message: str
+    stage: str = ""  # e.g. "selector", "expert", "evaluation"
+    eta_seconds: float | None = None
+    metrics: Mapping[str, float] | None = None  # live loss / accuracy
+
+
+class ProgressSink(Protocol):
+    def report(self, event: ProgressEvent) -> None: ...
+
+    def cancel_requested(self) -> bool: ...
+
+
+class NullProgress:
+    """Reports nowhere, never cancels."""
+
+    def report(self, event: ProgressEvent) -> None:
+        pass
+
+    def cancel_requested(self) -> bool:
+        return False
+
+
+class Reporter:
+    """Helper the trainers use: computes ETA from elapsed time and raises Cancelled when asked."""
+
+    def __init__(self, sink: ProgressSink | None) -> None:
+        self.sink = sink or NullProgress()
+        self.t0 = time.monotonic()
+
+    def __call__(self, fraction: float, message: str, stage: str = "",
+                 metrics: Mapping[str, float] | None = None) -> None:
+        fraction = min(max(fraction, 0.0), 1.0)
+        elapsed = time.monotonic() - self.t0
+        eta = elapsed * (1 - fraction) / fraction if fraction > 1e-6 else None
+        self.sink.report(ProgressEvent(fraction, message, stage, eta, metrics))
+
+    def check_cancel(self) -> None:
+        if self.sink.cancel_requested():
+            raise Cancelled("cancelled by the user")
+
+
+class ScaledSink:
+    """Maps a sub-job's progress fraction into [lo, hi] of the parent job, keeping the parent's ETA
+    (computed from the parent's start), and forwards cancel requests."""
+
+    def __init__(self, parent: ProgressSink | None, lo: float, hi: float, t0: float | None = None,
+                 prefix: str = "") -> None:
+        self.parent = parent
+        self.lo, self.hi = lo, hi
+        self.t0 = time.monotonic() if t0 is None else t0
+        self.prefix = prefix
+
+    def report(self, event: ProgressEvent) -> None:
+        if self.parent is None:
+            return
+        f = self.lo + (self.hi - self.lo) * min(max(event.fraction, 0.0), 1.0)
+        elapsed = time.monotonic() - self.t0
+        eta = elapsed * (1 - f) / f if f > 1e-6 else None
+        self.parent.report(ProgressEvent(f, self.prefix + event.message, event.stage, eta, event.metrics))
+
+    def cancel_requested(self) -> bool:
+        return bool(self.parent is not None and self.parent.cancel_requested())
+
+
+ProgressLike = ProgressSink | Callable[[float, str], Any] | None
+
+
+class _CallableSink:
+    def __init__(self, fn: Callable[[float, str], Any]) -> None:
+        self.fn = fn
+
+    def report(self, event: ProgressEvent) -> None:
+        self.fn(event.fraction, event.message)
+
+    def cancel_requested(self) -> bool:
+        return False
+
+
+def as_sink(progress: ProgressLike) -> ProgressSink | None:
+    """A ``ProgressSink`` for a sink, a ``(fraction, message)`` callable or None."""
+    if progress is None or hasattr(progress, "report"):
+        return progress  # type: ignore[return-value]
+    return _CallableSink(progress)  # type: ignore[arg-type]

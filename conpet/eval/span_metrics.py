@@ -1,0 +1,50 @@
+"""Span-level scores of a bundle's mention proposals (``conpet evaluate BUNDLE FILE`` with a bundle that has a
+mention detector): the file's sentences are read as raw text (their gold spans are not given to the
+model), the detector proposes mentions, the entity experts type them, and the proposals are compared with
+the file's gold entities by exact match: ``typed`` (span and type both right) and ``untyped`` (the span
+alone, type-agnostic). Every sentence counts, also one without gold entities (where any proposal is a
+false positive). Gold entities without a type count for ``untyped`` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from conpet.data.example import Span
+from conpet.suggest.mentions import span_scores
+
+
+def proposed_mentions(bundle: Any, texts: Sequence[str], progress: Any = None) -> list[list[tuple[Span, str]]]:
+    """Per text, the (span, type) of every mention the bundle proposes on it as raw text."""
+    from conpet.suggest.suggestions import SentenceInput, suggest
+
+    found = suggest(bundle.suggesters, [SentenceInput(t) for t in texts], {"entity"})
+    preds = bundle.predict_examples([s.example for s in found], progress) if found else []
+    out: list[list[tuple[Span, str]]] = [[] for _ in texts]
+    for sug, pred in zip(found, preds, strict=True):
+        out[sug.sentence].append((sug.example.spans[0], pred.label))
+    return out
+
+
+def span_metrics(bundle: Any, sentences: Sequence[Any], progress: Any = None) -> dict[str, Any] | None:
+    """``{"sentences", "typed", "untyped"}`` (each ``SpanScores.to_dict``) for a bundle with a detector and
+    sentences with ``text`` and ``entities`` (``conpet.data.jsonl.Sentence``); None without a detector."""
+    if bundle.suggesters.detector is None:
+        return None
+    proposed = proposed_mentions(bundle, [s.text for s in sentences], progress)
+    gold_typed = [[(Span(e.start, e.end), e.type) for e in s.entities if e.type] for s in sentences]
+    gold_spans = [[Span(e.start, e.end) for e in s.entities] for s in sentences]
+    typed = span_scores(gold_typed, proposed)
+    untyped = span_scores(gold_spans, [[span for span, _ in p] for p in proposed])
+    return {"sentences": len(sentences), "typed": typed.to_dict(), "untyped": untyped.to_dict()}
+
+
+def format_span_metrics(metrics: dict[str, Any]) -> str:
+    lines = [f"  proposed mentions on {metrics['sentences']} sentence(s) as raw text (exact match):"]
+    for key, what in (("typed", "span + type"), ("untyped", "span only")):
+        m = metrics[key]
+        lines.append(f"    {what:<12} precision {100 * m['precision']:5.1f}%  recall {100 * m['recall']:5.1f}%  "
+                     f"F1 {100 * m['f1']:5.1f}%  ({m['true_positives']} of {m['gold']} gold, "
+                     f"{m['predicted']} proposed)")
+    return "\n".join(lines)
