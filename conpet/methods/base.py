@@ -17,7 +17,7 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -556,27 +556,33 @@ class PETMethod(ContinualMethod):
     def train_step(self, task: TaskData, history: list[TaskData], rep: Reporter, stats: StepStats) -> None:
         raise NotImplementedError
 
-    # --- prediction helpers -----------------------------------------------------------------------
+    # --- prediction: one loop for every method ---------------------------------------------------------
 
-    def _batches(self, examples: Sequence[Example]) -> Iterable[tuple[int, list[Example]]]:
-        bs = self.config.eval_batch_size
-        for i in range(0, len(examples), bs):
-            yield i, list(examples[i : i + bs])
-
-    def predict(self, examples: Sequence[Example], sink: ProgressSink | None = None) -> list[Prediction]:
+    def check_trained(self) -> None:
+        """Refuse to predict before the first task is learnt."""
         if not self.task_types:
             raise ConpetError("this model has not learnt any task yet")
-        rep = Reporter(sink)
+
+    def predict(self, examples: Sequence[Example], sink: ProgressSink | None = None) -> list[Prediction]:
+        """Predictions in input order. The examples are ordered by length first (`length_order`), so that
+        batches need little padding; `predict_ordered` sees them in that order."""
+        self.check_trained()
         order = length_order(examples)
-        ordered = [examples[i] for i in order]
-        out: list[Prediction] = []
-        n = len(examples)
-        for i, batch in self._batches(ordered):
-            rep.check_cancel()
-            out.extend(self.predict_batch(batch))
-            if sink is not None:
-                rep(min(i + len(batch), n) / max(n, 1), f"predicted {min(i + len(batch), n)}/{n}", "evaluation")
+        out = self.predict_ordered([examples[i] for i in order], Reporter(sink))
         return unorder(order, out)
+
+    def predict_ordered(self, examples: list[Example], rep: Reporter) -> list[Prediction]:
+        """Predictions for length-ordered examples: `predict_batch` on each batch. A method that groups work
+        across batches (Dynamic ConPET: the examples routed to one expert) overrides this instead."""
+        out: list[Prediction] = []
+        for batch in reported(self.eval_batches(examples), rep, "predicted"):
+            out.extend(self.predict_batch(batch))
+        return out
+
+    def eval_batches(self, items: Sequence[Any]) -> list[list[Any]]:
+        """`items` cut into prediction batches (`eval_batch_size`), in order."""
+        bs = self.config.eval_batch_size
+        return [list(items[i : i + bs]) for i in range(0, len(items), bs)]
 
     def predict_batch(self, batch: list[Example]) -> list[Prediction]:
         raise NotImplementedError
@@ -638,6 +644,18 @@ class PETMethod(ContinualMethod):
     def describe(self) -> dict[str, Any]:
         return {"method": self.name, "uid": self.uid, "tasks": [list(t) for t in self.task_types],
                 "versions": dict(self.versions)}
+
+
+def reported(batches: Sequence[list[Any]], rep: Reporter, message: str, lo: float = 0.0,
+             hi: float = 1.0) -> Iterator[list[Any]]:
+    """The batches of a prediction pass, checking for cancellation before each and reporting the share of
+    items done (mapped to [lo, hi] of the job) after it, as "<message> <done>/<total>"."""
+    total, done = sum(len(b) for b in batches), 0
+    for batch in batches:
+        rep.check_cancel()
+        yield batch
+        done += len(batch)
+        rep(lo + (hi - lo) * done / max(total, 1), f"{message} {done}/{total}", "evaluation")
 
 
 def resolve_defaults(config: TrainConfig, method: Any) -> TrainConfig:

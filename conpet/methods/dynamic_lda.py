@@ -35,10 +35,10 @@ import torch
 import torch.nn.functional as F
 
 from conpet.core.errors import ConpetError
-from conpet.core.protocols import ProgressSink, Reporter
+from conpet.core.protocols import Reporter
 from conpet.data.example import Example
 from conpet.data.tasks import TaskData
-from conpet.methods.base import PETMethod, Prediction, Stage, StepStats, length_order, softmax, unorder
+from conpet.methods.base import PETMethod, Prediction, Stage, StepStats, length_order, softmax
 from conpet.methods.registry import register_method
 from conpet.methods.router import ROUTER_FILE, GaussianRouter
 from conpet.methods.training_report import (
@@ -415,21 +415,9 @@ class RoutedByStatistics(PETMethod):
 
     # --- prediction ----------------------------------------------------------------------------------
 
-    def predict(self, examples: Sequence[Example], sink: ProgressSink | None = None) -> list[Prediction]:
+    def check_trained(self) -> None:
         if not self.task_types or self.router is None:
             raise ConpetError("this model has not learnt any task yet")
-        rep = Reporter(sink)
-        order = length_order(examples)
-        ordered = [examples[i] for i in order]
-        out: list[Prediction] = []
-        n, bs = len(ordered), self.config.eval_batch_size
-        for i in range(0, n, bs):
-            rep.check_cancel()
-            chunk = ordered[i : i + bs]
-            out.extend(self.predictions(chunk, self.score_batch(chunk)))
-            if sink is not None:
-                rep(min(i + bs, n) / max(n, 1), f"predicted {min(i + bs, n)}/{n}", "evaluation")
-        return unorder(order, out)
 
     def predict_batch(self, batch: list[Example]) -> list[Prediction]:
         return self.predictions(batch, self.score_batch(batch))

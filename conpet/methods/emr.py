@@ -77,7 +77,7 @@ class MemoryBaseline(SingleModuleMethod):
     def representations(self, examples: Sequence[Example], *, raw: bool = False) -> np.ndarray:
         """Representations (after `transform` unless `raw`) of many examples, in prediction batches."""
         out = []
-        for _, chunk in self._batches(examples):
+        for chunk in self.eval_batches(examples):
             h = self.hidden_states(chunk, grad=False)
             out.append((h if raw else self.transform(h)).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.backbone.hidden_size), dtype=np.float32)
