@@ -211,3 +211,11 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141, err
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_relation_bench_defaults_to_the_repositorys_demo_data():
+    from conpet.bench.relation import DEMO
+    from conpet.cli.main import build_parser
+
+    assert DEMO.is_file()
+    assert build_parser().parse_args(["relation-bench"]).data == str(DEMO)

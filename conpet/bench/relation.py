@@ -25,7 +25,7 @@ from conpet.core.errors import ConpetError
 from conpet.data.example import Span
 from conpet.suggest.mentions import span_scores
 
-DEMO = Path(__file__).resolve().parent.parent / "resources" / "demo" / "demo.jsonl"
+DEMO = Path(__file__).resolve().parents[2] / "resources" / "demo" / "demo.jsonl"  # the repository's demo data
 
 
 def _split(path: Path, share: float, seed: int) -> tuple[list[Any], list[Any]]:
