@@ -46,12 +46,12 @@ def test_table_layout_and_outputs(tmp_path):
 
 def test_profiles_and_config_round_trip():
     for p in PROFILES:
-        exp = make_config(p, data="fewrel80", method="dynamic", seed=2)
+        exp = make_config(p, data="fewrel80", dynamic=True, seed=2)
         assert exp.train.seed == 2 and exp.n_tasks == 10
         assert ExperimentConfig.from_dict(json.loads(json.dumps(exp.to_dict()))) == exp
-    paper = make_config("paper", data="fewnerd", method="static")
+    paper = make_config("paper", data="fewnerd", dynamic=False)
     assert paper.train.lr == 2e-5 and paper.train.batch_limit == 25_000 and paper.max_train_per_type is None
-    assert make_config("paper", data="fewnerd", method="dynamic").train.lr == 1e-4
+    assert make_config("paper", data="fewnerd", dynamic=True).train.lr == 1e-4
     assert make_config("quick", data="fewrel80").max_train_per_type is not None
     with pytest.raises(ConfigError):
         TrainConfig(top_t=0)

@@ -356,6 +356,7 @@ def run_bench(*, data: str, backbone: str, methods: Sequence[str], profile: str,
     on a CPU without CUDA, torch's default otherwise."""
     import torch
 
+    from conpet.methods.registry import method_class
     from conpet.model.backbones import load_backbone
 
     threads = threads or (1 if (device or "cpu") == "cpu" and not torch.cuda.is_available() else 0)
@@ -371,8 +372,8 @@ def run_bench(*, data: str, backbone: str, methods: Sequence[str], profile: str,
     for seed in seeds:
         tasks_cache: dict[tuple[Any, ...], list[TaskData]] = {}
         for m in methods:
-            exp = make_config(profile, data=data, backbone=backbone, method=m, seed=seed, n_tasks=n_tasks,
-                              **overrides)
+            exp = make_config(profile, data=data, backbone=backbone, dynamic=method_class(m).dynamic_family,
+                              seed=seed, n_tasks=n_tasks, **overrides)
             exp = exp.replace(split="group" if split == "coarse" else "random", **exp_overrides)
             key = (exp.n_tasks, exp.split, exp.max_train_per_type, exp.max_valid_per_type, exp.max_test_per_type)
             if key not in tasks_cache:

@@ -109,6 +109,20 @@ class ContinualMethod:
     # True where a step trains on all history without a batch limit (joint retraining, Limitless): step k
     # then costs about k times the first, and progress and ETA weight the steps so.
     step_cost_grows: ClassVar[bool] = False
+    # One PET expert per task (Dynamic ConPET and its variants): trained with Table III's dynamic learning rate,
+    # a step trains the new expert after the selector (when it has one).
+    dynamic_family: ClassVar[bool] = False
+    # Routed by per-type statistics instead of a trained selector (conpet.methods.dynamic_lda): experts see their
+    # own task only, and the router's statistics need a feature pass instead of batches.
+    routed_by_statistics: ClassVar[bool] = False
+    # Offered to projects (the app's method list, `conpet train --method`). Never inherited: a subclass (a
+    # variant, an ablation, a Table IV name for the same model) is offered only where it says so itself.
+    in_projects: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "in_projects" not in vars(cls):
+            cls.in_projects = False
 
     def learn_task(self, task: TaskData, history: Sequence[TaskData], sink: ProgressSink | None = None) -> StepStats:
         raise NotImplementedError

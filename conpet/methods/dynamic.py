@@ -38,6 +38,9 @@ class DynamicConPET(PETMethod):
                                   "input to one expert per task")
     SELECTOR: ClassVar[str] = "selector"
     use_selector: ClassVar[bool] = True  # False: every expert active (the "w/o selector" ablation)
+    selector_labels: ClassVar[str | None] = None  # a variant's fixed TrainConfig.selector_labels
+    dynamic_family: ClassVar[bool] = True
+    in_projects: ClassVar[bool] = True
 
     @staticmethod
     def expert(j: int) -> str:

@@ -74,6 +74,9 @@ class RoutedByStatistics(PETMethod):
     use_selector: ClassVar[bool] = True  # it routes (the runner then measures oracle routing)
     use_experts: ClassVar[bool] = True  # False: the router alone predicts (training-free rows)
     features_from: ClassVar[str | None] = None  # a subclass may fix the feature map
+    dynamic_family: ClassVar[bool] = True
+    routed_by_statistics: ClassVar[bool] = True
+    in_projects: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

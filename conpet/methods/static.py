@@ -122,6 +122,7 @@ class StaticConPET(SingleModuleMethod):
         "namic replay of all history with the batch limit")
     # measured: W 53.08 with the markers against 44.67 with [MASK] alone (fewrel80 quick, 2 seeds)
     default_representation = "markers"
+    in_projects = True
 
 
 class SequentialLoRA(SingleModuleMethod):

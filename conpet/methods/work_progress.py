@@ -70,16 +70,17 @@ def step_work(method: str, config: object, new: object, datas: Sequence[object],
     """The segments of one project training step of ``method`` (``TrainConfig`` ``config``) on the new task
     ``new`` with every seen task ``datas`` (``TaskData``): what ``conpet.project.training`` runs; with the
     suggesters' step over ``suggester_sentences`` labelled sentences when they train (``suggester_units``)."""
-    from conpet.core.config import DYNAMIC_FAMILY
+    from conpet.methods.registry import method_class
     from conpet.methods.replay import validation_size
-    from conpet.methods.training_report import ROUTED_BY_STATISTICS, readapts_map, stage_plans
+    from conpet.methods.training_report import readapts_map, stage_plans
 
     c = config
     seen_types = sum(len(d.types) for d in datas)  # type: ignore[attr-defined]
     seen_examples = sum(len(d.train) for d in datas)  # type: ignore[attr-defined]
     plans = stage_plans(method, c, len(new.train), len(datas) > 1,  # type: ignore[attr-defined]
                         seen_types=seen_types, seen_examples=seen_examples)
-    routed = method in ROUTED_BY_STATISTICS
+    cls = method_class(method)
+    routed = cls.routed_by_statistics
     out = []
     for p in plans:
         own_task = routed and p.stage != "feature-map"  # a re-adapted map validates on every learnt task
@@ -97,7 +98,7 @@ def step_work(method: str, config: object, new: object, datas: Sequence[object],
         out.append(Segment("router", units=float(seen_examples if fresh else len(new.train))))  # type: ignore
     # The new task's test examples: one pass (the router's features, with the first expert's logits), one
     # more for a routed later expert or for a selector's experts; the old tasks' are cached.
-    passes = 2.0 if (len(datas) > 1 or method in DYNAMIC_FAMILY and not routed) else 1.0
+    passes = 2.0 if (len(datas) > 1 or cls.dynamic_family and not routed) else 1.0
     n_old_test = sum(len(d.test) for d in datas[:-1])  # type: ignore[attr-defined]
     out.append(Segment("evaluation", units=passes * len(new.test) + CACHED_COST * n_old_test))  # type: ignore
     if suggester_sentences:
