@@ -24,6 +24,7 @@ from typing import Any
 
 from conpet.core.config import ExperimentConfig, make_config
 from conpet.core.errors import ConpetError
+from conpet.core.files import write_text_atomic
 from conpet.core.progress_bar import TerminalProgress
 from conpet.core.protocols import ProgressEvent
 from conpet.data.tasks import SplitError, TaskData
@@ -334,9 +335,7 @@ def write_outputs(records: list[dict[str, Any]], out: Path, command: str | None 
     doc = {"format": 1, "records": records, "table": table}
     if command:
         doc["command"] = command
-    tmp = out / (RESULTS_JSON + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / RESULTS_JSON)
+    write_text_atomic(out / RESULTS_JSON, json.dumps(doc, indent=2) + "\n")
     write_csv(records, out / RESULTS_CSV)
     plot_avg_acc(records, out / PLOT_PNG)
     (out / "table.txt").write_text(table + "\n", encoding="utf-8")

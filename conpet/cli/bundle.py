@@ -7,7 +7,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any, TextIO
 
 from conpet.bundle import Bundle, BundleError, sentence_queries
 from conpet.core.errors import ConpetError, DataErrors, DataFormatError
+from conpet.core.files import atomic_text_file
 from conpet.core.progress_bar import TerminalProgress, cancel_on_sigint
 from conpet.project.bundles import export_bundle, import_bundle
 
@@ -325,19 +325,8 @@ def _written(out: str | None, write: Callable[[TextIO], Any]) -> Any:
     """``write(stream)`` to standard output, or atomically to the file ``out`` (a crash leaves no half file)."""
     if not out:
         return write(sys.stdout)
-    out_path = Path(out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            result = write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return result
+    with atomic_text_file(out) as f:
+        return write(f)
 
 
 def _cmd_predict_project(args: Any) -> int:

@@ -22,7 +22,6 @@ import itertools
 import json
 import re
 import shutil
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -35,6 +34,7 @@ from torch import nn
 
 from conpet.core.config import LoraSettings  # defined with the other settings; imported from here too
 from conpet.core.errors import ConpetError
+from conpet.core.files import replace_folder
 from conpet.model.backbones import Backbone
 from conpet.model.encoding import Batch
 from conpet.model.representations import REPRESENTATIONS, check_representation, layer_index
@@ -383,20 +383,15 @@ class PETModel:
         from safetensors.torch import save_file
 
         head = self._head(name)
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-        try:
-            adapter = self._adapter(name)
+        adapter = self._adapter(name)
+
+        def write(out: Path) -> None:
             with self._shared.lock:
-                peft_dir = tmp / "peft"
+                peft_dir = out / "peft"
                 self._shared.model.save_pretrained(str(peft_dir), selected_adapters=[adapter])
                 self._shared.sync_grads()
-            saved = peft_dir / adapter
-            out = tmp / "module"
-            out.mkdir()
             for fname in ("adapter_config.json", "adapter_model.safetensors"):
-                shutil.move(str(saved / fname), str(out / fname))
+                shutil.move(str(peft_dir / adapter / fname), str(out / fname))
             shutil.rmtree(peft_dir)
             tensors = {
                 "weight": head.weight.detach().cpu().contiguous(),
@@ -406,13 +401,8 @@ class PETModel:
             (out / "module.json").write_text(
                 json.dumps(self._module_info(name), indent=2, sort_keys=True) + "\n"
             )
-            old = tmp / "old"
-            if folder.exists():
-                folder.rename(old)
-            out.rename(folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return folder
+
+        return replace_folder(folder, write)
 
     def _module_info(self, name: str) -> dict[str, Any]:
         import peft

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -159,21 +158,16 @@ def _task_data(index: int, types: Sequence[str], examples: Sequence[Any], splits
 
 def _save_model_atomic(method: Any, folder: Path, training: Mapping[str, Any],
                        suggesters: Any = None) -> None:
+    from conpet.core.files import replace_folder
     from conpet.suggest.suggestions import save_suggesters
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
-        stage = tmp / "model"
+    def write(stage: Path) -> None:
         method.save(stage)
         if suggesters is not None:
             save_suggesters(stage, suggesters)
         (stage / TRAINING_FILE).write_text(json.dumps(training, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)
-        stage.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    replace_folder(folder, write)
 
 
 def train_project(project: Any, *, method: str | None = None, backbone: Any = None,
