@@ -339,10 +339,6 @@ def save_json(config: TrainConfig | ExperimentConfig, path: str | Path) -> None:
     Path(path).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def load_json(path: str | Path, cls: type = TrainConfig) -> Any:
-    return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-
-
 # Table III of the paper (batch size 8, weight decay 0.01 everywhere).
 TABLE_III: dict[str, dict[str, Any]] = {
     "fewnerd": dict(lr_static=2e-5, lr_dynamic=1e-4, batch_limit=25_000, max_epochs=10, max_len=256),

@@ -108,16 +108,6 @@ def examples_of(sentences: Sequence[Any], source: str) -> list[Example]:
     return out
 
 
-def evaluate_bundle(bundle: Any, path: str | Path, fmt: str | None = None, options: dict | None = None,
-                    progress: Any = None, *, oracle: bool = True) -> EvalReport:
-    """Score ``bundle`` on the labelled file ``path`` (see the module docstring)."""
-    from conpet.data.formats import read_sentences
-
-    t0 = time.monotonic()
-    name, sentences = read_sentences(path, fmt, **(options or {}))
-    return evaluate_sentences(bundle, sentences, path, name, progress, oracle=oracle, started=t0)
-
-
 def evaluate_sentences(bundle: Any, sentences: Sequence[Any], path: str | Path, name: str, progress: Any = None,
                        *, oracle: bool = True, started: float | None = None) -> EvalReport:
     """Score ``bundle`` on sentences already read from ``path`` (in format ``name``)."""

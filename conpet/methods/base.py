@@ -265,24 +265,20 @@ class PETMethod(ContinualMethod):
                                           self.config.encoder_settings)
         return self._encoder
 
-    def adapter(self, name: str) -> str:
-        """The PETModel name of a logical module (the same: each method has its own PETModel)."""
-        return name
-
     def module_id(self, name: str) -> str:
         return f"{self.uid}/{name}"
 
     def has_module(self, name: str) -> bool:
-        return self._pet is not None and self.adapter(name) in set(self.pet.module_names)
+        return self._pet is not None and name in set(self.pet.module_names)
 
     def add_module(self, name: str, n_outputs: int, init_from: str | None = None) -> None:
-        self.pet.add_module(self.adapter(name), n_outputs,
-                            init_from=self.adapter(init_from) if init_from else None,
+        self.pet.add_module(name, n_outputs,
+                            init_from=init_from,
                             representation=self.config.representation or "mask")
 
     def remove_module(self, name: str) -> None:
         if self.has_module(name):
-            self.pet.remove_module(self.adapter(name))
+            self.pet.remove_module(name)
 
     def job(self) -> AbstractContextManager[Any]:
         """Each example is tokenised once in the job, however many epochs, stages and modules read it
@@ -298,9 +294,9 @@ class PETMethod(ContinualMethod):
         self.backbone_examples += len(examples)
         batch = self.encode(examples)
         if grad:
-            return self.pet.logits(batch, self.adapter(name)).float()
+            return self.pet.logits(batch, name).float()
         with torch.no_grad():
-            return self.pet.logits(batch, self.adapter(name)).float()
+            return self.pet.logits(batch, name).float()
 
     def is_frozen(self, name: str) -> bool:
         return name not in self._training
@@ -314,7 +310,7 @@ class PETMethod(ContinualMethod):
 
     def _raw_module_logits(self, name: str, examples: Sequence[Example], *, grad: bool) -> torch.Tensor:
         if not examples:
-            return torch.zeros((0, self.pet.n_outputs(self.adapter(name))), device=self._device)
+            return torch.zeros((0, self.pet.n_outputs(name)), device=self._device)
         if grad or self.cache is None or not self.uses_cache or not self.is_frozen(name):
             return self.forward_logits(name, examples, grad=grad)
         mid, ver = self.module_id(name), self.versions.get(name, 0)
@@ -348,7 +344,7 @@ class PETMethod(ContinualMethod):
             return None
         if name.startswith("expert_") and name[7:].isdigit() and int(name[7:]) < self.n_tasks:
             return self.kinds_of(self.task_types[int(name[7:])])
-        if self.pet.n_outputs(self.adapter(name)) == len(self.types):
+        if self.pet.n_outputs(name) == len(self.types):
             return self.kinds_of(self.types)
         return None
 
@@ -409,7 +405,7 @@ class PETMethod(ContinualMethod):
         c = self.config
         st = StageStats(stage.name, stage.module)
         t0 = time.monotonic()
-        adapter = self.adapter(stage.module)
+        adapter = stage.module
         self.pet.set_trainable(adapter)
         params = list(self.pet.module_parameters(adapter))
         for h in self.hooks:
@@ -625,7 +621,7 @@ class PETMethod(ContinualMethod):
         folder.mkdir(parents=True, exist_ok=True)
         names = self.logical_modules()
         for name in names:
-            self.pet.save_module(self.adapter(name), folder / name)
+            self.pet.save_module(name, folder / name)
         state = {
             "format": METHOD_FORMAT, "method": self.name, "uid": self.uid,
             "backbone": getattr(self.backbone, "name", ""),
@@ -651,7 +647,7 @@ class PETMethod(ContinualMethod):
             sub = folder / name
             if not sub.is_dir():
                 raise ConpetError(f"{folder}: module folder {name!r} is missing")
-            method.pet.load_module(sub, method.adapter(name))
+            method.pet.load_module(sub, name)
         method.load_extra_state(state.get("extra", {}))
         return method
 

@@ -134,7 +134,7 @@ class DynamicConPET(PETMethod):
             if not self.has_module(self.SELECTOR):
                 self.add_module(self.SELECTOR, grow)
             else:
-                self.pet.grow_head(self.adapter(self.SELECTOR), grow)
+                self.pet.grow_head(self.SELECTOR, grow)
             self.bump_version(self.SELECTOR)
             if k > 0 or self.type_level_selector:  # one task id alone has nothing to learn
                 sel_sampler = self.make_sampler("selector", task.train, old, c.iter1_limit)

@@ -184,9 +184,9 @@ class RoutedByStatistics(PETMethod):
         with torch.no_grad():
             if fm is None or not self.has_module(fm):
                 return self.pet.hidden(batch, None, "markers", self.feature_layers).cpu().numpy(), None
-            feats = self.pet.hidden(batch, self.adapter(fm), "markers", self.feature_layers)
+            feats = self.pet.hidden(batch, fm, "markers", self.feature_layers)
             shares = self.use_experts and fm == self.expert(0)  # the map is expert 0: its logits come along
-            logits = self.pet.head_logits(self.adapter(fm), feats) if shares else None
+            logits = self.pet.head_logits(fm, feats) if shares else None
         return feats.cpu().numpy(), (logits.cpu().numpy() if logits is not None else None)
 
     # --- training ------------------------------------------------------------------------------------
