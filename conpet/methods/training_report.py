@@ -5,13 +5,12 @@ so the CLI, the app and the tests say the same thing."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from conpet.core.config import TrainConfig
-from conpet.methods.replay import split_batch
+from conpet.methods.replay import split_batch, stage_batches
 
 SMALL_TEST = 20  # fewer test examples than this and one example moves the accuracy by more than 5 points
 
@@ -66,10 +65,7 @@ def stage_plans(method: str, config: TrainConfig, new_examples: int, has_old: bo
     out = []
     cls = _class(method)
     if readapts_map(method, config, seen_types, has_old):
-        per_epoch = math.ceil(seen_examples / config.batch_size) if seen_examples else 0
-        total = config.max_epochs * per_epoch
-        if config.iter2_limit is not None:
-            total = min(total, config.iter2_limit)
+        per_epoch, total = stage_batches(seen_examples, config.batch_size, config.max_epochs, config.iter2_limit)
         out.append(StagePlan("feature-map", total, per_epoch, config.max_epochs, config.batch_size, 0,
                              seen_examples, config.patience))
     if cls.routed_by_statistics:
@@ -88,11 +84,8 @@ def stage_plans(method: str, config: TrainConfig, new_examples: int, has_old: bo
     else:
         limits = [("training", config.batch_limit)]
     n_new, n_old = split_batch(config.batch_size, config.new_old_ratio, has_old and config.replay)
-    per_epoch = math.ceil(new_examples / n_new) if new_examples else 0
     for stage, limit in limits:
-        total = config.max_epochs * per_epoch
-        if limit is not None:
-            total = min(total, limit)
+        per_epoch, total = stage_batches(new_examples, n_new, config.max_epochs, limit)
         out.append(StagePlan(stage, total, per_epoch, config.max_epochs, n_new, n_old, new_examples,
                              config.patience))
     return out

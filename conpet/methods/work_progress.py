@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from conpet.core.protocols import ProgressEvent, ProgressSink
+from conpet.methods.replay import stage_batches
 
 # Forward + backward + optimizer step of one training example, in no-grad forwards of one example:
 # measured on the demo project (minilm, one CPU thread, dynamic-lda, six runs on a shared 2-core machine):
@@ -114,8 +115,7 @@ def suggester_units(config: object, sentences: int) -> float:
     limit = getattr(config, "batch_limit", None)
     total = 0.0
     for epochs in (6, 4):
-        batches = epochs * math.ceil(sentences / 16)
-        total += TRAIN_COST * 16 * (min(batches, limit) if limit else batches)
+        total += TRAIN_COST * 16 * stage_batches(sentences, 16, epochs, limit)[1]
     return total
 
 
