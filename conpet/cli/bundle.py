@@ -234,7 +234,7 @@ def predict_file(bundle: Bundle, path: str | Path, out: TextIO, progress: Any = 
     ``line`` number), in chunks of about ``CHUNK_MENTIONS`` mentions. Bad lines raise ``DataErrors``
     (all of them at once) unless ``skip_bad``; ``checked`` is the input's ``check_input`` when the caller
     has it. Returns (sentences, mentions)."""
-    from conpet.core.protocols import ProgressEvent
+    from conpet.core.protocols import EtaEstimator, ProgressEvent
 
     path = Path(path)
     checked = checked or check_input(path)
@@ -245,6 +245,7 @@ def predict_file(bundle: Bundle, path: str | Path, out: TextIO, progress: Any = 
     done_s = done_m = 0
     pending: list[tuple[int, str, str, list[Any]]] = []
     t0 = time.monotonic()
+    eta = EtaEstimator(started=t0)
 
     def flush() -> None:
         nonlocal done_s, done_m
@@ -259,7 +260,7 @@ def predict_file(bundle: Bundle, path: str | Path, out: TextIO, progress: Any = 
             f = done_s / max(total, 1)
             progress.report(ProgressEvent(f, f"{done_s}/{total} sentences, {done_m} mentions "
                                              f"({done_s / max(el, 1e-9):.1f} sentences/s)", "predict",
-                                          el * (1 - f) / f if f > 0 else None))
+                                          eta.update(f)))
 
     n_pending = 0
     for line_no, query, problem in _queries(path, kinds):

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from conpet.core.protocols import ProgressEvent, ProgressSink
+from conpet.core.protocols import EtaEstimator, ProgressEvent, ProgressSink
 from conpet.methods.replay import stage_batches
 
 # Forward + backward + optimizer step of one training example, in no-grad forwards of one example:
@@ -134,36 +134,9 @@ def fold_work(method: str, config: object, new: object, history_and_new: Sequenc
     return one * folds
 
 
-class EtaEstimator:
-    """Seconds left from the rate of work measured after a warm-up: ``update(done, worked)`` with the
-    units done (what the fraction shows) and the units actually worked (done minus skipped)."""
-
-    def __init__(self, total: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.total = max(total, 1e-9)
-        self.clock = clock
-        self._start: tuple[float, float] | None = None  # (time, units worked) when the warm-up ended
-        self._reports = 0  # updates since then
-
-    def update(self, done: float, worked: float, expected: float | None = None) -> float | None:
-        """``expected``: the units the job should take in all (below ``total`` where early stopping should
-        skip some); the warm-up and the timed work are shares of it."""
-        now = self.clock()
-        total = self.total if expected is None else expected
-        if self._start is None:
-            if worked >= WARMUP_SHARE * total:
-                self._start = (now, worked)
-            return None
-        t0, w0 = self._start
-        self._reports += 1
-        if worked - w0 < MEASURE_SHARE * total or self._reports < MEASURE_REPORTS or now <= t0:
-            return None
-        rate = (worked - w0) / (now - t0)
-        return max(total - done, 0.0) / rate
-
-
 class WorkProgress:
     """Forwards a job's progress to ``sink`` as the fraction of its segments' units done, with the ETA
-    of ``EtaEstimator``. ``training_sink()`` takes the method's ``learn_task`` events (placed by their stage
+    of ``conpet.core.protocols.EtaEstimator`` (after a warm-up). ``training_sink()`` takes the method's ``learn_task`` events (placed by their stage
     and metrics), ``segment_sink(name)`` a sub-job whose fraction covers one segment, ``finish(name)`` marks
     a segment done."""
 
@@ -173,7 +146,7 @@ class WorkProgress:
         self.segments = list(segments)
         self.names = [s.name for s in self.segments]
         self.total = sum(s.total for s in self.segments) or 1.0
-        self.eta = EtaEstimator(self.total, clock)
+        self.eta = EtaEstimator(self.total, clock, warmup=WARMUP_SHARE, measure=MEASURE_SHARE, reports=MEASURE_REPORTS)
         self.prefix = prefix
         self._done = [0.0] * len(self.segments)
         self._skipped = 0.0
