@@ -355,13 +355,14 @@ def run_bench(*, data: str, backbone: str, methods: Sequence[str], profile: str,
     on a CPU without CUDA, torch's default otherwise."""
     import torch
 
+    from conpet.core.runtime import apply_threads
     from conpet.methods.registry import method_class
     from conpet.model.backbones import load_backbone
 
     threads = threads or (1 if (device or "cpu") == "cpu" and not torch.cuda.is_available() else 0)
     if threads:
         # One thread per process: on a shared CPU, two threads fighting other jobs run 5-20x slower.
-        torch.set_num_threads(threads)
+        apply_threads(threads)
     overrides = dict(overrides or {})
     exp_overrides = {k: overrides.pop(k) for k in list(overrides)
                      if k in ("max_train_per_type", "max_valid_per_type", "max_test_per_type")}
