@@ -89,6 +89,26 @@ def test_too_many_tasks_names_the_option_before_the_backbone_loads(tmp_path, cap
     assert str(data) in err
 
 
+def test_without_matplotlib_the_bench_says_how_to_install_it_before_any_work(tmp_path, capsys, monkeypatch):
+    import sys
+
+    import conpet.model.backbones
+    from conpet.cli.main import main
+
+    def no_backbone(*args, **kwargs):
+        raise AssertionError("the backbone was loaded although the plot could not be drawn")
+
+    monkeypatch.setattr(conpet.model.backbones, "load_backbone", no_backbone)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without the bench extra has
+    data = _toy_file(tmp_path / "toy.jsonl", ("city", "fruit", "color"))
+    assert main(["bench", "--data", str(data), "--tasks", "3", "--methods", "static", "--out",
+                 str(tmp_path / "out")]) == 1
+    assert main(["bench", "--merge", str(tmp_path / "out"), "--out", str(tmp_path / "merged")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("pip install 'conpet-studio[bench]'") == 2 and "matplotlib" in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "merged").exists()
+
+
 @pytest.mark.slow
 def test_bench_end_to_end_on_a_tiny_file(minilm, tmp_path, capsys):
     import torch

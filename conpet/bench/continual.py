@@ -299,6 +299,18 @@ def write_csv(records: Sequence[dict[str, Any]], path: Path) -> None:
                             r["peak_rss_mb"], r["data"], r["backbone"], r["profile"]])
 
 
+PLOT_INSTALL = ("conpet bench draws avg_acc.png with matplotlib, which is not installed; install the benches' "
+                "extra with `pip install 'conpet-studio[bench]'` (or `pip install matplotlib`)")
+
+
+def check_plotting() -> None:
+    """Refuse before any work when matplotlib (an optional dependency: the ``bench`` extra) is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise ConpetError(PLOT_INSTALL) from exc
+
+
 def plot_avg_acc(records: Sequence[dict[str, Any]], path: Path) -> None:
     """Fig. 3 style: average accuracy after each step, mean over seeds with a ± std band."""
     import matplotlib
@@ -353,6 +365,7 @@ def run_bench(*, data: str, backbone: str, methods: Sequence[str], profile: str,
     results survive an interrupted bench); returns the table. `split` "coarse": one task per coarse type.
     `overrides` are training settings, or the experiment's caps (max_train_per_type, ...). `threads` 0: one
     on a CPU without CUDA, torch's default otherwise."""
+    check_plotting()
     import torch
 
     from conpet.core.runtime import apply_threads
@@ -405,6 +418,7 @@ def merge(sources: Sequence[str | Path], out: Path, command: str | None = None,
     The same (method, seed) twice, or records of different data, backbones or profiles, are refused:
     either would make a row's mean meaningless. `only` keeps just those methods (names after renaming).
     """
+    check_plotting()
     rename = rename or {}
     records: list[dict[str, Any]] = []
     origin: dict[tuple[str, int], str] = {}
