@@ -55,3 +55,10 @@ def test_a_project_refuses_a_method_it_does_not_offer_and_changes_nothing(tmp_pa
     assert "cannot train with 'crl'" in capsys.readouterr().err
     cmp = filecmp.dircmp(before, folder)
     assert not (cmp.diff_files or cmp.left_only or cmp.right_only), "a refused training changed the project"
+
+
+def test_conpet_methods_marks_what_a_project_can_use(capsys):
+    assert cli.main(["methods"]) == 0
+    marked = {ln.split()[0]: ln.split()[1] for ln in capsys.readouterr().out.splitlines()
+              if ln.split()[1] in ("(default)", "(project)")}
+    assert marked == {n: "(default)" if n == DEFAULT_METHOD else "(project)" for n in project_methods()}

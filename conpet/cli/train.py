@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
     # no argparse choices: listing the project methods would import every method (and torch) for `--help`
     p.add_argument("--method", default=None, metavar="NAME",
                    help=f"continual method for a new project's model (default {DEFAULT_METHOD}; later steps keep "
-                        "it); one the project layer offers (see `conpet methods`)")
+                        "it); one that `conpet methods` marks (default) or (project)")
     p.add_argument("--backbone", default=None, metavar="NAME|PATH",
                    help="minilm, smollm2-135m, or a local model folder / GGUF file (default: the model's own, "
                         "else minilm)")
