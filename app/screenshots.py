@@ -95,7 +95,7 @@ def show(folder: Path, tab: str, train: bool, sentence: str | None, decide_how: 
     from app.views.train_dialog import TrainChoice
 
     app = make_application(sys.argv[:1])
-    dialogs.AUTO_ANSWER = True
+    dialogs.answer_without_asking()
     w = MainWindow(AppSettings(folder.parent / "screenshots.ini"))
     w.resize(1280, 800)
     w.show()

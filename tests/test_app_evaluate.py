@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_app_helpers are used as parameters)
 """The app's "Evaluate on a file…": the job runs on a worker (Cancel stops it), the report dialog shows the
 same figures as `conpet evaluate PROJECT_DIR FILE` and saves the same JSON; the project is left as it was."""
 
@@ -10,7 +11,6 @@ from demo_data import demo_subset
 from test_app_helpers import no_leftover_threads, quiet_dialogs  # noqa: F401
 from test_project_evaluate import folder_digest, labelled_file
 
-from app import dialogs
 from app.main_window import MainWindow
 from app.views.evaluation_dialog import EvaluationDialog
 from conpet.project.evaluate import evaluate_project
@@ -47,7 +47,8 @@ def window(qtbot, settings, provider) -> MainWindow:
     return w
 
 
-def test_evaluate_on_a_file_shows_the_report_and_saves_its_json(qtbot, settings, trained, tmp_path, minilm):
+def test_evaluate_on_a_file_shows_the_report_and_saves_its_json(qtbot, settings, trained, tmp_path, minilm,
+                                                              quiet_dialogs):
     w = window(qtbot, settings, lambda name, device: minilm)
     assert w.open_project(trained)
     assert w.evaluate_action.isEnabled()
@@ -78,7 +79,7 @@ def test_evaluate_on_a_file_shows_the_report_and_saves_its_json(qtbot, settings,
     saved = json.loads(out.read_text(encoding="utf-8"))
     assert saved["accuracy"] == pytest.approx(want.accuracy) and saved["n_examples"] == want.n_examples
     assert saved["per_type"] == json.loads(json.dumps(want.to_json()))["per_type"]
-    assert dialogs.shown[-1][:2] == ("saved", "Report saved")
+    assert quiet_dialogs[-1][:2] == ("saved", "Report saved")
     assert folder_digest(trained) == before
 
 

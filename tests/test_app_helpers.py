@@ -39,12 +39,31 @@ def no_leftover_threads(qapp):
         time.sleep(0.05)
 
 
+class ShownDialogs(list):
+    """(kind, title, text) of every message the app would have shown; questions get ``answer``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = True
+
+
 @pytest.fixture(autouse=True)
 def quiet_dialogs(monkeypatch):
-    """Questions are answered Yes, notices recorded instead of shown."""
-    monkeypatch.setattr(dialogs, "AUTO_ANSWER", True)
-    dialogs.shown.clear()
-    yield dialogs.shown
+    """Questions are answered (Yes unless the test sets ``quiet_dialogs.answer``), notices recorded instead of
+    shown: the app's message-box functions are replaced for the test."""
+    shown = ShownDialogs()
+
+    def recorder(kind):
+        return lambda _parent, title, text, *_rest: shown.append((kind, title, text))
+
+    def ask(_parent, title, text):
+        shown.append(("question", title, text))
+        return shown.answer
+
+    for name, kind in (("warn", "warning"), ("inform", "information"), ("saved", "saved")):
+        monkeypatch.setattr(dialogs, name, recorder(kind))
+    monkeypatch.setattr(dialogs, "ask", ask)
+    yield shown
 
 
 @pytest.fixture

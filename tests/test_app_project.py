@@ -42,7 +42,7 @@ def test_first_launch_creates_and_opens_the_demo(qtbot, app_env):
     assert w2.model is not None and w2.model.folder == (home / "Demo").resolve()
 
 
-def test_create_and_reopen_a_project(qtbot, app_env, tmp_path):
+def test_create_and_reopen_a_project(qtbot, app_env, tmp_path, quiet_dialogs):
     settings, _ = app_env
     w = open_window(qtbot, settings)
     folder = tmp_path / "My project"
@@ -54,13 +54,7 @@ def test_create_and_reopen_a_project(qtbot, app_env, tmp_path):
     assert [p.name for p in settings.recent_projects()[:2]] == ["other", "My project"]
     # opening something that is not a project says why and keeps the window usable
     assert not w.open_project(tmp_path / "nothing here")
-    assert any("not a ConPET project" in text for _k, _t, text in quiet_dialogs_texts())
-
-
-def quiet_dialogs_texts():
-    from app import dialogs
-
-    return dialogs.shown
+    assert any("not a ConPET project" in text for _k, _t, text in quiet_dialogs)
 
 
 def test_add_rename_describe_colour_shortcut_without_code(qtbot, app_env, tmp_path):
@@ -195,7 +189,8 @@ def test_export_annotations_as_jsonl_round_trips(qtbot, app_env, tmp_path):
     assert n == w.model.counts()["annotations"]
 
 
-def test_exports_default_to_the_project_folder_and_say_where_they_went(qtbot, app_env, tmp_path, monkeypatch):
+def test_exports_default_to_the_project_folder_and_say_where_they_went(qtbot, app_env, tmp_path, monkeypatch,
+                                                                       quiet_dialogs):
     from PySide6.QtWidgets import QFileDialog, QMessageBox
 
     from app import dialogs, main_window
@@ -212,10 +207,10 @@ def test_exports_default_to_the_project_folder_and_say_where_they_went(qtbot, ap
     (tmp_path / "out").mkdir()
     monkeypatch.setattr(QFileDialog, "getSaveFileName", save_as)
     w.export_jsonl()
-    qtbot.waitUntil(lambda: any(kind == "saved" for kind, _t, _x in dialogs.shown), timeout=30_000)
+    qtbot.waitUntil(lambda: any(kind == "saved" for kind, _t, _x in quiet_dialogs), timeout=30_000)
     assert offered[0].parent == w.model.folder  # the project's folder, not the home folder
     out = tmp_path / "out" / "annotations.jsonl"
-    notice = next(text for kind, _t, text in dialogs.shown if kind == "saved")
+    notice = next(text for kind, _t, text in quiet_dialogs if kind == "saved")
     assert str(out) in notice and "sentence(s)" in notice
     assert str(out) in w.statusBar().currentMessage()
 
@@ -225,11 +220,11 @@ def test_exports_default_to_the_project_folder_and_say_where_they_went(qtbot, ap
         return Path(path)
 
     monkeypatch.setattr(main_window, "_export_bundle_job", fake_bundle)
-    dialogs.shown.clear()
+    quiet_dialogs.clear()
     w.export_bundle()
-    qtbot.waitUntil(lambda: any(kind == "saved" for kind, _t, _x in dialogs.shown), timeout=30_000)
+    qtbot.waitUntil(lambda: any(kind == "saved" for kind, _t, _x in quiet_dialogs), timeout=30_000)
     assert offered[1] == w.model.folder / f"{w.model.name}.conpet.zip"
-    notice = next(text for kind, _t, text in dialogs.shown if kind == "saved")
+    notice = next(text for kind, _t, text in quiet_dialogs if kind == "saved")
     assert str(tmp_path / "out" / offered[1].name) in notice and "KiB" in notice
 
     # the notice's "Show in folder" button opens the folder that holds the file

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from test_app_helpers import app_env, make_project, no_leftover_threads, quiet_dialogs  # noqa: F401
 
-from app import dialogs
 from app.main_window import MainWindow
 from app.views.routing_view import RoutingTableModel
 from conpet.data.example import Span
@@ -60,27 +59,27 @@ def gold_of(w, sid, mention):
             and TEXT[a.start:a.end] == mention]
 
 
-def test_accept_against_a_different_gold_label_asks_and_no_keeps_it(qtbot, app_env, tmp_path, monkeypatch):
+def test_accept_against_a_different_gold_label_asks_and_no_keeps_it(qtbot, app_env, tmp_path, quiet_dialogs):
     w, view, sid, types, _run = window_with_predictions(qtbot, app_env, tmp_path)
     select(view, "sumatriptan")
-    monkeypatch.setattr(dialogs, "AUTO_ANSWER", False)  # the expert answers No
+    quiet_dialogs.answer = False  # the expert answers No
     assert not view.accept_selected()
-    question = [text for kind, _t, text in dialogs.shown if kind == "question"]
+    question = [text for kind, _t, text in quiet_dialogs if kind == "question"]
     assert question and "Drug" in question[-1] and "Person" in question[-1]
     assert gold_of(w, sid, "sumatriptan") == ["Drug"]
     assert w.model.undo_stack.count() == 0
     assert "Kept the gold label" in view.status.text()
     # Yes: replaced, and said so
-    monkeypatch.setattr(dialogs, "AUTO_ANSWER", True)
+    quiet_dialogs.answer = True
     select(view, "sumatriptan")
     assert view.accept_selected()
     assert gold_of(w, sid, "sumatriptan") == ["Person"]
     assert "was Drug" in view.status.text()
     # accepting where there is no gold label does not ask
-    dialogs.shown.clear()
+    quiet_dialogs.clear()
     select(view, "Lisbon")
     assert view.accept_selected()
-    assert not [k for k, _t, _x in dialogs.shown if k == "question"]
+    assert not [k for k, _t, _x in quiet_dialogs if k == "question"]
 
 
 def test_gold_and_review_columns_are_in_view_without_scrolling(qtbot, app_env, tmp_path):

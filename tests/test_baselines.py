@@ -287,14 +287,14 @@ def test_crl_predicts_by_nearest_prototype(runs, tasks, minilm, tmp_path):
 
 def test_crl_teacher_is_a_frozen_copy_of_the_previous_steps_module(runs, tasks):
     method, _ = runs("crl")
-    n = method.pet.n_outputs(method.adapter(method.current))
+    n = method.pet.n_outputs(method.current)
     method.prepare_step(tasks[1], [tasks[0]])  # what the next step does before the head grows
     try:
         sample = list(tasks[0].test)
         with torch.no_grad():
             torch.testing.assert_close(method.module_logits(method.TEACHER, sample),
                                        method.module_logits(method.current, sample))
-        assert method.pet.n_outputs(method.adapter(method.TEACHER)) == n
+        assert method.pet.n_outputs(method.TEACHER) == n
         assert method.is_frozen(method.TEACHER)
     finally:
         method.remove_module(method.TEACHER)

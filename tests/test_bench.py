@@ -46,12 +46,12 @@ def test_table_layout_and_outputs(tmp_path):
 
 def test_profiles_and_config_round_trip():
     for p in PROFILES:
-        exp = make_config(p, data="fewrel80", method="dynamic", seed=2)
+        exp = make_config(p, data="fewrel80", dynamic=True, seed=2)
         assert exp.train.seed == 2 and exp.n_tasks == 10
         assert ExperimentConfig.from_dict(json.loads(json.dumps(exp.to_dict()))) == exp
-    paper = make_config("paper", data="fewnerd", method="static")
+    paper = make_config("paper", data="fewnerd", dynamic=False)
     assert paper.train.lr == 2e-5 and paper.train.batch_limit == 25_000 and paper.max_train_per_type is None
-    assert make_config("paper", data="fewnerd", method="dynamic").train.lr == 1e-4
+    assert make_config("paper", data="fewnerd", dynamic=True).train.lr == 1e-4
     assert make_config("quick", data="fewrel80").max_train_per_type is not None
     with pytest.raises(ConfigError):
         TrainConfig(top_t=0)
@@ -87,6 +87,26 @@ def test_too_many_tasks_names_the_option_before_the_backbone_loads(tmp_path, cap
     err = capsys.readouterr().err
     assert "cannot split 3 types into 10 non-empty tasks; set the number of tasks with --tasks N (N at most 3)" in err
     assert str(data) in err
+
+
+def test_without_matplotlib_the_bench_says_how_to_install_it_before_any_work(tmp_path, capsys, monkeypatch):
+    import sys
+
+    import conpet.model.backbones
+    from conpet.cli.main import main
+
+    def no_backbone(*args, **kwargs):
+        raise AssertionError("the backbone was loaded although the plot could not be drawn")
+
+    monkeypatch.setattr(conpet.model.backbones, "load_backbone", no_backbone)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an install without the bench extra has
+    data = _toy_file(tmp_path / "toy.jsonl", ("city", "fruit", "color"))
+    assert main(["bench", "--data", str(data), "--tasks", "3", "--methods", "static", "--out",
+                 str(tmp_path / "out")]) == 1
+    assert main(["bench", "--merge", str(tmp_path / "out"), "--out", str(tmp_path / "merged")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("pip install 'conpet-studio[bench]'") == 2 and "matplotlib" in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "merged").exists()
 
 
 @pytest.mark.slow
@@ -211,3 +231,11 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141, err
     assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_relation_bench_defaults_to_the_repositorys_demo_data():
+    from conpet.bench.relation import DEMO
+    from conpet.cli.main import build_parser
+
+    assert DEMO.is_file()
+    assert build_parser().parse_args(["relation-bench"]).data == str(DEMO)

@@ -51,10 +51,9 @@ def test_many_keys_one_call(cache):
     np.testing.assert_array_equal(got[("e999", "m", 1)], np.full(4, 999, np.float32))
 
 
-def test_drop_module(cache):
+def test_clear(cache):
     cache.put_many({("e1", "m", 1): np.ones(2), ("e1", "m", 2): np.ones(2), ("e1", "n", 1): np.ones(2)})
-    assert cache.drop_module("m", keep_version=2) == 1
-    assert len(cache) == 2
+    assert len(cache) == 3
     cache.clear()
     assert len(cache) == 0
 

@@ -54,7 +54,7 @@ def test_converge_profile_stops_on_validation_accuracy_and_keeps_the_best_epoch(
 
 
 def test_converge_profile_is_said_before_training():
-    cfg = profile_train("converge", data="project", method="dynamic-lda")
+    cfg = profile_train("converge", data="project")
     assert cfg.batch_limit is None and cfg.max_epochs == CONVERGE_MAX_EPOCHS and cfg.patience == CONVERGE_PATIENCE
     (line,) = describe_plan(stage_plans("dynamic-lda", cfg, 400, has_old=False))
     assert line.startswith(f"expert stage: 1500 batches of 8 = 30.00 of at most {CONVERGE_MAX_EPOCHS} epoch(s)")

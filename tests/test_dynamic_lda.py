@@ -82,12 +82,12 @@ def test_a_step_leaves_old_statistics_and_experts_unchanged(minilm, tasks):
     run_continual(method, tasks[:2])
     means = method.router.means.copy()
     scatter = method.router.scatter.copy()
-    expert1 = [p.detach().clone() for p in method.pet.module_parameters(method.adapter("expert_1"))]
+    expert1 = [p.detach().clone() for p in method.pet.module_parameters("expert_1")]
     run_continual(method, tasks)
     np.testing.assert_array_equal(method.router.means[: len(means)], means)
     added = method.router.scatter - scatter  # only the new types' scatter: positive semi-definite
     assert np.linalg.eigvalsh(added).min() > -1e-6
-    for old, now in zip(expert1, method.pet.module_parameters(method.adapter("expert_1")), strict=True):
+    for old, now in zip(expert1, method.pet.module_parameters("expert_1"), strict=True):
         assert torch.equal(old, now)
 
 
@@ -201,10 +201,10 @@ def test_features_read_the_middle_and_last_layer_in_one_pass(trained, tasks, min
     finally:
         method.cache = saved
     assert method.backbone_forwards == f0 + 1 and feats.shape == (5, 6 * h)
-    last = pet.hidden(batch, method.adapter("expert_0"), "markers").numpy()
+    last = pet.hidden(batch, "expert_0", "markers").numpy()
     np.testing.assert_allclose(feats[:, 3 * h :], last, atol=1e-5)  # the final layer's states come last
     with torch.no_grad(), pet._shared.lock:
-        pet._shared.activate(pet._adapter(method.adapter("expert_0")))
+        pet._shared.activate(pet._adapter("expert_0"))
         out = pet._shared.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                                 output_hidden_states=True)
     n_layers = len(out.hidden_states) - 1
@@ -358,7 +358,7 @@ def test_a_re_adapted_feature_map_replaces_the_old_one_and_recomputes_every_stat
     method = make_method("dynamic-lda", minilm, CONFIG.replace(router_readapt_types=limit), cache=MemoryLogitCache())
     run_continual(method, tasks[:2], evaluate_each_step=False)
     assert method.map_name == "feature_map_2"
-    assert method.pet.n_outputs(method.adapter("feature_map_2")) == limit  # trained on every learnt type
+    assert method.pet.n_outputs("feature_map_2") == limit  # trained on every learnt type
     assert not method.has_module("feature_map_1")  # the step's new map replaced the old one
     from conpet.methods.router import batch_statistics
 
@@ -368,10 +368,10 @@ def test_a_re_adapted_feature_map_replaces_the_old_one_and_recomputes_every_stat
     assert method.router.types == types
     np.testing.assert_allclose(method.router.means, means, atol=1e-9)
     np.testing.assert_allclose(method.router.scatter, scatter, atol=1e-6)
-    map_weights = [p.detach().clone() for p in method.pet.module_parameters(method.adapter("feature_map_2"))]
+    map_weights = [p.detach().clone() for p in method.pet.module_parameters("feature_map_2")]
     run_continual(method, tasks, evaluate_each_step=False)  # step 3 is past the limit: the map stays
     assert method.map_name == "feature_map_2" and len(method.router.types) == sum(n_types)
-    for old, now in zip(map_weights, method.pet.module_parameters(method.adapter("feature_map_2")), strict=True):
+    for old, now in zip(map_weights, method.pet.module_parameters("feature_map_2"), strict=True):
         assert torch.equal(old, now)
     assert set(method.logical_modules()) == {"expert_0", "expert_1", "expert_2", "feature_map_2"}
     method.save(tmp_path / "model")

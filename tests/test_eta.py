@@ -64,7 +64,7 @@ def simulate(monkeypatch, new_old: bool = False):
     """Both progress stacks over one simulated step: (old events, new events, seconds in all)."""
     clock = Clock()
     monkeypatch.setattr(protocols, "time", types.SimpleNamespace(monotonic=clock))
-    cfg = profile_train("quick", data="project", method="dynamic-lda")
+    cfg = profile_train("quick", data="project")
     new = _task(5270, 660, 660)
     segments = step_work("dynamic-lda", cfg, new, [new])
     expert = segments[0]
@@ -129,7 +129,7 @@ def test_skipped_work_moves_the_fraction_but_not_the_rate():
     """A stage that stops early (patience) jumps the fraction to the next stage; the rate stays that of
     the work really done."""
     clock = Clock()
-    segs = step_work("dynamic-lda", profile_train("converge", data="project", method="dynamic-lda"),
+    segs = step_work("dynamic-lda", profile_train("converge", data="project"),
                      _task(200, 30, 30), [_task(200, 30, 30)])
     events = Events(clock)
     work = WorkProgress(events, segs, clock=clock)
@@ -151,7 +151,7 @@ def test_skipped_work_moves_the_fraction_but_not_the_rate():
 def test_a_single_module_method_s_train_stage_moves_the_fraction():
     """Static ConPET's stage is called "train" in its events, "training" in its plan."""
     clock = Clock()
-    segs = step_work("static", profile_train("quick", data="project", method="static"), _task(80, 10, 10),
+    segs = step_work("static", profile_train("quick", data="project", dynamic=False), _task(80, 10, 10),
                      [_task(80, 10, 10)])
     assert segs[0].name == "training"
     events = Events(clock)
@@ -167,7 +167,7 @@ def test_under_early_stopping_the_eta_expects_the_soonest_stop():
     after epoch 4: the ETA counts one more epoch, not 27 (the bar still counts the plan)."""
     clock = Clock()
     task = _task(200, 30, 30)
-    segs = step_work("dynamic-lda", profile_train("converge", data="project", method="dynamic-lda"), task, [task])
+    segs = step_work("dynamic-lda", profile_train("converge", data="project"), task, [task])
     expert = segs[0]
     assert expert.patience == 3 and expert.epochs == 30
     events = Events(clock)

@@ -51,7 +51,8 @@ def test_checker_catches_a_violation(tmp_path):
 
 
 # What each package of `conpet` may import (besides itself); each package's __init__ says the same in words.
-# Only `project`, `bench` and `cli` know both the store and the methods; nothing imports `cli`.
+# Only `project`, `bench` and `cli` know both the store and the methods; only `cli` imports `bench` (the benches
+# are plain functions, their commands' parsing is in `cli`); nothing imports `cli`.
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
     "data": {"core"},
@@ -105,3 +106,26 @@ def test_layering_check_catches_an_upward_import(tmp_path):
     (tmp_path / "methods").mkdir()
     (tmp_path / "methods" / "x.py").write_text("def f():\n    from conpet.store import Project\n")
     assert _layering_offences(tmp_path) == ["conpet/methods/x.py (methods) imports ['store']"]
+
+
+def test_only_the_cli_imports_the_benches_and_nothing_imports_the_cli():
+    assert {p for p, allowed in ALLOWED.items() if "bench" in allowed} == {"cli"}
+    assert not any("cli" in allowed for allowed in ALLOWED.values())
+
+
+def _argument_parsers(root: Path) -> list[str]:
+    """Files outside `cli/` that import argparse: command-line parsing belongs to `conpet.cli`."""
+    return [f"conpet/{path.relative_to(root)}" for path in sorted(root.rglob("*.py"))
+            if path.relative_to(root).parts[0] != "cli" and "argparse" in _imported_roots(path)]
+
+
+def test_argument_parsing_lives_in_the_cli_package():
+    assert not _argument_parsers(ROOT / "conpet")
+
+
+def test_argument_parsing_check_catches_a_parser_elsewhere(tmp_path):
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "x.py").write_text("import argparse\n")
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "cli" / "y.py").write_text("import argparse\n")
+    assert _argument_parsers(tmp_path) == ["conpet/bench/x.py"]

@@ -132,23 +132,6 @@ def test_no_adapter_hidden_is_the_plain_backbone(pet, batch, minilm):
         assert not torch.allclose(pet.hidden(batch, "a"), plain, atol=1e-5)
 
 
-def test_hidden_mixed_equals_per_module_hidden(pet, batch):
-    pet.add_module("a", 2)
-    pet.add_module("b", 3)
-    _train_step(pet, batch, "a")
-    _train_step(pet, batch, "b")
-    names = ["b", None, "a"]
-    with torch.no_grad():
-        mixed = pet.hidden_mixed(batch, names)
-        for i, name in enumerate(names):
-            assert torch.allclose(mixed[i], pet.hidden(batch, name)[i], atol=1e-5), name
-        logits = pet.logits_mixed(batch, ["b", "a", "a"])
-        assert [tuple(x.shape) for x in logits] == [(3,), (2,), (2,)]
-        assert torch.allclose(logits[0], pet.logits(batch, "b")[0], atol=1e-5)
-    with pytest.raises(ValueError):
-        pet.hidden_mixed(batch, ["a"])
-
-
 def test_save_load_round_trip_gives_identical_logits(pet, batch, tmp_path, minilm):
     pet.add_module("a", 3)
     _train_step(pet, batch, "a")
@@ -247,8 +230,5 @@ def test_decoder_module_reads_hidden_at_mask(smollm):
             both = pet.hidden(batch, "a")
             assert both.shape == (2, 576)
             assert torch.allclose(both[0], alone, atol=1e-4)  # padding does not change the [MASK] state
-            mixed = pet.hidden_mixed(batch, ["b", "a"])
-            assert torch.allclose(mixed[1], both[1], atol=1e-4)
-            assert torch.allclose(mixed[0], pet.hidden(batch, "b")[0], atol=1e-4)
     finally:
         pet.close()

@@ -226,9 +226,9 @@ def test_a_project_builds_its_training_settings_from_the_profile_directly():
     from conpet.core.config import TrainConfig, make_config, profile_train
 
     for profile in ("smoke", "quick", "paper"):
-        for method in ("dynamic-typesel", "static"):
-            train = profile_train(profile, data="project", method=method)
-            exp = make_config(profile, data="project", method=method)
+        for method, dynamic in (("dynamic-typesel", True), ("static", False)):
+            train = profile_train(profile, data="project", dynamic=dynamic)
+            exp = make_config(profile, data="project", dynamic=dynamic)
             assert train == exp.train.replace(memory_per_type=TrainConfig().memory_per_type)
             assert pt.profile_budget(profile, method) == {k: getattr(train, k) for k in pt.PROFILE_BUDGET}
 

@@ -40,6 +40,23 @@ def test_apply_threads_sets_torch_and_the_default_follows_the_load(monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_the_thread_count_also_bounds_numpys_blas():
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("NumPy has no BLAS with a thread pool here")
+    before_torch, before_blas = torch.get_num_threads(), max(i["num_threads"] for i in blas)
+    try:
+        for n in (1, 2):
+            apply_threads(n)
+            assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {n}
+    finally:
+        torch.set_num_threads(before_torch)
+        threadpool_limits(limits=before_blas, user_api="blas")
+
+
 def test_train_and_predict_take_threads():
     parser = cli.build_parser()
     assert parser.parse_args(["train", "p", "--threads", "3"]).threads == 3

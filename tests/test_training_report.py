@@ -11,8 +11,9 @@ from demo_data import demo_subset
 
 from conpet import cli
 from conpet.core.config import TrainConfig, make_config
+from conpet.methods.registry import method_class
 from conpet.methods.replay import ReplaySampler
-from conpet.methods.training_report import ROUTED_BY_STATISTICS, accuracy_text, describe_plan, stage_plans
+from conpet.methods.training_report import accuracy_text, describe_plan, stage_plans
 from conpet.project.training import train_project
 from conpet.store import Project
 from conpet.store.importer import import_file
@@ -22,7 +23,7 @@ TINY = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
 
 def test_the_issue_case_says_the_limit_stops_inside_the_first_epoch():
     """5 270 training examples under the default (quick) profile: 400 batches, 30 % of the data."""
-    cfg = make_config("quick", data="project", method="static").train
+    cfg = make_config("quick", data="project", dynamic=False).train
     (plan,) = stage_plans("static", cfg, 5270, has_old=True)
     (line,) = describe_plan([plan])
     assert line == ("training stage: 400 batches of 8 (4 new + 4 replayed) = 0.30 of at most 2 epoch(s) over the "
@@ -40,7 +41,7 @@ def test_stages_and_counts_match_the_sampler(method, has_old, stages):
     assert [p.stage for p in plans] == stages
     for p in plans:
         limit = cfg.iter1_limit if p.stage == "selector" else cfg.iter2_limit if p.stage == "expert" else cfg.batch_limit
-        replays = has_old and method not in ROUTED_BY_STATISTICS  # dynamic-lda's experts see their own task only
+        replays = has_old and not method_class(method).routed_by_statistics  # dynamic-lda's experts see their own task only
         sampler = ReplaySampler(list(range(37)), [[1, 2]] if replays else [], batch_size=cfg.batch_size,
                                 batch_limit=limit, max_epochs=cfg.max_epochs)
         assert p.batches == len(sampler) and p.batches_per_epoch == sampler.plan.batches_per_epoch

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from app import dialogs
 from conpet.core.errors import ConpetError
-from conpet.data.documents import write_text_atomic
+from conpet.core.files import write_text_atomic
 from conpet.eval.labelled_file import EvalReport
 
 

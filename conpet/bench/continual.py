@@ -12,7 +12,6 @@ Progress goes to stderr.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -25,6 +24,7 @@ from typing import Any
 
 from conpet.core.config import ExperimentConfig, make_config
 from conpet.core.errors import ConpetError
+from conpet.core.files import write_text_atomic
 from conpet.core.progress_bar import TerminalProgress
 from conpet.core.protocols import ProgressEvent
 from conpet.data.tasks import SplitError, TaskData
@@ -299,6 +299,18 @@ def write_csv(records: Sequence[dict[str, Any]], path: Path) -> None:
                             r["peak_rss_mb"], r["data"], r["backbone"], r["profile"]])
 
 
+PLOT_INSTALL = ("conpet bench draws avg_acc.png with matplotlib, which is not installed; install the benches' "
+                "extra with `pip install 'conpet-studio[bench]'` (or `pip install matplotlib`)")
+
+
+def check_plotting() -> None:
+    """Refuse before any work when matplotlib (an optional dependency: the ``bench`` extra) is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise ConpetError(PLOT_INSTALL) from exc
+
+
 def plot_avg_acc(records: Sequence[dict[str, Any]], path: Path) -> None:
     """Fig. 3 style: average accuracy after each step, mean over seeds with a ± std band."""
     import matplotlib
@@ -335,29 +347,64 @@ def write_outputs(records: list[dict[str, Any]], out: Path, command: str | None 
     doc = {"format": 1, "records": records, "table": table}
     if command:
         doc["command"] = command
-    tmp = out / (RESULTS_JSON + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / RESULTS_JSON)
+    write_text_atomic(out / RESULTS_JSON, json.dumps(doc, indent=2) + "\n")
     write_csv(records, out / RESULTS_CSV)
     plot_avg_acc(records, out / PLOT_PNG)
     (out / "table.txt").write_text(table + "\n", encoding="utf-8")
     return table
 
 
-# --- the command ----------------------------------------------------------------------------------------
+# --- the benchmark --------------------------------------------------------------------------------------
 
 
-def _parse_set(items: Sequence[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConpetError(f"--set expects key=value, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except ValueError:
-            out[k.strip()] = v
-    return out
+def run_bench(*, data: str, backbone: str, methods: Sequence[str], profile: str, seeds: Sequence[int], out: Path,
+              n_tasks: int | None = None, split: str = "random", device: str | None = None, threads: int = 0,
+              measure_cache: bool = False, overrides: dict[str, Any] | None = None,
+              command: str | None = None) -> str:
+    """Every (method, seed) of the benchmark in turn (`methods`: registered names), with results written to `out` after each (partial
+    results survive an interrupted bench); returns the table. `split` "coarse": one task per coarse type.
+    `overrides` are training settings, or the experiment's caps (max_train_per_type, ...). `threads` 0: one
+    on a CPU without CUDA, torch's default otherwise."""
+    check_plotting()
+    import torch
+
+    from conpet.core.runtime import apply_threads
+    from conpet.methods.registry import method_class
+    from conpet.model.backbones import load_backbone
+
+    threads = threads or (1 if (device or "cpu") == "cpu" and not torch.cuda.is_available() else 0)
+    if threads:
+        # One thread per process: on a shared CPU, two threads fighting other jobs run 5-20x slower.
+        apply_threads(threads)
+    overrides = dict(overrides or {})
+    exp_overrides = {k: overrides.pop(k) for k in list(overrides)
+                     if k in ("max_train_per_type", "max_valid_per_type", "max_test_per_type")}
+    out.mkdir(parents=True, exist_ok=True)
+    # Every task sequence is built before the backbone loads: a data set too small for the split fails at once.
+    plans: list[tuple[int, str, ExperimentConfig, list[TaskData]]] = []
+    for seed in seeds:
+        tasks_cache: dict[tuple[Any, ...], list[TaskData]] = {}
+        for m in methods:
+            exp = make_config(profile, data=data, backbone=backbone, dynamic=method_class(m).dynamic_family,
+                              seed=seed, n_tasks=n_tasks, **overrides)
+            exp = exp.replace(split="group" if split == "coarse" else "random", **exp_overrides)
+            key = (exp.n_tasks, exp.split, exp.max_train_per_type, exp.max_valid_per_type, exp.max_test_per_type)
+            if key not in tasks_cache:
+                tasks_cache[key] = build_task_sequence(exp, seed)
+            plans.append((seed, m, exp, tasks_cache[key]))
+    print(f"loading backbone {backbone} ...", file=sys.stderr, flush=True)
+    model = load_backbone(backbone, device=device)
+    records: list[dict[str, Any]] = []
+    for seed, m, exp, tasks in plans:
+        print(f"== {m}, seed {seed}: {len(tasks)} tasks, "
+              f"{sum(len(t.train) for t in tasks)} train / {sum(len(t.test) for t in tasks)} test examples",
+              file=sys.stderr, flush=True)
+        rec = run_one(m, exp, seed, model, tasks, measure_cache=measure_cache, cache_dir=out)
+        records.append(rec)
+        print(f"== {m}, seed {seed}: W {rec['whole_acc'][-1]:.2f}  A {rec['avg_acc'][-1]:.2f}  "
+              f"{rec['total_seconds']:.0f} s", file=sys.stderr, flush=True)
+        write_outputs(records, out, command)
+    return write_outputs(records, out, command)
 
 
 def merge(sources: Sequence[str | Path], out: Path, command: str | None = None,
@@ -371,6 +418,7 @@ def merge(sources: Sequence[str | Path], out: Path, command: str | None = None,
     The same (method, seed) twice, or records of different data, backbones or profiles, are refused:
     either would make a row's mean meaningless. `only` keeps just those methods (names after renaming).
     """
+    check_plotting()
     rename = rename or {}
     records: list[dict[str, Any]] = []
     origin: dict[tuple[str, int], str] = {}
@@ -405,99 +453,3 @@ def merge(sources: Sequence[str | Path], out: Path, command: str | None = None,
     order = [m for m in TABLE_IV_METHODS if m in seen] + [m for m in seen if m not in TABLE_IV_METHODS]
     records.sort(key=lambda r: (order.index(r["method"]), r["seed"]))
     return write_outputs(records, out, command)
-
-
-def _parse_rename(items: Sequence[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        for pair in item.split(","):
-            old, sep, new = pair.partition("=")
-            if not sep or not old.strip() or not new.strip():
-                raise ConpetError(f"--rename expects OLD=NEW, not {pair!r}")
-            out[old.strip()] = new.strip()
-    return out
-
-
-def bench(args: argparse.Namespace) -> int:
-    import torch
-
-    if (args.rename or args.only) and not args.merge:
-        raise ConpetError("--rename and --only only apply with --merge")
-    if args.merge:
-        command = "conpet bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
-        only = [m.strip() for m in args.only.split(",") if m.strip()] if args.only else None
-        print(merge(args.merge.split(","), Path(args.out), command, rename=_parse_rename(args.rename or []),
-                    only=only))
-        return 0
-
-    from conpet.methods.registry import expand_methods
-    from conpet.model.backbones import load_backbone
-
-    threads = args.threads or (1 if (args.device or "cpu") == "cpu" and not torch.cuda.is_available() else 0)
-    if threads:
-        # One thread per process: on a shared CPU, two threads fighting other jobs run 5-20x slower.
-        torch.set_num_threads(threads)
-    methods = expand_methods(args.methods)
-    seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
-    overrides = _parse_set(args.set or [])
-    exp_overrides = {k: overrides.pop(k) for k in list(overrides)
-                     if k in ("max_train_per_type", "max_valid_per_type", "max_test_per_type")}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    command = "conpet bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else None
-    # Every task sequence is built before the backbone loads: a data set too small for the split fails at once.
-    plans: list[tuple[int, str, ExperimentConfig, list[TaskData]]] = []
-    for seed in seeds:
-        tasks_cache: dict[tuple[Any, ...], list[TaskData]] = {}
-        for m in methods:
-            exp = make_config(args.profile, data=args.data, backbone=args.backbone, method=m, seed=seed,
-                              n_tasks=args.tasks, **overrides)
-            exp = exp.replace(split="group" if args.split == "coarse" else "random", **exp_overrides)
-            key = (exp.n_tasks, exp.split, exp.max_train_per_type, exp.max_valid_per_type, exp.max_test_per_type)
-            if key not in tasks_cache:
-                tasks_cache[key] = build_task_sequence(exp, seed)
-            plans.append((seed, m, exp, tasks_cache[key]))
-    print(f"loading backbone {args.backbone} ...", file=sys.stderr, flush=True)
-    backbone = load_backbone(args.backbone, device=args.device)
-    records: list[dict[str, Any]] = []
-    for seed, m, exp, tasks in plans:
-        print(f"== {m}, seed {seed}: {len(tasks)} tasks, "
-              f"{sum(len(t.train) for t in tasks)} train / {sum(len(t.test) for t in tasks)} test examples",
-              file=sys.stderr, flush=True)
-        rec = run_one(m, exp, seed, backbone, tasks, measure_cache=args.measure_cache, cache_dir=out)
-        records.append(rec)
-        print(f"== {m}, seed {seed}: W {rec['whole_acc'][-1]:.2f}  A {rec['avg_acc'][-1]:.2f}  "
-              f"{rec['total_seconds']:.0f} s", file=sys.stderr, flush=True)
-        write_outputs(records, out, command)  # partial results survive an interrupted bench
-    print(write_outputs(records, out, command))
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("bench", help="run a continual benchmark and write results.json/csv and a plot",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="fewrel16", help="fewrel80 | fewrel16 | fewnerd | a data file")
-    p.add_argument("--backbone", default="minilm", help="minilm | smollm2-135m | a model folder or GGUF file")
-    p.add_argument("--methods", default="dynamic,static",
-                   help="comma-separated method names, or 'all' (Table IV's methods and the ablations)")
-    p.add_argument("--profile", default="smoke", choices=["smoke", "quick", "paper"])
-    p.add_argument("--seeds", default="1", help="comma-separated seeds (task split and training)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--tasks", type=int, default=None,
-                   help="number of tasks the types are split into (default: 4 for fewrel16, 10 otherwise); at "
-                        "most the number of types")
-    p.add_argument("--split", default="random", choices=["random", "coarse"],
-                   help="random type clusters, or one task per coarse type (Few-NERD)")
-    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default on the CPU: 1, which is fastest on a busy machine)")
-    p.add_argument("--measure-cache", action="store_true",
-                   help="after training, time a prediction pass uncached vs with all logits cached")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="override a training setting (e.g. --set top_t=2 --set lr=5e-4), repeatable")
-    p.add_argument("--merge", default=None, metavar="DIR,DIR",
-                   help="instead of running, combine the results.json of these folders into --out")
-    p.add_argument("--rename", action="append", metavar="OLD=NEW",
-                   help="with --merge: list method OLD as NEW (e.g. static=emr*, the same method), repeatable")
-    p.add_argument("--only", default=None, metavar="METHOD,METHOD",
-                   help="with --merge: keep only these methods (names as listed, after --rename)")
-    p.set_defaults(func=bench)

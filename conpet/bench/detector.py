@@ -9,15 +9,14 @@ baseline. Few-NERD's tags are IO, so a run of tokens with one tag is one mention
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import time
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from conpet.core.config import ConfigError
 from conpet.core.errors import DataFormatError
 from conpet.core.progress_bar import TerminalProgress
 from conpet.core.protocols import ScaledSink
@@ -76,27 +75,48 @@ def sample(sentences: list[MentionSentence], n: int, seed: int) -> list[MentionS
     return [sentences[i] for i in idx]
 
 
-def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DetectorBench:
+    """What `run_detector_bench` measures: sample sizes, the detector's training settings, the machine."""
 
+    data_root: str | None = None  # the folder holding fewnerd/ (None: ../shared/data)
+    train: int = 600  # training sentences
+    test: int = 400  # test sentences
+    steps: int = 1  # continual steps the training sentences are cut into
+    epochs: int = 6
+    lr: float = 1e-3
+    batch_size: int = 16
+    seed: int = 0
+    backbone: str = "minilm"
+    device: str | None = None
+    threads: int | None = None  # torch CPU threads (None: the free cores)
+    quiet: bool = False  # no progress bar
+
+    def __post_init__(self) -> None:
+        if min(self.train, self.test, self.steps, self.epochs) < 1:
+            raise ConfigError("the detector bench needs --train, --test, --steps and --epochs of at least 1")
+
+
+def run_detector_bench(b: DetectorBench) -> dict[str, Any]:
+    """Train the detector on the sample in `b.steps` steps and score it and the baseline (the report)."""
     from conpet.core.runtime import apply_threads, seed_everything
     from conpet.data.datasets import find_data_root
     from conpet.model.backbones import load_backbone
     from conpet.suggest.detector import DetectorSettings, MentionDetector
 
-    root = find_data_root(args.data_root) / "fewnerd"
-    train = sample(read_fewnerd_sentences(root / "inter_dev.txt"), args.train, args.seed)
-    test = sample(read_fewnerd_sentences(root / "inter_test.txt"), args.test, args.seed + 1)
-    threads = apply_threads(args.threads)
-    seed_everything(args.seed)
-    backbone = load_backbone(args.backbone, device=args.device)
-    settings = DetectorSettings(max_epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size,
-                                seed=args.seed)
+    root = find_data_root(b.data_root) / "fewnerd"
+    train = sample(read_fewnerd_sentences(root / "inter_dev.txt"), b.train, b.seed)
+    test = sample(read_fewnerd_sentences(root / "inter_test.txt"), b.test, b.seed + 1)
+    threads = apply_threads(b.threads)
+    seed_everything(b.seed)
+    backbone = load_backbone(b.backbone, device=b.device)
+    settings = DetectorSettings(max_epochs=b.epochs, learning_rate=b.lr, batch_size=b.batch_size, seed=b.seed)
     detector = MentionDetector(backbone, settings)
     gold = [s.spans for s in test]
     texts = [s.text for s in test]
     steps = []
-    chunks = np.array_split(np.arange(len(train)), args.steps)
-    bar = TerminalProgress(label="detect-bench ", quiet=args.quiet)
+    chunks = np.array_split(np.arange(len(train)), b.steps)
+    bar = TerminalProgress(label="detect-bench ", quiet=b.quiet)
     started = time.monotonic()
     try:
         for k, chunk in enumerate(chunks, start=1):
@@ -105,10 +125,10 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         bar.close()
     baseline = span_scores(gold, [capitalised_runs(t) for t in texts])
     return {
-        "data": str(root), "backbone": backbone.name, "threads": threads, "seed": args.seed,
+        "data": str(root), "backbone": backbone.name, "threads": threads, "seed": b.seed,
         "train_sentences": len(train), "train_mentions": sum(len(s.spans) for s in train),
         "test_sentences": len(test), "test_mentions": sum(len(g) for g in gold),
-        "settings": {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "steps": args.steps},
+        "settings": {"epochs": b.epochs, "lr": b.lr, "batch_size": b.batch_size, "steps": b.steps},
         "detector": steps[-1], "steps": steps, "baseline_capitalised_runs": baseline.to_dict(),
     }
 
@@ -134,40 +154,3 @@ def _bench_step(detector: Any, train: list[MentionSentence], texts: list[str], g
                    f"F1 {scores.f1:.3f} (train {t_train:.0f} s, propose {t_propose:.0f} s)")
     return {"step": k, "train_sentences": len(train), "train_seconds": round(t_train, 1),
             "propose_seconds": round(t_propose, 1), **scores.to_dict()}
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "detect-bench", help="mention-detector F1 on Few-NERD against the capitalised-runs baseline",
-        description="Train the mention detector on a sample of Few-NERD inter_dev sentences and report "
-                    "type-agnostic exact-match mention precision/recall/F1 on a sample of inter_test, "
-                    "beside the capitalised-runs baseline.")
-    p.add_argument("--data-root", default=None, help="folder holding fewnerd/ (default: ../shared/data)")
-    p.add_argument("--train", type=int, default=600, help="training sentences (default 600)")
-    p.add_argument("--test", type=int, default=400, help="test sentences (default 400)")
-    p.add_argument("--steps", type=int, default=1, help="continual steps the training sentences are cut into")
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backbone", default="minilm")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the free cores)")
-    p.add_argument("--json", default=None, metavar="OUT.json", help="also write the figures as JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (the step lines still show)")
-    p.set_defaults(func=_cmd)
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    if min(args.train, args.test, args.steps, args.epochs) < 1:
-        raise SystemExit("conpet detect-bench: --train, --test, --steps and --epochs must be >= 1")
-    report = run_bench(args)
-    d, b = report["detector"], report["baseline_capitalised_runs"]
-    print(f"Few-NERD mentions: train {report['train_sentences']} sentences ({report['train_mentions']} mentions), "
-          f"test {report['test_sentences']} sentences ({report['test_mentions']} mentions), {report['backbone']}")
-    print(f"{'':22} {'P':>6} {'R':>6} {'F1':>6}")
-    print(f"{'detector':22} {d['precision']:6.3f} {d['recall']:6.3f} {d['f1']:6.3f}")
-    print(f"{'capitalised runs':22} {b['precision']:6.3f} {b['recall']:6.3f} {b['f1']:6.3f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return 0

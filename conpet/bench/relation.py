@@ -13,13 +13,11 @@ pair alone (the gate's own F1). Threshold 0 proposes every pair: the score witho
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import random
-import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +25,7 @@ from conpet.core.errors import ConpetError
 from conpet.data.example import Span
 from conpet.suggest.mentions import span_scores
 
-DEMO = Path(__file__).resolve().parent.parent / "resources" / "demo" / "demo.jsonl"
-
-
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("relation-bench", help="relation F1 with a no-relation outcome (relatedness gate)",
-                              description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
-    p.add_argument("--data", default=str(DEMO), help="a labelled JSONL file (default: the demo data)")
-    p.add_argument("--test-share", type=float, default=0.2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--profile", default="quick")
-    p.add_argument("--thresholds", default="0,0.3,0.5,0.7,0.9")
-    p.add_argument("--project", default=None, metavar="DIR", help="keep the trained project here (new folder)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", default=None, metavar="OUT.json")
-    p.set_defaults(func=_cmd)
+DEMO = Path(__file__).resolve().parents[2] / "resources" / "demo" / "demo.jsonl"  # the repository's demo data
 
 
 def _split(path: Path, share: float, seed: int) -> tuple[list[Any], list[Any]]:
@@ -73,7 +57,12 @@ def _scores(gold: list[set[Any]], proposed: list[list[Any]], threshold: float) -
     return {"threshold": threshold, "typed": typed.to_dict(), "pair": pairs.to_dict()}
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run_relation_bench(data: Path, *, test_share: float = 0.2, seed: int = 0, profile: str = "quick",
+                       thresholds: Sequence[float] = (0.0, 0.3, 0.5, 0.7, 0.9), project: Path | None = None,
+                       threads: int = 1) -> dict[str, Any]:
+    """Train a project on the training share of `data`, export it, and score the bundle's relations on the
+    test share at each threshold and from raw text (the report the command prints). `project`: keep the
+    trained project there (a new folder) instead of in a temporary one."""
     from conpet.bundle import Bundle, read_manifest
     from conpet.core.runtime import apply_threads
     from conpet.data.jsonl import write_jsonl
@@ -82,27 +71,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from conpet.store import Project
     from conpet.store.importer import import_file
 
-    apply_threads(args.threads, "cpu")
-    train, test = _split(Path(args.data), args.test_share, args.seed)
+    apply_threads(threads, "cpu")
+    train, test = _split(data, test_share, seed)
     with tempfile.TemporaryDirectory(prefix="conpet-relbench-") as tmp:
-        folder = Path(args.project) if args.project else Path(tmp) / "project"
+        folder = project or Path(tmp) / "project"
         write_jsonl(Path(tmp) / "train.jsonl", train)
         with Project.create(folder) as p:
             import_file(p, Path(tmp) / "train.jsonl")
         t0 = time.monotonic()
-        outcome = train_project(folder, backbone="minilm", device="cpu", profile=args.profile, threads=args.threads,
-                                overrides={"seed": args.seed})
+        outcome = train_project(folder, backbone="minilm", device="cpu", profile=profile, threads=threads,
+                                overrides={"seed": seed})
         train_s = time.monotonic() - t0
         path = export_bundle(folder, Path(tmp) / "bundle.zip")
         saved = (read_manifest(path).get("suggesters") or {}).get("relation_threshold")
         if saved is None:
-            raise ConpetError(f"{args.data}: the training sentences trained no relatedness gate (no relation labels)")
+            raise ConpetError(f"{data}: the training sentences trained no relatedness gate (no relation labels)")
         bundle = Bundle.load(path, device="cpu", relation_threshold=0.0)  # every pair, with its score
         try:
             t1 = time.monotonic()
             proposed = _proposed(bundle.predict_parsed([(s.text, "", _entity_examples(s)) for s in test]))
             gold = [_gold_relations(s) for s in test]
-            rows = [_scores(gold, proposed, float(t)) for t in args.thresholds.split(",")]
+            rows = [_scores(gold, proposed, float(t)) for t in thresholds]
             gate = bundle.suggesters.relatedness
             gate.settings = dataclasses.replace(gate.settings, threshold=float(saved))
             raw_results = bundle.predict_parsed([(s.text, "", []) for s in test])
@@ -114,9 +103,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             bundle.close()
     candidates = sum(len(s.entities) * (len(s.entities) - 1) for s in test)
-    return {"data": str(args.data), "train_sentences": len(train), "test_sentences": len(test),
+    return {"data": str(data), "train_sentences": len(train), "test_sentences": len(test),
             "test_relations": sum(len(g) for g in gold), "test_candidate_pairs": candidates,
-            "profile": args.profile, "seed": args.seed, "threads": args.threads, "types": list(outcome.types),
+            "profile": profile, "seed": seed, "threads": threads, "types": list(outcome.types),
             "train_seconds": train_s, "predict_seconds": predict_s, "gold_mentions": rows,
             "end_to_end": end_to_end, "suggesters": list(outcome.suggesters)}
 
@@ -125,25 +114,3 @@ def _entity_examples(s: Any) -> list[Any]:
     from conpet.data.example import Example
 
     return [Example(s.text, (Span(e.start, e.end),), e.type or "", "entity") for e in s.entities]
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    report = run(args)
-    print(f"{report['train_sentences']} training / {report['test_sentences']} test sentences "
-          f"({report['test_relations']} gold relations among {report['test_candidate_pairs']} ordered pairs of "
-          f"gold mentions); trained in {report['train_seconds']:.0f} s")
-    print("gold mentions given: threshold | typed P / R / F1 | pair P / R / F1 | proposed")
-    for row in report["gold_mentions"]:
-        t, q = row["typed"], row["pair"]
-        print(f"  {row['threshold']:.2f} | {100 * t['precision']:5.1f} {100 * t['recall']:5.1f} "
-              f"{100 * t['f1']:5.1f} | {100 * q['precision']:5.1f} {100 * q['recall']:5.1f} {100 * q['f1']:5.1f} "
-              f"| {t['predicted']}")
-    e = report["end_to_end"]
-    print(f"raw text (detector mentions, threshold {e['threshold']}): typed F1 {100 * e['typed']['f1']:.1f}, "
-          f"pair F1 {100 * e['pair']['f1']:.1f} ({e['typed']['predicted']} proposed); detector mention F1 "
-          f"{100 * e['mentions']['f1']:.1f} ({e['mentions']['true_positives']} of {e['mentions']['gold']} gold, "
-          f"{e['mentions']['predicted']} proposed)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        print(f"report written to {args.json}", file=sys.stderr)
-    return 0

@@ -114,37 +114,11 @@ def measure(settings: list[tuple[str, int | None, bool]], busy: int, steps: int,
     return rows
 
 
-def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("bench-threads", help="seconds per LoRA training step for each CPU thread setting, "
-                                                    "idle and with cores kept busy",
-                              description=__doc__)
-    p.add_argument("--threads", default="1,2,auto", help="settings to compare: numbers and/or 'auto' (the default "
-                   "policy); a '+passive' suffix also sets OMP_WAIT_POLICY=PASSIVE (default 1,2,auto)")
-    p.add_argument("--busy", type=int, default=1, help="processes spinning on a core in the busy condition "
-                   "(default 1; 0: idle only)")
-    p.add_argument("--steps", type=int, default=10, help="timed steps per setting (default 10)")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=3, help="times each setting runs, taking turns (default 3)")
-    p.add_argument("--json", default=None, metavar="OUT.json", help="also write the figures as JSON")
-    p.set_defaults(func=_cmd)
-
-
-def _parse_settings(text: str) -> list[tuple[str, int | None, bool]]:
+def parse_settings(text: str) -> list[tuple[str, int | None, bool]]:
+    """`--threads` text ("1,2,auto,2+passive") as (label, threads or None for the default policy, passive)."""
     out = []
     for item in (t.strip() for t in text.split(",") if t.strip()):
         base, _, flag = item.partition("+")
         threads = None if base == "auto" else int(base)
         out.append((item, threads, flag == "passive"))
     return out
-
-
-def _cmd(args: Any) -> int:
-    rows = measure(_parse_settings(args.threads), args.busy, args.steps, args.warmup, args.rounds)
-    print(f"{'condition':>16}  {'setting':<12} {'threads':>7}  {'s/step':>7}  load average before / after")
-    for r in rows:
-        print(f"{r['condition']:>16}  {r['setting']:<12} {r['threads']:>7}  {r['seconds_per_step']:7.3f}  "
-              f"{r['load_average_before']:.2f} / {r['load_average_after']:.2f}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(rows, f, indent=2)
-    return 0

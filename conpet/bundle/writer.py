@@ -242,7 +242,7 @@ def stage_method(source: Any, stage: Path) -> None:
         if not (src / STATE_FILE).is_file():
             raise BundleError(src, "not_a_bundle", f"not a saved model folder ({STATE_FILE} is missing)")
         state = _read_json(src / STATE_FILE)
-        stage.mkdir(parents=True)
+        stage.mkdir(parents=True, exist_ok=True)  # empty: replace_folder's staging folder, or new
         shutil.copy2(src / STATE_FILE, stage / STATE_FILE)
         for name in state.get("modules", []):
             for f in MODULE_FILES:

@@ -7,7 +7,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any, TextIO
 
 from conpet.bundle import Bundle, BundleError, sentence_queries
 from conpet.core.errors import ConpetError, DataErrors, DataFormatError
+from conpet.core.files import atomic_text_file
 from conpet.core.progress_bar import TerminalProgress, cancel_on_sigint
 from conpet.project.bundles import export_bundle, import_bundle
 
@@ -234,7 +234,7 @@ def predict_file(bundle: Bundle, path: str | Path, out: TextIO, progress: Any = 
     ``line`` number), in chunks of about ``CHUNK_MENTIONS`` mentions. Bad lines raise ``DataErrors``
     (all of them at once) unless ``skip_bad``; ``checked`` is the input's ``check_input`` when the caller
     has it. Returns (sentences, mentions)."""
-    from conpet.core.protocols import ProgressEvent
+    from conpet.core.protocols import EtaEstimator, ProgressEvent
 
     path = Path(path)
     checked = checked or check_input(path)
@@ -245,6 +245,7 @@ def predict_file(bundle: Bundle, path: str | Path, out: TextIO, progress: Any = 
     done_s = done_m = 0
     pending: list[tuple[int, str, str, list[Any]]] = []
     t0 = time.monotonic()
+    eta = EtaEstimator(started=t0)
 
     def flush() -> None:
         nonlocal done_s, done_m
@@ -259,7 +260,7 @@ def predict_file(bundle: Bundle, path: str | Path, out: TextIO, progress: Any = 
             f = done_s / max(total, 1)
             progress.report(ProgressEvent(f, f"{done_s}/{total} sentences, {done_m} mentions "
                                              f"({done_s / max(el, 1e-9):.1f} sentences/s)", "predict",
-                                          el * (1 - f) / f if f > 0 else None))
+                                          eta.update(f)))
 
     n_pending = 0
     for line_no, query, problem in _queries(path, kinds):
@@ -325,19 +326,8 @@ def _written(out: str | None, write: Callable[[TextIO], Any]) -> Any:
     """``write(stream)`` to standard output, or atomically to the file ``out`` (a crash leaves no half file)."""
     if not out:
         return write(sys.stdout)
-    out_path = Path(out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            result = write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return result
+    with atomic_text_file(out) as f:
+        return write(f)
 
 
 def _cmd_predict_project(args: Any) -> int:

@@ -37,8 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from conpet.cli.data import parse_options
+    from conpet.core.files import write_text_atomic
     from conpet.core.progress_bar import TerminalProgress, cancel_on_sigint
-    from conpet.data.documents import write_text_atomic
     from conpet.data.formats import read_sentences
     from conpet.eval.span_metrics import format_span_metrics
 

@@ -1,4 +1,4 @@
-"""The `conpet` command. Each feature module registers its own subcommands."""
+"""The `conpet` command. Each module of `conpet.cli` registers its own subcommands."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from conpet.core.errors import ConpetError, storage_error
 from conpet.core.runtime import passive_omp_wait
 
 # Modules with a `register(subparsers)` function; each adds its subcommands.
-COMMAND_MODULES: list[str] = ["conpet.bench.continual", "conpet.cli.methods", "conpet.cli.data", "conpet.cli.train",
-                              "conpet.cli.bundle", "conpet.cli.evaluate", "conpet.bench.threads", "conpet.bench.detector",
-                              "conpet.bench.relation"]
+COMMAND_MODULES: list[str] = ["conpet.cli.methods", "conpet.cli.data", "conpet.cli.train", "conpet.cli.bundle",
+                              "conpet.cli.evaluate", "conpet.cli.bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,5 @@
 """`conpet methods`: every continual method with a one-line description; the default of new projects is
-marked `(default)`."""
+marked `(default)`, the other methods a project can train with `(project)`."""
 
 from __future__ import annotations
 
@@ -8,18 +8,19 @@ from typing import Any
 
 
 def list_methods(args: argparse.Namespace) -> int:
-    from conpet.methods.registry import describe_method, method_names
+    from conpet.methods.registry import describe_method, method_names, project_methods
     from conpet.project.training import DEFAULT_METHOD
 
-    names = method_names()
+    names, offered = method_names(), set(project_methods())
     width = max(len(n) for n in names) + len(" (default)")
     for name in names:
-        label = f"{name} (default)" if name == DEFAULT_METHOD else name
+        label = f"{name} (default)" if name == DEFAULT_METHOD else f"{name} (project)" if name in offered else name
         print(f"{label:<{width}}  {describe_method(name)}")
     return 0
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("methods", help="list the continual methods (the default one is marked)",
+    p = subparsers.add_parser("methods", help="list the continual methods (the default one and the other ones a "
+                                              "project can use are marked)",
                               description=__doc__)
     p.set_defaults(func=list_methods)

@@ -13,7 +13,6 @@ from conpet.project.training import (
     DEFAULT_METHOD,
     DEFAULT_MIN_EXAMPLES,
     DEFAULT_PROFILE,
-    PROJECT_METHODS,
     train_project,
 )
 
@@ -25,8 +24,10 @@ def register(subparsers: Any) -> None:
                     "gold annotations that no task holds yet. Stores the run, the modules and the metrics in "
                     "the project. Ctrl-C stops after the current batch.")
     p.add_argument("project", metavar="PROJECT_DIR")
-    p.add_argument("--method", choices=PROJECT_METHODS, default=None,
-                   help=f"continual method for a new project's model (default {DEFAULT_METHOD}; later steps keep it)")
+    # no argparse choices: listing the project methods would import every method (and torch) for `--help`
+    p.add_argument("--method", default=None, metavar="NAME",
+                   help=f"continual method for a new project's model (default {DEFAULT_METHOD}; later steps keep "
+                        "it); one that `conpet methods` marks (default) or (project)")
     p.add_argument("--backbone", default=None, metavar="NAME|PATH",
                    help="minilm, smollm2-135m, or a local model folder / GGUF file (default: the model's own, "
                         "else minilm)")

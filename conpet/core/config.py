@@ -339,10 +339,6 @@ def save_json(config: TrainConfig | ExperimentConfig, path: str | Path) -> None:
     Path(path).write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def load_json(path: str | Path, cls: type = TrainConfig) -> Any:
-    return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-
-
 # Table III of the paper (batch size 8, weight decay 0.01 everywhere).
 TABLE_III: dict[str, dict[str, Any]] = {
     "fewnerd": dict(lr_static=2e-5, lr_dynamic=1e-4, batch_limit=25_000, max_epochs=10, max_len=256),
@@ -356,10 +352,6 @@ TABLE_III: dict[str, dict[str, Any]] = {
 # The `converge` profile: at most this many epochs, stopping after this many without a better validation accuracy.
 CONVERGE_MAX_EPOCHS = 30
 CONVERGE_PATIENCE = 3
-
-DYNAMIC_FAMILY = ("dynamic", "dynamic-nosel", "dynamic-typesel", "limitless", "dynamic-lda", "lda-frozen",
-                  "lda-adapted")
-
 
 def _table_iii_row(data: str) -> dict[str, Any]:
     key = Path(str(data)).name.lower()
@@ -378,15 +370,17 @@ def _default_tasks(data: str) -> int:
     return 10
 
 
-def profile_train(profile: str, *, data: str = "fewrel16", method: str = "dynamic", seed: int = 1) -> TrainConfig:
+def profile_train(profile: str, *, data: str = "fewrel16", dynamic: bool = True, seed: int = 1) -> TrainConfig:
     """How ``profile`` trains (see ``make_config``), without the experiment around it: what a project's
-    training uses directly (the data caps and the baselines' memory are the experiment's)."""
+    training uses directly (the data caps and the baselines' memory are the experiment's). ``dynamic``: for a
+    method of the dynamic family (the method class's ``dynamic_family``), which Table III gives its own
+    learning rate."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     base = TrainConfig(seed=seed)
     if profile == "paper":
         row = _table_iii_row(data)
-        return base.replace(lr=row["lr_dynamic"] if method in DYNAMIC_FAMILY else row["lr_static"],
+        return base.replace(lr=row["lr_dynamic"] if dynamic else row["lr_static"],
                             batch_limit=row["batch_limit"], max_epochs=row["max_epochs"])
     if profile == "converge":  # no batch limit: epochs until validation accuracy stops rising
         return base.replace(lr=2e-3, head_lr_scale=5.0, batch_limit=None, max_epochs=CONVERGE_MAX_EPOCHS,
@@ -395,9 +389,9 @@ def profile_train(profile: str, *, data: str = "fewrel16", method: str = "dynami
     return base.replace(lr=2e-3, head_lr_scale=5.0, batch_limit=batch_limit, max_epochs=2, min_valid_per_task=8)
 
 
-def make_config(profile: str, *, data: str = "fewrel16", backbone: str = "minilm", method: str = "dynamic",
+def make_config(profile: str, *, data: str = "fewrel16", backbone: str = "minilm", dynamic: bool = True,
                 seed: int = 1, n_tasks: int | None = None, **train_overrides: Any) -> ExperimentConfig:
-    """The preset `profile` for a data set and method.
+    """The preset `profile` for a data set and a method of the dynamic family or not (`dynamic`).
 
     - `paper`: Table III's settings, all data.
     - `quick`: fewrel80 on minilm in a few minutes per (method, seed) on one free CPU core: at most 32
@@ -408,7 +402,7 @@ def make_config(profile: str, *, data: str = "fewrel16", backbone: str = "minilm
     - `converge`: all data, no batch limit, up to 30 epochs with early stopping on validation accuracy
       (patience 3 epochs, the best epoch's weights kept): what a project trains with when time is not short.
     """
-    train = profile_train(profile, data=data, method=method, seed=seed)
+    train = profile_train(profile, data=data, dynamic=dynamic, seed=seed)
     tasks = n_tasks or _default_tasks(data)
     if profile in ("paper", "converge"):
         exp = ExperimentConfig(profile=profile, data=data, backbone=backbone, n_tasks=tasks, train=train)

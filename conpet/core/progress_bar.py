@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from conpet.core.protocols import ProgressEvent
+from conpet.core.protocols import EtaEstimator, ProgressEvent
 
 TTY_STEP = 0.001  # a redraw per 0.1 %: cheap, and smooth for long jobs
 LINE_STEP = 0.1  # a log line per 10 %
@@ -47,6 +47,7 @@ class TerminalProgress:
         self.clock = clock
         self._cancel = threading.Event()
         self._t0: float | None = None
+        self._eta: EtaEstimator | None = None  # from the first report on
         self._bucket = -1  # the last shown fraction, in steps
         self._stage: str | None = None
         self._finished = False
@@ -59,6 +60,7 @@ class TerminalProgress:
         now = self.clock()
         if self._t0 is None:
             self._t0 = now
+            self._eta = EtaEstimator(clock=self.clock, started=now, measure=MIN_FRACTION_FOR_ETA)
         if self.milestone is not None and self.milestone(event):
             self._line(self.render(event, now))
             return
@@ -115,13 +117,12 @@ class TerminalProgress:
         return " ".join(parts)
 
     def eta(self, event: ProgressEvent, now: float | None = None) -> float | None:
-        """The event's own ETA, else one from this bar's clock: elapsed × (1 − f) / f."""
+        """The event's own ETA, else one from this bar's clock (since its first report)."""
         if event.eta_seconds is not None or not self.own_eta:
             return event.eta_seconds
-        f = _clamp(event.fraction)
-        if self._t0 is None or now is None or now <= self._t0 or f < MIN_FRACTION_FOR_ETA:
+        if self._eta is None or now is None:
             return None  # nothing measured yet: no ETA rather than a made-up one
-        return (now - self._t0) * (1.0 - f) / f
+        return self._eta.update(_clamp(event.fraction), now=now)
 
     def write_line(self, text: str) -> None:
         """A line of its own (a result, a warning) that the bar does not overwrite."""

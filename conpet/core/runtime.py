@@ -12,7 +12,8 @@ step runs 3-18x slower than with one thread (issue 17: 17.8 s idle, 82.9 s with 
 27.5 s busy with one thread). ``default_threads`` therefore counts only the cores that the load
 average shows free, at most ``MAX_DEFAULT_THREADS``, at least one; ``--threads N`` (and the app's
 setting) overrides it. ``OMP_WAIT_POLICY=PASSIVE`` (set by ``passive_omp_wait`` before torch loads, unless
-the user set it) makes waiting threads sleep instead of spinning.
+the user set it) makes waiting threads sleep instead of spinning. The same count bounds NumPy's BLAS
+(threadpoolctl), which does the statistical router's matrix work and would otherwise start one thread per core.
 """
 
 from __future__ import annotations
@@ -79,9 +80,11 @@ def resolve_threads(requested: int | None) -> int:
 
 
 def apply_threads(requested: int | None, device: Any = None) -> int:
-    """Set torch's intra-op threads for this process (``requested``, else the default policy) and return
-    the number. On a CUDA device the CPU only feeds the GPU: one thread unless asked for more."""
+    """Set torch's intra-op threads and NumPy's BLAS threads for this process (``requested``, else the
+    default policy) and return the number. On a CUDA device the CPU only feeds the GPU: one thread unless
+    asked for more."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     if device is not None and str(device).startswith("cuda") and not requested:
         n = 1
@@ -89,6 +92,7 @@ def apply_threads(requested: int | None, device: Any = None) -> int:
         n = resolve_threads(requested)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+    threadpool_limits(limits=n, user_api="blas")  # stays in force: not used as a context manager
     return n
 
 

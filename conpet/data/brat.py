@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from conpet.core.errors import DataFormatError
+from conpet.core.files import write_text_atomic
 from conpet.data._io import read_text
 from conpet.data.documents import (
     UNTYPED,
@@ -39,7 +40,6 @@ from conpet.data.documents import (
     pack,
     sentence_list,
     unpack,
-    write_text_atomic,
 )
 from conpet.data.example import Span
 from conpet.data.jsonl import Sentence

@@ -31,8 +31,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from conpet.core.errors import DataFormatError
+from conpet.core.files import write_text_atomic
 from conpet.data._io import read_text
-from conpet.data.documents import PathLike, sentence_list, token_spans, write_text_atomic
+from conpet.data.documents import PathLike, sentence_list, token_spans
 from conpet.data.jsonl import Entity, Sentence
 
 SCHEMES = ("BIO", "BIOES", "IO")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from conpet.core.errors import DataFormatError
+from conpet.core.files import write_text_atomic
 from conpet.data._io import is_int, read_text
 from conpet.data.documents import (
     UNTYPED,
@@ -32,7 +33,6 @@ from conpet.data.documents import (
     pack,
     sentence_list,
     unpack,
-    write_text_atomic,
 )
 from conpet.data.example import Span
 from conpet.data.jsonl import Sentence

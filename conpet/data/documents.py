@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from conpet.data.example import Span
 from conpet.data.jsonl import Entity, Relation, Sentence
@@ -171,22 +170,6 @@ def token_spans(text: str, cuts: Iterable[int] = ()) -> list[tuple[int, int]]:
         edges = [m.start(), *inner, m.end()]
         out.extend(zip(edges, edges[1:], strict=False))
     return out
-
-
-def write_text_atomic(path: PathLike, content: str) -> None:
-    """Write ``content`` as UTF-8 via a temporary file in the same folder and ``os.replace``: a failure
-    leaves the old file (or none), never half a file."""
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def sentence_list(sentences: Iterable[Sentence]) -> list[Sentence]:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from conpet.core.errors import DataFormatError, raise_problems
+from conpet.core.files import write_text_atomic
 from conpet.data._io import IdMaker, LineIndex, is_int, read_text
 from conpet.data.example import Example, Span
 
@@ -253,7 +254,7 @@ def _item_line(text: str, lines: LineIndex, pid: str, index: int) -> int | None:
 
 def write_fewrel(path: PathLike, sentences) -> int:
     """Write the sentences' relations as FewRel JSON ``{type: [items]}``; returns the number of items."""
-    from conpet.data.documents import sentence_list, token_spans, write_text_atomic
+    from conpet.data.documents import sentence_list, token_spans
 
     out: dict[str, list[dict[str, Any]]] = {}
     for s in sentence_list(sentences):

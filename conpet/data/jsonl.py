@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from conpet.core.errors import DataFormatError, raise_problems
+from conpet.core.files import atomic_text_file
 from conpet.data._io import IdMaker, is_int, read_text
 from conpet.data.example import Example, Span
 
@@ -368,19 +369,11 @@ def write_jsonl(path: PathLike, sentences: Iterable[Sentence],
     for i, s in enumerate(items):
         if not isinstance(s, Sentence):
             raise TypeError(f"item {i} is {type(s).__name__}, not a Sentence")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            for d in declarations:
-                fh.write(json.dumps(d.to_json(), ensure_ascii=False))
-                fh.write("\n")
-            for s in items:
-                fh.write(json.dumps(s.to_json(), ensure_ascii=False))
-                fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_text_file(target) as fh:
+        for d in declarations:
+            fh.write(json.dumps(d.to_json(), ensure_ascii=False))
+            fh.write("\n")
+        for s in items:
+            fh.write(json.dumps(s.to_json(), ensure_ascii=False))
+            fh.write("\n")
     return len(items)

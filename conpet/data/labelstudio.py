@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from conpet.core.errors import DataFormatError
+from conpet.core.files import write_text_atomic
 from conpet.data._io import is_int, read_json
 from conpet.data.documents import (
     UNTYPED,
@@ -41,7 +42,6 @@ from conpet.data.documents import (
     pack,
     sentence_list,
     unpack,
-    write_text_atomic,
 )
 from conpet.data.example import Span
 from conpet.data.jsonl import Sentence

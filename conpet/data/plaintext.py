@@ -26,8 +26,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from conpet.core.errors import DataFormatError
+from conpet.core.files import write_text_atomic
 from conpet.data._io import read_text
-from conpet.data.documents import PathLike, sentence_list, write_text_atomic
+from conpet.data.documents import PathLike, sentence_list
 from conpet.data.jsonl import Sentence
 
 SPLIT_MODES = ("auto", "line")

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from conpet.core.errors import DataFormatError
+from conpet.core.files import write_text_atomic
 from conpet.data._io import is_int, read_json
-from conpet.data.documents import PathLike, sentence_list, token_spans, write_text_atomic
+from conpet.data.documents import PathLike, sentence_list, token_spans
 from conpet.data.jsonl import Entity, Relation, Sentence
 
 NO_RELATION = "no_relation"

@@ -64,28 +64,31 @@ class EvalReport:
 
 
 def score(gold: Sequence[str], predicted: Sequence[str], *, top_confusions: int = 10) -> dict[str, Any]:
-    """Accuracy, macro-F1 over the gold types, per-type P/R/F1/support and the top confusions."""
+    """Accuracy, macro-F1 over the gold types, per-type P/R/F1/support and the top confusions (scikit-learn's
+    metrics; a type never predicted has precision 0, and F1 0 where precision and recall are both 0)."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
     if len(gold) != len(predicted):
         raise ValueError(f"{len(gold)} gold labels but {len(predicted)} predictions")
     if not gold:
         raise ConpetError("nothing to evaluate: no example of a type the model knows")
-    correct = sum(g == p for g, p in zip(gold, predicted, strict=True))
-    support = Counter(gold)
-    predicted_count = Counter(predicted)
-    hits = Counter(g for g, p in zip(gold, predicted, strict=True) if g == p)
-    per_type = []
-    for t in sorted(support):
-        precision = hits[t] / predicted_count[t] if predicted_count[t] else 0.0
-        recall = hits[t] / support[t]
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_type.append(TypeScore(t, precision, recall, f1, support[t]))
-    confusions = Counter((g, p) for g, p in zip(gold, predicted, strict=True) if g != p)
+    types = sorted(set(gold))
+    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, labels=types,
+                                                                     zero_division=0)
+    per_type = [TypeScore(t, float(p), float(r), float(f), int(n))
+                for t, p, r, f, n in zip(types, precision, recall, f1, support, strict=True)]
+    labels = sorted(set(gold) | set(predicted))
+    confusions = []
+    if len(labels) > 1:  # one label: nothing to confuse (and scikit-learn warns)
+        matrix = confusion_matrix(gold, predicted, labels=labels)
+        confusions = [(labels[i], labels[j], int(matrix[i, j])) for i, j in zip(*matrix.nonzero(), strict=True)
+                      if i != j]
+    confusions.sort(key=lambda c: (-c[2], c[0], c[1]))
     return {
-        "accuracy": correct / len(gold),
-        "macro_f1": sum(s.f1 for s in per_type) / len(per_type),
+        "accuracy": float(accuracy_score(gold, predicted)),
+        "macro_f1": float(f1.mean()),
         "per_type": per_type,
-        "confusions": [(g, p, n) for (g, p), n in sorted(confusions.items(), key=lambda x: (-x[1], x[0]))
-                       [:top_confusions]],
+        "confusions": confusions[:top_confusions],
     }
 
 
@@ -106,16 +109,6 @@ def examples_of(sentences: Sequence[Any], source: str) -> list[Example]:
     for s in sentences:
         out.extend(s.examples(source, ids))
     return out
-
-
-def evaluate_bundle(bundle: Any, path: str | Path, fmt: str | None = None, options: dict | None = None,
-                    progress: Any = None, *, oracle: bool = True) -> EvalReport:
-    """Score ``bundle`` on the labelled file ``path`` (see the module docstring)."""
-    from conpet.data.formats import read_sentences
-
-    t0 = time.monotonic()
-    name, sentences = read_sentences(path, fmt, **(options or {}))
-    return evaluate_sentences(bundle, sentences, path, name, progress, oracle=oracle, started=t0)
 
 
 def evaluate_sentences(bundle: Any, sentences: Sequence[Any], path: str | Path, name: str, progress: Any = None,

@@ -17,7 +17,7 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -109,6 +109,20 @@ class ContinualMethod:
     # True where a step trains on all history without a batch limit (joint retraining, Limitless): step k
     # then costs about k times the first, and progress and ETA weight the steps so.
     step_cost_grows: ClassVar[bool] = False
+    # One PET expert per task (Dynamic ConPET and its variants): trained with Table III's dynamic learning rate,
+    # a step trains the new expert after the selector (when it has one).
+    dynamic_family: ClassVar[bool] = False
+    # Routed by per-type statistics instead of a trained selector (conpet.methods.dynamic_lda): experts see their
+    # own task only, and the router's statistics need a feature pass instead of batches.
+    routed_by_statistics: ClassVar[bool] = False
+    # Offered to projects (the app's method list, `conpet train --method`). Never inherited: a subclass (a
+    # variant, an ablation, a Table IV name for the same model) is offered only where it says so itself.
+    in_projects: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "in_projects" not in vars(cls):
+            cls.in_projects = False
 
     def learn_task(self, task: TaskData, history: Sequence[TaskData], sink: ProgressSink | None = None) -> StepStats:
         raise NotImplementedError
@@ -251,24 +265,20 @@ class PETMethod(ContinualMethod):
                                           self.config.encoder_settings)
         return self._encoder
 
-    def adapter(self, name: str) -> str:
-        """The PETModel name of a logical module (the same: each method has its own PETModel)."""
-        return name
-
     def module_id(self, name: str) -> str:
         return f"{self.uid}/{name}"
 
     def has_module(self, name: str) -> bool:
-        return self._pet is not None and self.adapter(name) in set(self.pet.module_names)
+        return self._pet is not None and name in set(self.pet.module_names)
 
     def add_module(self, name: str, n_outputs: int, init_from: str | None = None) -> None:
-        self.pet.add_module(self.adapter(name), n_outputs,
-                            init_from=self.adapter(init_from) if init_from else None,
+        self.pet.add_module(name, n_outputs,
+                            init_from=init_from,
                             representation=self.config.representation or "mask")
 
     def remove_module(self, name: str) -> None:
         if self.has_module(name):
-            self.pet.remove_module(self.adapter(name))
+            self.pet.remove_module(name)
 
     def job(self) -> AbstractContextManager[Any]:
         """Each example is tokenised once in the job, however many epochs, stages and modules read it
@@ -284,9 +294,9 @@ class PETMethod(ContinualMethod):
         self.backbone_examples += len(examples)
         batch = self.encode(examples)
         if grad:
-            return self.pet.logits(batch, self.adapter(name)).float()
+            return self.pet.logits(batch, name).float()
         with torch.no_grad():
-            return self.pet.logits(batch, self.adapter(name)).float()
+            return self.pet.logits(batch, name).float()
 
     def is_frozen(self, name: str) -> bool:
         return name not in self._training
@@ -300,7 +310,7 @@ class PETMethod(ContinualMethod):
 
     def _raw_module_logits(self, name: str, examples: Sequence[Example], *, grad: bool) -> torch.Tensor:
         if not examples:
-            return torch.zeros((0, self.pet.n_outputs(self.adapter(name))), device=self._device)
+            return torch.zeros((0, self.pet.n_outputs(name)), device=self._device)
         if grad or self.cache is None or not self.uses_cache or not self.is_frozen(name):
             return self.forward_logits(name, examples, grad=grad)
         mid, ver = self.module_id(name), self.versions.get(name, 0)
@@ -334,7 +344,7 @@ class PETMethod(ContinualMethod):
             return None
         if name.startswith("expert_") and name[7:].isdigit() and int(name[7:]) < self.n_tasks:
             return self.kinds_of(self.task_types[int(name[7:])])
-        if self.pet.n_outputs(self.adapter(name)) == len(self.types):
+        if self.pet.n_outputs(name) == len(self.types):
             return self.kinds_of(self.types)
         return None
 
@@ -395,7 +405,7 @@ class PETMethod(ContinualMethod):
         c = self.config
         st = StageStats(stage.name, stage.module)
         t0 = time.monotonic()
-        adapter = self.adapter(stage.module)
+        adapter = stage.module
         self.pet.set_trainable(adapter)
         params = list(self.pet.module_parameters(adapter))
         for h in self.hooks:
@@ -556,27 +566,33 @@ class PETMethod(ContinualMethod):
     def train_step(self, task: TaskData, history: list[TaskData], rep: Reporter, stats: StepStats) -> None:
         raise NotImplementedError
 
-    # --- prediction helpers -----------------------------------------------------------------------
+    # --- prediction: one loop for every method ---------------------------------------------------------
 
-    def _batches(self, examples: Sequence[Example]) -> Iterable[tuple[int, list[Example]]]:
-        bs = self.config.eval_batch_size
-        for i in range(0, len(examples), bs):
-            yield i, list(examples[i : i + bs])
-
-    def predict(self, examples: Sequence[Example], sink: ProgressSink | None = None) -> list[Prediction]:
+    def check_trained(self) -> None:
+        """Refuse to predict before the first task is learnt."""
         if not self.task_types:
             raise ConpetError("this model has not learnt any task yet")
-        rep = Reporter(sink)
+
+    def predict(self, examples: Sequence[Example], sink: ProgressSink | None = None) -> list[Prediction]:
+        """Predictions in input order. The examples are ordered by length first (`length_order`), so that
+        batches need little padding; `predict_ordered` sees them in that order."""
+        self.check_trained()
         order = length_order(examples)
-        ordered = [examples[i] for i in order]
-        out: list[Prediction] = []
-        n = len(examples)
-        for i, batch in self._batches(ordered):
-            rep.check_cancel()
-            out.extend(self.predict_batch(batch))
-            if sink is not None:
-                rep(min(i + len(batch), n) / max(n, 1), f"predicted {min(i + len(batch), n)}/{n}", "evaluation")
+        out = self.predict_ordered([examples[i] for i in order], Reporter(sink))
         return unorder(order, out)
+
+    def predict_ordered(self, examples: list[Example], rep: Reporter) -> list[Prediction]:
+        """Predictions for length-ordered examples: `predict_batch` on each batch. A method that groups work
+        across batches (Dynamic ConPET: the examples routed to one expert) overrides this instead."""
+        out: list[Prediction] = []
+        for batch in reported(self.eval_batches(examples), rep, "predicted"):
+            out.extend(self.predict_batch(batch))
+        return out
+
+    def eval_batches(self, items: Sequence[Any]) -> list[list[Any]]:
+        """`items` cut into prediction batches (`eval_batch_size`), in order."""
+        bs = self.config.eval_batch_size
+        return [list(items[i : i + bs]) for i in range(0, len(items), bs)]
 
     def predict_batch(self, batch: list[Example]) -> list[Prediction]:
         raise NotImplementedError
@@ -605,7 +621,7 @@ class PETMethod(ContinualMethod):
         folder.mkdir(parents=True, exist_ok=True)
         names = self.logical_modules()
         for name in names:
-            self.pet.save_module(self.adapter(name), folder / name)
+            self.pet.save_module(name, folder / name)
         state = {
             "format": METHOD_FORMAT, "method": self.name, "uid": self.uid,
             "backbone": getattr(self.backbone, "name", ""),
@@ -631,13 +647,25 @@ class PETMethod(ContinualMethod):
             sub = folder / name
             if not sub.is_dir():
                 raise ConpetError(f"{folder}: module folder {name!r} is missing")
-            method.pet.load_module(sub, method.adapter(name))
+            method.pet.load_module(sub, name)
         method.load_extra_state(state.get("extra", {}))
         return method
 
     def describe(self) -> dict[str, Any]:
         return {"method": self.name, "uid": self.uid, "tasks": [list(t) for t in self.task_types],
                 "versions": dict(self.versions)}
+
+
+def reported(batches: Sequence[list[Any]], rep: Reporter, message: str, lo: float = 0.0,
+             hi: float = 1.0) -> Iterator[list[Any]]:
+    """The batches of a prediction pass, checking for cancellation before each and reporting the share of
+    items done (mapped to [lo, hi] of the job) after it, as "<message> <done>/<total>"."""
+    total, done = sum(len(b) for b in batches), 0
+    for batch in batches:
+        rep.check_cancel()
+        yield batch
+        done += len(batch)
+        rep(lo + (hi - lo) * done / max(total, 1), f"{message} {done}/{total}", "evaluation")
 
 
 def resolve_defaults(config: TrainConfig, method: Any) -> TrainConfig:

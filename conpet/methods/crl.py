@@ -131,11 +131,11 @@ class ContrastiveMemoryBaseline(MemoryBaseline):
         self._bank_f = self._bank_l = None
         if not self.has_module(self.current):
             return
-        n_old = self.pet.n_outputs(self.adapter(self.current))
+        n_old = self.pet.n_outputs(self.current)
         self.add_module(self.TEACHER, n_old, init_from=self.current)
         with torch.no_grad():
-            src = self.pet.heads[self.adapter(self.current)]
-            dst = self.pet.heads[self.adapter(self.TEACHER)]
+            src = self.pet.heads[self.current]
+            dst = self.pet.heads[self.TEACHER]
             dst.weight.copy_(src.weight)
             dst.bias.copy_(src.bias)
         self.bump_version(self.TEACHER)  # never a version an earlier teacher's cached logits used

@@ -26,11 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from conpet.core.errors import ConpetError
-from conpet.core.protocols import ProgressSink, Reporter
+from conpet.core.protocols import Reporter
 from conpet.data.example import Example
 from conpet.data.tasks import TaskData
-from conpet.methods.base import PETMethod, Prediction, Stage, StepStats, length_order, softmax, unorder
+from conpet.methods.base import PETMethod, Prediction, Stage, StepStats, length_order, reported, softmax
 
 
 class DynamicConPET(PETMethod):
@@ -39,6 +38,9 @@ class DynamicConPET(PETMethod):
                                   "input to one expert per task")
     SELECTOR: ClassVar[str] = "selector"
     use_selector: ClassVar[bool] = True  # False: every expert active (the "w/o selector" ablation)
+    selector_labels: ClassVar[str | None] = None  # a variant's fixed TrainConfig.selector_labels
+    dynamic_family: ClassVar[bool] = True
+    in_projects: ClassVar[bool] = True
 
     @staticmethod
     def expert(j: int) -> str:
@@ -132,7 +134,7 @@ class DynamicConPET(PETMethod):
             if not self.has_module(self.SELECTOR):
                 self.add_module(self.SELECTOR, grow)
             else:
-                self.pet.grow_head(self.adapter(self.SELECTOR), grow)
+                self.pet.grow_head(self.SELECTOR, grow)
             self.bump_version(self.SELECTOR)
             if k > 0 or self.type_level_selector:  # one task id alone has nothing to learn
                 sel_sampler = self.make_sampler("selector", task.train, old, c.iter1_limit)
@@ -208,43 +210,36 @@ class DynamicConPET(PETMethod):
 
     # --- prediction ---------------------------------------------------------------------------------
 
-    def predict(self, examples: Sequence[Example], sink: ProgressSink | None = None) -> list[Prediction]:
+    def predict_ordered(self, examples: list[Example], rep: Reporter) -> list[Prediction]:
         """One selector pass per batch, then the examples grouped by active expert: one pass per
         expert per batch of its examples. Frozen modules' cached logits skip the backbone."""
-        if not self.task_types:
-            raise ConpetError("this model has not learnt any task yet")
-        rep = Reporter(sink)
-        order = length_order(examples)
-        examples = [examples[i] for i in order]
-        n, bs = len(examples), self.config.eval_batch_size
+        n = len(examples)
         if n == 0:
             return []
         n_types, offsets = len(self.types), self.task_offsets()
         sizes = [len(ts) for ts in self.task_types]
         sel = np.zeros((n, self.n_tasks), dtype=np.float32) if self.use_selector else None
         active: list[list[int]] = []
-        for i in range(0, n, bs):
-            rep.check_cancel()
-            chunk = examples[i : i + bs]
+        for chunk in reported(self.eval_batches(examples), rep, "selector", 0.0, 0.3):
             s = self.selector_logits(chunk) if self.use_selector else None
             a, _ = self.route(chunk, sel=s)
-            active.extend(a)
             if sel is not None and s is not None:
-                sel[i : i + len(chunk)] = s.cpu().numpy()
-            if sink is not None:
-                rep(0.3 * (i + len(chunk)) / n, f"selector {i + len(chunk)}/{n}", "evaluation")
+                sel[len(active) : len(active) + len(chunk)] = s.cpu().numpy()
+            active.extend(a)
         concat = np.full((n, n_types), float(self.config.alpha), dtype=np.float32)
-        done, total = 0, sum(len(a) for a in active)
-        for j in sorted({j for a in active for j in a}):
-            rows = [i for i, a in enumerate(active) if j in a]
-            for r in range(0, len(rows), bs):
-                rep.check_cancel()
-                part = rows[r : r + bs]
-                lj = self.module_logits(self.expert(j), [examples[i] for i in part]).cpu().numpy()
-                concat[part, offsets[j] : offsets[j] + sizes[j]] = lj
-                done += len(part)
-                if sink is not None:
-                    rep(0.3 + 0.7 * done / max(total, 1), f"experts {done}/{total}", "evaluation")
+        # each expert's batches hold only the examples routed to it
+        routed = sorted({j for a in active for j in a})
+        work = [(j, rows) for j in routed for rows in self.eval_batches([i for i, a in enumerate(active) if j in a])]
+        for k, rows in enumerate(reported([rows for _, rows in work], rep, "experts", 0.3, 1.0)):
+            j = work[k][0]
+            lj = self.module_logits(self.expert(j), [examples[i] for i in rows]).cpu().numpy()
+            concat[rows, offsets[j] : offsets[j] + sizes[j]] = lj
+        return self.concat_predictions(examples, concat, sel, active)
+
+    def concat_predictions(self, examples: list[Example], concat: np.ndarray, sel: np.ndarray | None,
+                           active: list[list[int]]) -> list[Prediction]:
+        """Eq. 2: each example's argmax over the concatenation, with the routing it came from."""
+        offsets, sizes = self.task_offsets(), [len(ts) for ts in self.task_types]
         probs = softmax(concat.astype(np.float64))
         sel_probs = softmax(sel.astype(np.float64)) if sel is not None else None
         types = self.types
@@ -263,10 +258,7 @@ class DynamicConPET(PETMethod):
                 list(active[i]),
                 {t: float(v) for t, v in zip(self.task_types[owner], own, strict=True) if self.same_kind(t, ex)},
                 versions))
-        return unorder(order, out)
-
-    def predict_batch(self, batch: list[Example]) -> list[Prediction]:
-        return self.predict(batch)
+        return out
 
     def oracle_routing_accuracy(self, examples: Sequence[Example]) -> float:
         """Accuracy if the selector always chose the gold task's expert (a diagnostic: how much of

@@ -35,10 +35,10 @@ import torch
 import torch.nn.functional as F
 
 from conpet.core.errors import ConpetError
-from conpet.core.protocols import ProgressSink, Reporter
+from conpet.core.protocols import Reporter
 from conpet.data.example import Example
 from conpet.data.tasks import TaskData
-from conpet.methods.base import PETMethod, Prediction, Stage, StepStats, length_order, softmax, unorder
+from conpet.methods.base import PETMethod, Prediction, Stage, StepStats, length_order, softmax
 from conpet.methods.registry import register_method
 from conpet.methods.router import ROUTER_FILE, GaussianRouter
 from conpet.methods.training_report import (
@@ -74,6 +74,9 @@ class RoutedByStatistics(PETMethod):
     use_selector: ClassVar[bool] = True  # it routes (the runner then measures oracle routing)
     use_experts: ClassVar[bool] = True  # False: the router alone predicts (training-free rows)
     features_from: ClassVar[str | None] = None  # a subclass may fix the feature map
+    dynamic_family: ClassVar[bool] = True
+    routed_by_statistics: ClassVar[bool] = True
+    in_projects: ClassVar[bool] = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -181,9 +184,9 @@ class RoutedByStatistics(PETMethod):
         with torch.no_grad():
             if fm is None or not self.has_module(fm):
                 return self.pet.hidden(batch, None, "markers", self.feature_layers).cpu().numpy(), None
-            feats = self.pet.hidden(batch, self.adapter(fm), "markers", self.feature_layers)
+            feats = self.pet.hidden(batch, fm, "markers", self.feature_layers)
             shares = self.use_experts and fm == self.expert(0)  # the map is expert 0: its logits come along
-            logits = self.pet.head_logits(self.adapter(fm), feats) if shares else None
+            logits = self.pet.head_logits(fm, feats) if shares else None
         return feats.cpu().numpy(), (logits.cpu().numpy() if logits is not None else None)
 
     # --- training ------------------------------------------------------------------------------------
@@ -415,21 +418,9 @@ class RoutedByStatistics(PETMethod):
 
     # --- prediction ----------------------------------------------------------------------------------
 
-    def predict(self, examples: Sequence[Example], sink: ProgressSink | None = None) -> list[Prediction]:
+    def check_trained(self) -> None:
         if not self.task_types or self.router is None:
             raise ConpetError("this model has not learnt any task yet")
-        rep = Reporter(sink)
-        order = length_order(examples)
-        ordered = [examples[i] for i in order]
-        out: list[Prediction] = []
-        n, bs = len(ordered), self.config.eval_batch_size
-        for i in range(0, n, bs):
-            rep.check_cancel()
-            chunk = ordered[i : i + bs]
-            out.extend(self.predictions(chunk, self.score_batch(chunk)))
-            if sink is not None:
-                rep(min(i + bs, n) / max(n, 1), f"predicted {min(i + bs, n)}/{n}", "evaluation")
-        return unorder(order, out)
 
     def predict_batch(self, batch: list[Example]) -> list[Prediction]:
         return self.predictions(batch, self.score_batch(batch))

@@ -23,6 +23,8 @@ class DynamicTypeSelector(DynamicConPET):
                    "log-sum-exp of its types)")
     # the selector and the experts read the markers: measured better than [MASK] alone (README, issue 12)
     default_representation = "markers"
+    selector_labels = "type"
+    in_projects = True
 
     def __init__(self, backbone: Any, config: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(backbone, config.replace(selector_labels="type"), *args, **kwargs)
+        super().__init__(backbone, config.replace(selector_labels=self.selector_labels), *args, **kwargs)

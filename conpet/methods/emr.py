@@ -61,10 +61,10 @@ class MemoryBaseline(SingleModuleMethod):
         self.backbone_examples += len(examples)
         batch = self.encode(examples)
         with torch.set_grad_enabled(grad):
-            return self.pet.hidden(batch, self.adapter(self.current)).float()
+            return self.pet.hidden(batch, self.current).float()
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.pet.heads[self.adapter(self.current)](features)
+        return self.pet.heads[self.current](features)
 
     def forward_logits(self, name: str, examples: Sequence[Example], *, grad: bool) -> torch.Tensor:
         if name != self.current:
@@ -77,7 +77,7 @@ class MemoryBaseline(SingleModuleMethod):
     def representations(self, examples: Sequence[Example], *, raw: bool = False) -> np.ndarray:
         """Representations (after `transform` unless `raw`) of many examples, in prediction batches."""
         out = []
-        for _, chunk in self._batches(examples):
+        for chunk in self.eval_batches(examples):
             h = self.hidden_states(chunk, grad=False)
             out.append((h if raw else self.transform(h)).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.backbone.hidden_size), dtype=np.float32)
@@ -114,7 +114,7 @@ class MemoryBaseline(SingleModuleMethod):
             self.add_module(self.MODULE, len(self.types))
             self.current = self.MODULE
         else:
-            self.pet.grow_head(self.adapter(self.current), len(task.types))
+            self.pet.grow_head(self.current, len(task.types))
         self.bump_version(self.current)
         new, old = self.new_and_old(task, history)
         sampler = self.make_sampler("train", new, old, self.config.batch_limit)

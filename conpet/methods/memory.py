@@ -17,7 +17,6 @@ Knows nothing about models: representations come in as arrays.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 
 from conpet.core.config import default_memory_per_type  # noqa: F401  (kept here for the baselines' callers)
 from conpet.data.example import Example, Span
-from conpet.methods.replay import split_batch
+from conpet.methods.replay import split_batch, stage_batches
 
 
 def kmeans_select(features: np.ndarray, labels: Sequence[str], per_type: int, *, seed: int) -> list[int]:
@@ -170,8 +169,7 @@ def conpet_batches(n_new_examples: int, *, has_old: bool, batch_size: int, new_o
     """Batches ConPET's dynamic replay trains in one stage: max_epochs passes over the new data at
     n_new new examples per batch, cut at the batch number limit (as `ReplaySampler` does)."""
     n_new, _ = split_batch(batch_size, new_old_ratio, has_old)
-    total = max_epochs * math.ceil(n_new_examples / n_new)
-    return total if batch_limit is None else min(total, batch_limit)
+    return stage_batches(n_new_examples, n_new, max_epochs, batch_limit)[1]
 
 
 def memory_replay_plan(n_new_examples: int, memory_size: int, *, batch_size: int, new_old_ratio: float,

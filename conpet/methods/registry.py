@@ -96,6 +96,11 @@ def method_class(name: str) -> type:
     return _METHODS[canonical_name(name)]
 
 
+def project_methods() -> list[str]:
+    """The methods a project can train with (each class's `in_projects`)."""
+    return [n for n in method_names() if getattr(_METHODS[n], "in_projects", False)]
+
+
 def make_method(name: str, backbone: Any, config: TrainConfig | None = None, *,
                 cache: LogitCache | None = None, uid: str | None = None) -> Any:
     """A fresh, untrained method `name` on `backbone`."""

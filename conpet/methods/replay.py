@@ -45,6 +45,15 @@ class ReplayPlan:
         return sizes
 
 
+def stage_batches(n_examples: int, per_batch: int, max_epochs: int, batch_limit: int | None) -> tuple[int, int]:
+    """(batches per epoch, batches of the stage) of a stage that passes ``max_epochs`` times over ``n_examples``
+    at ``per_batch`` of them per batch, cut at ``batch_limit``: the one count that the samplers, the plans
+    shown before training, the baselines' replay budget and the ETA share."""
+    per_epoch = math.ceil(n_examples / per_batch) if n_examples else 0
+    total = max_epochs * per_epoch
+    return per_epoch, total if batch_limit is None else min(total, batch_limit)
+
+
 class ReplaySampler(Generic[T]):
     """Yields training batches for one stage of one continual step.
 
@@ -62,10 +71,7 @@ class ReplaySampler(Generic[T]):
         self.new = list(new)
         self.old_tasks = [list(t) for t in old_tasks if len(t)]
         n_new, n_old = split_batch(batch_size, new_old_ratio, bool(self.old_tasks))
-        per_epoch = math.ceil(len(self.new) / n_new)
-        total = max_epochs * per_epoch
-        if batch_limit is not None:
-            total = min(total, batch_limit)
+        per_epoch, total = stage_batches(len(self.new), n_new, max_epochs, batch_limit)
         self.plan = ReplayPlan(n_new, n_old, per_epoch, math.ceil(total / per_epoch), total)
         self.seed = seed
 

@@ -74,7 +74,7 @@ class SingleModuleMethod(PETMethod):
             self.add_module(name, n_types)
             self.current = name
         else:
-            self.pet.grow_head(self.adapter(self.current), len(task.types))
+            self.pet.grow_head(self.current, len(task.types))
         self.bump_version(self.current)
         new, old = self.new_and_old(task, history)
         sampler = self.make_sampler("train", new, old, self.config.batch_limit)
@@ -89,10 +89,6 @@ class SingleModuleMethod(PETMethod):
 
         stage = Stage("train", self.current, sampler, loss, lambda: self.average_accuracy(valid), self.config.lr)
         stats.stages.append(self.run_stage(stage, rep, 0.0, 1.0))
-
-    def make_sampler(self, stage: str, new: Sequence[Example], old_tasks: Sequence[Sequence[Example]],
-                     limit: int | None) -> ReplaySampler[Example]:
-        return super().make_sampler(stage, new, old_tasks, limit)
 
     # --- prediction -------------------------------------------------------------------------------
 
@@ -122,6 +118,7 @@ class StaticConPET(SingleModuleMethod):
         "namic replay of all history with the batch limit")
     # measured: W 53.08 with the markers against 44.67 with [MASK] alone (fewrel80 quick, 2 seeds)
     default_representation = "markers"
+    in_projects = True
 
 
 class SequentialLoRA(SingleModuleMethod):

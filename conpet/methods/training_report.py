@@ -5,13 +5,12 @@ so the CLI, the app and the tests say the same thing."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from conpet.core.config import DYNAMIC_FAMILY, TrainConfig
-from conpet.methods.replay import split_batch
+from conpet.core.config import TrainConfig
+from conpet.methods.replay import split_batch, stage_batches
 
 SMALL_TEST = 20  # fewer test examples than this and one example moves the accuracy by more than 5 points
 
@@ -42,14 +41,17 @@ class StagePlan:
         return self.batches < self.max_epochs * self.batches_per_epoch
 
 
-# conpet.methods.dynamic_lda: trained experts (or none) and a statistical router instead of a selector.
-ROUTED_BY_STATISTICS = ("dynamic-lda", "lda-adapted", "lda-frozen")
+def _class(method: str) -> Any:
+    from conpet.methods.registry import method_class
+
+    return method_class(method)
 
 
 def readapts_map(method: str, config: TrainConfig, seen_types: int, has_old: bool) -> bool:
     """Whether this step of a statistically routed method re-trains its feature map on every learnt type's
     stored data (``router_readapt_types``; ``seen_types`` counts the new task's types too)."""
-    return (method in ROUTED_BY_STATISTICS and method != "lda-frozen" and config.router_readapt_types > 0
+    cls = _class(method)
+    return (cls.routed_by_statistics and cls.features_from != "frozen" and config.router_readapt_types > 0
             and config.router_features == "first-task"
             and (not has_old or seen_types <= config.router_readapt_types))
 
@@ -61,33 +63,29 @@ def stage_plans(method: str, config: TrainConfig, new_examples: int, has_old: bo
     ``seen_examples``: every learnt task's types and stored training examples, the new task's included (a
     re-adapted feature map trains on them)."""
     out = []
+    cls = _class(method)
     if readapts_map(method, config, seen_types, has_old):
-        per_epoch = math.ceil(seen_examples / config.batch_size) if seen_examples else 0
-        total = config.max_epochs * per_epoch
-        if config.iter2_limit is not None:
-            total = min(total, config.iter2_limit)
+        per_epoch, total = stage_batches(seen_examples, config.batch_size, config.max_epochs, config.iter2_limit)
         out.append(StagePlan("feature-map", total, per_epoch, config.max_epochs, config.batch_size, 0,
                              seen_examples, config.patience))
-    if method in ROUTED_BY_STATISTICS:
+    if cls.routed_by_statistics:
         # One expert per task on its own task's data (no replay); the router's statistics need no batches.
+        # Without experts, only a feature map adapted once (on the first task) trains.
         own_map = config.router_readapt_types > 0 and config.router_features == "first-task"
-        trains = method == "dynamic-lda" or (method == "lda-adapted" and not has_old and not own_map)
+        trains = cls.use_experts or (cls.features_from == "first-task" and not has_old and not own_map)
         limits = [("expert", config.iter2_limit)] if trains else []
         has_old = False
-    elif method in DYNAMIC_FAMILY:
+    elif cls.dynamic_family:
         # The task-id selector has nothing to learn from the first task alone; the type-level one has.
-        selector = method != "dynamic-nosel" and (has_old or config.selector_labels == "type"
-                                                  or method == "dynamic-typesel")
+        labels = cls.selector_labels or config.selector_labels
+        selector = cls.use_selector and (has_old or labels == "type")
         limits = [("selector", config.iter1_limit)] if selector else []
         limits.append(("expert", config.iter2_limit))
     else:
         limits = [("training", config.batch_limit)]
     n_new, n_old = split_batch(config.batch_size, config.new_old_ratio, has_old and config.replay)
-    per_epoch = math.ceil(new_examples / n_new) if new_examples else 0
     for stage, limit in limits:
-        total = config.max_epochs * per_epoch
-        if limit is not None:
-            total = min(total, limit)
+        per_epoch, total = stage_batches(new_examples, n_new, config.max_epochs, limit)
         out.append(StagePlan(stage, total, per_epoch, config.max_epochs, n_new, n_old, new_examples,
                              config.patience))
     return out

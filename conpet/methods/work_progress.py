@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from conpet.core.protocols import ProgressEvent, ProgressSink
+from conpet.core.protocols import EtaEstimator, ProgressEvent, ProgressSink
+from conpet.methods.replay import stage_batches
 
 # Forward + backward + optimizer step of one training example, in no-grad forwards of one example:
 # measured on the demo project (minilm, one CPU thread, dynamic-lda, six runs on a shared 2-core machine):
@@ -70,16 +71,17 @@ def step_work(method: str, config: object, new: object, datas: Sequence[object],
     """The segments of one project training step of ``method`` (``TrainConfig`` ``config``) on the new task
     ``new`` with every seen task ``datas`` (``TaskData``): what ``conpet.project.training`` runs; with the
     suggesters' step over ``suggester_sentences`` labelled sentences when they train (``suggester_units``)."""
-    from conpet.core.config import DYNAMIC_FAMILY
+    from conpet.methods.registry import method_class
     from conpet.methods.replay import validation_size
-    from conpet.methods.training_report import ROUTED_BY_STATISTICS, readapts_map, stage_plans
+    from conpet.methods.training_report import readapts_map, stage_plans
 
     c = config
     seen_types = sum(len(d.types) for d in datas)  # type: ignore[attr-defined]
     seen_examples = sum(len(d.train) for d in datas)  # type: ignore[attr-defined]
     plans = stage_plans(method, c, len(new.train), len(datas) > 1,  # type: ignore[attr-defined]
                         seen_types=seen_types, seen_examples=seen_examples)
-    routed = method in ROUTED_BY_STATISTICS
+    cls = method_class(method)
+    routed = cls.routed_by_statistics
     out = []
     for p in plans:
         own_task = routed and p.stage != "feature-map"  # a re-adapted map validates on every learnt task
@@ -97,7 +99,7 @@ def step_work(method: str, config: object, new: object, datas: Sequence[object],
         out.append(Segment("router", units=float(seen_examples if fresh else len(new.train))))  # type: ignore
     # The new task's test examples: one pass (the router's features, with the first expert's logits), one
     # more for a routed later expert or for a selector's experts; the old tasks' are cached.
-    passes = 2.0 if (len(datas) > 1 or method in DYNAMIC_FAMILY and not routed) else 1.0
+    passes = 2.0 if (len(datas) > 1 or cls.dynamic_family and not routed) else 1.0
     n_old_test = sum(len(d.test) for d in datas[:-1])  # type: ignore[attr-defined]
     out.append(Segment("evaluation", units=passes * len(new.test) + CACHED_COST * n_old_test))  # type: ignore
     if suggester_sentences:
@@ -113,8 +115,7 @@ def suggester_units(config: object, sentences: int) -> float:
     limit = getattr(config, "batch_limit", None)
     total = 0.0
     for epochs in (6, 4):
-        batches = epochs * math.ceil(sentences / 16)
-        total += TRAIN_COST * 16 * (min(batches, limit) if limit else batches)
+        total += TRAIN_COST * 16 * stage_batches(sentences, 16, epochs, limit)[1]
     return total
 
 
@@ -133,36 +134,9 @@ def fold_work(method: str, config: object, new: object, history_and_new: Sequenc
     return one * folds
 
 
-class EtaEstimator:
-    """Seconds left from the rate of work measured after a warm-up: ``update(done, worked)`` with the
-    units done (what the fraction shows) and the units actually worked (done minus skipped)."""
-
-    def __init__(self, total: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.total = max(total, 1e-9)
-        self.clock = clock
-        self._start: tuple[float, float] | None = None  # (time, units worked) when the warm-up ended
-        self._reports = 0  # updates since then
-
-    def update(self, done: float, worked: float, expected: float | None = None) -> float | None:
-        """``expected``: the units the job should take in all (below ``total`` where early stopping should
-        skip some); the warm-up and the timed work are shares of it."""
-        now = self.clock()
-        total = self.total if expected is None else expected
-        if self._start is None:
-            if worked >= WARMUP_SHARE * total:
-                self._start = (now, worked)
-            return None
-        t0, w0 = self._start
-        self._reports += 1
-        if worked - w0 < MEASURE_SHARE * total or self._reports < MEASURE_REPORTS or now <= t0:
-            return None
-        rate = (worked - w0) / (now - t0)
-        return max(total - done, 0.0) / rate
-
-
 class WorkProgress:
     """Forwards a job's progress to ``sink`` as the fraction of its segments' units done, with the ETA
-    of ``EtaEstimator``. ``training_sink()`` takes the method's ``learn_task`` events (placed by their stage
+    of ``conpet.core.protocols.EtaEstimator`` (after a warm-up). ``training_sink()`` takes the method's ``learn_task`` events (placed by their stage
     and metrics), ``segment_sink(name)`` a sub-job whose fraction covers one segment, ``finish(name)`` marks
     a segment done."""
 
@@ -172,7 +146,7 @@ class WorkProgress:
         self.segments = list(segments)
         self.names = [s.name for s in self.segments]
         self.total = sum(s.total for s in self.segments) or 1.0
-        self.eta = EtaEstimator(self.total, clock)
+        self.eta = EtaEstimator(self.total, clock, warmup=WARMUP_SHARE, measure=MEASURE_SHARE, reports=MEASURE_REPORTS)
         self.prefix = prefix
         self._done = [0.0] * len(self.segments)
         self._skipped = 0.0

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from conpet.core.errors import BackboneError
+from conpet.core.files import write_text_atomic
 
 Arch = Literal["encoder", "decoder"]
 
@@ -392,7 +393,8 @@ def _converted_gguf(path: Path, name: str, cache: Path) -> tuple[Path, str]:
         except (OSError, ValueError):
             info = {}
         sources = [s for s in _known_sources(info) if s.get("source") != stat["source"]]
-        _write_json_atomic(marker, {"sha256": sha, "sources": [*sources, stat][-16:]})
+        write_text_atomic(marker, json.dumps({"sha256": sha, "sources": [*sources, stat][-16:]}, indent=2,
+                                             sort_keys=True))
     return final, sha
 
 
@@ -443,8 +445,3 @@ def _export_gguf(gguf: Path, folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-    os.replace(tmp, path)

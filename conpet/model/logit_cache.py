@@ -27,11 +27,6 @@ class CacheStats:
         self.misses = 0
         self.lookups = 0  # get_many calls
 
-    def reset(self) -> None:
-        self.hits = self.misses = self.lookups = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {"hits": self.hits, "misses": self.misses, "lookups": self.lookups}
 
 
 class MemoryLogitCache:
@@ -64,14 +59,6 @@ class MemoryLogitCache:
         """A snapshot of every entry (e.g. to copy into a persistent cache)."""
         with self._lock:
             return dict(self._data)
-
-    def drop_module(self, module_id: str, keep_version: int | None = None) -> int:
-        """Forget a module's entries (all, or all but one version); returns how many went."""
-        with self._lock:
-            gone = [k for k in self._data if k[1] == module_id and k[2] != keep_version]
-            for k in gone:
-                del self._data[k]
-        return len(gone)
 
     def clear(self) -> None:
         with self._lock:
@@ -134,15 +121,6 @@ class SqliteLogitCache:
             rows.append((ex, mod, ver, int(arr.size), arr.tobytes()))
         with self._lock, self._conn:
             self._conn.executemany("INSERT OR REPLACE INTO logits VALUES (?,?,?,?,?)", rows)
-
-    def drop_module(self, module_id: str, keep_version: int | None = None) -> int:
-        with self._lock, self._conn:
-            if keep_version is None:
-                cur = self._conn.execute("DELETE FROM logits WHERE module_id = ?", (module_id,))
-            else:
-                cur = self._conn.execute("DELETE FROM logits WHERE module_id = ? AND module_version != ?",
-                                         (module_id, keep_version))
-        return cur.rowcount
 
     def clear(self) -> None:
         with self._lock, self._conn:

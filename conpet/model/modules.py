@@ -1,7 +1,7 @@
 """PET modules: a peft LoRA adapter on the frozen backbone plus a linear head over a schema.
 
 Several modules live side by side in *one* peft model under their own adapter names (peft's
-``add_adapter`` / ``set_adapter``; a mixed batch uses per-example ``adapter_names=``). peft injects
+``add_adapter`` / ``set_adapter``). peft injects
 LoRA layers into the backbone's model in place, so every ``PETModel`` built on the same
 ``Backbone`` shares that one peft model (``_SharedPeft``, kept on the backbone) and prefixes its
 adapter names with its own id: two PETModels on one backbone never see each other's modules.
@@ -22,7 +22,6 @@ import itertools
 import json
 import re
 import shutil
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -35,6 +34,7 @@ from torch import nn
 
 from conpet.core.config import LoraSettings  # defined with the other settings; imported from here too
 from conpet.core.errors import ConpetError
+from conpet.core.files import replace_folder
 from conpet.model.backbones import Backbone
 from conpet.model.encoding import Batch
 from conpet.model.representations import REPRESENTATIONS, check_representation, layer_index
@@ -284,13 +284,12 @@ class PETModel:
 
     # --- forward -------------------------------------------------------------------------------
 
-    def _forward(self, batch: Batch, representation: str = "mask", layers: Sequence[str] = ("last",),
-                 **kwargs: Any) -> torch.Tensor:
+    def _forward(self, batch: Batch, representation: str = "mask", layers: Sequence[str] = ("last",)) -> torch.Tensor:
         batch = batch.to(self.backbone.device)
         model = self._shared.model if self._shared.model is not None else self.backbone.model
         inner = tuple(layers) != ("last",)  # other layers' states come only when asked (they cost memory)
         out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    **({"output_hidden_states": True} if inner else {}), **kwargs)
+                    **({"output_hidden_states": True} if inner else {}))
         reads = []
         for layer in layers:
             if layer == "last":
@@ -348,33 +347,6 @@ class PETModel:
         """``f(M, x)``: the module's head over its representation, [B, n_outputs(name)] float32."""
         return self._head(name)(self.hidden(batch, name))
 
-    @torch.no_grad()
-    def hidden_mixed(self, batch: Batch, names: Sequence[str | None],
-                     representation: str | None = None) -> torch.Tensor:
-        """One pass where example i uses module ``names[i]`` (None: no adapter). Inference only.
-        Read as ``representation``; by default "markers" when any of the modules reads them, else "mask"."""
-        if len(names) != len(batch):
-            raise ValueError(f"{len(names)} module names for a batch of {len(batch)}")
-        distinct = set(names)
-        for n in distinct:
-            if n is not None:
-                self._head(n)
-        rep = representation or ("markers" if any(n is not None and self.representation(n) == "markers"
-                                                  for n in distinct) else "mask")
-        if len(distinct) == 1:
-            return self.hidden(batch, names[0], rep)
-        if self._shared.model is None:  # no adapters at all: every name is None
-            return self.hidden(batch, None, rep)
-        adapters = ["__base__" if n is None else self._adapter(n) for n in names]
-        with self._shared.lock:
-            return self._forward(batch, rep, adapter_names=adapters)
-
-    @torch.no_grad()
-    def logits_mixed(self, batch: Batch, names: Sequence[str]) -> list[torch.Tensor]:
-        """Per example, the logits of its own module (heads differ in size, so a list). One pass."""
-        states = self.hidden_mixed(batch, names)
-        return [self.head_logits(n, states[i : i + 1])[0] for i, n in enumerate(names)]
-
     # --- persistence ---------------------------------------------------------------------------
 
     def save_module(self, name: str, folder: str | Path) -> Path:
@@ -383,20 +355,15 @@ class PETModel:
         from safetensors.torch import save_file
 
         head = self._head(name)
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-        try:
-            adapter = self._adapter(name)
+        adapter = self._adapter(name)
+
+        def write(out: Path) -> None:
             with self._shared.lock:
-                peft_dir = tmp / "peft"
+                peft_dir = out / "peft"
                 self._shared.model.save_pretrained(str(peft_dir), selected_adapters=[adapter])
                 self._shared.sync_grads()
-            saved = peft_dir / adapter
-            out = tmp / "module"
-            out.mkdir()
             for fname in ("adapter_config.json", "adapter_model.safetensors"):
-                shutil.move(str(saved / fname), str(out / fname))
+                shutil.move(str(peft_dir / adapter / fname), str(out / fname))
             shutil.rmtree(peft_dir)
             tensors = {
                 "weight": head.weight.detach().cpu().contiguous(),
@@ -406,13 +373,8 @@ class PETModel:
             (out / "module.json").write_text(
                 json.dumps(self._module_info(name), indent=2, sort_keys=True) + "\n"
             )
-            old = tmp / "old"
-            if folder.exists():
-                folder.rename(old)
-            out.rename(folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return folder
+
+        return replace_folder(folder, write)
 
     def _module_info(self, name: str) -> dict[str, Any]:
         import peft

@@ -24,11 +24,6 @@ def check_representation(name: str) -> None:
 FEATURE_LAYERS: dict[str, tuple[str, ...]] = {"last": ("last",), "last+middle": ("middle", "last")}
 
 
-def check_feature_layers(name: str) -> None:
-    if name not in FEATURE_LAYERS:
-        raise ValueError(f"unknown feature layers {name!r}; choose one of {', '.join(FEATURE_LAYERS)}")
-
-
 def layer_index(layer: str, n_layers: int) -> int:
     """Index into a transformer's `hidden_states` (0: the embeddings, n_layers: the last layer)."""
     if layer == "last":

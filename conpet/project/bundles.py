@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,6 +22,7 @@ from conpet.bundle import (
     unpacked,
     write_bundle,
 )
+from conpet.core.files import replace_folder
 from conpet.core.protocols import ProgressLike, Reporter, ScaledSink, as_sink
 from conpet.project.model import (
     STATE_FILE,
@@ -129,14 +129,13 @@ def import_bundle(project: Any, bundle_path: str | Path, progress: ProgressLike 
             rep(0.6, "copying modules", "import")
             uid = str(manifest.get("uid") or "bundle")
             folder = proj.modules_dir / f"import-{uid}-{datetime.now(timezone.utc):%Y%m%d%H%M%S}"
-            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=proj.modules_dir))
-            try:
-                stage = tmp / "model"
+            state: dict[str, Any] = {}
+
+            def stage_model(stage: Path) -> None:
                 stage_method(root, stage)
-                state = json.loads((stage / STATE_FILE).read_text(encoding="utf-8"))
-                stage.rename(folder)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+                state.update(json.loads((stage / STATE_FILE).read_text(encoding="utf-8")))
+
+            replace_folder(folder, stage_model)
             try:
                 result = _import_records(proj, manifest, state, folder, bb, default_kind, bundle_path)
             except BaseException:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -73,8 +72,6 @@ PROFILE_BUDGET = ("lr", "batch_limit", "max_epochs", "patience")
 # On fewrel80 and on Few-NERD (minilm, quick profile, 2 seeds each) it is above every other method, the
 # type-level selector that was the default before included (docs/results/routing-*).
 DEFAULT_METHOD = "dynamic-lda"
-# What a project can train with (the app's method list and `conpet train --method`).
-PROJECT_METHODS = ("dynamic-lda", "dynamic-typesel", "dynamic", "static")
 
 
 class TrainError(ConpetError):
@@ -161,21 +158,16 @@ def _task_data(index: int, types: Sequence[str], examples: Sequence[Any], splits
 
 def _save_model_atomic(method: Any, folder: Path, training: Mapping[str, Any],
                        suggesters: Any = None) -> None:
+    from conpet.core.files import replace_folder
     from conpet.suggest.suggestions import save_suggesters
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
-        stage = tmp / "model"
+    def write(stage: Path) -> None:
         method.save(stage)
         if suggesters is not None:
             save_suggesters(stage, suggesters)
         (stage / TRAINING_FILE).write_text(json.dumps(training, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)
-        stage.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    replace_folder(folder, write)
 
 
 def train_project(project: Any, *, method: str | None = None, backbone: Any = None,
@@ -221,7 +213,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
            folds: int = DEFAULT_FOLDS) -> TrainOutcome:
     from conpet.core.runtime import apply_threads, seed_everything, step_seed
     from conpet.eval.continual import evaluate
-    from conpet.methods.registry import canonical_name
+    from conpet.methods.registry import canonical_name, method_class, project_methods
     from conpet.model.backbones import backbone_info, load_backbone
 
     t_start = time.monotonic()
@@ -235,6 +227,8 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                              f"{canonical_name(method_name)!r} (start a new project for another method)")
         method_name = have
     method_name = canonical_name(method_name or DEFAULT_METHOD)
+    if prev is None and not method_class(method_name).in_projects:
+        raise TrainError(f"a project cannot train with {method_name!r}; choose one of {', '.join(project_methods())}")
 
     task, created = _plan_task(project, n_learnt, min_examples, types)
     chose_types = created and not types  # the pending types formed the task: say which were left out
@@ -424,8 +418,9 @@ def profile_budget(profile: str, method: str = "dynamic") -> dict[str, Any]:
     """The training budget of a ``conpet.core.config`` profile as TrainConfig fields: what ``--profile`` (and the
     app's budget) sets, for a new model and for one that continues."""
     from conpet.core.config import profile_train
+    from conpet.methods.registry import method_class
 
-    train = profile_train(profile, data="project", method=method)
+    train = profile_train(profile, data="project", dynamic=method_class(method).dynamic_family)
     return {name: getattr(train, name) for name in PROFILE_BUDGET}
 
 
@@ -434,7 +429,7 @@ def _load_or_make_method(prev: Path | None, method_name: str, bb: Any, cache: An
     """The project's model restored from ``prev`` (the profile's budget, then ``overrides``, replacing its
     saved settings), or a new ``method_name`` model with the profile's settings and ``overrides``."""
     from conpet.core.config import profile_train
-    from conpet.methods.registry import load_method, make_method
+    from conpet.methods.registry import load_method, make_method, method_class
 
     if prev is not None:
         m = load_method(prev, bb, cache=cache)
@@ -442,7 +437,8 @@ def _load_or_make_method(prev: Path | None, method_name: str, bb: Any, cache: An
         if changes:
             m.config = m.config.replace(**changes)
         return m
-    train = profile_train(profile or DEFAULT_PROFILE, data="project", method=method_name).replace(**overrides)
+    train = profile_train(profile or DEFAULT_PROFILE, data="project",
+                          dynamic=method_class(method_name).dynamic_family).replace(**overrides)
     return make_method(method_name, bb, train, cache=cache)
 
 
@@ -475,7 +471,7 @@ def _record_step(project: Any, m: Any, run_id: int, task: Any, new: Any, datas: 
             kind, k = module_kind(name)
             project.modules.register(kind, folder / name, name=store_name(name),
                                      task_index=(k + 1) if k is not None else None, run_id=run_id,
-                                     parameter_count=m.pet.parameter_count(m.adapter(name)))
+                                     parameter_count=m.pet.parameter_count(name))
         _register_suggesters(project, run_id, folder, suggesters)
         project.tasks.freeze(task.id)
         if preds:

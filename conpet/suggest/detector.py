@@ -35,12 +35,13 @@ from typing import Any
 import torch
 
 from conpet.core.errors import ConpetError
+from conpet.core.files import replace_folder
 from conpet.core.protocols import ProgressSink, Reporter
 from conpet.data.example import Span
 from conpet.methods.replay import ReplaySampler
 from conpet.model.backbones import Backbone
 from conpet.model.modules import LoraSettings, ModuleError, PETModel
-from conpet.suggest.folders import read_header, replace_folder, write_header
+from conpet.suggest.folders import read_header, write_header
 from conpet.suggest.mentions import (
     IGNORE,
     N_SHAPES,

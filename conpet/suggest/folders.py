@@ -1,32 +1,12 @@
-"""Writing and reading a suggester's folder (the mention detector's, the relatedness gate's): a folder
-replaced as a whole, and a JSON header naming its format and version, checked before anything loads."""
+"""A suggester's folder (the mention detector's, the relatedness gate's; written whole with
+``conpet.core.files.replace_folder``): a JSON header naming its format and version, checked before anything
+loads."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-
-def replace_folder(folder: str | Path, write: Callable[[Path], None]) -> Path:
-    """Write ``folder`` through ``write(staging_folder)`` next to it, then swap it in: a crash or a full
-    disk leaves the old folder (or none) in place, never half of a new one."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
-    try:
-        out = tmp / "new"
-        out.mkdir()
-        write(out)
-        if folder.exists():
-            folder.rename(tmp / "old")
-        out.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return folder
 
 
 def write_header(path: Path, info: dict[str, Any]) -> None:

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from conpet.data.example import Example, Span
 
 TAGS = ("O", "B", "I")
@@ -252,21 +254,34 @@ class SpanScores:
     n_gold: int
     n_predicted: int
 
+    def scores(self) -> tuple[float, float, float]:
+        """scikit-learn's binary precision, recall and F1 over the matched and unmatched items (0 where
+        undefined)."""
+        from sklearn.metrics import precision_recall_fscore_support
+
+        tp, fn, fp = self.true_positives, self.n_gold - self.true_positives, self.n_predicted - self.true_positives
+        if tp + fn + fp == 0:
+            return 0.0, 0.0, 0.0
+        y_true = np.repeat([1, 1, 0], [tp, fn, fp])
+        y_pred = np.repeat([1, 0, 1], [tp, fn, fp])
+        p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="binary", zero_division=0)
+        return float(p), float(r), float(f)
+
     @property
     def precision(self) -> float:
-        return self.true_positives / self.n_predicted if self.n_predicted else 0.0
+        return self.scores()[0]
 
     @property
     def recall(self) -> float:
-        return self.true_positives / self.n_gold if self.n_gold else 0.0
+        return self.scores()[1]
 
     @property
     def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
+        return self.scores()[2]
 
     def to_dict(self) -> dict[str, float]:
-        return {"precision": self.precision, "recall": self.recall, "f1": self.f1,
+        precision, recall, f1 = self.scores()
+        return {"precision": precision, "recall": recall, "f1": f1,
                 "true_positives": self.true_positives, "gold": self.n_gold, "predicted": self.n_predicted}
 
 
