@@ -100,7 +100,11 @@ class GaussianRouter:
             if not self.types:
                 raise RouterError("the router has no types yet")
             cov = torch.as_tensor(self.covariance())
-            chol = torch.linalg.cholesky(cov)
+            try:
+                chol = torch.linalg.cholesky(cov)
+            except torch.linalg.LinAlgError as exc:  # a numerical failure is the settings', not a traceback
+                raise RouterError(f"the router's covariance ({self.dim} dimensions, shrinkage {self.shrinkage}) "
+                                  "is not positive definite; raise router_shrinkage") from exc
             means = torch.as_tensor(self.means)
             pm = torch.cholesky_solve(means.T.contiguous(), chol)  # d x C
             const = -0.5 * (means * pm.T).sum(-1)

@@ -33,8 +33,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,21 @@ class TrainOutcome:
 
 
 # --- one training step -------------------------------------------------------------------------
+
+
+@contextmanager
+def numerical_failures(task_index: int) -> Iterator[None]:
+    """A numerical failure inside a step (a singular matrix, a floating-point error) as a TrainError that says
+    which task and what to change; the step then fails like any other (the previous model stays current)."""
+    import numpy as np
+    import torch
+
+    try:
+        yield
+    except (torch.linalg.LinAlgError, np.linalg.LinAlgError, FloatingPointError) as exc:
+        raise TrainError(f"task {task_index}: training failed numerically ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); the model is unchanged. "
+                         "Try a larger router_shrinkage, a lower learning rate or more labelled examples") from exc
 
 
 def _relabel(examples: Sequence[Any], labels: Mapping[int, str]) -> list[Any]:
@@ -330,7 +345,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                     cv = _cross_validate(prev, method_name, bb, project.logit_cache, profile, overrides, m,
                                          new, datas[:-1], folds, run.id, work)
                 seed_everything(step_seed(seed, task.index))  # new modules' initial weights repeat for a seed
-                with m.job():  # each example is encoded once in the step's training, validation and test
+                with m.job(), numerical_failures(task.index):  # each example is encoded once per job
                     stats = m.learn_task(new, datas[:-1], work.training_sink())
                     counts, sel, preds = evaluate(m, datas, work.segment_sink("evaluation"))
                 if run_sink.cancel_requested():
