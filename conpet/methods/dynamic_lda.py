@@ -151,7 +151,7 @@ class RoutedByStatistics(PETMethod):
         if n == 0:
             return out, {}
         mid, ver = self.features_id(), self.feature_version()
-        keys = [(ex.id, mid, ver) for ex in examples]
+        keys = [(ex.input_key, mid, ver) for ex in examples]
         cacheable = self.cache is not None and (self.feature_map is None or self.is_frozen(self.feature_map))
         hits = self.cache.get_many(keys) if cacheable else {}
         miss = [i for i, k in enumerate(keys) if k not in hits]
@@ -170,7 +170,7 @@ class RoutedByStatistics(PETMethod):
                 self.cache.put_many({keys[i]: feats[j] for j, i in enumerate(rows)})
                 if logits is not None and self.feature_map is not None:  # expert 0's logits came with them
                     fm_id, fm_ver = self.module_id(self.feature_map), self.versions.get(self.feature_map, 0)
-                    self.cache.put_many({(examples[i].id, fm_id, fm_ver): logits[j] for j, i in enumerate(rows)})
+                    self.cache.put_many({(examples[i].input_key, fm_id, fm_ver): logits[j] for j, i in enumerate(rows)})
         return out, side
 
     def _feature_pass(self, examples: list[Example]) -> tuple[np.ndarray, np.ndarray | None]:
