@@ -1,0 +1,109 @@
+"""Issue 24 (3): how long the app's writes wait beside an import (and beside an import plus a training).
+
+A project gets the demo data (enough for a tiny training); then `conpet import-data` of a Few-NERD file
+runs in another process (and, in the second scenario, `conpet train` too), while this process does what the
+Label view does on the GUI thread: add an entity annotation, then delete it, every 50 ms, each one
+transaction through the project's repositories. Reported: the number of writes, the longest one and the
+99th percentile (ms), how many took over 100 ms, the writes that failed ("database is locked"), and whether
+the import and the training finished (a training's per-batch cache writes fail with "locked" otherwise).
+
+    PYTHONPATH=<code root> python measure_write_stalls.py --data ../shared/data/fewnerd/inter_dev.txt \\
+        --code-root <code root> --out result.json
+
+``--code-root`` is the checkout whose code runs (all processes), so the same script measures the code
+before and after the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CLI = "import sys; from conpet import cli; sys.exit(cli.main(sys.argv[1:]))"
+DEMO = Path(__file__).resolve().parents[3] / "resources" / "demo" / "demo.jsonl"
+
+
+def _command(code_root: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(code_root), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen([sys.executable, "-c", CLI, *args], env=env, cwd=code_root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _label_while(project, sentence_id: int, busy: list[subprocess.Popen]) -> dict:
+    """The Label view's writes until every process in ``busy`` has ended."""
+    durations: list[float] = []
+    errors: list[str] = []
+    while any(p.poll() is None for p in busy):
+        for write in ("add", "delete"):
+            t0 = time.perf_counter()
+            try:
+                if write == "add":
+                    ann = project.annotations.add_entity(sentence_id, 0, 4, "Label")
+                else:
+                    project.annotations.delete(ann.id)
+            except Exception as exc:  # noqa: BLE001 - counted: the point of the measurement
+                errors.append(f"{type(exc).__name__}: {exc}")
+            durations.append((time.perf_counter() - t0) * 1000)
+            time.sleep(0.05)
+    durations.sort()
+    return {"writes": len(durations), "max_ms": round(durations[-1], 1) if durations else None,
+            "p99_ms": round(durations[int(0.99 * (len(durations) - 1))], 1) if durations else None,
+            "median_ms": round(statistics.median(durations), 1) if durations else None,
+            "over_100ms": sum(d > 100 for d in durations), "write_errors": len(errors), "first_errors": errors[:3]}
+
+
+def _ended(p: subprocess.Popen, name: str) -> dict:
+    out, err = p.communicate()
+    return {f"{name}_rc": p.returncode, f"{name}_locked_errors": (out + err).lower().count("locked"),
+            f"{name}_tail": (err.strip().splitlines() or [""])[-1][:300]}
+
+
+def scenario(code_root: Path, data: Path, scratch: Path, with_training: bool) -> dict:
+    sys.path.insert(0, str(code_root))
+    from conpet.store import Project
+    from conpet.store.importer import import_file
+
+    folder = scratch / ("train-and-import" if with_training else "import")
+    with Project.create(folder) as p:
+        import_file(p, DEMO)
+        p.types.add("Label", "entity")
+        sentence = p.sentences.add("Here the user labels a word while the import runs .")
+    with Project.open(folder) as project:
+        busy = []
+        t0 = time.monotonic()
+        if with_training:
+            busy.append(_command(code_root, "train", str(folder), "--profile", "smoke", "--batch-limit", "40",
+                                 "--epochs", "1", "--min-examples", "5", "--quiet", "--threads", "1"))
+            time.sleep(8)  # the training is under way (backbone loaded) before the import starts
+        busy.append(_command(code_root, "import-data", str(folder), str(data), "--quiet"))
+        result = {"scenario": "import + training" if with_training else "import", **_label_while(
+            project, sentence.id, busy), "seconds": round(time.monotonic() - t0, 1)}
+        result.update(_ended(busy[-1], "import"))
+        if with_training:
+            result.update(_ended(busy[0], "train"))
+        result["integrity"] = project.integrity_check()
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--code-root", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [scenario(args.code_root.resolve(), args.data.resolve(), Path(tmp), training)
+                   for training in (False, True)]
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
