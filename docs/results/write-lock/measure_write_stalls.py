@@ -3,9 +3,11 @@
 A project gets the demo data (enough for a tiny training); then `conpet import-data` of a Few-NERD file
 runs in another process (and, in the second scenario, `conpet train` too), while this process does what the
 Label view does on the GUI thread: add an entity annotation, then delete it, every 50 ms, each one
-transaction through the project's repositories. Reported: the number of writes, the longest one and the
-99th percentile (ms), how many took over 100 ms, the writes that failed ("database is locked"), and whether
-the import and the training finished (a training's per-batch cache writes fail with "locked" otherwise).
+transaction through the project's repositories. Reported: the number of writes; of the whole write and of its
+wait for SQLite's write lock alone (the time its ``BEGIN IMMEDIATE`` took) the longest, the 99th
+percentile, the median (ms) and how many took over 100 ms; the writes that failed ("database is locked");
+whether the import and the training finished (a training's per-batch cache writes fail with "locked"
+otherwise); the machine's load average (a write's whole time includes the CPU this process did not get).
 
     PYTHONPATH=<code root> python measure_write_stalls.py --data ../shared/data/fewnerd/inter_dev.txt \\
         --code-root <code root> --out result.json
@@ -36,10 +38,40 @@ def _command(code_root: Path, *args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+def _lock_waits(engine) -> list[float]:
+    """The time each ``BEGIN IMMEDIATE`` of ``engine`` took (ms): the wait for SQLite's write lock alone,
+    apart from the write's own work, its fsync and the CPU this process did not get."""
+    from sqlalchemy import event
+
+    waits: list[float] = []
+
+    def before(conn, cursor, statement, *args) -> None:
+        conn.info["t_begin"] = time.perf_counter() if statement.startswith("BEGIN IMMEDIATE") else None
+
+    def after(conn, cursor, statement, *args) -> None:
+        t = conn.info.pop("t_begin", None)
+        if t is not None:
+            waits.append((time.perf_counter() - t) * 1000)
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    return waits
+
+
+def _summary(values: list[float], prefix: str) -> dict:
+    values = sorted(values)
+    if not values:
+        return {}
+    return {f"{prefix}max_ms": round(values[-1], 1), f"{prefix}p99_ms": round(values[int(0.99 * (len(values) - 1))], 1),
+            f"{prefix}median_ms": round(statistics.median(values), 1),
+            f"{prefix}over_100ms": sum(v > 100 for v in values)}
+
+
 def _label_while(project, sentence_id: int, busy: list[subprocess.Popen]) -> dict:
     """The Label view's writes until every process in ``busy`` has ended."""
     durations: list[float] = []
     errors: list[str] = []
+    waits = _lock_waits(project.db.engine)
     while any(p.poll() is None for p in busy):
         for write in ("add", "delete"):
             t0 = time.perf_counter()
@@ -52,11 +84,8 @@ def _label_while(project, sentence_id: int, busy: list[subprocess.Popen]) -> dic
                 errors.append(f"{type(exc).__name__}: {exc}")
             durations.append((time.perf_counter() - t0) * 1000)
             time.sleep(0.05)
-    durations.sort()
-    return {"writes": len(durations), "max_ms": round(durations[-1], 1) if durations else None,
-            "p99_ms": round(durations[int(0.99 * (len(durations) - 1))], 1) if durations else None,
-            "median_ms": round(statistics.median(durations), 1) if durations else None,
-            "over_100ms": sum(d > 100 for d in durations), "write_errors": len(errors), "first_errors": errors[:3]}
+    return {"writes": len(durations), **_summary(durations, "write_"), **_summary(waits, "lock_wait_"),
+            "write_errors": len(errors), "first_errors": errors[:3], "load_average": os.getloadavg()[0]}
 
 
 def _ended(p: subprocess.Popen, name: str) -> dict:
@@ -79,7 +108,7 @@ def scenario(code_root: Path, data: Path, scratch: Path, with_training: bool) ->
         busy = []
         t0 = time.monotonic()
         if with_training:
-            busy.append(_command(code_root, "train", str(folder), "--profile", "smoke", "--batch-limit", "40",
+            busy.append(_command(code_root, "train", str(folder), "--profile", "smoke", "--batch-limit", "10",
                                  "--epochs", "1", "--min-examples", "5", "--quiet", "--threads", "1"))
             time.sleep(8)  # the training is under way (backbone loaded) before the import starts
         busy.append(_command(code_root, "import-data", str(folder), str(data), "--quiet"))
