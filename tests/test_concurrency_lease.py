@@ -134,3 +134,18 @@ def test_an_older_project_gets_the_lease_table_on_open(tmp_path, fixtures_dir):
         assert p.upgrade is not None and p.upgrade.to_version == schema.head_version() >= 4
         with hold_lease(p, "train"):
             assert lease_holder(p) is not None
+
+
+def test_the_heartbeat_pushes_the_expiry_on_while_the_lease_is_held(project, monkeypatch):
+    import time
+
+    import conpet.project.lease as lease_module
+
+    monkeypatch.setattr(lease_module, "HEARTBEAT_SECONDS", 0.02)
+    with hold_lease(project, "train") as lease:
+        deadline = time.monotonic() + 30
+        while lease_holder(project).expires_at <= lease.expires_at:
+            assert time.monotonic() < deadline, "the heartbeat never renewed the lease"
+            time.sleep(0.02)
+        assert lease_holder(project).heartbeat_at > lease.heartbeat_at
+    assert lease_holder(project) is None
