@@ -7,7 +7,11 @@ transaction through the project's repositories. Reported: the number of writes; 
 wait for SQLite's write lock alone (the time its ``BEGIN IMMEDIATE`` took) the longest, the 99th
 percentile, the median (ms) and how many took over 100 ms; the writes that failed ("database is locked");
 whether the import and the training finished (a training's per-batch cache writes fail with "locked"
-otherwise); the machine's load average (a write's whole time includes the CPU this process did not get).
+otherwise); how long the import's and the training's own write transactions held the lock (from the end of
+their BEGIN IMMEDIATE to the end of their commit: the longest, the 99th percentile, how many over 100 ms,
+in wall-clock time and in the thread's CPU time, which no other process's load changes);
+the machine's load average (a write's whole time includes the CPU this process did not get, and a
+transaction's hold includes its commit's fsync and any time its process was not scheduled).
 
     PYTHONPATH=<code root> python measure_write_stalls.py --data ../shared/data/fewnerd/inter_dev.txt \\
         --code-root <code root> --out result.json
@@ -29,13 +33,48 @@ import time
 from pathlib import Path
 
 CLI = "import sys; from conpet import cli; sys.exit(cli.main(sys.argv[1:]))"
+# Run in the import and training processes before the command: times each write transaction from the end of
+# its BEGIN IMMEDIATE (the write lock taken) to the end of its commit, and writes a summary at exit.
+HOLDS = """
+import atexit, json, os, sys, threading, time
+from contextlib import contextmanager
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+import conpet.store.db as db
+holds, cpu, local = [], [], threading.local()
+@event.listens_for(Engine, "after_cursor_execute")
+def _taken(conn, cursor, statement, *args):
+    if statement.startswith("BEGIN IMMEDIATE"):
+        local.t, local.c = time.perf_counter(), time.thread_time()
+_transaction = db.Database.transaction
+@contextmanager
+def _timed(self):
+    outer = getattr(self._local, "write", None) is None
+    with _transaction(self) as s:
+        yield s
+    if outer and getattr(local, "t", None) is not None:
+        holds.append((time.perf_counter() - local.t) * 1000)
+        cpu.append((time.thread_time() - local.c) * 1000)
+        local.t = None
+db.Database.transaction = _timed
+def _stats(values, prefix):
+    v = sorted(values)
+    return {prefix + "max_ms": round(v[-1], 1) if v else None,
+            prefix + "p99_ms": round(v[int(0.99 * (len(v) - 1))], 1) if v else None,
+            prefix + "over_100ms": sum(x > 100 for x in v)}
+def _save():
+    with open(os.environ["HOLDS_OUT"], "w") as f:
+        json.dump({"transactions": len(holds), **_stats(holds, "wall_"), **_stats(cpu, "cpu_")}, f)
+atexit.register(_save)
+"""
 DEMO = Path(__file__).resolve().parents[3] / "resources" / "demo" / "demo.jsonl"
 
 
-def _command(code_root: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(code_root), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "-c", CLI, *args], env=env, cwd=code_root, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+def _command(code_root: Path, holds: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(code_root), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "HOLDS_OUT": str(holds)}
+    return subprocess.Popen([sys.executable, "-c", HOLDS + CLI, *args], env=env, cwd=code_root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _lock_waits(engine) -> list[float]:
@@ -88,10 +127,12 @@ def _label_while(project, sentence_id: int, busy: list[subprocess.Popen]) -> dic
             "write_errors": len(errors), "first_errors": errors[:3], "load_average": os.getloadavg()[0]}
 
 
-def _ended(p: subprocess.Popen, name: str) -> dict:
+def _ended(p: subprocess.Popen, name: str, holds: Path) -> dict:
     out, err = p.communicate()
+    held = json.loads(holds.read_text()) if holds.is_file() else {}
     return {f"{name}_rc": p.returncode, f"{name}_locked_errors": (out + err).lower().count("locked"),
-            f"{name}_tail": (err.strip().splitlines() or [""])[-1][:300]}
+            f"{name}_tail": (err.strip().splitlines() or [""])[-1][:300],
+            **{f"{name}_lock_hold_{k}": v for k, v in held.items()}}
 
 
 def scenario(code_root: Path, data: Path, scratch: Path, with_training: bool) -> dict:
@@ -108,15 +149,16 @@ def scenario(code_root: Path, data: Path, scratch: Path, with_training: bool) ->
         busy = []
         t0 = time.monotonic()
         if with_training:
-            busy.append(_command(code_root, "train", str(folder), "--profile", "smoke", "--batch-limit", "10",
+            busy.append(_command(code_root, scratch / "train-holds.json", "train", str(folder), "--profile", "smoke", "--batch-limit", "10",
                                  "--epochs", "1", "--min-examples", "5", "--quiet", "--threads", "1"))
             time.sleep(8)  # the training is under way (backbone loaded) before the import starts
-        busy.append(_command(code_root, "import-data", str(folder), str(data), "--quiet"))
+        busy.append(_command(code_root, folder.parent / f"{folder.name}-import-holds.json", "import-data",
+                             str(folder), str(data), "--quiet"))
         result = {"scenario": "import + training" if with_training else "import", **_label_while(
             project, sentence.id, busy), "seconds": round(time.monotonic() - t0, 1)}
-        result.update(_ended(busy[-1], "import"))
+        result.update(_ended(busy[-1], "import", folder.parent / f"{folder.name}-import-holds.json"))
         if with_training:
-            result.update(_ended(busy[0], "train"))
+            result.update(_ended(busy[0], "train", scratch / "train-holds.json"))
         result["integrity"] = project.integrity_check()
     return result
 
