@@ -78,6 +78,8 @@ class MainWindow(QMainWindow):
         # One loaded backbone for every job of the session (loading one takes seconds to minutes).
         self.backbone_provider = backbone_provider or KeptBackbone()
         self.host = WorkerHost(self)
+        # Quitting during a backbone load waits for it; say so where the user looks.
+        self.host.waiting.connect(lambda text: self.statusBar().showMessage(text))
         self.model: ProjectModel | None = None
         self.controller: JobController | None = None
         self.views: dict[str, QWidget] = {}

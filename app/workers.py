@@ -19,13 +19,14 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QThread, Signal, Slot
 
 from conpet.core.errors import Cancelled, ConpetError
 from conpet.core.protocols import ProgressEvent
 
 Job = Callable[["QtProgressSink"], Any]
 
+_WAIT_SLICE_MS = 50  # shutdown's wait per thread between redraws
 _started: list[QThread] = []  # every worker thread this process started (tests check none outlives them)
 
 
@@ -130,12 +131,19 @@ class WorkerHost(QObject):
     """
 
     activeChanged = Signal(int)
+    waiting = Signal(str)  # shutdown's message while it waits for a job that cannot stop at once
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._running: dict[Worker, QThread] = {}
+        self._closing = False
 
     def start(self, worker: Worker) -> Worker:
+        if self._closing:  # a slot run while shutdown waits must not start new work
+            worker.cancelled.emit()
+            worker.ended.emit(worker.name, "cancelled", None)
+            worker.done.emit()
+            return worker
         thread = QThread()
         thread.setObjectName(f"conpet-{worker.name}")
         worker.moveToThread(thread)
@@ -163,10 +171,29 @@ class WorkerHost(QObject):
     def is_busy(self, name: str) -> bool:
         return any(w.name == name for w in self.running())
 
-    def shutdown(self, timeout_ms: int = 60_000) -> None:
-        for worker in list(self._running):
-            worker.cancel()
-        for thread in list(self._running.values()):
-            thread.quit()
-            thread.wait(timeout_ms)
-        self._on_thread_finished()
+    def shutdown(self, notice_after_ms: int = 500) -> None:
+        """Cancel every running worker and wait until its thread has ended, however long that takes: a
+        backbone load or a GGUF conversion cannot stop half-way, and a QThread destroyed while it runs aborts
+        the whole process (a conversion is then left half-written). After ``notice_after_ms`` the ``waiting``
+        signal says what is still running; the GUI keeps drawing (user input is held back) meanwhile."""
+        self._closing = True
+        try:
+            for worker in list(self._running):
+                worker.cancel()
+            threads = list(self._running.values())
+            for thread in threads:
+                thread.quit()
+            waited_ms, said = 0, False
+            while any(not t.isFinished() for t in threads):
+                if not said and waited_ms >= notice_after_ms:
+                    names = ", ".join(sorted({w.name for w, t in self._running.items() if not t.isFinished()}))
+                    self.waiting.emit(f"Waiting for {names} to finish before closing (it cannot stop half-way)…")
+                    said = True
+                for t in threads:
+                    t.wait(_WAIT_SLICE_MS)
+                waited_ms += _WAIT_SLICE_MS
+                QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+            self._on_thread_finished()
+        finally:
+            self._closing = False

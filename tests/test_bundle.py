@@ -533,3 +533,50 @@ def test_killed_writer_never_leaves_a_half_bundle(bundles, trained, tmp_path):
     assert not target.exists()
     leftovers = [p.name for p in target.parent.iterdir()]
     assert all(n.startswith(".b.zip.tmp-") for n in leftovers)
+
+
+def test_overwrite_whose_final_rename_fails_keeps_the_old_bundle(trained, minilm, tmp_path, monkeypatch):
+    """Issue 24 (8): the old folder bundle is moved aside before the new one takes its place; when that
+    rename fails the old one must come back, not be deleted with the temporary folder."""
+    out = write_bundle(trained[0], tmp_path / "b", _info(minilm))
+    before = verify_bundle(out)["files"]
+    real = Path.rename
+
+    def failing(self, target):
+        if Path(target) == out and self.name == "bundle":  # the new bundle's rename into place
+            raise OSError("rename failed (simulated)")
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "rename", failing)
+    with pytest.raises(OSError, match="simulated"):
+        write_bundle(trained[0], out, _info(minilm), overwrite=True)
+    monkeypatch.undo()
+    assert verify_bundle(out)["files"] == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+@pytest.mark.parametrize("command", ["verify", "read"])
+def test_a_manifest_that_inflates_past_the_limit_is_refused_before_it_is_read(tmp_path, command):
+    """Issue 24 (6): a small zip whose manifest inflates to 64 MiB (a 4 GiB one exhausts memory the same
+    way) is refused from the zip's header: the manifest is never held in memory whole."""
+    import tracemalloc
+
+    from conpet.bundle.format import MAX_MANIFEST_BYTES
+
+    bomb = tmp_path / "bomb.zip"
+    size = 64 * 1024 * 1024
+    assert size > MAX_MANIFEST_BYTES
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf, zf.open("manifest.json", "w") as f:
+        block = b" " * (1 << 20)
+        for _ in range(size // len(block)):
+            f.write(block)
+    assert bomb.stat().st_size < size // 100
+    tracemalloc.start()
+    try:
+        with pytest.raises(BundleError, match="larger than") as info:
+            verify_bundle(bomb) if command == "verify" else read_manifest(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.reason == "manifest"
+    assert peak < 8 * 1024 * 1024, f"{peak} bytes held while refusing the manifest"

@@ -103,6 +103,25 @@ class Source:
     def read(self, name: str) -> bytes:
         return b"".join(self.chunks(name))
 
+    def size(self, name: str) -> int:
+        """The member's size as its container records it (a zip's header, a file's length), read nothing."""
+        raise NotImplementedError
+
+    def read_bounded(self, name: str, limit: int, what: str) -> bytes:
+        """The member's bytes when it has at most ``limit``: checked from the recorded size first, then while
+        reading (a header may lie), so a small zip entry that inflates to gigabytes is never held in memory."""
+        too_big = BundleError(self.path, "manifest", f"{what} is larger than {limit} bytes")
+        if self.size(name) > limit:
+            raise too_big
+        parts: list[bytes] = []
+        total = 0
+        for chunk in self.chunks(name):
+            total += len(chunk)
+            if total > limit:
+                raise too_big
+            parts.append(chunk)
+        return b"".join(parts)
+
     def close(self) -> None:
         pass
 
@@ -134,6 +153,9 @@ class FolderSource(Source):
 
     def chunks(self, name: str) -> Iterator[bytes]:
         yield from file_chunks(self.path / name)
+
+    def size(self, name: str) -> int:
+        return (self.path / name).stat().st_size
 
 
 class ZipSource(Source):
@@ -182,6 +204,11 @@ class ZipSource(Source):
         except (zipfile.BadZipFile, OSError, EOFError) as exc:  # a corrupt member reads as a bad checksum
             raise BundleError(self.path, "checksum", f"refused: {name!r} cannot be read from the zip ({exc})") from exc
 
+    def size(self, name: str) -> int:
+        if not self._names:
+            self.members()
+        return int(self._names[name].file_size)
+
     def close(self) -> None:
         self.zf.close()
 
@@ -193,6 +220,11 @@ def open_source(path: str | Path) -> Source:
     if p.is_file():
         return ZipSource(p)
     raise BundleError(p, "not_found", "no such bundle (neither a folder nor a zip file)")
+
+
+def read_manifest_bytes(src: Source) -> bytes:
+    """The manifest's bytes, refused by its recorded size before any is read (``Source.read_bounded``)."""
+    return src.read_bounded(MANIFEST, MAX_MANIFEST_BYTES, MANIFEST)
 
 
 def parse_manifest(raw: bytes, where: Path) -> dict[str, Any]:
@@ -269,7 +301,7 @@ def verify_source(src: Source, sink: ProgressSink | None = None) -> dict[str, An
         check_member(name, src.path)
     if MANIFEST not in members:
         raise BundleError(src.path, "not_a_bundle", f"not a bundle: no {MANIFEST} at its root")
-    manifest = parse_manifest(src.read(MANIFEST), src.path)
+    manifest = parse_manifest(read_manifest_bytes(src), src.path)
     files: dict[str, dict[str, Any]] = manifest["files"]
     present = set(members) - {MANIFEST}
     for name in sorted(present - set(files)):
@@ -312,7 +344,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     try:
         if MANIFEST not in src.members():
             raise BundleError(src.path, "not_a_bundle", f"not a bundle: no {MANIFEST} at its root")
-        return parse_manifest(src.read(MANIFEST), src.path)
+        return parse_manifest(read_manifest_bytes(src), src.path)
     finally:
         src.close()
 
@@ -338,7 +370,7 @@ def unpacked(path: str | Path, progress: ProgressLike = None) -> Iterator[tuple[
                         f.write(c)
                 if h.hexdigest() != entry["sha256"]:  # changed between verification and extraction
                     raise BundleError(src.path, "checksum", f"refused: checksum mismatch for {name!r}")
-            (root / MANIFEST).write_bytes(src.read(MANIFEST))
+            (root / MANIFEST).write_bytes(read_manifest_bytes(src))
             yield root, manifest
     finally:
         src.close()

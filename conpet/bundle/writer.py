@@ -273,6 +273,21 @@ def _name_base_model(stage: Path, backbone: Mapping[str, Any]) -> None:
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def _replace_folder(stage: Path, out: Path, old: Path) -> None:
+    """Rename ``stage`` to ``out``, an existing ``out`` first moved to ``old``; when the new one cannot take its
+    place the old one is moved back before the error goes on (the caller deletes ``old``'s parent after)."""
+    if out.exists() or out.is_symlink():
+        if not out.is_dir() or out.is_symlink():
+            raise BundleError(out, "exists", "exists and is not a folder; refusing to replace it")
+        out.rename(old)
+    try:
+        stage.rename(out)
+    except BaseException:
+        if old.exists() and not out.exists():
+            old.rename(out)
+        raise
+
+
 def write_bundle(source: Any, out: str | Path, info: BundleInfo, *, overwrite: bool = False,
                  progress: ProgressLike = None) -> Path:
     """Write a bundle of ``source`` (a trained ``ContinualMethod``, or a folder saved by its ``save``)
@@ -319,13 +334,7 @@ def write_bundle(source: Any, out: str | Path, info: BundleInfo, *, overwrite: b
             for p in stage.rglob("*"):
                 if p.is_file():
                     _fsync_file(p)
-            old = tmp / "old"
-            if out.exists():
-                if out.is_dir() and not out.is_symlink():
-                    out.rename(old)
-                else:
-                    raise BundleError(out, "exists", "exists and is not a folder; refusing to replace it")
-            stage.rename(out)
+            _replace_folder(stage, out, tmp / "old")
         _fsync_dir(out.parent)
         rep(1.0, f"bundle written to {out}", "export")
         return out

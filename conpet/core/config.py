@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -215,8 +216,9 @@ class TrainConfig:
             raise ConfigError("router_layers must be 'last' or 'last+middle'")
         if self.router_readapt_types < 0:
             raise ConfigError("router_readapt_types must not be negative (0: adapt on the first task only)")
-        if not 0.0 <= self.router_shrinkage <= 1.0:
-            raise ConfigError("router_shrinkage must be in [0, 1]")
+        if not 0.0 < self.router_shrinkage <= 1.0:  # 0: a singular covariance with fewer examples than dimensions
+            raise ConfigError(f"router_shrinkage must be in (0, 1], not {self.router_shrinkage!r} (0 leaves the "
+                              "router's covariance singular when there are fewer examples than feature dimensions)")
         if self.router_weight < 0:
             raise ConfigError("router_weight must not be negative")
         if self.router_energy < 0:
@@ -353,19 +355,37 @@ TABLE_III: dict[str, dict[str, Any]] = {
 CONVERGE_MAX_EPOCHS = 30
 CONVERGE_PATIENCE = 3
 
+# The names (and spellings) of the paper's data sets; a file is recognised by its name or a word of it.
+DATASET_NAMES: dict[str, str] = {
+    "fewrel": "fewrel", "fewrel80": "fewrel", "fewrel16": "fewrel",
+    "fewnerd": "fewnerd", "few-nerd": "fewnerd",
+    "ontonotes": "ontonotes", "ontonotes5": "ontonotes",
+    "bbn": "bbn", "tacred": "tacred",
+    "ace": "ace", "ace05": "ace", "ace2005": "ace",
+}
+
+
+def dataset_name(data: str) -> str | None:
+    """The paper's data set that ``data`` (a name or a file path) is, matched exactly: the whole name, its
+    stem, or one word of the stem (split at ``_ - .`` and spaces), so ``/data/tacred_train.json`` is TACRED
+    while ``surface_relations.jsonl`` is none (a substring match made it ACE). None: not one of them."""
+    name = Path(str(data)).name.lower()
+    stem = name.split(".", 1)[0]
+    for key in (name, stem, *re.split(r"[_\-. ]+", stem)):
+        if key in DATASET_NAMES:
+            return DATASET_NAMES[key]
+    return None
+
+
 def _table_iii_row(data: str) -> dict[str, Any]:
-    key = Path(str(data)).name.lower()
-    for name, row in TABLE_III.items():
-        if name in key:
-            return row
-    return TABLE_III["fewrel"]
+    return TABLE_III[dataset_name(data) or "fewrel"]
 
 
 def _default_tasks(data: str) -> int:
     key = Path(str(data)).name.lower()
     if key == "fewrel16":
         return 4
-    if "ace" in key:
+    if dataset_name(data) == "ace":
         return 5
     return 10
 
@@ -429,11 +449,7 @@ PAPER_TRAIN_PER_TYPE: dict[str, int] = {"fewnerd": 5000, "ontonotes": 3000, "bbn
 
 
 def _data_key(data: str) -> str:
-    key = Path(str(data)).name.lower()
-    for name in MEMORY_PER_TYPE:
-        if name in key:
-            return name
-    return "fewrel"
+    return dataset_name(data) or "fewrel"
 
 
 def default_memory_per_type(data: str, max_train_per_type: int | None = None) -> int:

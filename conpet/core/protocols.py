@@ -17,7 +17,8 @@ CacheKey = tuple[str, str, int]  # (example id, module id, module version)
 
 @runtime_checkable
 class LogitCache(Protocol):
-    """(example id, module id, module version) -> logits of a *frozen* module.
+    """(example input key, module id, module version) -> logits of a *frozen* module. The input key
+    (`Example.input_key`: kind, text, spans; no label) lets training and prediction share entries.
 
     Look-ups are batched: one call per batch, never one per example.
     """

@@ -51,6 +51,12 @@ class Example:
             object.__setattr__(self, "id", example_id(self.text, self.spans, self.label, self.source))
 
     @property
+    def input_key(self) -> str:
+        """What a model sees of this example (kind, text, spans), hashed: the logit cache's key. A training
+        example and the same sentence and spans at prediction (no label) share it."""
+        return input_key(self.kind, self.text, self.spans)
+
+    @property
     def mention(self) -> str:
         return self.text[self.spans[0].start : self.spans[0].end]
 
@@ -66,4 +72,10 @@ class Example:
 def example_id(text: str, spans: tuple[Span, ...], label: str, source: str = "") -> str:
     """A 16-hex-digit id that depends only on the content (same on any machine)."""
     key = "\x1f".join([source, text, label, *(f"{s.start}:{s.end}" for s in spans)])
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def input_key(kind: str, text: str, spans: tuple[Span, ...]) -> str:
+    """A 16-hex-digit key of a model's input alone (no label, no source): the same on any machine."""
+    key = "\x1f".join(["input", kind, text, *(f"{s.start}:{s.end}" for s in spans)])
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]

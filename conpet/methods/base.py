@@ -314,7 +314,7 @@ class PETMethod(ContinualMethod):
         if grad or self.cache is None or not self.uses_cache or not self.is_frozen(name):
             return self.forward_logits(name, examples, grad=grad)
         mid, ver = self.module_id(name), self.versions.get(name, 0)
-        keys = [(ex.id, mid, ver) for ex in examples]
+        keys = [(ex.input_key, mid, ver) for ex in examples]
         hits = self.cache.get_many(keys)
         miss = [i for i, k in enumerate(keys) if k not in hits]
         rows: list[np.ndarray | None] = [hits.get(k) for k in keys]

@@ -154,7 +154,7 @@ class RoutedByStatistics(PETMethod):
         if n == 0:
             return out, {}
         mid, ver = self.features_id(), self.feature_version()
-        keys = [(ex.id, mid, ver) for ex in examples]
+        keys = [(ex.input_key, mid, ver) for ex in examples]
         cacheable = self.cache is not None and (self.feature_map is None or self.is_frozen(self.feature_map))
         hits = self.cache.get_many(keys) if cacheable else {}
         miss = [i for i, k in enumerate(keys) if k not in hits]
@@ -173,7 +173,7 @@ class RoutedByStatistics(PETMethod):
                 self.cache.put_many({keys[i]: feats[j] for j, i in enumerate(rows)})
                 if logits is not None and self.feature_map is not None:  # expert 0's logits came with them
                     fm_id, fm_ver = self.module_id(self.feature_map), self.versions.get(self.feature_map, 0)
-                    self.cache.put_many({(examples[i].id, fm_id, fm_ver): logits[j] for j, i in enumerate(rows)})
+                    self.cache.put_many({(examples[i].input_key, fm_id, fm_ver): logits[j] for j, i in enumerate(rows)})
         return out, side
 
     def _feature_pass(self, examples: list[Example]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -318,17 +318,29 @@ class RoutedByStatistics(PETMethod):
         blocks = np.split(np.asarray(feats, dtype=np.float64), self.feature_blocks, axis=1)
         return np.concatenate([b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12) for b in blocks], 1)
 
-    def router_log_posterior(self, feats: np.ndarray) -> np.ndarray:
-        """[B, types] log p(type | x) in the method's type order (the router stores types as it met them)."""
+    def router_log_posterior(self, feats: np.ndarray, examples: Sequence[Example] | None = None) -> np.ndarray:
+        """[B, types] log p(type | x) in the method's type order (the router stores types as it met them).
+        With ``examples``, each row is normalised over the types of its example's kind only (the others: -inf)."""
         if self.router is None:
             raise ConpetError("this model has not learnt any task yet")
-        lp = self.router.log_posterior(self.router_input(feats))
+        lp = self.router.log_posterior(self.router_input(feats), self.kind_allowed(examples))
         col = {t: i for i, t in enumerate(self.router.types)}
         out = np.full((len(feats), len(self.types)), -np.inf)
         for j, t in enumerate(self.types):
             if t in col:
                 out[:, j] = lp[:, col[t]]
         return out
+
+    def kind_allowed(self, examples: Sequence[Example] | None) -> np.ndarray | None:
+        """[B, router types]: which of the router's types each example may be (same kind, or a type of unknown
+        kind); None when nothing is refused. A row that would allow nothing stays open (``mask_by_kind`` then
+        refuses the example with a clear message)."""
+        if not examples or self.router is None:
+            return None
+        kinds = np.array(self.kinds_of(self.router.types))
+        allowed = np.stack([(kinds == ex.kind) | (kinds == "") for ex in examples])
+        allowed[~allowed.any(axis=1)] = True
+        return None if allowed.all() else allowed
 
     @property
     def top_t(self) -> int:
@@ -375,7 +387,7 @@ class RoutedByStatistics(PETMethod):
         w = self.weight if weight is None else weight
         feats, side = self.features(chunk)
         # an entity is routed and scored over entity types only, a pair over relation types (PETMethod.mask_by_kind)
-        log_post = self.mask_by_kind(chunk, torch.as_tensor(self.router_log_posterior(feats)),
+        log_post = self.mask_by_kind(chunk, torch.as_tensor(self.router_log_posterior(feats, chunk)),
                                      self.kinds_of(self.types)).numpy()
         offsets, sizes = self.task_offsets(), [len(ts) for ts in self.task_types]
         task_scores = np.stack([_logsumexp(log_post[:, o : o + n]) for o, n in zip(offsets, sizes, strict=True)],

@@ -100,7 +100,11 @@ class GaussianRouter:
             if not self.types:
                 raise RouterError("the router has no types yet")
             cov = torch.as_tensor(self.covariance())
-            chol = torch.linalg.cholesky(cov)
+            try:
+                chol = torch.linalg.cholesky(cov)
+            except torch.linalg.LinAlgError as exc:  # a numerical failure is the settings', not a traceback
+                raise RouterError(f"the router's covariance ({self.dim} dimensions, shrinkage {self.shrinkage}) "
+                                  "is not positive definite; raise router_shrinkage") from exc
             means = torch.as_tensor(self.means)
             pm = torch.cholesky_solve(means.T.contiguous(), chol)  # d x C
             const = -0.5 * (means * pm.T).sum(-1)
@@ -109,14 +113,22 @@ class GaussianRouter:
 
     # --- scoring ----------------------------------------------------------------------------------
 
-    def log_posterior(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
+    def log_posterior(self, features: np.ndarray | torch.Tensor, allowed: np.ndarray | None = None) -> np.ndarray:
         """[N, types]: log p(type | x) under the shared-covariance Gaussians with a uniform prior.
-        (The quadratic term x' P x is the same for every type and cancels in the softmax.)"""
+        (The quadratic term x' P x is the same for every type and cancels in the softmax.) ``allowed``
+        ([N, types] booleans) restricts each row to the types it may be: the others get -inf *before* the
+        normalisation, so the allowed ones share the whole mass (LDA log-posteriors have no lower bound:
+        a mask applied after it can leave a refused type the best)."""
         x = torch.as_tensor(np.asarray(features, dtype=np.float64))
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise RouterError(f"features of shape {tuple(x.shape)} for a router of dimension {self.dim}")
         pm, const = self._solve()
         scores = x @ pm + const
+        if allowed is not None:
+            keep = torch.as_tensor(np.asarray(allowed, dtype=bool))
+            if keep.shape != scores.shape:
+                raise RouterError(f"a type mask of shape {tuple(keep.shape)} for scores of shape {tuple(scores.shape)}")
+            scores = scores.masked_fill(~keep, float("-inf"))
         return torch.log_softmax(scores, dim=-1).numpy()
 
     # --- persistence ------------------------------------------------------------------------------

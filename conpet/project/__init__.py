@@ -9,7 +9,9 @@
   ``conpet.bundle``'s);
 - ``run_progress``: the run record's progress sink;
 - ``backbones``: one loaded backbone kept for the jobs of a long-lived process (the app);
-- ``housekeeping``: orphaned run and temporary folders collected when a project opens.
+- ``housekeeping``: orphaned run and temporary folders collected when a project opens;
+- ``lease``: one model-changing job (training, a prediction that writes, a bundle import) per project at a
+  time, across processes and machines (``hold_lease``).
 
 Nothing is imported here, so that ``import conpet.project.x`` loads only what ``x`` needs.
 """

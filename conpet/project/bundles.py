@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,8 +23,8 @@ from conpet.bundle import (
     unpacked,
     write_bundle,
 )
-from conpet.core.files import replace_folder
 from conpet.core.protocols import ProgressLike, Reporter, ScaledSink, as_sink
+from conpet.project.lease import confirm_lease, hold_lease
 from conpet.project.model import (
     STATE_FILE,
     TRAINING_FILE,
@@ -111,7 +112,7 @@ def import_bundle(project: Any, bundle_path: str | Path, progress: ProgressLike 
         proj, close = project, False
     folder: Path | None = None
     try:
-        with unpacked(bundle_path, ScaledSink(sink, 0.0, 0.4)) as (root, manifest):
+        with hold_lease(proj, "import"), unpacked(bundle_path, ScaledSink(sink, 0.0, 0.4)) as (root, manifest):
             rep(0.4, "checking the backbone", "import")
             bb = resolve_backbone(manifest, backbone, where=bundle_path)
             existing = proj.tasks.list()
@@ -129,18 +130,14 @@ def import_bundle(project: Any, bundle_path: str | Path, progress: ProgressLike 
             rep(0.6, "copying modules", "import")
             uid = str(manifest.get("uid") or "bundle")
             folder = proj.modules_dir / f"import-{uid}-{datetime.now(timezone.utc):%Y%m%d%H%M%S}"
-            state: dict[str, Any] = {}
-
-            def stage_model(stage: Path) -> None:
-                stage_method(root, stage)
-                state.update(json.loads((stage / STATE_FILE).read_text(encoding="utf-8")))
-
-            replace_folder(folder, stage_model)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=proj.modules_dir))
             try:
-                result = _import_records(proj, manifest, state, folder, bb, default_kind, bundle_path)
-            except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
-                raise
+                stage = tmp / "model"
+                stage_method(root, stage)
+                state = json.loads((stage / STATE_FILE).read_text(encoding="utf-8"))
+                result = _import_records(proj, manifest, state, stage, folder, bb, default_kind, bundle_path)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
             rep(1.0, f"imported {result['tasks']} task(s) from {bundle_path.name}", "import")
             return ImportResult(model_folder=folder, **result)
     finally:
@@ -148,11 +145,27 @@ def import_bundle(project: Any, bundle_path: str | Path, progress: ProgressLike 
             proj.close()
 
 
-def _import_records(proj: Any, manifest: Mapping[str, Any], state: Mapping[str, Any], folder: Path, bb: Any,
-                    default_kind: str, where: Path) -> dict[str, Any]:
+def _import_records(proj: Any, manifest: Mapping[str, Any], state: Mapping[str, Any], stage: Path, folder: Path,
+                    bb: Any, default_kind: str, where: Path) -> dict[str, Any]:
+    """One transaction: the staged model folder moved to ``folder`` once the transaction holds the write
+    lock, then the run, types, tasks, modules and metrics recorded (the folder deleted again when the
+    commit fails): the folder is adopted by its run in the transaction that records it, so no committed
+    module points at a missing folder, and the import's lease keeps housekeeping away meanwhile."""
+    try:
+        return _record_import(proj, manifest, state, stage, folder, bb, default_kind, where)
+    except BaseException:
+        if not stage.exists():  # moved into place, not committed: nothing points at it
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _record_import(proj: Any, manifest: Mapping[str, Any], state: Mapping[str, Any], stage: Path, folder: Path,
+                   bb: Any, default_kind: str, where: Path) -> dict[str, Any]:
     created = reused = 0
     labels: dict[str, str] = {}
     with proj.transaction():
+        confirm_lease(proj)  # also takes the write lock first: the folder moves in while the import holds it
+        stage.rename(folder)
         run = proj.runs.start(str(manifest["method"]), purpose="import",
                               config={"bundle": str(where), "bundle_created_at": manifest.get("created_at"),
                                       "train": manifest.get("config", {}), "source": manifest.get("source", {})},
@@ -188,7 +201,7 @@ def _import_records(proj: Any, manifest: Mapping[str, Any], state: Mapping[str, 
                                       step=m.get("step", i + 1))
         proj.runs.finish(run.id, f"imported from {where.name}")
         # Written before the commit: a committed import always has it (a crash before the commit leaves an
-        # unregistered folder, which nothing uses).
+        # unregistered folder, which nothing uses and housekeeping collects once the lease is gone).
         training = {"backbone": dict(manifest["backbone"]), "labels": labels, "run_id": run.id,
                     "imported_from": str(where)}
         (folder / TRAINING_FILE).write_text(json.dumps(training, indent=2, sort_keys=True) + "\n", encoding="utf-8")

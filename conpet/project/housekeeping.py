@@ -3,9 +3,10 @@
 A training step saves its model in ``.run-NNNN.tmp-*`` and renames it to ``run-NNNN`` before the run's
 transaction registers its modules; a bundle import does the same with ``import-…``. A process killed in
 between (or a step whose cleanup failed) leaves a temporary folder, or a model folder that no registered
-module points into; each can hold hundreds of megabytes. A folder whose run is still active (another
-process or thread is training) is left alone, and so is everything while any run is active and the folder
-belongs to no run (an import in progress has no run yet).
+module points into; each can hold hundreds of megabytes. Nothing is deleted while a job holds the project's
+lease (``conpet.project.lease``: a training, a prediction or an import, in any process, may be writing any
+of these folders); a folder whose run is still active is left alone too, and so is everything while any run
+is active and the folder belongs to no run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from conpet.core.errors import ConpetError
+from conpet.project.lease import hold_lease, lease_holder
+
 _RUN_FOLDER = re.compile(r"^\.?run-(\d+)(?:\.tmp-.*)?$")
 _TMP = re.compile(r"^\..+\.tmp-")
 _MODEL_FOLDER = re.compile(r"^(run-\d+|import-.+)$")
@@ -22,7 +26,11 @@ _MODEL_FOLDER = re.compile(r"^(run-\d+|import-.+)$")
 
 def orphaned_folders(project: Any) -> list[Path]:
     """The folders directly under ``project.modules_dir`` that no registered module lives in and no
-    active run can still be writing."""
+    active run can still be writing; none while a job holds the project's lease."""
+    return [] if lease_holder(project) is not None else _unused_folders(project)
+
+
+def _unused_folders(project: Any) -> list[Path]:
     root: Path = project.modules_dir
     if not root.is_dir():
         return []
@@ -50,10 +58,17 @@ def orphaned_folders(project: Any) -> list[Path]:
 
 def collect_orphans(project: Any) -> list[Path]:
     """Delete ``orphaned_folders(project)``; returns what was deleted. A folder that cannot be deleted
-    (permissions, a read-only disk) stays: collecting is best-effort and never stops a project opening."""
+    (permissions, a read-only disk) stays: collecting is best-effort and never stops a project opening. It
+    holds the project's lease while it deletes (skipped when a job holds it)."""
+    if not orphaned_folders(project):  # the usual case: no write at all
+        return []
     gone = []
-    for folder in orphaned_folders(project):
-        shutil.rmtree(folder, ignore_errors=True)
-        if not folder.exists():
-            gone.append(folder)
+    try:
+        with hold_lease(project, "housekeeping"):  # no job can start (and make a folder) while we delete
+            for folder in _unused_folders(project):
+                shutil.rmtree(folder, ignore_errors=True)
+                if not folder.exists():
+                    gone.append(folder)
+    except ConpetError:  # a job started meanwhile (LeaseHeldError), a locked database: the next open collects
+        return gone
     return gone

@@ -27,6 +27,7 @@ from conpet.core.protocols import ProgressSink, Reporter
 from conpet.data.example import Example, example_id
 from conpet.project.argument_mask import fit_argument_types
 from conpet.project.backbones import BackboneProvider, recorded_backbone
+from conpet.project.lease import hold_lease
 from conpet.project.model import current_model_folder, learnt_kinds, open_project, read_model_state, release
 from conpet.project.run_progress import RunSink
 
@@ -70,7 +71,8 @@ def predict_project(project: Any, sink: ProgressSink | None = None, *, sentence_
     available)."""
     proj, close = open_project(project)
     try:
-        return _predict(proj, sink, sentence_ids, device, backbone_provider, threads, relation_threshold)
+        with hold_lease(proj, "predict"):  # it writes a run: not beside a training (conpet.project.lease)
+            return _predict(proj, sink, sentence_ids, device, backbone_provider, threads, relation_threshold)
     finally:
         if close:
             proj.close()

@@ -32,8 +32,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from conpet.core.protocols import ProgressEvent, ProgressSink, ScaledSink
 from conpet.methods.work_progress import WorkProgress, fold_work, step_work
 from conpet.project.backbones import recorded_backbone
 from conpet.project.crossval import DEFAULT_FOLDS, check_folds
+from conpet.project.lease import confirm_lease, hold_lease
 from conpet.project.model import (
     TRAINING_FILE,
     current_model_folder,
@@ -93,6 +94,21 @@ class TrainOutcome:
 
 
 # --- one training step -------------------------------------------------------------------------
+
+
+@contextmanager
+def numerical_failures(task_index: int) -> Iterator[None]:
+    """A numerical failure inside a step (a singular matrix, a floating-point error) as a TrainError that says
+    which task and what to change; the step then fails like any other (the previous model stays current)."""
+    import numpy as np
+    import torch
+
+    try:
+        yield
+    except (torch.linalg.LinAlgError, np.linalg.LinAlgError, FloatingPointError) as exc:
+        raise TrainError(f"task {task_index}: training failed numerically ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); the model is unchanged. "
+                         "Try a larger router_shrinkage, a lower learning rate or more labelled examples") from exc
 
 
 def _relabel(examples: Sequence[Any], labels: Mapping[int, str]) -> list[Any]:
@@ -198,8 +214,9 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
         raise TrainError(f"--folds must be at least 2, not {folds}")
     proj, close = open_project(project)
     try:
-        return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink, types,
-                      threads, notify, suggesters, all_data, folds)
+        with hold_lease(proj, "train"):  # one training per project, in any process (conpet.project.lease)
+            return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink,
+                          types, threads, notify, suggesters, all_data, folds)
     finally:
         if close:
             proj.close()
@@ -324,7 +341,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                     cv = _cross_validate(prev, method_name, bb, project.logit_cache, profile, overrides, m,
                                          new, datas[:-1], folds, run.id, work)
                 seed_everything(step_seed(seed, task.index))  # new modules' initial weights repeat for a seed
-                with m.job():  # each example is encoded once in the step's training, validation and test
+                with m.job(), numerical_failures(task.index):  # each example is encoded once per job
                     stats = m.learn_task(new, datas[:-1], work.training_sink())
                     counts, sel, preds = evaluate(m, datas, work.segment_sink("evaluation"))
                 if run_sink.cancel_requested():
@@ -349,7 +366,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                 work.finish("saving", "model saved")
                 try:
                     _record_step(project, m, run.id, task, new, datas, preds, metrics, stats, folder, before,
-                                 sugg.suggesters)
+                                 sugg.suggesters, started_from=prev)
                 except BaseException:
                     shutil.rmtree(folder, ignore_errors=True)  # not registered: no half-made model stays behind
                     raise
@@ -460,13 +477,17 @@ def _step_metrics(task_index: int, new: Any, datas: Sequence[Any], counts: Seque
 
 def _record_step(project: Any, m: Any, run_id: int, task: Any, new: Any, datas: Sequence[Any], preds: Any,
                  metrics: Mapping[str, Any], stats: Any, folder: Path, before: Mapping[str, int],
-                 suggesters: Any = None) -> None:
+                 suggesters: Any = None, *, started_from: Path | None = None) -> None:
     """One transaction: the changed modules registered (the suggesters too, after the method's, so the
     newest module still lies in the model folder), the task frozen, the metrics and the test
     predictions stored, the superseded versions' cached logits forgotten, the run finished."""
     test_examples = [ex for d in datas for ex in d.test]
     changed = [n for n in m.logical_modules() if before.get(n) != m.versions.get(n, 0)]
     with project.transaction():
+        confirm_lease(project)  # a step whose lease was taken over (it expired) records nothing
+        if current_model_folder(project) != started_from:
+            raise TrainError(f"the project's model changed while task {task.index} trained (another job recorded "
+                             "one); this step's result is discarded: train again")
         for name in changed:
             kind, k = module_kind(name)
             project.modules.register(kind, folder / name, name=store_name(name),

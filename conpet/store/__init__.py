@@ -2,7 +2,7 @@
 
 Start with ``Project.open(folder)`` or ``Project.create(folder, name=...)``. Repositories hang off the
 project (``project.types``, ``.sentences``, ``.annotations``, ``.tasks``, ``.runs``, ``.modules``,
-``.predictions``, ``.logit_cache``) and return frozen records, never ORM objects.
+``.predictions``, ``.logit_cache``, ``.leases``) and return frozen records, never ORM objects.
 """
 
 from conpet.store.cache import ProjectLogitCache

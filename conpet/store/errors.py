@@ -32,3 +32,12 @@ class TypeInUseError(StoreError):
 class DatabaseAccessError(StoreError, StorageError):
     """The project database cannot be used right now: locked by another program, on a full disk, in a
     read-only folder (names the file)."""
+
+
+class LeaseHeldError(StoreError):
+    """Model-changing work refused because another job (this or another process or machine) holds the
+    project's lease; the message names the holder."""
+
+
+class LeaseLostError(StoreError):
+    """A job's lease was taken over (it expired) before the job could record its result."""

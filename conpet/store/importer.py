@@ -2,8 +2,12 @@
 JSONL, plain text, CoNLL, brat, Label Studio, doccano, TACRED).
 
 All or nothing per file: the file is parsed completely first (a malformed file raises DataFormatError
-with file, line and reason, and the database is not touched), then everything is written in one
-transaction with bulk inserts. Sentences are matched by content hash; an annotation already there (same
+with file, line and reason, and the database is not touched), then written with bulk inserts in short
+transactions of ``_SENTENCES_PER_TRANSACTION`` sentences each (a sentence with all its annotations in one),
+so that the app's writes and a training's never wait on the import for more than a few milliseconds. When
+the import then fails (a relation its type refuses, a cancel, an error) what it committed is taken back; a
+process killed mid-import leaves a prefix of the file's sentences, each complete, and importing the file
+again adds the rest (everything already there is skipped as a duplicate). Sentences are matched by content hash; an annotation already there (same
 sentence, kind, span(s) and type) is skipped as a duplicate. Entity mentions that overlap a gold mention
 already in the project, or one earlier in the file, are skipped and counted as conflicts (Few-NERD repeats
 some sentences with different tags).
@@ -17,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, exists, func, insert, select
 from sqlalchemy.orm import Session
 
 from conpet.core.errors import DataFormatError, raise_problems
@@ -26,9 +30,18 @@ from conpet.data.example import Example, Span
 from conpet.data.jsonl import RelationTypeArguments
 from conpet.store.argument_import import allowed_lists, apply_declarations, sentence_problems
 from conpet.store.errors import StoreError
-from conpet.store.models import Annotation, AnnotationVersion, KnowledgeType, Sentence, utcnow
+from conpet.store.models import (
+    Annotation,
+    AnnotationVersion,
+    KnowledgeType,
+    Prediction,
+    RelationArgument,
+    Sentence,
+    utcnow,
+)
 from conpet.store.records import ImportReport
 from conpet.store.repositories._common import content_hash
+from conpet.store.repositories.arguments import allowed_ids, replace_arguments
 from conpet.store.repositories.types import add_type
 
 if TYPE_CHECKING:
@@ -37,6 +50,10 @@ if TYPE_CHECKING:
 FORMATS = tuple(name for name, spec in _formats.FORMATS.items() if spec.read is not None)
 Progress = Callable[[float, str], None]
 _CHUNK = 500  # keys per IN (...) look-up
+# Sentences per write transaction: each holds SQLite's write lock for a few milliseconds, so the app's own
+# writes (labelling) and a training's cache writes never wait long beside an import (issue 24).
+_SENTENCES_PER_TRANSACTION = 200
+_ROWS_PER_TRANSACTION = 2000  # rows deleted per transaction when a failed import is taken back
 _PARSE_SHARE = 0.3  # of the progress bar
 
 
@@ -189,54 +206,90 @@ def _chunks(items: list, n: int = _CHUNK) -> Iterable[list]:
         yield items[i:i + n]
 
 
-def _write(s: Session, parsed: ParsedFile, author: str, progress: Progress | None) -> _Counts:
-    counts = _Counts()
-    now = utcnow()
-    path = parsed.path
+@dataclass
+class _Written:
+    """What an import has committed so far, so that a failure (a refused relation, a cancel, an error) can
+    take it back and leave the project as it was."""
 
-    # types
-    rows = {(t.kind, t.name): t for t in s.scalars(select(KnowledgeType))}
-    type_ids: dict[tuple[str, str], int] = {}
-    for key, (description, group) in parsed.types.items():
-        t = rows.get(key)
-        if t is None or t.deleted_at is not None:
-            try:
-                t = add_type(s, key[1], key[0], description=description, group=group)
-            except StoreError as exc:
-                raise DataFormatError(path, f"{key[0]} type {key[1]!r}: {exc}") from None
-            counts.types_created += 1
-        type_ids[key] = t.id
-    apply_declarations(s, path, parsed.relation_arguments, type_ids)
+    sentences: list[int] = field(default_factory=list)
+    annotations: list[int] = field(default_factory=list)
+    versions: list[int] = field(default_factory=list)
+    created_types: list[int] = field(default_factory=list)
+    revived_types: list[int] = field(default_factory=list)
+    arguments: list[tuple[int, str, set[int]]] = field(default_factory=list)  # (relation type, role, old ids)
 
-    # merge sentences with the same text (in file order) and find those already in the project
+
+def _merged(parsed: ParsedFile) -> dict[str, ParsedSentence]:
+    """The file's sentences by content hash (the same text's annotations joined, in file order); a relation
+    whose head and tail overlap refuses the file before anything is written."""
     merged: dict[str, ParsedSentence] = {}
     for ps in parsed.sentences:
+        for head, tail, _label in ps.relations:
+            if head.overlaps(tail):
+                raise DataFormatError(parsed.path, f"{ps.where}: a relation's head and tail overlap "
+                                                   f"({head.start}:{head.end} and {tail.start}:{tail.end})")
         h = content_hash(ps.text)
         if h in merged:
             merged[h].entities.extend(ps.entities)
             merged[h].relations.extend(ps.relations)
         else:
             merged[h] = ParsedSentence(ps.text, ps.source, ps.where, list(ps.entities), list(ps.relations))
-    hashes = list(merged)
-    states: dict[str, _SentenceState] = {}
-    for chunk in _chunks(hashes):
-        for sid, h in s.execute(select(Sentence.id, Sentence.content_hash).where(Sentence.content_hash.in_(chunk))):
-            states[h] = _SentenceState(sid)
-    by_id = {st.id: st for st in states.values()}
-    ids = list(by_id)
-    for chunk in _chunks(ids):
-        q = (select(Annotation.sentence_id, Annotation.kind, AnnotationVersion)
-             .join(AnnotationVersion, AnnotationVersion.annotation_id == Annotation.id)
-             .where(Annotation.sentence_id.in_(chunk), AnnotationVersion.is_current.is_(True),
-                    AnnotationVersion.status.in_(("gold", "rejected"))))
-        for sid, kind, v in s.execute(q):
-            st = by_id[sid]
-            spans = ((Span(v.start, v.end),) if kind == "entity"
-                     else (Span(v.start, v.end), Span(v.tail_start, v.tail_end)))
-            st.live[(kind, spans, v.type_id)] = v.status
-            if kind == "entity" and v.status == "gold":
-                st.gold_entities.append(spans[0])
+    return merged
 
+
+def _write_types(s: Session, parsed: ParsedFile, counts: _Counts, written: _Written) -> dict[tuple[str, str], int]:
+    """The file's types (created, or brought back when deleted) and its relation argument declarations."""
+    rows = {(t.kind, t.name): t for t in s.scalars(select(KnowledgeType))}
+    type_ids: dict[tuple[str, str], int] = {}
+    for key, (description, group) in parsed.types.items():
+        t = rows.get(key)
+        if t is None or t.deleted_at is not None:
+            revived = t is not None
+            try:
+                t = add_type(s, key[1], key[0], description=description, group=group)
+            except StoreError as exc:
+                raise DataFormatError(parsed.path, f"{key[0]} type {key[1]!r}: {exc}") from None
+            (written.revived_types if revived else written.created_types).append(t.id)
+            counts.types_created += 1
+        type_ids[key] = t.id
+    for d in parsed.relation_arguments:  # the lists before, to put back when the import fails
+        t = s.get(KnowledgeType, type_ids[("relation", d.type)])
+        assert t is not None
+        written.arguments += [(t.id, role, allowed_ids(t, role)) for role in ("head", "tail")]
+    apply_declarations(s, parsed.path, parsed.relation_arguments, type_ids)
+    return type_ids
+
+
+def _sentence_states(s: Session, hashes: list[str]) -> dict[str, _SentenceState]:
+    """The sentences of ``hashes`` already in the project, with their live gold and rejected annotations."""
+    states: dict[str, _SentenceState] = {}
+    for sid, h in s.execute(select(Sentence.id, Sentence.content_hash).where(Sentence.content_hash.in_(hashes))):
+        states[h] = _SentenceState(sid)
+    by_id = {st.id: st for st in states.values()}
+    if not by_id:
+        return states
+    q = (select(Annotation.sentence_id, Annotation.kind, AnnotationVersion)
+         .join(AnnotationVersion, AnnotationVersion.annotation_id == Annotation.id)
+         .where(Annotation.sentence_id.in_(list(by_id)), AnnotationVersion.is_current.is_(True),
+                AnnotationVersion.status.in_(("gold", "rejected"))))
+    for sid, kind, v in s.execute(q):
+        st = by_id[sid]
+        spans = ((Span(v.start, v.end),) if kind == "entity"
+                 else (Span(v.start, v.end), Span(v.tail_start, v.tail_end)))
+        st.live[(kind, spans, v.type_id)] = v.status
+        if kind == "entity" and v.status == "gold":
+            st.gold_entities.append(spans[0])
+    return states
+
+
+def _write_chunk(s: Session, merged: dict[str, ParsedSentence], hashes: list[str],
+                 type_ids: dict[tuple[str, str], int], author: str, counts: _Counts,
+                 written: _Written) -> list[tuple[int | None, str]]:
+    """One short transaction's work: ``hashes``' sentences and their annotations (duplicates and conflicts
+    skipped, against the project as it is now); returns the relation argument problems they leave."""
+    now = utcnow()
+    states = _sentence_states(s, hashes)
+    # ids after the newest row: the transaction holds the write lock, so no other writer takes them
     next_sentence = int(s.scalar(select(func.max(Sentence.id))) or 0) + 1
     next_annotation = int(s.scalar(select(func.max(Annotation.id))) or 0) + 1
     next_version = int(s.scalar(select(func.max(AnnotationVersion.id))) or 0) + 1
@@ -272,8 +325,7 @@ def _write(s: Session, parsed: ParsedFile, author: str, progress: Progress | Non
         next_version += 1
         counts.added_annotations += 1
 
-    total = len(hashes)
-    for i, h in enumerate(hashes):
+    for h in hashes:
         ps = merged[h]
         st = states.get(h)
         if st is None:
@@ -287,40 +339,61 @@ def _write(s: Session, parsed: ParsedFile, author: str, progress: Progress | Non
         for span, label in ps.entities:
             add(st, "entity", (span,), type_ids[("entity", label)])
         for head, tail, label in ps.relations:
-            if head.overlaps(tail):
-                raise DataFormatError(path, f"{ps.where}: a relation's head and tail overlap "
-                                            f"({head.start}:{head.end} and {tail.start}:{tail.end})")
             add(st, "relation", (head, tail), type_ids[("relation", label)])
-        if progress is not None and (i + 1) % 2000 == 0:
-            progress(_PARSE_SHARE + (1 - _PARSE_SHARE) * 0.5 * (i + 1) / total, f"checked {i + 1} of {total}")
-    _check_arguments(s, path, merged, states)
-
-    steps = [(Sentence, new_sentences), (Annotation, new_annotations), (AnnotationVersion, new_versions)]
-    n_rows = max(1, sum(len(r) for _, r in steps))
-    done = 0
-    for model, rows_ in steps:
-        for chunk in _chunks(rows_, 5000):
-            s.execute(insert(model), chunk)
-            done += len(chunk)
-            if progress is not None:
-                progress(_PARSE_SHARE + (1 - _PARSE_SHARE) * (0.5 + 0.5 * done / n_rows),
-                         f"writing ({done} of {n_rows} rows)")
-    return counts
+    for model, rows_ in ((Sentence, new_sentences), (Annotation, new_annotations), (AnnotationVersion, new_versions)):
+        if rows_:
+            s.execute(insert(model), rows_)
+    written.sentences += [r["id"] for r in new_sentences]
+    written.annotations += [r["id"] for r in new_annotations]
+    written.versions += [r["id"] for r in new_versions]
+    return _argument_problems(s, {h: merged[h] for h in hashes}, states)
 
 
-def _check_arguments(s: Session, path: Path, merged: dict[str, ParsedSentence],
-                     states: dict[str, _SentenceState]) -> None:
-    """Refuse the file when a relation of its sentences falls outside its type's head / tail lists."""
+def _undo(project: Project, written: _Written) -> None:
+    """Take back what a failed import committed, newest rows first, in short transactions."""
+    ours = set(written.versions)
+    for chunk in _chunks(written.annotations, _ROWS_PER_TRANSACTION):
+        with project.transaction() as s:
+            # an annotation someone edited meanwhile (a version not ours) stays, with its history
+            edited = set(s.scalars(select(AnnotationVersion.annotation_id).where(
+                AnnotationVersion.annotation_id.in_(chunk), AnnotationVersion.id.not_in(ours))))
+            gone = [a for a in chunk if a not in edited]
+            s.execute(delete(AnnotationVersion).where(AnnotationVersion.annotation_id.in_(gone)))
+            s.execute(delete(Annotation).where(Annotation.id.in_(gone)))
+    for chunk in _chunks(written.sentences, _ROWS_PER_TRANSACTION):
+        with project.transaction() as s:  # a sentence someone labelled (or a run predicted) meanwhile stays
+            s.execute(delete(Sentence).where(
+                Sentence.id.in_(chunk), ~exists().where(Annotation.sentence_id == Sentence.id),
+                ~exists().where(Prediction.sentence_id == Sentence.id)))
+    with project.transaction() as s:
+        for type_id, role, ids in written.arguments:
+            t = s.get(KnowledgeType, type_id)
+            if t is not None:
+                replace_arguments(s, t, role, [e for e in (s.get(KnowledgeType, i) for i in sorted(ids)) if e])
+        s.flush()
+        for type_id in written.revived_types:
+            t = s.get(KnowledgeType, type_id)
+            if t is not None:
+                t.deleted_at = utcnow()
+        if written.created_types:
+            s.execute(delete(RelationArgument).where(RelationArgument.entity_type_id.in_(written.created_types)))
+            s.execute(delete(RelationArgument).where(RelationArgument.relation_type_id.in_(written.created_types)))
+            s.execute(delete(KnowledgeType).where(KnowledgeType.id.in_(written.created_types)))
+
+
+def _argument_problems(s: Session, merged: dict[str, ParsedSentence],
+                       states: dict[str, _SentenceState]) -> list[tuple[int | None, str]]:
+    """Each relation of these sentences that falls outside its type's head / tail lists (line, problem)."""
     allowed = allowed_lists(s)
     if not allowed:
-        return
+        return []
     names = {t.id: t.name for t in s.scalars(select(KnowledgeType))}
     problems: list[tuple[int | None, str]] = []
     for h, ps in merged.items():
         for problem in sentence_problems(allowed, states[h].live, ps.text, names):
             line = int(ps.where[5:]) if ps.where.startswith("line ") and ps.where[5:].isdigit() else None
             problems.append((line, problem if line is not None else f"{ps.where}: {problem}"))
-    raise_problems(path, problems)
+    return problems
 
 
 def import_file(project: Project, path: str | Path, format: str | None = None,
@@ -338,10 +411,29 @@ def import_file(project: Project, path: str | Path, format: str | None = None,
     parsed = parse_file(path, format, options)
     if progress is not None:
         progress(_PARSE_SHARE, f"read {len(parsed.sentences)} sentences from {path.name}")
-    with project.transaction() as s:
-        counts = _write(s, parsed, author or f"import:{path.name}", progress)
+    merged = _merged(parsed)
+    counts, written = _Counts(), _Written()
+    author = author or f"import:{path.name}"
+    try:
+        with project.transaction() as s:
+            type_ids = _write_types(s, parsed, counts, written)
+        hashes = list(merged)
+        problems: list[tuple[int | None, str]] = []
+        for i in range(0, len(hashes), _SENTENCES_PER_TRANSACTION):
+            # one short transaction per chunk: the write lock is held for milliseconds, not the whole file
+            with project.transaction() as s:
+                problems += _write_chunk(s, merged, hashes[i:i + _SENTENCES_PER_TRANSACTION], type_ids, author,
+                                         counts, written)
+            if progress is not None:
+                done = min(i + _SENTENCES_PER_TRANSACTION, len(hashes))
+                progress(_PARSE_SHARE + (1 - _PARSE_SHARE) * done / max(len(hashes), 1),
+                         f"written {done} of {len(hashes)} sentences")
+        raise_problems(path, problems)
         if progress is not None:
-            progress(1.0, "committing")  # still inside: a callback that raises here cancels the import
+            progress(1.0, "committing")  # a callback that raises here still cancels the import
+    except BaseException:
+        _undo(project, written)
+        raise
     return ImportReport(
         path=str(path), format=parsed.format, added_sentences=counts.added_sentences,
         added_annotations=counts.added_annotations, duplicates_skipped=counts.duplicates,

@@ -321,3 +321,22 @@ class LogitCacheEntry(Base):
     module_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     module_version: Mapped[int] = mapped_column(Integer, primary_key=True)
     logits: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Lease(Base):
+    """Who holds a project's lease on model-changing work (training, a prediction that writes, a bundle
+    import): one row per lease name while held. Schema version 4. A holder renews ``expires_at`` by its
+    heartbeat; a row whose holder died (same host: its process is gone) or whose expiry passed (another
+    host) may be taken over. Plain rows and compare-and-set updates: the same on SQLite and PostgreSQL."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)  # e.g. "model"
+    holder: Mapped[str] = mapped_column(String(64))  # a random token per acquisition
+    purpose: Mapped[str] = mapped_column(String(32))  # train | predict | import | refresh
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    pid_started: Mapped[str | None] = mapped_column(String(40), default=None)
+    acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()

@@ -28,6 +28,7 @@ from conpet.store.models import (
 from conpet.store.records import ProjectRecord, TypeRecord
 from conpet.store.repositories import (
     AnnotationRepository,
+    LeaseRepository,
     ModuleRepository,
     PredictionRepository,
     RunRepository,
@@ -61,6 +62,7 @@ class Project:
         self.modules = ModuleRepository(self.db, self.folder)
         self.predictions = PredictionRepository(self.db)
         self.logit_cache = ProjectLogitCache(self.db)
+        self.leases = LeaseRepository(self.db)
         self.interrupted_runs: tuple[int, ...] = ()
 
     # ----- opening

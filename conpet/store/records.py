@@ -194,3 +194,23 @@ class ImportReport:
     seconds: float
     conflicts_skipped: int = 0
     sentences_in_file: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    """A held lease: who (token, process, host) does what since when, renewed until ``expires_at``."""
+
+    name: str
+    holder: str
+    purpose: str
+    host: str
+    pid: int
+    acquired_at: datetime
+    heartbeat_at: datetime
+    expires_at: datetime
+
+    def describe(self) -> str:
+        """E.g. "a training (process 4242 on host lab-3, since 03:40:12 UTC)"."""
+        what = {"train": "a training", "predict": "a prediction", "import": "a bundle import",
+                "refresh": "a refresh", "housekeeping": "a clean-up of unused model folders"}.get(self.purpose, self.purpose)
+        return f"{what} (process {self.pid} on host {self.host}, since {self.acquired_at:%Y-%m-%d %H:%M:%S} UTC)"

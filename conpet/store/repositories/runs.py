@@ -46,22 +46,33 @@ def _owner() -> tuple[str, int, str | None]:
     return socket.gethostname(), pid, _process_start_token(pid)
 
 
-def _owner_alive(run: Run) -> bool:
-    host, _, _ = _owner()
-    if run.host != host:
-        return utcnow() - run.updated_at < FOREIGN_HOST_STALE
-    if run.pid is None:
+def owner() -> tuple[str, int, str | None]:
+    """(host, process id, process start token) of this process: what a run or a lease records."""
+    return _owner()
+
+
+def process_alive(pid: int | None, started: str | None) -> bool:
+    """Whether process ``pid`` of this host still runs and is the one that recorded ``started`` (a later
+    process that got the same pid is not)."""
+    if pid is None:
         return False
     try:
-        os.kill(run.pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass  # exists, owned by someone else
-    token = _process_start_token(run.pid)
+    token = _process_start_token(pid)
     if token == "dead":
         return False
-    return run.pid_started is None or token is None or token == run.pid_started
+    return started is None or token is None or token == started
+
+
+def _owner_alive(run: Run) -> bool:
+    host, _, _ = _owner()
+    if run.host != host:
+        return utcnow() - run.updated_at < FOREIGN_HOST_STALE
+    return process_alive(run.pid, run.pid_started)
 
 
 def run_record(r: Run) -> RunRecord:

@@ -84,7 +84,8 @@ class TaskRepository:
     def freeze(self, task_id: int) -> TaskRecord:
         with self._db.transaction() as s:
             task = _get_task(s, task_id)
-            if not task.frozen:
-                task.frozen = True
-                task.frozen_at = utcnow()
+            if task.frozen:  # two trainings of one task: the second must not record a second model for it
+                raise StoreError(f"task {task.index} is already frozen (another training learnt it first)")
+            task.frozen = True
+            task.frozen_at = utcnow()
             return task_record(task)
