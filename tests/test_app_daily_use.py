@@ -99,3 +99,82 @@ def test_a_correction_the_argument_rules_refuse_says_why(qtbot, app_env, tmp_pat
     assert "Not corrected to lives_in" in view.status.text() and "head" in view.status.text()
     assert view.status.property("level") == "error"
     assert not [a for a in w.model.annotations(sid) if a.kind == "relation"]
+
+
+# --- the Label view: suggestions that keep labels consistent --------------------------------------------
+
+def label_window(qtbot, app_env, tmp_path):
+    from test_app_labelling import setup
+
+    return setup(qtbot, app_env, tmp_path)
+
+
+def test_a_relation_is_offered_only_after_the_mentions_it_connects(qtbot, app_env, tmp_path):
+    from test_app_labelling import TEXT as LTEXT
+    from test_app_suggestions import predict, span
+
+    w, view, sid, types = label_window(qtbot, app_env, tmp_path)
+    predict(w, [NewPrediction(sid, (span("Ada Quill"), span("Brightwell Labs")), "works_for", 0.8),
+                NewPrediction(sid, (span("Brightwell Labs"),), "Company", 0.8),
+                NewPrediction(sid, (span("Ada Quill"),), "Person", 0.7)])
+    assert [p.kind for p in view.suggestions] == ["entity", "entity"]  # the pair waits for its mentions
+    assert [p.label for p in view.suggestions] == ["Person", "Company"]  # in reading order
+    view.cycle_suggestion(1)
+    assert view.accept_selected() and [p.label for p in view.suggestions] == ["Company"]
+    assert view.accept_selected()  # both mentions gold: now the relation is offered
+    assert [p.label for p in view.suggestions] == ["works_for"]
+    assert view.accept_selected()
+    rel = next(a for a in w.model.annotations(sid) if a.kind == "relation")
+    assert rel.status == "gold" and (LTEXT[rel.start:rel.end], rel.type_name) == ("Ada Quill", "works_for")
+
+
+def test_rejecting_a_mention_removes_the_relations_on_it_in_the_same_undo_step(qtbot, app_env, tmp_path):
+    from test_app_suggestions import predict, span
+
+    w, view, sid, types = label_window(qtbot, app_env, tmp_path)
+    p = w.model.project
+    p.annotations.add_relation(sid, span("Ada Quill"), span("Brightwell Labs"), "works_for")  # untyped ends
+    predict(w, [NewPrediction(sid, (span("Brightwell Labs"),), "Company", 0.8)])
+    view.cycle_suggestion(1)
+    steps = w.model.undo_stack.count()
+    assert view.reject_selected()
+    assert not [a for a in w.model.annotations(sid) if a.kind == "relation" and a.status == "gold"]
+    assert "removed the works_for relation on it" in view.status.text()
+    assert w.model.undo_stack.count() == steps + 1
+    w.undo_action.trigger()
+    assert [a.status for a in w.model.annotations(sid) if a.kind == "relation"] == ["gold"]
+    assert not [a for a in w.model.annotations(sid) if a.status == "rejected"]
+    # deleting a gold mention says what happens to the relation on it, and removes it too
+    p.annotations.add_entity(sid, span("Ada Quill").start, span("Ada Quill").end, "Person")
+    w.model.annotationsChanged.emit(sid)
+    ada = next(a for a in w.model.annotations(sid) if a.kind == "entity" and a.status == "gold")
+    view.focus(ada.id)
+    assert view.delete_focused()
+    assert "and the works_for relation on it" in view.status.text()
+    assert not [a for a in w.model.annotations(sid) if a.status == "gold"]
+
+
+def test_enter_keeps_a_sentence_whose_suggestions_are_refused_and_works_from_the_list(qtbot, app_env, tmp_path):
+    from PySide6.QtCore import Qt
+    from test_app_suggestions import predict, span
+
+    w, view, sid, types = label_window(qtbot, app_env, tmp_path)
+    p = w.model.project
+    for m, t in (("Ada Quill", "Person"), ("Brightwell Labs", "Company")):
+        p.annotations.add_entity(sid, span(m).start, span(m).end, t)
+    p.types.add("founded_in", "relation")
+    p.types.set_arguments("founded_in", head=["City"], tail=[])  # the suggested pair has a Person head
+    w.model.refresh_types()
+    predict(w, [NewPrediction(sid, (span("Ada Quill"), span("Brightwell Labs")), "founded_in", 0.8),
+                NewPrediction(sid, (span("Lisbon"),), "City", 0.9)])
+    assert len(view.suggestions) == 2
+    qtbot.keyClick(view.editor, Qt.Key.Key_Return)
+    assert view.sentence_id == sid  # not gone on: the refused suggestion is still to decide
+    assert "could not be accepted" in view.status.text() and "head" in view.status.text()
+    assert [s.label for s in view.suggestions] == ["founded_in"] and view.selected_suggestion == view.suggestions[0].id
+    assert view.reject_selected()
+    first = view.list_model.ids()[0]
+    assert view.select_sentence(first)
+    view.list.setFocus()
+    qtbot.keyClick(view.list, Qt.Key.Key_Return)  # Enter from the sentence list goes on too
+    assert view.sentence_id == view.list_model.ids()[1] and "next sentence" in view.status.text()

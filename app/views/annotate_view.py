@@ -8,7 +8,7 @@ model's suggestions and their keys (Tab, Space, Delete, Enter, Alt+N) are in ``a
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -42,6 +42,7 @@ from app.views.suggestions import (
     SuggestionActions,
     gold_label,
     open_suggestions,
+    relations_on,
     suggestion_key,
     suggestion_marks,
 )
@@ -233,6 +234,7 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
         QShortcut(QKeySequence("Alt+Up"), self, lambda: self.step(-1))
         QShortcut(QKeySequence("Alt+Down"), self, lambda: self.step(1))
         QShortcut(QKeySequence("Alt+N"), self, self.next_most_useful)
+        self.list.installEventFilter(self)  # Enter on the sentence list: the button names Enter
         self.useful_button.clicked.connect(self.next_most_useful)
         self.editor.cyclePressed.connect(self.cycle_suggestion)
         self.editor.spacePressed.connect(self.accept_selected)
@@ -259,6 +261,14 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
         self._types_changed()
         self._list_reset()
         self._show_queue_progress()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802
+        """Enter in the sentence list does what the button says (accept the suggestions and go on)."""
+        if (watched is self.list and event.type() == QEvent.Type.KeyPress
+                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not event.modifiers()):
+            self.accept_and_next()
+            return True
+        return super().eventFilter(watched, event)
 
     # --- messages -------------------------------------------------------------------------------
     def show_message(self, level: str, text: str) -> None:
@@ -685,11 +695,16 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
         if a is None:
             self.show_message("error", "Click a mention or select an annotation in the table to delete it.")
             return False
-        ok = perform(self.model, DeleteAnnotation(self.model, a.id))
+        # a deleted mention takes the gold relations on it along (one undo step): no relation is left
+        # pointing at a span that is not a mention
+        dropped = relations_on(a.spans[0], self._annotations) if a.kind == "entity" else []
+        ok = self._perform_with(DeleteAnnotation(self.model, a.id), dropped, f"Delete {a.kind} {a.type_name}")
         if ok:
             self.focus_annotation = None
             self._show_sentence()
-            self.show_message("ok", f"Deleted the {a.kind} {a.type_name!r} (Ctrl+Z brings it back).")
+            also = (f" and the {', '.join(r.type_name for r in dropped)} relation{'s' if len(dropped) > 1 else ''} "
+                    "on it") if dropped else ""
+            self.show_message("ok", f"Deleted the {a.kind} {a.type_name!r}{also} (Ctrl+Z brings it back).")
         return ok
 
 

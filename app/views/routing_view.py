@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import dialogs
-from app.undo import AcceptPrediction, CorrectPrediction, RejectPrediction, perform
+from app.undo import AcceptPrediction, CorrectPrediction, RejectPrediction, attempt
 from app.viewmodels.project_model import ProjectModel
 from app.views.annotate_view import swatch
 from app.views.predictions_view import mention_text, selector_confidence, task_label
@@ -487,19 +487,9 @@ class RoutingView(QWidget):
 
     def _perform(self, command) -> tuple[bool, str]:
         """Do an undoable decision; (False, the store's reason) when it is refused (an argument rule, an
-        overlap), which would otherwise only reach the Label view's status line."""
-        refusals: list[str] = []
-
-        def heard(level: str, text: str) -> None:
-            if level == "error":
-                refusals.append(text)
-
-        self.model.message.connect(heard)
-        try:
-            ok = perform(self.model, command)
-        finally:
-            self.model.message.disconnect(heard)
-        return ok, (refusals[-1] if refusals else "the store refused it")
+        overlap), said in this view's status line."""
+        refusal = attempt(self.model, command)
+        return refusal is None, refusal or ""
 
     def _say(self, level: str, text: str) -> None:
         self.status.setProperty("level", level)
