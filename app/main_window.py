@@ -8,7 +8,7 @@ import importlib.util
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -304,8 +304,13 @@ class MainWindow(QMainWindow):
         model.undo_stack.undoTextChanged.connect(lambda t: self._describe_undo(self.undo_action, "Undo", t))
         model.undo_stack.redoTextChanged.connect(lambda t: self._describe_undo(self.redo_action, "Redo", t))
         model.editReplayed.connect(lambda what, _id: self.statusBar().showMessage(what, 10000))
+        # the project's counts are four queries: one update for a burst of changes (each decision is one)
+        self._counts_timer = QTimer(self)
+        self._counts_timer.setSingleShot(True)
+        self._counts_timer.setInterval(300)
+        self._counts_timer.timeout.connect(self._update_counts)
         for sig in (model.annotationsChanged, model.typesChanged, model.runsChanged, model.sentencesChanged):
-            sig.connect(self._update_counts)
+            sig.connect(lambda *_a: self._counts_timer.start())
         self.controller.jobStarted.connect(self._job_started)
         self.controller.jobEnded.connect(self._job_ended)
         self.controller.busyChanged.connect(self._busy_changed)

@@ -44,8 +44,10 @@ class ProjectModel(QObject):
         self.folder: Path = project.folder
         self.undo_stack = QUndoStack(self)
         self._type_cache: dict[int, TypeRecord] | None = None
+        self._task_cache: list[TaskRecord] | None = None  # read for every routed prediction shown
         self.typesChanged.connect(self._drop_type_cache)
         self.tasksChanged.connect(self._drop_type_cache)
+        self.runsChanged.connect(self._drop_type_cache)  # a training run adds a task when it ends
 
     @classmethod
     def open(cls, folder: str | Path, parent: QObject | None = None) -> ProjectModel:
@@ -64,6 +66,7 @@ class ProjectModel(QObject):
     # --- types ----------------------------------------------------------------------------------
     def _drop_type_cache(self) -> None:
         self._type_cache = None
+        self._task_cache = None
 
     def refresh_types(self) -> None:
         """Forget the cached types (a worker may have added some)."""
@@ -232,7 +235,9 @@ class ProjectModel(QObject):
 
     # --- tasks, runs, modules, predictions ------------------------------------------------------
     def tasks(self) -> list[TaskRecord]:
-        return self.project.tasks.list()
+        if self._task_cache is None:
+            self._task_cache = self.project.tasks.list()
+        return list(self._task_cache)
 
     def runs(self, *, purpose: str | None = None) -> list[RunRecord]:
         runs = self.project.runs.list()

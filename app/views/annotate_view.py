@@ -401,7 +401,9 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
         self._update_progress(sentence_id)
         self._show_queue_progress()
 
-    def _show_sentence(self) -> None:
+    def _show_sentence(self, reload: bool = True) -> None:
+        """Draw the sentence's marks, suggestions and table; ``reload=False`` draws what was read last (a
+        new selection or focus changes no label)."""
         if self.sentence_id is None:
             self.title.setText("No sentence selected")
             self._annotations = []
@@ -410,8 +412,10 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
             return
         row = self.list_model.row_of(self.sentence_id)
         where = f"{row + 1} of {self.list_model.rowCount()}" if row >= 0 else "not in the filtered list"
-        self._annotations = self.model.annotations(self.sentence_id)
-        self.suggestions = open_suggestions(self.model.predictions_for_sentence(self.sentence_id), self._annotations)
+        if reload:
+            self._annotations = self.model.annotations(self.sentence_id)
+            self.suggestions = open_suggestions(self.model.predictions_for_sentence(self.sentence_id),
+                                                self._annotations)
         n = len(self.suggestions)
         self.accept_next_button.setText(f"Accept {n} suggestion{'s' if n != 1 else ''} && next (Enter)" if n
                                         else "Next sentence (Enter)")

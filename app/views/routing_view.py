@@ -83,17 +83,32 @@ class RoutingTableModel(QAbstractTableModel):
                "Sentence"]
     C_MENTION, C_PRED, C_GOLD, C_STATE, C_SCORE, C_ROUTED, C_CONF, C_SENT = range(8)
 
-    def __init__(self, model: ProjectModel) -> None:
+    def __init__(self, model: ProjectModel, shown=lambda: True) -> None:
         super().__init__()
         self.model = model
         self.rows: list[RoutingRow] = []
         self.run: RunRecord | None = None
-        model.predictionsChanged.connect(self.reload)
+        # While the view is hidden a change only marks the rows stale (``reload_if_stale`` when shown): each
+        # label decision in the Label view would otherwise re-sort a thousand hidden rows.
+        self.shown = shown
+        self.stale = False
+        model.predictionsChanged.connect(self._reload_when_shown)
         model.annotationsChanged.connect(self._annotations_changed)
-        model.tasksChanged.connect(self.reload)
+        model.tasksChanged.connect(self._reload_when_shown)
         self.reload()
 
+    def _reload_when_shown(self) -> None:
+        if self.shown():
+            self.reload()
+        else:
+            self.stale = True
+
+    def reload_if_stale(self) -> None:
+        if self.stale:
+            self.reload()
+
     def reload(self) -> None:
+        self.stale = False
         run = self.model.latest_prediction_run()
         self.beginResetModel()
         self.rows = []
@@ -143,8 +158,10 @@ class RoutingTableModel(QAbstractTableModel):
         row.reviewed = bool(name and after_run(written)) or (name is None and after_run(when_rejected))
 
     def _annotations_changed(self, sentence_id: int) -> None:
-        if sentence_id < 0:
-            self.reload()
+        if self.stale:
+            return  # reloaded when shown
+        if sentence_id < 0 or not self.shown():
+            self._reload_when_shown()
             return
         gold = self._gold([sentence_id])
         for i, r in enumerate(self.rows):
@@ -250,7 +267,7 @@ class RoutingView(QWidget):
         super().__init__(parent)
         self.model = model
         self.controller = controller  # app.controller.JobController; None: no "predict again" offer
-        self.table_model = RoutingTableModel(model)
+        self.table_model = RoutingTableModel(model, shown=self.isVisible)
         self.proxy = RoutingProxy()
         self.proxy.setSourceModel(self.table_model)
 
@@ -291,8 +308,9 @@ class RoutingView(QWidget):
         self.table = QTableView()
         self.table.setObjectName("routingTable")
         self.table.setModel(self.proxy)
+        # the indicator first: enabling sorting sorts at once, by column 0 unless told otherwise
+        self.table.horizontalHeader().setSortIndicator(RoutingTableModel.C_SCORE, Qt.SortOrder.AscendingOrder)
         self.table.setSortingEnabled(True)
-        self.table.sortByColumn(RoutingTableModel.C_SCORE, Qt.SortOrder.AscendingOrder)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
@@ -301,6 +319,9 @@ class RoutingView(QWidget):
         self.table.verticalHeader().hide()
         hh = self.table.horizontalHeader()
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # sized by the first rows only: measuring every row of a run (a thousand and more) at each change of
+        # a row froze the window for seconds at open and half a second at each decision
+        hh.setResizeContentsPrecision(50)
         hh.setSectionResizeMode(RoutingTableModel.C_SENT, QHeaderView.ResizeMode.Stretch)
         hh.setMinimumSectionSize(60)
         layout.addWidget(self.table, 1)
@@ -340,6 +361,10 @@ class RoutingView(QWidget):
         if controller is not None:
             controller.busyChanged.connect(lambda busy: self.repredict_button.setEnabled(not busy))
         self._update_count()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self.table_model.reload_if_stale()
 
     def _filter_changed(self) -> None:
         self.proxy.set_state(self.filter_box.currentData())

@@ -92,7 +92,7 @@ class SuggestionActions:
         p = self._suggestion(prediction_id)
         self.selected_suggestion = p.id if p is not None else None
         self.focus_annotation = None
-        self._show_sentence()
+        self._show_sentence(reload=False)
         if p is None:
             return False
         text = self.editor.toPlainText()
@@ -124,7 +124,7 @@ class SuggestionActions:
             else []
         if not self._perform_with(command(self.model, p.id), dropped, f"{command.verb} {p.label}"):
             return False
-        self._show_sentence()
+        # the view re-read the sentence on the model's annotationsChanged
         if self.suggestions:  # the next one is selected, so that Space / Delete can go on at once
             self.select_suggestion(self.suggestions[min(index, len(self.suggestions) - 1)].id)
         also = (f" and removed the {', '.join(a.type_name for a in dropped)} relation{'s' if len(dropped) > 1 else ''}"
