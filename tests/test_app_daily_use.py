@@ -178,3 +178,44 @@ def test_enter_keeps_a_sentence_whose_suggestions_are_refused_and_works_from_the
     view.list.setFocus()
     qtbot.keyClick(view.list, Qt.Key.Key_Return)  # Enter from the sentence list goes on too
     assert view.sentence_id == view.list_model.ids()[1] and "next sentence" in view.status.text()
+
+
+# --- suggestions after training ---------------------------------------------------------------------
+
+def test_a_finished_training_predicts_the_project_in_the_background(qtbot, app_env, tmp_path, monkeypatch):
+    import threading
+
+    from app import jobs
+    from conpet.project.predict import PredictOutcome
+
+    predicted = []
+
+    def fake_train(request, backbone_provider=None, sink=None):
+        return "trained"
+
+    def fake_predict(folder, sink=None, *, sentence_ids=None, backbone_provider=None, threads=None, **_kw):
+        predicted.append((sentence_ids, threading.current_thread() is threading.main_thread()))
+        return PredictOutcome(run_id=1, predictions=0, seconds=0.0, backbone_passes=0)
+
+    monkeypatch.setattr(jobs, "train_next_task", fake_train)
+    monkeypatch.setattr(jobs, "predict_project", fake_predict)
+    settings, _ = app_env
+    w = MainWindow(settings, preload=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.open_project(make_project(tmp_path / "p", types=("Person", "City"), per_type=3))
+    started = []
+    w.controller.jobStarted.connect(lambda kind, _w: started.append((kind, w.cancel_action.isEnabled())))
+    ended = []
+    w.controller.jobEnded.connect(lambda kind, outcome, _p: ended.append((kind, outcome)))
+    w.controller.start_training(object())
+    qtbot.waitUntil(lambda: ("predict", "finished") in ended, timeout=30_000)
+    assert [k for k, _ in started] == ["train", "predict"] and started[1][1]  # cancellable, as any prediction
+    assert predicted == [(None, False)]  # the whole project, on a worker thread
+    assert ended == [("train", "finished"), ("predict", "finished")]
+
+    w.controller.predict_after_training = False  # off: a training is followed by nothing
+    w.controller.start_training(object())
+    qtbot.waitUntil(lambda: ended.count(("train", "finished")) == 2, timeout=30_000)
+    qtbot.wait(200)
+    assert len(predicted) == 1

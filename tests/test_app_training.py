@@ -80,6 +80,8 @@ def test_tiny_training_to_the_end_then_predictions_and_routing(qtbot, app_env, t
     outcome, payload = run_to_end(qtbot, w, "train")
     timer.stop()
     assert outcome == "finished", payload
+    predicted = []  # the prediction that follows a training (listened for before it can end)
+    w.controller.jobEnded.connect(lambda k, o, p: predicted.append((o, p)) if k == "predict" else None)
     assert payload.task_index == 1 and set(payload.types) == {"Person", "City"}
     assert engine_threads and gui not in engine_threads, "model code ran on the GUI thread"
     assert len(ticks) > 5
@@ -111,9 +113,9 @@ def test_tiny_training_to_the_end_then_predictions_and_routing(qtbot, app_env, t
         manifest = read_manifest(tmp_path / "people.conpet.zip")
         assert [sorted(ty["name"] for ty in t["types"]) for t in manifest["tasks"]] == [["City", "Person"]]
 
-    # predict the whole project in the background
-    w.views["Predictions"].predict_all()
-    outcome, result = run_to_end(qtbot, w, "predict")
+    # the whole project is predicted in the background after the training, without being asked
+    qtbot.waitUntil(lambda: bool(predicted), timeout=600_000)
+    outcome, result = predicted[0]
     assert outcome == "finished", result
     assert result.predictions > 0 and gui not in engine_threads
     preds = w.views["Predictions"]
@@ -130,13 +132,14 @@ def test_tiny_training_to_the_end_then_predictions_and_routing(qtbot, app_env, t
     outcome, again = run_to_end(qtbot, w, "predict")
     assert outcome == "finished" and again.backbone_passes == 0 and again.predictions == result.predictions
 
-    # routing review: one row per prediction, least certain first
+    # routing review: one row per prediction, least certain (lowest score) first
     routing = w.views["Routing review"]
+    w.show_tab("Routing review")
     rows = routing.proxy.rowCount()
     assert rows == again.predictions
-    conf = [routing.table_model.rows[routing.proxy.mapToSource(routing.proxy.index(i, 0)).row()].confidence
-            for i in range(rows)]
-    assert conf == sorted(conf)
+    scores = [routing.table_model.rows[routing.proxy.mapToSource(routing.proxy.index(i, 0)).row()].p.score
+              for i in range(rows)]
+    assert scores == sorted(scores)
     # accept the first row's prediction: it becomes the gold type of that span; undo brings the old one back
     routing.select_first()
     r = routing.selected_row()
