@@ -219,3 +219,29 @@ def test_a_finished_training_predicts_the_project_in_the_background(qtbot, app_e
     qtbot.waitUntil(lambda: ended.count(("train", "finished")) == 2, timeout=30_000)
     qtbot.wait(200)
     assert len(predicted) == 1
+
+
+def test_a_relation_from_the_keyboard_alone(qtbot, app_env, tmp_path):
+    from PySide6.QtCore import Qt
+    from test_app_labelling import TEXT as LTEXT
+    from test_app_suggestions import span
+
+    w, view, sid, types = label_window(qtbot, app_env, tmp_path)
+    p = w.model.project
+    for m, t in (("Ada Quill", "Person"), ("Brightwell Labs", "Company")):
+        p.annotations.add_entity(sid, span(m).start, span(m).end, t)
+    w.model.annotationsChanged.emit(sid)
+    ed = view.editor
+    ed.setFocus()
+    qtbot.keyClick(ed, Qt.Key.Key_Home)
+    for _ in range(LTEXT.index("Ada Quill") + 2):  # the caret into "Ada Quill", nothing selected
+        qtbot.keyClick(ed, Qt.Key.Key_Right)
+    assert ed.selected_span() is None
+    qtbot.keyClick(ed, Qt.Key.Key_H)
+    assert view.editor.pending("head") is not None and "Ada Quill" in view.ends_label.text()
+    for _ in range(LTEXT.index("Brightwell Labs") + 3 - ed.textCursor().position()):
+        qtbot.keyClick(ed, Qt.Key.Key_Right)
+    qtbot.keyClick(ed, types["works_for"].shortcut)  # the caret in the tail: the relation's key makes it
+    rel = [a for a in w.model.annotations(sid) if a.kind == "relation"]
+    assert [(LTEXT[a.start:a.end], LTEXT[a.tail_start:a.tail_end], a.type_name) for a in rel] == [
+        ("Ada Quill", "Brightwell Labs", "works_for")]

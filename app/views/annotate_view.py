@@ -1,8 +1,8 @@
 """Labelling: the sentence list (search and filters) and the editor.
 
 In the editor, select text with the mouse (or Shift+arrows) and press a type's shortcut key (or click
-the type) to mark an entity. For a relation, select or click the head and press H, the tail and press
-T, then press the relation type's key. Click a mention and press another type's key to retype it;
+the type) to mark an entity. For a relation, select or click the head (or move the caret into it) and
+press H, the tail and press T, then press the relation type's key. Click a mention and press another type's key to retype it;
 Delete removes the selected annotation. Every edit is saved at once and can be undone (Ctrl+Z). The
 model's suggestions and their keys (Tab, Space, Delete, Enter, Alt+N) are in ``app.views.suggestions``."""
 
@@ -151,9 +151,9 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
         self.editor.setMinimumHeight(140)  # two spaced lines with their arcs, without scrolling
         self.editor.setMaximumHeight(210)  # three spaced lines: the relation arcs sit between them
         rl.addWidget(self.editor, 1)
-        hint = QLabel("Select text, then press a type's key (or click it). Relation: click the head and "
-                      "press H, then click the tail and press the relation's key (T marks a tail first, if "
-                      "you like). Click a mention to retype or delete it. Ctrl+Z undoes.\nSuggestions (dotted): "
+        hint = QLabel("Select text, then press a type's key (or click it). Relation: click the head (or move "
+                      "the caret into it) and press H, then the tail and press the relation's key (T marks a "
+                      "tail first, if you like). Click a mention to retype or delete it. Ctrl+Z undoes.\nSuggestions (dotted): "
                       + KEYS_HELP + ".")
         hint.setObjectName("hint")
         hint.setWordWrap(True)
@@ -596,27 +596,37 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
             self.clear_ends()
         return ok
 
-    def _tail_candidate(self) -> tuple[int, int] | None:
-        """The selection, or the clicked mention, when it is not the head itself."""
+    def _pointed_span(self) -> tuple[int, int] | None:
+        """What the user points at for a relation's end: the selection, else the gold mention the caret is
+        in (so that a relation can be made from the keyboard alone: move into a mention, press H or T),
+        else the clicked mention."""
         span = self.editor.selected_span()
-        if span is None:
-            focused = self._annotation(self.focus_annotation)
-            if focused is not None and focused.kind == "entity":
-                span = (focused.start, focused.end)
+        if span is not None:
+            return span
+        caret = self.editor.textCursor().position()
+        for a in self._annotations:
+            if a.kind == "entity" and a.status == "gold" and a.start <= caret <= a.end:
+                return (a.start, a.end)
+        focused = self._annotation(self.focus_annotation)
+        if focused is not None and focused.kind == "entity":
+            return (focused.start, focused.end)
+        return None
+
+    def _tail_candidate(self) -> tuple[int, int] | None:
+        """The selection, or the mention pointed at, when it is not the head itself."""
+        span = self._pointed_span()
         head = self.editor.pending("head")
         if span is None or head is None or (span[0], span[1]) == (head.start, head.end):
             return None
         return span
 
     def set_end(self, role: str) -> bool:
-        """Use the selection (or the selected mention) as the relation's head or tail."""
-        span = self.editor.selected_span()
+        """Use the selection (or the mention the caret is in, or the clicked one) as the relation's head or
+        tail."""
+        span = self._pointed_span()
         if span is None:
-            focused = self._annotation(self.focus_annotation)
-            if focused is not None and focused.kind == "entity":
-                span = (focused.start, focused.end)
-        if span is None:
-            self.show_message("error", f"Select the {role} first (drag over its words, or click a mention).")
+            self.show_message("error", f"Select the {role} first (drag over its words, click a mention, or move "
+                              "the caret into a mention).")
             return False
         text = self.editor.toPlainText()
         span = snap_to_words(text, *span)
