@@ -199,6 +199,12 @@ class MainWindow(QMainWindow):
         if bundle_export_available():
             tb.addSeparator()
             tb.addAction(self.export_bundle_action)
+        # Undo and Redo as icons (their tooltips name them): with text the row is wider than a 1280 px
+        # window, and the toolbar then hid Export bundle without showing its overflow button
+        for a in (self.undo_action, self.redo_action):
+            button = tb.widgetForAction(a)
+            if button is not None:
+                button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
 
     def _make_status_bar(self) -> None:
         sb = self.statusBar()
@@ -437,6 +443,7 @@ class MainWindow(QMainWindow):
         """Say where an export went, with a way to open its folder."""
         size = _size_text(path)
         self.statusBar().showMessage(f"{what} {path}" + (f" ({size})" if size else ""), 20000)
+        self.job_label.setText(title)  # not the outcome of whatever job ran before (an import that failed)
         dialogs.saved(self, title, f"{what}\n{path}" + (f"\n({size})" if size else ""), path)
 
     # --- model jobs -----------------------------------------------------------------------------

@@ -245,3 +245,16 @@ def test_a_relation_from_the_keyboard_alone(qtbot, app_env, tmp_path):
     rel = [a for a in w.model.annotations(sid) if a.kind == "relation"]
     assert [(LTEXT[a.start:a.end], LTEXT[a.tail_start:a.tail_end], a.type_name) for a in rel] == [
         ("Ada Quill", "Brightwell Labs", "works_for")]
+
+
+def test_quiet_silences_the_libraries_progress_bars(monkeypatch):
+    import subprocess
+    import sys
+
+    code = ("import os, sys; from conpet.cli.main import quiet_libraries; quiet_libraries(); "
+            "from transformers.utils import logging; sys.exit(0 if not logging.is_progress_bar_enabled() "
+            "and os.environ['HF_HUB_DISABLE_PROGRESS_BARS'] == '1' else 1)")
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+    loud = "import sys; from transformers.utils import logging; sys.exit(0 if logging.is_progress_bar_enabled() else 1)"
+    assert subprocess.run([sys.executable, "-c", loud], capture_output=True).returncode == 0

@@ -28,6 +28,11 @@ from conpet.store import (
 )
 
 
+def _article(word: str) -> str:
+    """ "an entity", "a relation" """
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 class ProjectModel(QObject):
     typesChanged = Signal()
     annotationsChanged = Signal(int)  # sentence id (-1: many sentences)
@@ -104,7 +109,7 @@ class ProjectModel(QObject):
         """"city" beside "City" would split one type's examples in two: names are compared without case."""
         other = same_name(self.types(), name, kind, exclude=exclude)
         if other is not None:
-            raise ConpetError(f"there is already a {kind} type called {other.name!r} (names are compared "
+            raise ConpetError(f"there is already {_article(kind)} {kind} type called {other.name!r} (names are compared "
                               "without regard to case)")
 
     def rename_type(self, type_id: int, name: str) -> TypeRecord:

@@ -334,7 +334,8 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
         else:
             self._annotated.discard(sentence_id)
         n, total, done = self.list_model.rowCount(), self._total, len(self._annotated)
-        share = f" ({100 * done / total:.0f} %)" if total else ""
+        # rounded down: 320 of 321 is 99 %, not 100 % (which would say that nothing is left)
+        share = f" ({100 * done // total} %)" if total else ""
         shown = f"{n} of {total} sentences shown" if n != total else f"{total} sentences"
         self.count_label.setText(f"{shown} · {done} annotated{share} · {total - done} to go")
 

@@ -292,14 +292,15 @@ class TrainingView(QWidget):
             return
         self.worker = worker
         self._t0 = time.monotonic()
-        self._loss, self._acc, self._valid = {}, [], []
-        self.loss_chart.set_series([])
-        self.acc_chart.set_series([])
+        if kind == "train":  # a prediction (one follows every training) leaves the training's curves in view
+            self._loss, self._acc, self._valid = {}, [], []
+            self.loss_chart.set_series([])
+            self.acc_chart.set_series([])
+            self.metrics_label.setText("")
+            self.message_label.setText("")
         self.progress.setValue(0)
         self.stage_label.setText("Training: starting…" if kind == "train" else "Predicting: starting…")
         self.eta_label.setText("estimating…")
-        self.metrics_label.setText("")
-        self.message_label.setText("")
         self.cancel_button.setEnabled(True)
         self.log.appendPlainText(f"— {'training' if kind == 'train' else 'prediction'} started")
         worker.event.connect(self.on_event)
