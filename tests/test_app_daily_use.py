@@ -258,3 +258,48 @@ def test_quiet_silences_the_libraries_progress_bars(monkeypatch):
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
     loud = "import sys; from transformers.utils import logging; sys.exit(0 if logging.is_progress_bar_enabled() else 1)"
     assert subprocess.run([sys.executable, "-c", loud], capture_output=True).returncode == 0
+
+
+def test_smaller_things_a_user_notices(qtbot, app_env, tmp_path):
+    from PySide6.QtWidgets import QToolBar
+
+    from app.main_window import bundle_export_available
+    from app.views.types_view import AddTypeDialog
+
+    settings, _ = app_env
+    w = MainWindow(settings, preload=False)
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    w.open_project(make_project(tmp_path / "p", types=("Person", "City"), per_type=3))
+    qtbot.wait(50)
+    toolbar = w.findChild(QToolBar, "mainToolbar")
+    if bundle_export_available():  # at the default width every button is in view, Export bundle too
+        button = toolbar.widgetForAction(w.export_bundle_action)
+        assert button is not None and button.isVisible() and button.geometry().right() <= toolbar.width()
+    # the share of annotated sentences is rounded down: one sentence left is not "100 %"
+    label = w.views["Label"]
+    p = w.model.project
+    total = len(p.sentences.ids())
+    for i in range(100 - total + 1):
+        p.sentences.add(f"Sentence number {i} of the filler .")
+    w.model.sentencesChanged.emit()
+    n = len(p.sentences.ids())
+    done = len(p.sentences.ids(status="annotated"))
+    assert f"{done} annotated ({100 * done // n} %)" in label.count_label.text()
+    assert label.count_label.text().count("100 %") == 0
+    # the add-type dialog: "an entity type", the error wraps in room kept for it and goes when the name changes
+    dialog = AddTypeDialog(w.model, w.views["Types"])
+    qtbot.addWidget(dialog)
+    dialog.show()
+    height = dialog.height()
+    dialog.name_edit.setText("city")
+    dialog._accept()
+    assert "already an entity type called 'City'" in dialog.error.text()
+    assert dialog.height() == height and dialog.error.wordWrap()
+    dialog.name_edit.setText("Town")
+    assert dialog.error.text() == ""
+    # the status bar names a finished export, not the outcome of a job before it
+    w.job_label.setText("Import failed")
+    w._exported("Annotations exported", "Wrote 3 sentence(s) to", tmp_path / "out.jsonl")
+    assert w.job_label.text() == "Annotations exported"
