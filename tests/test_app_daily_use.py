@@ -303,3 +303,27 @@ def test_smaller_things_a_user_notices(qtbot, app_env, tmp_path):
     w.job_label.setText("Import failed")
     w._exported("Annotations exported", "Wrote 3 sentence(s) to", tmp_path / "out.jsonl")
     assert w.job_label.text() == "Annotations exported"
+
+
+def test_the_time_chart_agrees_with_the_runs_table(qtbot, app_env, tmp_path):
+    import time
+
+    from app.views.runs_view import RunsView, run_seconds
+
+    settings, _ = app_env
+    w = MainWindow(settings, preload=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.open_project(make_project(tmp_path / "p", types=("Person", "City"), per_type=3))
+    p = w.model.project
+    run = p.runs.start("dynamic", purpose="train")
+    time.sleep(1.2)  # a run longer than its learning
+    p.runs.update_progress(run.id, 1.0, "done", step=1, metrics={
+        "kind": "step", "task_index": 1, "train_seconds": 0.4, "whole_acc": 1.0, "avg_acc": 1.0, "task_acc": [1.0]})
+    p.runs.finish(run.id)
+    view = RunsView(w.model)
+    qtbot.addWidget(view)
+    series = dict((name, pts) for name, pts in view.cost_chart.series())
+    took = run_seconds(p.runs.get(run.id))
+    assert series["learning"] == [(1, 0.4)] and series["whole run"] == [(1, took)] and took >= 1.2
+    assert view.table.item(0, 7).text() == f"{int(took)} s"
