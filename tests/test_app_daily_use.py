@@ -327,3 +327,11 @@ def test_the_time_chart_agrees_with_the_runs_table(qtbot, app_env, tmp_path):
     took = run_seconds(p.runs.get(run.id))
     assert series["learning"] == [(1, 0.4)] and series["whole run"] == [(1, took)] and took >= 1.2
     assert view.table.item(0, 7).text() == f"{int(took)} s"
+
+
+def test_an_accuracy_on_a_handful_of_test_examples_comes_with_a_warning():
+    from app.views.training_view import accuracy_text
+
+    few = accuracy_text({"whole_acc": 1.0, "test_examples": [2]})
+    assert "100.0 % on 2 test examples" in few and "too few to trust" in few
+    assert "too few" not in accuracy_text({"whole_acc": 0.8, "test_examples": [40, 60]})
