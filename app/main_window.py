@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import dialogs, jobs
+from app import dialogs, jobs, open_marker
 from app.controller import JobController
 from app.preload import preload_engine
 from app.settings import RESOURCES, AppSettings, demo_folder
@@ -292,6 +292,12 @@ class MainWindow(QMainWindow):
     def open_project(self, folder: Path) -> bool:
         if not self._close_project():
             return False
+        other = open_marker.holder(folder)
+        if other is not None and not dialogs.ask(
+                self, "The project is open elsewhere",
+                f"{folder} is open in {other}. Both would write the same project and neither would show the "
+                "other's edits. Open it here anyway?"):
+            return False
         try:
             model = ProjectModel.open(folder, self)
         except ConpetError as exc:
@@ -299,6 +305,7 @@ class MainWindow(QMainWindow):
             self.settings.remove_recent(folder)
             return False
         self.model = model
+        open_marker.claim(model.folder)
         self.controller = JobController(model, self.host, backbone_provider=self.backbone_provider, parent=self)
         self.controller.cpu_threads = self.settings.cpu_threads() or None
         self._build_views()
@@ -324,6 +331,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{name} — ConPET Studio")
         self.project_label.setText(f"{name}  ·  {model.folder}")
         self._update_counts()
+        # every edit was saved when it was made; the undo history itself lives only as long as the session
+        self.statusBar().showMessage(f"Opened {name}. Undo (Ctrl+Z) starts here: edits from earlier sessions are "
+                                     "saved, with every version kept, but cannot be undone.", 15000)
         upgrade = getattr(model.project, "upgrade", None)
         if upgrade is not None:
             self.statusBar().showMessage(f"The project was upgraded; a backup of its old database is at "
@@ -366,6 +376,7 @@ class MainWindow(QMainWindow):
         self.views = {}
         self.setCentralWidget(self._welcome())
         self.model.close()
+        open_marker.release(self.model.folder)
         self.model.deleteLater()
         self.model = None
         self.controller = None

@@ -335,3 +335,35 @@ def test_an_accuracy_on_a_handful_of_test_examples_comes_with_a_warning():
     few = accuracy_text({"whole_acc": 1.0, "test_examples": [2]})
     assert "100.0 % on 2 test examples" in few and "too few to trust" in few
     assert "too few" not in accuracy_text({"whole_acc": 0.8, "test_examples": [40, 60]})
+
+
+def test_a_project_open_in_another_instance_is_warned_about_and_the_undo_history_is_explained(
+        qtbot, app_env, tmp_path, monkeypatch):
+    import json
+    import socket
+    import subprocess
+
+    from app import dialogs, open_marker
+
+    folder = make_project(tmp_path / "p", types=("Person",), per_type=2)
+    other = subprocess.Popen(["sleep", "60"])  # a live process that "has the project open"
+    try:
+        (folder / open_marker.MARKER).write_text(json.dumps(
+            {"pid": other.pid, "host": socket.gethostname(), "since": "today"}), encoding="utf-8")
+        settings, _ = app_env
+        w = MainWindow(settings, preload=False)
+        qtbot.addWidget(w)
+        w.show()
+        monkeypatch.setattr(dialogs, "AUTO_ANSWER", False)  # the user answers No
+        assert not w.open_project(folder) and w.model is None
+        asked = [text for kind, _t, text in dialogs.shown if kind == "question"]
+        assert asked and f"process {other.pid}" in asked[-1]
+    finally:
+        other.kill()
+        other.wait()
+    dialogs.shown.clear()
+    assert w.open_project(folder)  # its process is gone: taken over without a question
+    assert not [kind for kind, _t, _x in dialogs.shown if kind == "question"]
+    assert json.loads((folder / open_marker.MARKER).read_text())["pid"] != other.pid
+    assert "Undo (Ctrl+Z) starts here" in w.statusBar().currentMessage()
+    assert w._close_project() and not (folder / open_marker.MARKER).exists()
