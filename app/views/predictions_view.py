@@ -149,7 +149,7 @@ class PredictionsView(QWidget):
         model.typesChanged.connect(self._changed)
         controller.busyChanged.connect(self._busy_changed)
         self._list_reset()
-        self.refresh()
+        self._changed()
 
     # --- actions --------------------------------------------------------------------------------
     def predict_all(self) -> None:

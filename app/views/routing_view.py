@@ -95,7 +95,7 @@ class RoutingTableModel(QAbstractTableModel):
         model.predictionsChanged.connect(self._reload_when_shown)
         model.annotationsChanged.connect(self._annotations_changed)
         model.tasksChanged.connect(self._reload_when_shown)
-        self.reload()
+        self._reload_when_shown()  # a project opens on the Label view: the rows are read when first shown
 
     def _reload_when_shown(self) -> None:
         if self.shown():
