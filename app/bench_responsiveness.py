@@ -163,12 +163,10 @@ def decisions(args: argparse.Namespace) -> int:
     window.resize(1280, 800)
     window.show()
     settle(app)
-    t0 = time.perf_counter()
-    if not window.open_project(folder):
+    reopen_s, stall_ms = reopen(app, window, folder)
+    if window.model is None:
         print(f"could not open {folder}", file=sys.stderr)
         return 2
-    settle(app)
-    reopen_s = time.perf_counter() - t0
     view = window.views["Label"]
     window.show_tab("Label")
     settle(app)
@@ -192,8 +190,9 @@ def decisions(args: argparse.Namespace) -> int:
     window.model.undo_stack.clear()
     window.close()
     tmp.cleanup()
-    print(f"reopen: {reopen_s:.2f} s (open_project until the event loop is idle; {n_sentences} sentences, "
-          f"{n_predictions} predictions)")
+    print(f"reopen: {reopen_s:.2f} s until the views are ready ({n_sentences} sentences, {n_predictions} "
+          f"predictions); the store opens in the background: longest stall of the window meanwhile "
+          f"{stall_ms:.0f} ms (building the views)")
     ok = True
     for kind, ms in times.items():
         if not ms:
@@ -207,6 +206,28 @@ def decisions(args: argparse.Namespace) -> int:
         ok = ok and ms[-1] < args.target_ms
     sys.stdout.flush()
     os._exit(0 if ok else 1)  # PySide's teardown of a closed window at interpreter exit can crash; all is said
+
+
+def reopen(app, window, folder: Path) -> tuple[float, float]:
+    """Open ``folder`` as the File menu does (the store in the background, then the views): (seconds until
+    the views are ready, the longest gap in ms between two turns of the event loop meanwhile)."""
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    gaps: list[float] = []
+    clock = QElapsedTimer()
+    probe = QTimer()
+    probe.setInterval(5)
+    probe.timeout.connect(lambda: (gaps.append(clock.nsecsElapsed() / 1e6), clock.restart()))
+    t0 = time.perf_counter()
+    clock.start()
+    probe.start()
+    worker = window.open_project_in_background(folder)
+    while worker is not None and window.model is None and window._opening is not None:
+        app.processEvents()
+        time.sleep(0.002)
+    settle(app)
+    probe.stop()
+    return time.perf_counter() - t0, max(gaps, default=0.0)
 
 
 def settle(app) -> None:

@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
         self.backbone_provider = backbone_provider or KeptBackbone()
         self.host = WorkerHost(self)
         self.model: ProjectModel | None = None
+        self._opening: tuple[Path, ProgressDialog] | None = None  # a project opening in the background
         self.controller: JobController | None = None
         self.views: dict[str, QWidget] = {}
         self.setWindowTitle("ConPET Studio")
@@ -233,14 +234,14 @@ class MainWindow(QMainWindow):
         """At start-up: the folder given, else the most recent project, else the demo (created the first time)."""
         if folder is not None:
             if (Path(folder) / "project.sqlite").exists():
-                self.open_project(Path(folder))
+                self.open_project_in_background(Path(folder))
             else:
                 self.create_project(Path(folder))
             return
         for recent in self.settings.recent_projects():
             if (recent / "project.sqlite").exists():
-                if self.open_project(recent):
-                    return
+                self.open_project_in_background(recent)
+                return
         self.open_demo()
 
     def open_demo(self) -> None:
@@ -287,23 +288,61 @@ class MainWindow(QMainWindow):
     def open_project_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a project folder", str(Path.home()))
         if folder:
-            self.open_project(Path(folder))
+            self.open_project_in_background(Path(folder))
 
-    def open_project(self, folder: Path) -> bool:
+    def _may_open(self, folder: Path) -> bool:
+        """Close the open project, and ask first when another app instance has this one open."""
         if not self._close_project():
             return False
         other = open_marker.holder(folder)
-        if other is not None and not dialogs.ask(
-                self, "The project is open elsewhere",
-                f"{folder} is open in {other}. Both would write the same project and neither would show the "
-                "other's edits. Open it here anyway?"):
+        return other is None or dialogs.ask(
+            self, "The project is open elsewhere",
+            f"{folder} is open in {other}. Both would write the same project and neither would show the "
+            "other's edits. Open it here anyway?")
+
+    def open_project(self, folder: Path) -> bool:
+        """Open ``folder`` now, on this thread (tests, scripts; the menus open in the background)."""
+        if not self._may_open(folder):
             return False
         try:
             model = ProjectModel.open(folder, self)
         except ConpetError as exc:
-            dialogs.warn(self, "Could not open the project", str(exc))
-            self.settings.remove_recent(folder)
+            self._open_failed(folder, str(exc))
             return False
+        return self._install(model)
+
+    def open_project_in_background(self, folder: Path) -> Worker | None:
+        """Open ``folder`` from the menus, the recent list or the command line: the store (its upgrade, the
+        orphan collection) opens on a worker behind a progress dialog, so the window paints and answers at
+        once; the views are built when it is ready. None when the user kept the open project."""
+        if not self._may_open(folder):
+            return None
+        worker = Worker(partial(_open_store_job, Path(folder)), name="open")
+        self._opening = (Path(folder), ProgressDialog(self, "Opening the project", f"Opening {folder}…", worker,
+                                                      cancellable=False))
+        worker.finished.connect(self._store_opened)
+        worker.failed.connect(self._store_failed)
+        self.host.start(worker)
+        self._opening[1].show()
+        return worker
+
+    @Slot(object)
+    def _store_opened(self, project: object) -> None:
+        self._opening = None
+        self._install(ProjectModel(project, self))
+
+    @Slot(str)
+    def _store_failed(self, error: str) -> None:
+        folder = self._opening[0] if self._opening else Path()
+        self._opening = None
+        self._open_failed(folder, error)
+
+    def _open_failed(self, folder: Path, error: str) -> None:
+        dialogs.warn(self, "Could not open the project", error)
+        self.settings.remove_recent(folder)
+
+    def _install(self, model: ProjectModel) -> bool:
+        """Make ``model`` the window's open project: its controller, views and status."""
         self.model = model
         open_marker.claim(model.folder)
         self.controller = JobController(model, self.host, backbone_provider=self.backbone_provider, parent=self)
@@ -389,7 +428,7 @@ class MainWindow(QMainWindow):
         if not recent:
             self.recent_menu.addAction("(none)").setEnabled(False)
         for folder in recent:
-            self.recent_menu.addAction(str(folder), partial(self.open_project, folder))
+            self.recent_menu.addAction(str(folder), partial(self.open_project_in_background, folder))
 
     # --- data in and out ------------------------------------------------------------------------
     def import_dialog(self) -> None:
@@ -590,6 +629,15 @@ def _size_text(path: Path) -> str:
     else:
         return ""
     return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB"
+
+
+def _open_store_job(folder: Path, sink=None):
+    """The project's store opened (upgraded if need be, orphans collected): ``ProjectModel.open``'s work."""
+    from conpet.core.protocols import Reporter
+    from conpet.project.model import open_folder
+
+    Reporter(sink)(0.0, f"opening {folder.name}", "open")
+    return open_folder(folder)
 
 
 def _demo_job(folder: Path, sink=None) -> Path:
