@@ -367,3 +367,36 @@ def test_a_project_open_in_another_instance_is_warned_about_and_the_undo_history
     assert json.loads((folder / open_marker.MARKER).read_text())["pid"] != other.pid
     assert "Undo (Ctrl+Z) starts here" in w.statusBar().currentMessage()
     assert w._close_project() and not (folder / open_marker.MARKER).exists()
+
+
+def test_a_project_opens_in_the_background_behind_a_progress_dialog(qtbot, app_env, tmp_path, quiet_dialogs):
+    import threading
+
+    from app import main_window as mw
+
+    opened_on = []
+    real = mw._open_store_job
+
+    def recording(folder, sink=None):
+        opened_on.append(threading.current_thread() is threading.main_thread())
+        return real(folder, sink)
+
+    settings, _ = app_env
+    w = MainWindow(settings, preload=False)
+    qtbot.addWidget(w)
+    w.show()
+    folder = make_project(tmp_path / "p", types=("Person",), per_type=2)
+    import unittest.mock
+
+    with unittest.mock.patch.object(mw, "_open_store_job", recording):
+        worker = w.open_project_in_background(folder)
+        assert worker is not None and w._opening is not None and w._opening[1].isVisible()
+        qtbot.waitUntil(lambda: w.model is not None, timeout=30_000)
+    assert opened_on == [False] and w.views and w.model.folder == folder
+    # a folder that is no project: said in a warning, and nothing is open
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "project.sqlite").write_text("not a database", encoding="utf-8")
+    w.open_project_in_background(bad)
+    qtbot.waitUntil(lambda: any(kind == "warning" for kind, _t, _x in quiet_dialogs), timeout=30_000)
+    assert w.model is None and w._opening is None
