@@ -406,6 +406,7 @@ class RoutingView(QWidget):
         return self.table_model.rows[self.proxy.mapToSource(rows[0]).row()]
 
     def select_first(self) -> None:
+        self.table_model.reload_if_stale()  # rows wanted now, before the view was first shown
         if self.proxy.rowCount():
             self.table.selectRow(0)
 
