@@ -172,6 +172,10 @@ def test_enter_keeps_a_sentence_whose_suggestions_are_refused_and_works_from_the
     assert view.sentence_id == sid  # not gone on: the refused suggestion is still to decide
     assert "could not be accepted" in view.status.text() and "head" in view.status.text()
     assert [s.label for s in view.suggestions] == ["founded_in"] and view.selected_suggestion == view.suggestions[0].id
+    steps = w.model.undo_stack.count()
+    qtbot.keyClick(view.editor, Qt.Key.Key_Return)  # nothing to accept: no step, and no Redo that does nothing
+    assert w.model.undo_stack.count() == steps and not w.model.undo_stack.canRedo()
+    assert view.sentence_id == sid
     assert view.reject_selected()
     first = view.list_model.ids()[0]
     assert view.select_sentence(first)

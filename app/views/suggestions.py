@@ -145,8 +145,9 @@ class SuggestionActions:
             for a in relations:
                 perform(self.model, DeleteAnnotation(self.model, a.id))
         stack.endMacro()
-        if not ok:
-            stack.undo()  # the empty step of the refused decision
+        if not ok:  # the refused decision's empty step: off the stack, leaving no Redo that does nothing
+            stack.command(stack.index() - 1).setObsolete(True)
+            stack.undo()
         return ok
 
     def accept_selected(self) -> bool:
@@ -201,8 +202,9 @@ class SuggestionActions:
                 refusals += [refusal] if refusal is not None else []
             self._show_sentence()
         stack.endMacro()
-        if not accepted:
-            stack.undo()  # the empty step: nothing was accepted
+        if not accepted:  # an empty step: off the stack, leaving no Redo that does nothing
+            stack.command(stack.index() - 1).setObsolete(True)
+            stack.undo()
         return accepted, refusals
 
     def next_most_useful(self) -> int | None:
