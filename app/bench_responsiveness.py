@@ -8,6 +8,12 @@ percentile and the run's time. The target is a longest stall under 100 ms.
 
 By default it trains task 1 of a fresh copy of the demo project (entity types Person, City, Company)
 on minilm with the quick-try budget capped at --batch-limit batches per stage.
+
+``--decisions N`` measures the labelling loop instead, on a copy of ``--project`` (a trained project with
+a prediction run): the time to reopen it (the window's ``open_project`` until the event loop is idle again),
+then N Accept / Reject decisions on suggestions in the Label view (alternating, each timed from the key's
+action until every change signal has been handled and the events it queued are done). The target is a
+decision under 100 ms.
 """
 
 from __future__ import annotations
@@ -33,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval-ms", type=int, default=5, help="the probe timer's interval")
     parser.add_argument("--target-ms", type=float, default=100.0)
     parser.add_argument("--show", type=int, default=0, help="list the N longest stalls with what ran then")
+    parser.add_argument("--decisions", type=int, default=0,
+                        help="time reopening --project and N Accept/Reject decisions instead of a training run")
     args = parser.parse_args(argv)
+    if args.decisions:
+        return decisions(args)
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen" if not os.environ.get("DISPLAY") else "xcb")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -127,6 +137,127 @@ def main(argv: list[str] | None = None) -> int:
     print(f"target: longest stall < {args.target_ms:.0f} ms: {'met' if ok else 'MISSED'}")
     tmp.cleanup()
     return 0 if outcome.get("result") == "finished" and ok else 1
+
+
+def decisions(args: argparse.Namespace) -> int:
+    """Reopen time and Accept / Reject latency in the Label view (see the module docstring)."""
+    import shutil
+
+    if args.project is None:
+        print("--decisions needs --project: a trained project with a prediction run", file=sys.stderr)
+        return 2
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen" if not os.environ.get("DISPLAY") else "xcb")
+    tmp = tempfile.TemporaryDirectory(prefix="conpet-bench-")
+    os.environ.setdefault("CONPET_HOME", tmp.name)
+    folder = Path(tmp.name) / "project"
+    shutil.copytree(args.project, folder)  # the decisions are written: never into the user's project
+
+    from app import dialogs
+    from app.main import make_application
+    from app.main_window import MainWindow
+    from app.settings import AppSettings
+
+    app = make_application(sys.argv[:1])
+    dialogs.answer_without_asking()
+    window = MainWindow(AppSettings(Path(tmp.name) / "settings.ini"), preload=False)
+    window.resize(1280, 800)
+    window.show()
+    settle(app)
+    c0 = time.process_time()
+    reopen_s, stall_ms = reopen(app, window, folder)
+    reopen_cpu = time.process_time() - c0
+    if window.model is None:
+        print(f"could not open {folder}", file=sys.stderr)
+        return 2
+    view = window.views["Label"]
+    window.show_tab("Label")
+    settle(app)
+    times: dict[str, list[float]] = {"accept": [], "reject": []}
+    cpu: dict[str, list[float]] = {"accept": [], "reject": []}  # this process's CPU time: what a busy machine
+    # adds to the wall time is waiting for a core, which the CPU time leaves out
+    for sid in sentences_with_suggestions(view):
+        view.select_sentence(sid)
+        settle(app)
+        while view.suggestions and len(times["accept"]) + len(times["reject"]) < args.decisions:
+            view.cycle_suggestion(1)
+            settle(app)
+            kind = "accept" if len(times["accept"]) <= len(times["reject"]) else "reject"
+            t1, c1 = time.perf_counter(), time.process_time()
+            (view.accept_selected if kind == "accept" else view.reject_selected)()
+            settle(app)
+            times[kind].append(1000 * (time.perf_counter() - t1))
+            cpu[kind].append(1000 * (time.process_time() - c1))
+        if len(times["accept"]) + len(times["reject"]) >= args.decisions:
+            break
+    run = window.model.latest_prediction_run()
+    n_sentences = len(view.list_model.ids())
+    n_predictions = len(window.model.predictions_for_run(run.id)) if run is not None else 0
+    window.model.undo_stack.clear()
+    window.close()
+    tmp.cleanup()
+    print(f"reopen: {reopen_s:.2f} s until the views are ready, CPU {reopen_cpu:.2f} s ({n_sentences} sentences, "
+          f"{n_predictions} "
+          f"predictions); the store opens in the background: longest stall of the window meanwhile "
+          f"{stall_ms:.0f} ms (building the views)")
+    ok = True
+    for kind, ms in times.items():
+        if not ms:
+            print(f"{kind}: no suggestion to decide on", file=sys.stderr)
+            ok = False
+            continue
+        ms.sort()
+        used = sorted(cpu[kind])
+        print(f"{kind}: {len(ms)} decisions; median {statistics.median(ms):.0f} ms, "
+              f"slowest {ms[-1]:.0f} ms (target < {args.target_ms:.0f} ms: "
+              f"{'met' if ms[-1] < args.target_ms else 'MISSED'}); CPU time median "
+              f"{statistics.median(used):.0f} ms, most {used[-1]:.0f} ms; load average {os.getloadavg()[0]:.1f} "
+              f"on {os.cpu_count()} cores")
+        ok = ok and ms[-1] < args.target_ms
+    sys.stdout.flush()
+    os._exit(0 if ok else 1)  # PySide's teardown of a closed window at interpreter exit can crash; all is said
+
+
+def reopen(app, window, folder: Path) -> tuple[float, float]:
+    """Open ``folder`` as the File menu does (the store in the background, then the views): (seconds until
+    the views are ready, the longest gap in ms between two turns of the event loop meanwhile)."""
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    gaps: list[float] = []
+    clock = QElapsedTimer()
+    probe = QTimer()
+    probe.setInterval(5)
+    probe.timeout.connect(lambda: (gaps.append(clock.nsecsElapsed() / 1e6), clock.restart()))
+    t0 = time.perf_counter()
+    clock.start()
+    probe.start()
+    worker = window.open_project_in_background(folder)
+    while worker is not None and window.model is None and window._opening is not None:
+        app.processEvents()
+        time.sleep(0.002)
+    settle(app)
+    probe.stop()
+    return time.perf_counter() - t0, max(gaps, default=0.0)
+
+
+def settle(app) -> None:
+    """Run the GUI's pending events, and the ones they post in turn (repaints, queued signals)."""
+    from PySide6.QtCore import QCoreApplication
+
+    for _ in range(5):
+        app.processEvents()
+        QCoreApplication.sendPostedEvents()
+
+
+def sentences_with_suggestions(view) -> list[int]:
+    """The Label view's sentences that have a prediction of the latest run not decided yet, in list order."""
+    from app.views.suggestions import open_suggestions
+
+    model = view.model
+    out = []
+    for sid in view.list_model.ids():
+        if open_suggestions(model.predictions_for_sentence(sid), model.annotations(sid)):
+            out.append(sid)
+    return out
 
 
 if __name__ == "__main__":

@@ -39,6 +39,9 @@ class JobController(QObject):
         self.current: dict[str, Worker] = {}
         self._types_before_import: set[int] = set()
         self.cpu_threads: int | None = None  # the app's setting for predictions (None: automatic)
+        # After a training, the whole project is predicted in the background (cancellable like any
+        # prediction), so the new model's suggestions are there when the expert comes back to label.
+        self.predict_after_training = True
 
     def model_job_running(self) -> bool:
         return any(k in self.current for k in MODEL_JOBS)
@@ -118,6 +121,14 @@ class JobController(QObject):
         self.jobEnded.emit(kind, outcome, payload)
         if kind in MODEL_JOBS:
             self.busyChanged.emit(self.model_job_running())
+        if kind == "train" and outcome == "finished" and self.predict_after_training:
+            self._predict_after_training()
+
+    def _predict_after_training(self) -> None:
+        try:
+            self.start_prediction(None)
+        except RuntimeError:  # another model job started meanwhile: the user predicts when it is done
+            return
 
 
 def _predict(folder: Path, sentence_ids: list[int] | None, provider: jobs.BackboneProvider,

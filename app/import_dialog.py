@@ -1,11 +1,16 @@
 """The import dialog: a file (or a brat folder), its format (detected, or chosen from every format the engine
 reads), and a message area that shows a problem in full (it wraps anywhere and scrolls, so a long path or
-reason is never cut off)."""
+reason is never cut off).
+
+The format is detected once the path stops changing (a path typed by hand passes through "/" and other
+large folders on its way), on a pool thread, so the window never waits for the disk; a result for a path
+that has changed since is dropped. Detection itself is bounded (``conpet.data.formats``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QTextOption
 from PySide6.QtWidgets import (
     QComboBox,
@@ -39,6 +44,36 @@ def message_box(parent: QWidget | None = None) -> QPlainTextEdit:
     box.setMaximumHeight(120)
     box.setObjectName("errorText")
     return box
+
+
+DETECT_DELAY_MS = 400  # typing pauses this long before the path is looked at
+
+
+class _Detected(QObject):
+    done = Signal(str, str, str)  # (path, format name or "", the reason it could not be told)
+
+
+class _Detection(QRunnable):
+    """``detect_format`` of one path on a pool thread."""
+
+    def __init__(self, path: Path, out: _Detected) -> None:
+        super().__init__()
+        self.path, self.out = path, out
+
+    def run(self) -> None:
+        name, why = _detect(self.path)
+        try:
+            self.out.done.emit(str(self.path), name, why)
+        except RuntimeError:  # the dialog closed meanwhile: nobody is waiting for the answer
+            pass
+
+
+def _detect(path: Path) -> tuple[str, str]:
+    """(format name, "") or ("", why it cannot be told)."""
+    try:
+        return detect_format(path), ""
+    except (ConpetError, OSError) as exc:
+        return "", str(exc)
 
 
 def readable_formats() -> list[tuple[str, str]]:
@@ -95,11 +130,19 @@ class ImportDialog(QDialog):
         layout.addWidget(self.buttons)
         self.split_label.setVisible(False)
         self.split_combo.setVisible(False)
-        self.path_edit.textChanged.connect(self._update_hint)
+        self._detected: dict[str, tuple[str, str]] = {}  # path -> (format or "", why not)
+        self._detector = _Detected(self)
+        self._detector.done.connect(self._detection_done)
+        self._detect_timer = QTimer(self)
+        self._detect_timer.setSingleShot(True)
+        self._detect_timer.setInterval(DETECT_DELAY_MS)
+        self._detect_timer.timeout.connect(self._update_hint)
+        self.path_edit.textChanged.connect(self._path_typed)
         self.format_combo.currentIndexChanged.connect(self._update_hint)
 
     def set_path(self, path: Path) -> None:
         self.path_edit.setText(str(path))
+        self._update_hint()  # chosen, not typed: look at once
 
     def set_format(self, name: str | None) -> None:
         self.format_combo.setCurrentIndex(max(0, self.format_combo.findData(name or AUTO)))
@@ -112,13 +155,16 @@ class ImportDialog(QDialog):
         return {"split": self.split_combo.currentData()} if self._effective_format() == "text" else {}
 
     def _effective_format(self) -> str | None:
+        """The chosen format, else the one detected for the path (None while unknown or not told)."""
         path, fmt = self.chosen()
-        if fmt is not None or not self.path_edit.text().strip() or not path.exists():
+        if fmt is not None:
             return fmt
-        try:
-            return detect_format(path)
-        except ConpetError:
-            return None
+        return self._detected.get(str(path), ("", ""))[0] or None
+
+    def detecting(self) -> bool:
+        """Whether the path's format is still being looked for."""
+        path, fmt = self.chosen()
+        return fmt is None and bool(self.path_edit.text().strip()) and str(path) not in self._detected
 
     def show_message(self, text: str) -> None:
         self.message.setPlainText(text)
@@ -142,27 +188,44 @@ class ImportDialog(QDialog):
         if not path.exists():
             return f"{path}: file not found"
         if fmt is None:
-            try:
-                detect_format(path)
-            except ConpetError as exc:
-                return f"{exc}\nChoose the format above."
+            if self.detecting():  # the button was pressed before the pool answered: look now (bounded)
+                self._detected[str(path)] = _detect(path)
+                self._update_hint()
+            name, why = self._detected[str(path)]
+            if not name:
+                return f"{why}\nChoose the format above."
         return None
 
+    def _path_typed(self) -> None:
+        self.detected.setText("")
+        self.show_message("")
+        self._detect_timer.start()
+
     def _update_hint(self) -> None:
+        self._detect_timer.stop()
         path, fmt = self.chosen()
         self.show_message("")
         plain = self._effective_format() == "text"
         self.split_label.setVisible(plain)
         self.split_combo.setVisible(plain)
-        if fmt is not None or not self.path_edit.text().strip() or not path.exists():
+        if fmt is not None or not self.path_edit.text().strip():
             self.detected.setText("")
             return
-        try:
-            name = detect_format(path)
-        except ConpetError:
-            self.detected.setText("The format cannot be told from this file; choose it.")
+        if str(path) in self._detected:
+            name, _why = self._detected[str(path)]
+            self.detected.setText(f"Detected: {FORMATS[name].title} ({name})." if name else
+                                  "The format cannot be told from this path; choose it.")
             return
-        self.detected.setText(f"Detected: {FORMATS[name].title} ({name}).")
+        if not path.exists():
+            self.detected.setText("")
+            return
+        self.detected.setText("Looking at the file…")
+        QThreadPool.globalInstance().start(_Detection(path, self._detector))
+
+    def _detection_done(self, path: str, name: str, why: str) -> None:
+        self._detected[path] = (name, why)
+        if path == str(self.chosen()[0]):
+            self._update_hint()
 
     def accept(self) -> None:  # noqa: D102 - Qt's slot, checked first
         problem = self._problem()

@@ -8,7 +8,7 @@ import importlib.util
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import dialogs, jobs
+from app import dialogs, jobs, open_marker
 from app.controller import JobController
 from app.preload import preload_engine
 from app.settings import RESOURCES, AppSettings, demo_folder
@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         # Quitting during a backbone load waits for it; say so where the user looks.
         self.host.waiting.connect(lambda text: self.statusBar().showMessage(text))
         self.model: ProjectModel | None = None
+        self._opening: tuple[Path, ProgressDialog] | None = None  # a project opening in the background
         self.controller: JobController | None = None
         self.views: dict[str, QWidget] = {}
         self.setWindowTitle("ConPET Studio")
@@ -201,6 +202,12 @@ class MainWindow(QMainWindow):
         if bundle_export_available():
             tb.addSeparator()
             tb.addAction(self.export_bundle_action)
+        # Undo and Redo as icons (their tooltips name them): with text the row is wider than a 1280 px
+        # window, and the toolbar then hid Export bundle without showing its overflow button
+        for a in (self.undo_action, self.redo_action):
+            button = tb.widgetForAction(a)
+            if button is not None:
+                button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
 
     def _make_status_bar(self) -> None:
         sb = self.statusBar()
@@ -229,14 +236,14 @@ class MainWindow(QMainWindow):
         """At start-up: the folder given, else the most recent project, else the demo (created the first time)."""
         if folder is not None:
             if (Path(folder) / "project.sqlite").exists():
-                self.open_project(Path(folder))
+                self.open_project_in_background(Path(folder))
             else:
                 self.create_project(Path(folder))
             return
         for recent in self.settings.recent_projects():
             if (recent / "project.sqlite").exists():
-                if self.open_project(recent):
-                    return
+                self.open_project_in_background(recent)
+                return
         self.open_demo()
 
     def open_demo(self) -> None:
@@ -283,18 +290,63 @@ class MainWindow(QMainWindow):
     def open_project_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a project folder", str(Path.home()))
         if folder:
-            self.open_project(Path(folder))
+            self.open_project_in_background(Path(folder))
+
+    def _may_open(self, folder: Path) -> bool:
+        """Close the open project, and ask first when another app instance has this one open."""
+        if not self._close_project():
+            return False
+        other = open_marker.holder(folder)
+        return other is None or dialogs.ask(
+            self, "The project is open elsewhere",
+            f"{folder} is open in {other}. Both would write the same project and neither would show the "
+            "other's edits. Open it here anyway?")
 
     def open_project(self, folder: Path) -> bool:
-        if not self._close_project():
+        """Open ``folder`` now, on this thread (tests, scripts; the menus open in the background)."""
+        if not self._may_open(folder):
             return False
         try:
             model = ProjectModel.open(folder, self)
         except ConpetError as exc:
-            dialogs.warn(self, "Could not open the project", str(exc))
-            self.settings.remove_recent(folder)
+            self._open_failed(folder, str(exc))
             return False
+        return self._install(model)
+
+    def open_project_in_background(self, folder: Path) -> Worker | None:
+        """Open ``folder`` from the menus, the recent list or the command line: the store (its upgrade, the
+        orphan collection) opens on a worker behind a progress dialog, so the window paints and answers at
+        once; the views are built when it is ready. None when the user kept the open project."""
+        if not self._may_open(folder):
+            return None
+        worker = Worker(partial(_open_store_job, Path(folder)), name="open")
+        self._opening = (Path(folder), ProgressDialog(self, "Opening the project", f"Opening {folder}…", worker,
+                                                      cancellable=False))
+        worker.finished.connect(self._store_opened)
+        worker.failed.connect(self._store_failed)
+        self.host.start(worker)
+        self._opening[1].show()
+        return worker
+
+    @Slot(object)
+    def _store_opened(self, project: object) -> None:
+        self._opening = None
+        self._install(ProjectModel(project, self))
+
+    @Slot(str)
+    def _store_failed(self, error: str) -> None:
+        folder = self._opening[0] if self._opening else Path()
+        self._opening = None
+        self._open_failed(folder, error)
+
+    def _open_failed(self, folder: Path, error: str) -> None:
+        dialogs.warn(self, "Could not open the project", error)
+        self.settings.remove_recent(folder)
+
+    def _install(self, model: ProjectModel) -> bool:
+        """Make ``model`` the window's open project: its controller, views and status."""
         self.model = model
+        open_marker.claim(model.folder)
         self.controller = JobController(model, self.host, backbone_provider=self.backbone_provider, parent=self)
         self.controller.cpu_threads = self.settings.cpu_threads() or None
         self._build_views()
@@ -306,8 +358,13 @@ class MainWindow(QMainWindow):
         model.undo_stack.undoTextChanged.connect(lambda t: self._describe_undo(self.undo_action, "Undo", t))
         model.undo_stack.redoTextChanged.connect(lambda t: self._describe_undo(self.redo_action, "Redo", t))
         model.editReplayed.connect(lambda what, _id: self.statusBar().showMessage(what, 10000))
+        # the project's counts are four queries: one update for a burst of changes (each decision is one)
+        self._counts_timer = QTimer(self)
+        self._counts_timer.setSingleShot(True)
+        self._counts_timer.setInterval(300)
+        self._counts_timer.timeout.connect(self._update_counts)
         for sig in (model.annotationsChanged, model.typesChanged, model.runsChanged, model.sentencesChanged):
-            sig.connect(self._update_counts)
+            sig.connect(lambda *_a: self._counts_timer.start())
         self.controller.jobStarted.connect(self._job_started)
         self.controller.jobEnded.connect(self._job_ended)
         self.controller.busyChanged.connect(self._busy_changed)
@@ -315,6 +372,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{name} — ConPET Studio")
         self.project_label.setText(f"{name}  ·  {model.folder}")
         self._update_counts()
+        # every edit was saved when it was made; the undo history itself lives only as long as the session
+        self.statusBar().showMessage(f"Opened {name}. Undo (Ctrl+Z) starts here: edits from earlier sessions are "
+                                     "saved, with every version kept, but cannot be undone.", 15000)
         upgrade = getattr(model.project, "upgrade", None)
         if upgrade is not None:
             self.statusBar().showMessage(f"The project was upgraded; a backup of its old database is at "
@@ -357,6 +417,7 @@ class MainWindow(QMainWindow):
         self.views = {}
         self.setCentralWidget(self._welcome())
         self.model.close()
+        open_marker.release(self.model.folder)
         self.model.deleteLater()
         self.model = None
         self.controller = None
@@ -369,7 +430,7 @@ class MainWindow(QMainWindow):
         if not recent:
             self.recent_menu.addAction("(none)").setEnabled(False)
         for folder in recent:
-            self.recent_menu.addAction(str(folder), partial(self.open_project, folder))
+            self.recent_menu.addAction(str(folder), partial(self.open_project_in_background, folder))
 
     # --- data in and out ------------------------------------------------------------------------
     def import_dialog(self) -> None:
@@ -434,6 +495,7 @@ class MainWindow(QMainWindow):
         """Say where an export went, with a way to open its folder."""
         size = _size_text(path)
         self.statusBar().showMessage(f"{what} {path}" + (f" ({size})" if size else ""), 20000)
+        self.job_label.setText(title)  # not the outcome of whatever job ran before (an import that failed)
         dialogs.saved(self, title, f"{what}\n{path}" + (f"\n({size})" if size else ""), path)
 
     # --- model jobs -----------------------------------------------------------------------------
@@ -569,6 +631,15 @@ def _size_text(path: Path) -> str:
     else:
         return ""
     return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MiB"
+
+
+def _open_store_job(folder: Path, sink=None):
+    """The project's store opened (upgraded if need be, orphans collected): ``ProjectModel.open``'s work."""
+    from conpet.core.protocols import Reporter
+    from conpet.project.model import open_folder
+
+    Reporter(sink)(0.0, f"opening {folder.name}", "open")
+    return open_folder(folder)
 
 
 def _demo_job(folder: Path, sink=None) -> Path:

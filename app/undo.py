@@ -66,13 +66,20 @@ class _Command(QUndoCommand):
 
 def perform(model: ProjectModel, cmd: _Command) -> bool:
     """Do ``cmd`` now; on success put it on the undo stack. A refusal is reported and returns False."""
+    refusal = attempt(model, cmd)
+    if refusal is not None:
+        model.message.emit("error", refusal)
+    return refusal is None
+
+
+def attempt(model: ProjectModel, cmd: _Command) -> str | None:
+    """``perform`` for a caller that words a refusal itself: the store's reason, or None when done."""
     try:
         cmd.first()
     except ConpetError as exc:
-        model.message.emit("error", str(exc))
-        return False
+        return str(exc)
     model.undo_stack.push(cmd)
-    return True
+    return None
 
 
 class AddEntity(_Command):

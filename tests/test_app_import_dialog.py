@@ -22,7 +22,7 @@ def test_the_chooser_lists_every_readable_format_and_shows_detection(qtbot, tmp_
     f = tmp_path / "notes.txt"
     f.write_text("A sentence to label.\n", encoding="utf-8")
     d.set_path(f)
-    assert "Plain text" in d.detected.text()
+    qtbot.waitUntil(lambda: "Plain text" in d.detected.text(), timeout=5000)  # found on a pool thread
     d.accept()
     assert d.result() == ImportDialog.DialogCode.Accepted and d.chosen() == (f, None)
 
@@ -67,3 +67,44 @@ def test_an_import_failure_shows_the_whole_message(qtbot, app_env, tmp_path):
     text = dialog.error_box.toPlainText()
     assert f"{bad}:2" in text and "expected a token and a tag" in text
     assert dialog.error_box.isVisible()
+
+
+def test_a_typed_path_is_looked_at_once_typing_pauses_and_off_the_gui_thread(qtbot, tmp_path, monkeypatch):
+    import threading
+
+    import app.import_dialog as dialog_module
+
+    seen = []
+
+    def detect(path):
+        seen.append((str(path), threading.current_thread() is threading.main_thread()))
+        return "text"
+
+    monkeypatch.setattr(dialog_module, "detect_format", detect)
+    f = tmp_path / "notes.txt"
+    f.write_text("A sentence.\n", encoding="utf-8")
+    d = ImportDialog(None, tmp_path)
+    qtbot.addWidget(d)
+    for i in range(1, len(str(f)) + 1):  # typed key by key: "/", "/t", "/tm", ... each an existing folder
+        d.path_edit.setText(str(f)[:i])
+    assert seen == [] and d.detected.text() == ""  # nothing looked at while typing
+    qtbot.waitUntil(lambda: "Plain text" in d.detected.text(), timeout=5000)
+    assert seen == [(str(f), False)]  # once, for the final path, not on the GUI thread
+
+
+def test_detecting_a_huge_folder_is_bounded_and_says_so(tmp_path, monkeypatch):
+    import pytest
+
+    from conpet.core.errors import DataFormatError
+    from conpet.data import formats
+
+    monkeypatch.setattr(formats, "FOLDER_SCAN_LIMIT", 5)
+    for i in range(3):
+        sub = tmp_path / f"d{i}"
+        sub.mkdir()
+        for j in range(4):
+            (sub / f"f{j}.txt").write_text("x", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="too large to search"):
+        formats.detect_format(tmp_path)
+    (tmp_path / "d0" / "doc.ann").write_text("", encoding="utf-8")
+    assert formats.detect_format(tmp_path / "d0") == "brat"

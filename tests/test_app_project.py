@@ -38,8 +38,9 @@ def test_first_launch_creates_and_opens_the_demo(qtbot, app_env):
     assert settings.recent_projects()[0] == (home / "Demo").resolve()
     w.close()
     w2 = open_window(qtbot, settings)
-    w2.open_initial_project()
-    assert w2.model is not None and w2.model.folder == (home / "Demo").resolve()
+    w2.open_initial_project()  # in the background: the window answers while the store opens
+    qtbot.waitUntil(lambda: w2.model is not None, timeout=30_000)
+    assert w2.model.folder == (home / "Demo").resolve()
 
 
 def test_create_and_reopen_a_project(qtbot, app_env, tmp_path, quiet_dialogs):

@@ -76,7 +76,8 @@ def test_a_txt_import_offers_how_to_split_and_reads_bom_crlf_and_blank_lines(qtb
     d.show()
     assert not d.split_combo.isVisible()
     d.set_path(f)
-    assert d.split_combo.isVisible() and d.options() == {"split": "auto"}
+    qtbot.waitUntil(d.split_combo.isVisible, timeout=5000)  # the format is detected on a pool thread
+    assert d.options() == {"split": "auto"}
     d.split_combo.setCurrentIndex(d.split_combo.findData("line"))
     assert d.options() == {"split": "line"}
 

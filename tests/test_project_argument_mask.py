@@ -91,3 +91,23 @@ def test_project_prediction_proposes_no_relation_the_declared_types_refuse(tmp_p
                 for a in anns if a.kind == "relation" and a.status == "gold"}
     assert (sid, reversed_pair.spans) not in got
     assert set(got) == set(gold)
+    # the bundle keeps the rules, and bundle prediction holds to them too (issue 25)
+    from conpet.bundle import Bundle, read_manifest
+    from conpet.project.bundles import export_bundle
+
+    out = export_bundle(folder, tmp_path / "rels.conpet.zip")
+    types = {ty["name"]: ty for t in read_manifest(out)["tasks"] for ty in t["types"]}
+    assert (types["works_for"]["head_types"], types["works_for"]["tail_types"]) == (["Person"], ["Company"])
+    with Project.open(folder) as p:
+        text = p.sentences.get(sid).text
+        ents = [a for a in p.annotations.for_sentence(sid) if a.kind == "entity" and a.status == "gold"]
+    index = {(a.start, a.end): i for i, a in enumerate(ents)}
+    head, tail = index[(ann.start, ann.end)], index[(ann.tail_start, ann.tail_end)]
+    line = {"text": text, "entities": [{"start": a.start, "end": a.end, "type": a.type_name} for a in ents],
+            "relations": [{"head": tail, "tail": head}, {"head": head, "tail": tail}]}  # refused, then allowed
+    bundle = Bundle.load(out, minilm)
+    try:
+        pairs = [m for m in bundle.predict([line])[0].mentions if m.kind == "relation"]
+    finally:
+        bundle.close()
+    assert [(m.spans[0].start, m.label) for m in pairs] == [(ann.start, "works_for")]

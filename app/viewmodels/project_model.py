@@ -28,6 +28,11 @@ from conpet.store import (
 )
 
 
+def _article(word: str) -> str:
+    """ "an entity", "a relation" """
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 class ProjectModel(QObject):
     typesChanged = Signal()
     annotationsChanged = Signal(int)  # sentence id (-1: many sentences)
@@ -44,8 +49,10 @@ class ProjectModel(QObject):
         self.folder: Path = project.folder
         self.undo_stack = QUndoStack(self)
         self._type_cache: dict[int, TypeRecord] | None = None
+        self._task_cache: list[TaskRecord] | None = None  # read for every routed prediction shown
         self.typesChanged.connect(self._drop_type_cache)
         self.tasksChanged.connect(self._drop_type_cache)
+        self.runsChanged.connect(self._drop_type_cache)  # a training run adds a task when it ends
 
     @classmethod
     def open(cls, folder: str | Path, parent: QObject | None = None) -> ProjectModel:
@@ -64,6 +71,7 @@ class ProjectModel(QObject):
     # --- types ----------------------------------------------------------------------------------
     def _drop_type_cache(self) -> None:
         self._type_cache = None
+        self._task_cache = None
 
     def refresh_types(self) -> None:
         """Forget the cached types (a worker may have added some)."""
@@ -101,7 +109,7 @@ class ProjectModel(QObject):
         """"city" beside "City" would split one type's examples in two: names are compared without case."""
         other = same_name(self.types(), name, kind, exclude=exclude)
         if other is not None:
-            raise ConpetError(f"there is already a {kind} type called {other.name!r} (names are compared "
+            raise ConpetError(f"there is already {_article(kind)} {kind} type called {other.name!r} (names are compared "
                               "without regard to case)")
 
     def rename_type(self, type_id: int, name: str) -> TypeRecord:
@@ -232,7 +240,9 @@ class ProjectModel(QObject):
 
     # --- tasks, runs, modules, predictions ------------------------------------------------------
     def tasks(self) -> list[TaskRecord]:
-        return self.project.tasks.list()
+        if self._task_cache is None:
+            self._task_cache = self.project.tasks.list()
+        return list(self._task_cache)
 
     def runs(self, *, purpose: str | None = None) -> list[RunRecord]:
         runs = self.project.runs.list()

@@ -173,8 +173,11 @@ class SentenceListModel(QAbstractListModel):
         if role == SentenceIdRole:
             return sid
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.DecorationRole):
-            if sid not in self._texts or sid not in self._annotated:
+            if sid not in self._texts:
                 self._fetch(index.row())
+            elif sid not in self._annotated:  # one sentence's labels changed: count its own, not its page's
+                anns = self.model.annotations(sid)
+                self._annotated[sid] = sum(1 for a in anns if a.status == "gold")
             if role == Qt.ItemDataRole.DecorationRole:
                 return _dot("#2a9d6f" if self._annotated.get(sid) else "#c7ced9")
             text = self._texts.get(sid, "")

@@ -1,14 +1,14 @@
 """Labelling: the sentence list (search and filters) and the editor.
 
 In the editor, select text with the mouse (or Shift+arrows) and press a type's shortcut key (or click
-the type) to mark an entity. For a relation, select or click the head and press H, the tail and press
-T, then press the relation type's key. Click a mention and press another type's key to retype it;
+the type) to mark an entity. For a relation, select or click the head (or move the caret into it) and
+press H, the tail and press T, then press the relation type's key. Click a mention and press another type's key to retype it;
 Delete removes the selected annotation. Every edit is saved at once and can be undone (Ctrl+Z). The
 model's suggestions and their keys (Tab, Space, Delete, Enter, Alt+N) are in ``app.views.suggestions``."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QItemSelectionModel, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -42,6 +42,7 @@ from app.views.suggestions import (
     SuggestionActions,
     gold_label,
     open_suggestions,
+    relations_on,
     suggestion_key,
     suggestion_marks,
 )
@@ -150,9 +151,9 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
         self.editor.setMinimumHeight(140)  # two spaced lines with their arcs, without scrolling
         self.editor.setMaximumHeight(210)  # three spaced lines: the relation arcs sit between them
         rl.addWidget(self.editor, 1)
-        hint = QLabel("Select text, then press a type's key (or click it). Relation: click the head and "
-                      "press H, then click the tail and press the relation's key (T marks a tail first, if "
-                      "you like). Click a mention to retype or delete it. Ctrl+Z undoes.\nSuggestions (dotted): "
+        hint = QLabel("Select text, then press a type's key (or click it). Relation: click the head (or move "
+                      "the caret into it) and press H, then the tail and press the relation's key (T marks a "
+                      "tail first, if you like). Click a mention to retype or delete it. Ctrl+Z undoes.\nSuggestions (dotted): "
                       + KEYS_HELP + ".")
         hint.setObjectName("hint")
         hint.setWordWrap(True)
@@ -233,6 +234,7 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
         QShortcut(QKeySequence("Alt+Up"), self, lambda: self.step(-1))
         QShortcut(QKeySequence("Alt+Down"), self, lambda: self.step(1))
         QShortcut(QKeySequence("Alt+N"), self, self.next_most_useful)
+        self.list.installEventFilter(self)  # Enter on the sentence list: the button names Enter
         self.useful_button.clicked.connect(self.next_most_useful)
         self.editor.cyclePressed.connect(self.cycle_suggestion)
         self.editor.spacePressed.connect(self.accept_selected)
@@ -259,6 +261,14 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
         self._types_changed()
         self._list_reset()
         self._show_queue_progress()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802
+        """Enter in the sentence list does what the button says (accept the suggestions and go on)."""
+        if (watched is self.list and event.type() == QEvent.Type.KeyPress
+                and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not event.modifiers()):
+            self.accept_and_next()
+            return True
+        return super().eventFilter(watched, event)
 
     # --- messages -------------------------------------------------------------------------------
     def show_message(self, level: str, text: str) -> None:
@@ -324,7 +334,8 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
         else:
             self._annotated.discard(sentence_id)
         n, total, done = self.list_model.rowCount(), self._total, len(self._annotated)
-        share = f" ({100 * done / total:.0f} %)" if total else ""
+        # rounded down: 320 of 321 is 99 %, not 100 % (which would say that nothing is left)
+        share = f" ({100 * done // total} %)" if total else ""
         shown = f"{n} of {total} sentences shown" if n != total else f"{total} sentences"
         self.count_label.setText(f"{shown} · {done} annotated{share} · {total - done} to go")
 
@@ -391,7 +402,9 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
         self._update_progress(sentence_id)
         self._show_queue_progress()
 
-    def _show_sentence(self) -> None:
+    def _show_sentence(self, reload: bool = True) -> None:
+        """Draw the sentence's marks, suggestions and table; ``reload=False`` draws what was read last (a
+        new selection or focus changes no label)."""
         if self.sentence_id is None:
             self.title.setText("No sentence selected")
             self._annotations = []
@@ -400,8 +413,10 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
             return
         row = self.list_model.row_of(self.sentence_id)
         where = f"{row + 1} of {self.list_model.rowCount()}" if row >= 0 else "not in the filtered list"
-        self._annotations = self.model.annotations(self.sentence_id)
-        self.suggestions = open_suggestions(self.model.predictions_for_sentence(self.sentence_id), self._annotations)
+        if reload:
+            self._annotations = self.model.annotations(self.sentence_id)
+            self.suggestions = open_suggestions(self.model.predictions_for_sentence(self.sentence_id),
+                                                self._annotations)
         n = len(self.suggestions)
         self.accept_next_button.setText(f"Accept {n} suggestion{'s' if n != 1 else ''} && next (Enter)" if n
                                         else "Next sentence (Enter)")
@@ -582,27 +597,37 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
             self.clear_ends()
         return ok
 
-    def _tail_candidate(self) -> tuple[int, int] | None:
-        """The selection, or the clicked mention, when it is not the head itself."""
+    def _pointed_span(self) -> tuple[int, int] | None:
+        """What the user points at for a relation's end: the selection, else the gold mention the caret is
+        in (so that a relation can be made from the keyboard alone: move into a mention, press H or T),
+        else the clicked mention."""
         span = self.editor.selected_span()
-        if span is None:
-            focused = self._annotation(self.focus_annotation)
-            if focused is not None and focused.kind == "entity":
-                span = (focused.start, focused.end)
+        if span is not None:
+            return span
+        caret = self.editor.textCursor().position()
+        for a in self._annotations:
+            if a.kind == "entity" and a.status == "gold" and a.start <= caret <= a.end:
+                return (a.start, a.end)
+        focused = self._annotation(self.focus_annotation)
+        if focused is not None and focused.kind == "entity":
+            return (focused.start, focused.end)
+        return None
+
+    def _tail_candidate(self) -> tuple[int, int] | None:
+        """The selection, or the mention pointed at, when it is not the head itself."""
+        span = self._pointed_span()
         head = self.editor.pending("head")
         if span is None or head is None or (span[0], span[1]) == (head.start, head.end):
             return None
         return span
 
     def set_end(self, role: str) -> bool:
-        """Use the selection (or the selected mention) as the relation's head or tail."""
-        span = self.editor.selected_span()
+        """Use the selection (or the mention the caret is in, or the clicked one) as the relation's head or
+        tail."""
+        span = self._pointed_span()
         if span is None:
-            focused = self._annotation(self.focus_annotation)
-            if focused is not None and focused.kind == "entity":
-                span = (focused.start, focused.end)
-        if span is None:
-            self.show_message("error", f"Select the {role} first (drag over its words, or click a mention).")
+            self.show_message("error", f"Select the {role} first (drag over its words, click a mention, or move "
+                              "the caret into a mention).")
             return False
         text = self.editor.toPlainText()
         span = snap_to_words(text, *span)
@@ -685,11 +710,16 @@ class AnnotateView(SuggestionActions, TextEntryActions, QWidget):
         if a is None:
             self.show_message("error", "Click a mention or select an annotation in the table to delete it.")
             return False
-        ok = perform(self.model, DeleteAnnotation(self.model, a.id))
+        # a deleted mention takes the gold relations on it along (one undo step): no relation is left
+        # pointing at a span that is not a mention
+        dropped = relations_on(a.spans[0], self._annotations) if a.kind == "entity" else []
+        ok = self._perform_with(DeleteAnnotation(self.model, a.id), dropped, f"Delete {a.kind} {a.type_name}")
         if ok:
             self.focus_annotation = None
             self._show_sentence()
-            self.show_message("ok", f"Deleted the {a.kind} {a.type_name!r} (Ctrl+Z brings it back).")
+            also = (f" and the {', '.join(r.type_name for r in dropped)} relation{'s' if len(dropped) > 1 else ''} "
+                    "on it") if dropped else ""
+            self.show_message("ok", f"Deleted the {a.kind} {a.type_name!r}{also} (Ctrl+Z brings it back).")
         return ok
 
 

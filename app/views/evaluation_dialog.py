@@ -90,6 +90,11 @@ class EvaluationDialog(QDialog):
                 m = r.spans[key]
                 self.figures[f"Proposed mentions, {what} (P / R / F1)"] = (
                     f"{_pct(m['precision'])} / {_pct(m['recall'])} / {_pct(m['f1'])}")
+        if r.pairs is not None:  # the gate's proposals between the gold mentions, unlabelled pairs included
+            m = r.pairs["typed"]
+            self.figures["Proposed relations, pair + type (P / R / F1)"] = (
+                f"{_pct(m['precision'])} / {_pct(m['recall'])} / {_pct(m['f1'])}")
+            self.figures["Relations proposed on pairs the file leaves unlabelled"] = str(r.pairs["unlabelled_proposed"])
         for name, value in self.figures.items():
             form.addRow(f"{name}:", QLabel(f"<b>{value}</b>"))
         return form

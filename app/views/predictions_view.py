@@ -143,12 +143,13 @@ class PredictionsView(QWidget):
         self.table.itemSelectionChanged.connect(self._row_selected)
         self.predict_all_button.clicked.connect(self.predict_all)
         self.predict_sentence_button.clicked.connect(self.predict_sentence)
-        model.predictionsChanged.connect(self.refresh)
-        model.annotationsChanged.connect(lambda sid: self.refresh() if sid in (-1, self.sentence_id) else None)
-        model.typesChanged.connect(self.refresh)
+        self._stale = False  # a change came while the view was hidden: refresh when it is shown
+        model.predictionsChanged.connect(self._changed)
+        model.annotationsChanged.connect(lambda sid: self._changed() if sid in (-1, self.sentence_id) else None)
+        model.typesChanged.connect(self._changed)
         controller.busyChanged.connect(self._busy_changed)
         self._list_reset()
-        self.refresh()
+        self._changed()
 
     # --- actions --------------------------------------------------------------------------------
     def predict_all(self) -> None:
@@ -195,7 +196,21 @@ class PredictionsView(QWidget):
                                                        QItemSelectionModel.SelectionFlag.ClearAndSelect)
             self.list.scrollTo(self.list_model.index(row), QAbstractItemView.ScrollHint.PositionAtCenter)
 
+    def _changed(self) -> None:
+        """Refresh now when shown; a hidden view waits until it is shown (each label decision in the Label
+        view would otherwise re-read this view's sentence too, for nothing)."""
+        if self.isVisible():
+            self.refresh()
+        else:
+            self._stale = True
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if self._stale:
+            self.refresh()
+
     def refresh(self) -> None:
+        self._stale = False
         run = self.model.latest_prediction_run()
         if run is None:
             latest = next((r for r in self.model.runs(purpose="predict") if r.status == "finished"), None)

@@ -31,13 +31,19 @@ def pct(x: float | None) -> float | None:
     return None if x is None else 100 * float(x)
 
 
-def duration(run: RunRecord) -> str:
+def run_seconds(run: RunRecord) -> float | None:
+    """A run's wall time (what the table's Took column shows), None when it has not started."""
     if run.started_at is None:
-        return ""
+        return None
     end = run.finished_at or run.updated_at
-    if end is None:
+    return None if end is None else (end - run.started_at).total_seconds()
+
+
+def duration(run: RunRecord) -> str:
+    seconds = run_seconds(run)
+    if seconds is None:
         return ""
-    s = int((end - run.started_at).total_seconds())
+    s = int(seconds)
     return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 
@@ -73,7 +79,8 @@ class RunsView(QWidget):
         self.curve_chart.setObjectName("curveChart")
         self.matrix_chart = HeatMap("Accuracy matrix: after step i (row), on task j (column)")
         self.matrix_chart.setObjectName("matrixChart")
-        self.cost_chart = LineChart("Training time per step (s)", x_label="step", integer_x=True)
+        # the whole run (the table's Took: loading, learning, testing, saving) and the learning within it
+        self.cost_chart = LineChart("Time per step (s): whole run and learning", x_label="step", integer_x=True)
         self.detail = QPlainTextEdit()
         self.detail.setReadOnly(True)
         grid.addWidget(self.curve_chart, 0, 0)
@@ -118,9 +125,13 @@ class RunsView(QWidget):
         series += [("average accuracy", points("avg_acc")), ("whole accuracy", points("whole_acc"))]
         self.curve_chart.set_series(series, dashed=("selector accuracy", "average accuracy"))
         self.matrix_chart.set_matrix([[pct(a) for a in m.get("task_acc", [])] for m in steps])
-        cost = [(m["task_index"], float(m["train_seconds"])) for m in steps if m.get("train_seconds") is not None]
-        self.cost_chart.y_range = (0.0, 1.15 * max(v for _, v in cost)) if cost else None
-        self.cost_chart.set_series([("seconds", cost)])
+        learning = [(m["task_index"], float(m["train_seconds"])) for m in steps if m.get("train_seconds") is not None]
+        by_id = {r.id: r for r in self.runs}
+        whole = [(m["task_index"], run_seconds(by_id[m["run_id"]])) for m in steps
+                 if m.get("run_id") in by_id and run_seconds(by_id[m["run_id"]]) is not None]
+        values = [v for _, v in learning + whole]
+        self.cost_chart.y_range = (0.0, 1.15 * max(values)) if values else None
+        self.cost_chart.set_series([("whole run", whole), ("learning", learning)], dashed=("learning",))
         row = next((i for i, r in enumerate(self.runs) if selected and r.id == selected.id), 0 if self.runs else -1)
         if row >= 0:
             self.table.selectRow(row)

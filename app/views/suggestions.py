@@ -11,8 +11,9 @@ recorded with the model and run as its author (``ProjectModel.provenance``); a r
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from app.undo import AcceptPrediction, RejectPrediction, perform
+from app.undo import AcceptPrediction, DeleteAnnotation, RejectPrediction, attempt, perform
 from app.widgets.annotation_editor import Arc, Mark
 from conpet.data.example import Span
 from conpet.store import AnnotationRecord, PredictionRecord
@@ -22,8 +23,10 @@ KEYS_HELP = ("Tab selects a suggestion (or click it) · Space accepts it · Dele
 
 
 def open_suggestions(predictions: list[PredictionRecord], annotations: list[AnnotationRecord]) -> list[PredictionRecord]:
-    """The predictions still to decide on: no gold label on their span, not over a gold mention (which
-    the store would refuse anyway), and not rejected already with that type."""
+    """The predictions still to decide on, mentions first: no gold label on their span, not over a gold
+    mention (which the store would refuse anyway), and not rejected already with that type. A relation is
+    offered only once both mentions it connects are gold: before, accepting it would make a gold relation
+    on a mention that may still be rejected (and export it with untyped arguments)."""
     gold = [a for a in annotations if a.status == "gold"]
     spans = {(a.kind, a.spans) for a in gold}
     rejected = {(a.kind, a.spans, a.type_name) for a in annotations if a.status == "rejected"}
@@ -34,8 +37,15 @@ def open_suggestions(predictions: list[PredictionRecord], annotations: list[Anno
             continue
         if p.kind == "entity" and any(Span(p.start, p.end).overlaps(m) for m in mentions):
             continue
+        if p.kind == "relation" and not all(end in mentions for end in p.spans):
+            continue
         out.append(p)
-    return out
+    return sorted(out, key=lambda p: (p.kind != "entity", p.start, p.tail_start or -1))
+
+
+def relations_on(span: Span, annotations: list[AnnotationRecord]) -> list[AnnotationRecord]:
+    """The gold relations whose head or tail is exactly ``span``."""
+    return [a for a in annotations if a.kind == "relation" and a.status == "gold" and span in a.spans]
 
 
 def gold_label(a: AnnotationRecord) -> str:
@@ -82,7 +92,7 @@ class SuggestionActions:
         p = self._suggestion(prediction_id)
         self.selected_suggestion = p.id if p is not None else None
         self.focus_annotation = None
-        self._show_sentence()
+        self._show_sentence(reload=False)
         if p is None:
             return False
         text = self.editor.toPlainText()
@@ -108,15 +118,37 @@ class SuggestionActions:
             self.show_message("error", "Select a suggestion first: press Tab, or click a dotted mention.")
             return False
         index = self.suggestions.index(p)
-        if not perform(self.model, command(self.model, p.id)):
+        # a rejected mention takes the gold relations on it along (in the same undo step): a relation
+        # must not point at a span that is not a mention
+        dropped = relations_on(p.spans[0], self._annotations) if p.kind == "entity" and command is RejectPrediction \
+            else []
+        if not self._perform_with(command(self.model, p.id), dropped, f"{command.verb} {p.label}"):
             return False
-        self._show_sentence()
+        # the view re-read the sentence on the model's annotationsChanged
         if self.suggestions:  # the next one is selected, so that Space / Delete can go on at once
             self.select_suggestion(self.suggestions[min(index, len(self.suggestions) - 1)].id)
-        self.show_message("ok", f"{done} {p.label!r} (Ctrl+Z undoes)."
+        also = (f" and removed the {', '.join(a.type_name for a in dropped)} relation{'s' if len(dropped) > 1 else ''}"
+                " on it") if dropped else ""
+        self.show_message("ok", f"{done} {p.label!r}{also} (Ctrl+Z undoes)."
                           + (f" {len(self.suggestions)} left: Space / Delete decide on the selected one."
                              if self.suggestions else " No suggestions left in this sentence."))
         return True
+
+    def _perform_with(self, command: Any, relations: list[AnnotationRecord], text: str) -> bool:
+        """``command``, and when ``relations`` are given their deletion with it, as one undo step."""
+        if not relations:
+            return perform(self.model, command)
+        stack = self.model.undo_stack
+        stack.beginMacro(text)
+        ok = perform(self.model, command)
+        if ok:
+            for a in relations:
+                perform(self.model, DeleteAnnotation(self.model, a.id))
+        stack.endMacro()
+        if not ok:  # the refused decision's empty step: off the stack, leaving no Redo that does nothing
+            stack.command(stack.index() - 1).setObsolete(True)
+            stack.undo()
+        return ok
 
     def accept_selected(self) -> bool:
         return self._decide_selected(AcceptPrediction, "Accepted")
@@ -125,18 +157,23 @@ class SuggestionActions:
         return self._decide_selected(RejectPrediction, "Rejected")
 
     def accept_and_next(self) -> int:
-        """Make this sentence's suggestions gold (one undo step), then go to the next sentence (the next
-        most useful one when the user came by that queue); returns how many were accepted. Only
-        unlabelled spans are suggested, so no gold label is overwritten."""
+        """Make this sentence's suggestions gold (one undo step; the mentions first, then the relations
+        between them, which open once their mentions are gold), then go to the next sentence (the next most
+        useful one when the user came by that queue); returns how many were accepted. Only unlabelled spans
+        are suggested, so no gold label is overwritten. A suggestion the store refuses (a relation whose
+        declared argument types do not fit) keeps the sentence open: it is selected and the reason shown."""
         if self.sentence_id is None:
             return 0
-        sid, accepted = self.sentence_id, 0
+        sid = self.sentence_id
+        accepted, refusals = self._accept_all()
         if self.suggestions:
-            stack = self.model.undo_stack
-            stack.beginMacro(f"Accept {len(self.suggestions)} suggestion(s) in sentence {sid}")
-            for p in list(self.suggestions):
-                accepted += perform(self.model, AcceptPrediction(self.model, p.id))
-            stack.endMacro()
+            left = len(self.suggestions)
+            self.select_suggestion(self.suggestions[0].id)
+            why = f" ({refusals[-1]})" if refusals else ""
+            self.show_message("error", f"Accepted {accepted}; {left} suggestion{'s' if left != 1 else ''} could not "
+                              f"be accepted{why}. Decide on {'them' if left != 1 else 'it'} (Delete rejects) before "
+                              "going on: the sentence stays here.")
+            return accepted
         done = f"Accepted {accepted} suggestion(s) in sentence {sid}" if accepted else f"Sentence {sid} kept as it is"
         if self.in_queue:
             nxt = self.next_most_useful()
@@ -148,6 +185,27 @@ class SuggestionActions:
         self.step(1)
         self.show_message("ok", done + (": that was the last sentence of the list." if last else "; next sentence."))
         return accepted
+
+    def _accept_all(self) -> tuple[int, list[str]]:
+        """Accept the open suggestions round by round (a round's mentions open the relations on them)."""
+        if not self.suggestions:
+            return 0, []
+        stack = self.model.undo_stack
+        stack.beginMacro(f"Accept the suggestions in sentence {self.sentence_id}")
+        tried: set[int] = set()
+        accepted, refusals = 0, []
+        while todo := [p for p in self.suggestions if p.id not in tried]:
+            for p in todo:
+                tried.add(p.id)
+                refusal = attempt(self.model, AcceptPrediction(self.model, p.id))
+                accepted += refusal is None
+                refusals += [refusal] if refusal is not None else []
+            self._show_sentence()
+        stack.endMacro()
+        if not accepted:  # an empty step: off the stack, leaving no Redo that does nothing
+            stack.command(stack.index() - 1).setObsolete(True)
+            stack.undo()
+        return accepted, refusals
 
     def next_most_useful(self) -> int | None:
         """Go to the unreviewed sentence the model is least sure about (the one shown, when the queue led

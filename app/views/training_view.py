@@ -53,6 +53,16 @@ def has_accuracy(m: dict) -> bool:
     return m.get("whole_acc") is not None or bool(m.get("cv"))
 
 
+FEW_TEST_EXAMPLES = 20  # below this many, an accuracy says little (2 of 2 right reads as 100 %)
+
+
+def few_note(n: int | None) -> str:
+    """A warning after an accuracy measured on too few test examples ("" when there are enough)."""
+    if not n or n >= FEW_TEST_EXAMPLES:
+        return ""
+    return f" (only {n} test example{'s' if n != 1 else ''}: too few to trust; label more of its types)"
+
+
 def accuracy_text(m: dict) -> str:
     """'whole accuracy 81.2 % on 48 test examples (average 80.9 %), selector 97.9 %', and for a task trained
     on all its data 'new task 84.2% (cross-validated, 5 folds, 755 examples)'."""
@@ -60,7 +70,7 @@ def accuracy_text(m: dict) -> str:
         return f"new task {cv_text(m.get('cv'))}"
     n = sum(m.get("test_examples") or [])
     on = f" on {n} test example{'s' if n != 1 else ''}" if n else ""
-    text = f"whole accuracy {100 * m['whole_acc']:.1f} %{on}"
+    text = f"whole accuracy {100 * m['whole_acc']:.1f} %{on}{few_note(n)}"
     if m.get("avg_acc") is not None:
         text += f" (average over tasks {100 * m['avg_acc']:.1f} %)"
     if m.get("selector_acc") is not None:
@@ -188,7 +198,7 @@ class TrainingView(QWidget):
                 acc[int(m["task_index"])] = accuracy_text(m)
             elif own is not None and m.get("whole_acc") is not None:
                 n_own = (m.get("test_examples") or [None])[-1]
-                on = f" of {n_own} test examples" if n_own else " on its test set"
+                on = f" of {n_own} test examples{few_note(n_own)}" if n_own else " on its test set"
                 acc[int(m["task_index"])] = f"{100 * own:.1f} %{on}; {accuracy_text(m)}"
         self.tasks_table.setRowCount(len(tasks))
         for i, t in enumerate(tasks):
@@ -292,14 +302,15 @@ class TrainingView(QWidget):
             return
         self.worker = worker
         self._t0 = time.monotonic()
-        self._loss, self._acc, self._valid = {}, [], []
-        self.loss_chart.set_series([])
-        self.acc_chart.set_series([])
+        if kind == "train":  # a prediction (one follows every training) leaves the training's curves in view
+            self._loss, self._acc, self._valid = {}, [], []
+            self.loss_chart.set_series([])
+            self.acc_chart.set_series([])
+            self.metrics_label.setText("")
+            self.message_label.setText("")
         self.progress.setValue(0)
         self.stage_label.setText("Training: starting…" if kind == "train" else "Predicting: starting…")
         self.eta_label.setText("estimating…")
-        self.metrics_label.setText("")
-        self.message_label.setText("")
         self.cancel_button.setEnabled(True)
         self.log.appendPlainText(f"— {'training' if kind == 'train' else 'prediction'} started")
         worker.event.connect(self.on_event)

@@ -259,8 +259,15 @@ class AddTypeDialog(QDialog):
         self.error = QLabel()
         self.error.setObjectName("statusLine")
         self.error.setProperty("level", "error")
-        self.error.hide()
+        # room for three wrapped lines from the start: a refusal never resizes the dialog
+        self.error.setWordWrap(True)
+        self.error.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.error.setFixedHeight(3 * self.error.fontMetrics().lineSpacing() + 4)
+        self.setMinimumWidth(480)
         form.addRow(self.error)
+        for edit in (self.name_edit, self.shortcut_edit):  # an error is about what was typed: typing clears it
+            edit.textChanged.connect(lambda _t: self.error.clear())
+        self.kind_box.currentIndexChanged.connect(lambda _i: self.error.clear())
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self._accept)
         buttons.rejected.connect(self.reject)
@@ -285,7 +292,6 @@ class AddTypeDialog(QDialog):
                 colour=self.colour.name(), shortcut=shortcut)
         except (ConpetError, ValueError) as exc:
             self.error.setText(str(exc))
-            self.error.show()
             return
         self.accept()
 

@@ -12,6 +12,7 @@ from typing import Any
 from conpet.bundle.format import BundleError, unpacked
 from conpet.core.errors import ConpetError
 from conpet.core.protocols import ProgressLike, as_sink
+from conpet.data.argument_rules import ArgumentRule, fit_pair, restricts_any, rule
 from conpet.data.example import Example, Span
 
 
@@ -137,6 +138,26 @@ def sentence_prediction(text: str, sid: str, examples: Sequence[Example], preds:
     return SentencePrediction(text, sid, ms)
 
 
+def fit_sentence(examples: Sequence[Example], preds: Sequence[Any],
+                 rules: Mapping[str, ArgumentRule]) -> list[tuple[Example, Any]]:
+    """One sentence's (example, prediction) pairs with its relation predictions kept to ``rules``: an
+    argument's entity type is the input's type for that span, else this pass's prediction for it."""
+    pairs = list(zip(examples, preds, strict=True))
+    if not restricts_any(rules):
+        return pairs
+    typed: dict[Span, str] = {}
+    for ex, p in pairs:
+        if ex.kind == "entity":
+            typed.setdefault(ex.spans[0], ex.label or p.label)
+    out = []
+    for ex, p in pairs:
+        if ex.kind == "relation":
+            p = fit_pair(p, rules, typed.get(ex.spans[0]), typed.get(ex.spans[1]))
+        if p is not None:
+            out.append((ex, p))
+    return out
+
+
 # --- loading and predicting ----------------------------------------------------------------------
 
 
@@ -174,6 +195,12 @@ class Bundle:
     @property
     def metrics(self) -> list[dict[str, Any]]:
         return list(self.manifest.get("metrics") or [])
+
+    def argument_rules(self) -> dict[str, ArgumentRule]:
+        """Every relation type of the bundle -> the entity types its head and tail take (from the project
+        it was exported from; a bundle written before rules were kept restricts nothing)."""
+        return {str(ty["name"]): rule(ty.get("head_types") or (), ty.get("tail_types") or ())
+                for t in self.tasks for ty in t["types"] if ty.get("kind") == "relation"}
 
     @property
     def kinds(self) -> set[str] | None:
@@ -243,11 +270,14 @@ class Bundle:
         questions, scores = self.with_suggestions(parsed)
         flat = [ex for exs in questions for ex in exs]
         preds = self.predict_examples(flat, progress) if flat else []
-        preds = [with_scores(p, scores[p.example_id]) if p.example_id in scores else p for p in preds]
         out, pos = [], 0
+        rules = self.argument_rules()
         for (text, sid, _), exs in zip(parsed, questions, strict=True):
-            out.append(sentence_prediction(text, sid, exs, preds[pos:pos + len(exs)]))
+            mine = preds[pos:pos + len(exs)]
             pos += len(exs)
+            kept = fit_sentence(exs, mine, rules)  # the declared head / tail types, before the gate's score
+            kept = [(ex, with_scores(p, scores[p.example_id]) if p.example_id in scores else p) for ex, p in kept]
+            out.append(sentence_prediction(text, sid, [ex for ex, _ in kept], [p for _, p in kept]))
         return out
 
     def close(self) -> None:

@@ -140,9 +140,18 @@ def _merge_tasks(state: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]], w
             raise BundleError(where, "manifest",
                               f"task {b['index'] + 1}: described types {names} differ from the model's {want}")
         by_name = {ty["name"]: ty for ty in t.get("types", [])}
-        types = [{"name": n, "kind": by_name[n].get("kind"), "description": by_name[n].get("description", "") or ""}
-                 for n in want]  # the model's order (its logits' order)
+        types = [_type_entry(n, by_name[n]) for n in want]  # the model's order (its logits' order)
         out.append({"index": b["index"], "name": t.get("name") or b["name"], "types": types})
+    return out
+
+
+def _type_entry(name: str, described: Mapping[str, Any]) -> dict[str, Any]:
+    """A type of the manifest: name, kind, description and, for a relation type that restricts its
+    arguments, the entity type names its head and tail take (``conpet.data.argument_rules``)."""
+    out = {"name": name, "kind": described.get("kind"), "description": described.get("description", "") or ""}
+    for role in ("head_types", "tail_types"):
+        if described.get(role):
+            out[role] = sorted(str(n) for n in described[role])
     return out
 
 

@@ -40,7 +40,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from conpet.core.files import write_text_atomic
     from conpet.core.progress_bar import TerminalProgress, cancel_on_sigint
     from conpet.data.formats import read_sentences
-    from conpet.eval.span_metrics import format_span_metrics
+    from conpet.eval.span_metrics import format_pair_metrics, format_span_metrics
 
     t0 = time.monotonic()
     name, sentences = read_sentences(args.file, args.format, **parse_options(args.option))  # before the model
@@ -53,6 +53,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_report(report))
     if report.spans is not None:
         print(format_span_metrics(report.spans))
+    if report.pairs is not None:
+        print(format_pair_metrics(report.pairs))
     if args.json:
         write_text_atomic(args.json, json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
         print(f"report written to {args.json}", file=sys.stderr)
@@ -74,13 +76,14 @@ def _evaluate_target(args: argparse.Namespace, name: str, sentences: Sequence[An
                                 threads=args.threads, sentences=(name, sentences))
     from conpet.bundle import Bundle
     from conpet.core.runtime import apply_threads
-    from conpet.eval.span_metrics import span_metrics
+    from conpet.eval.span_metrics import pair_metrics, span_metrics
 
     bundle = Bundle.load(args.bundle, args.backbone, device=args.device)
     apply_threads(args.threads, bundle.backbone.device)
     try:
         report = evaluate_sentences(bundle, sentences, args.file, name, bar, oracle=not args.no_oracle, started=t0)
         report.spans = span_metrics(bundle, sentences, bar)  # None unless the bundle has a mention detector
+        report.pairs = pair_metrics(bundle, sentences, bar)  # None unless it has a relatedness gate
         return report
     finally:
         bundle.close()

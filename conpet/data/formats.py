@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -212,9 +213,7 @@ def detect_format(path: PathLike) -> str:
     p = Path(path)
     suffix = p.suffix.lower()
     if p.is_dir():
-        if any(p.rglob("*.ann")):
-            return "brat"
-        raise DataFormatError(p, "is a folder with no .ann files; a folder is read as brat standoff")
+        return _folder_kind(p)
     if not p.exists():
         raise DataFormatError(p, "file not found")
     if suffix == ".ann" or (suffix == ".txt" and p.with_suffix(".ann").is_file()):
@@ -237,6 +236,23 @@ def detect_format(path: PathLike) -> str:
     if suffix == ".txt":
         return "text"
     raise DataFormatError(p, f"cannot tell the file's format; give it (--format {' | '.join(NAMES)})")
+
+
+FOLDER_SCAN_LIMIT = 20_000  # entries a folder's detection looks at before it gives up
+
+
+def _folder_kind(p: Path) -> str:
+    """A folder is brat standoff when it holds a .ann file. The search is bounded: a folder typed by hand
+    may be "/" or a home folder, whose whole tree (with /proc's vanishing entries) is no data set."""
+    seen = 0
+    for _root, dirs, files in os.walk(p, onerror=lambda _exc: None):  # unreadable or vanished: skipped
+        if any(f.lower().endswith(".ann") for f in files):
+            return "brat"
+        seen += len(files) + len(dirs)
+        if seen > FOLDER_SCAN_LIMIT:
+            raise DataFormatError(p, f"is a folder too large to search for brat .ann files (over "
+                                     f"{FOLDER_SCAN_LIMIT:,} entries without one); choose a brat folder or a file")
+    raise DataFormatError(p, "is a folder with no .ann files; a folder is read as brat standoff")
 
 
 def _head(p: Path) -> str:

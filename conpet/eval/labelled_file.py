@@ -54,11 +54,13 @@ class EvalReport:
     seconds: float = 0.0
     not_in_project: dict[str, int] = field(default_factory=dict)  # PROJECT_DIR: types the project lacks
     spans: dict[str, Any] | None = None  # conpet.eval.span_metrics on the raw text, when the model has a detector
+    pairs: dict[str, Any] | None = None  # conpet.eval.span_metrics.pair_metrics, when the model has a gate
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        if self.spans is None:
-            out.pop("spans")
+        for key in ("spans", "pairs"):
+            if out[key] is None:
+                out.pop(key)
         out["confusions"] = [{"gold": g, "predicted": p, "count": n} for g, p, n in self.confusions]
         return out
 

@@ -52,6 +52,9 @@ def project_bundle_info(project: Any, folder: Path) -> BundleInfo:
             e = {"name": label, "kind": t.kind, "description": t.description, "colour": t.colour}
             if label != t.name:
                 e["current_name"] = t.name
+            if t.head_type_ids or t.tail_type_ids:  # the argument rule bundle prediction keeps to
+                e.update(head_types=sorted(labels.get(i, types[i].name) for i in t.head_type_ids if i in types),
+                         tail_types=sorted(labels.get(i, types[i].name) for i in t.tail_type_ids if i in types))
             entries.append(e)
         tasks.append({"index": k, "name": rec.name, "types": entries})
     metrics = step_metrics(project)

@@ -29,8 +29,9 @@ from conpet.core.errors import ConpetError
 from conpet.core.protocols import ProgressSink, Reporter, as_sink
 from conpet.data.example import Example
 from conpet.eval.labelled_file import EvalReport, evaluate_sentences, examples_of
-from conpet.eval.span_metrics import span_metrics
+from conpet.eval.span_metrics import pair_metrics, span_metrics
 from conpet.model.logit_cache import MemoryLogitCache
+from conpet.project.argument_mask import project_rules
 from conpet.project.backbones import BackboneProvider
 from conpet.project.model import release
 from conpet.project.predict import CurrentModel, current_model, renamed, trained_model_folder
@@ -81,8 +82,9 @@ class ProjectModel:
     loaded ``Bundle``: ``types``, ``kinds``, ``method``, ``predict_examples``, ``suggesters``), in today's type
     names."""
 
-    def __init__(self, model: CurrentModel, method: Any, suggesters: Any) -> None:
+    def __init__(self, model: CurrentModel, method: Any, suggesters: Any, rules: dict | None = None) -> None:
         self.model = model
+        self.rules = rules or {}  # relation type -> its declared argument types (``argument_rules``)
         self.suggesters = suggesters  # the mention detector and the relatedness gate (``span_metrics``)
         self.to_current = dict(model.rename)
         self.to_model = {name: label for label, name in model.rename.items()}
@@ -92,6 +94,9 @@ class ProjectModel:
     @property
     def types(self) -> list[str]:
         return sorted(self.to_model)
+
+    def argument_rules(self) -> dict:
+        return dict(self.rules)
 
     @property
     def kinds(self) -> set[str]:
@@ -140,7 +145,7 @@ def _evaluate(project: Any, path: str | Path, name: str, read: Sequence[Any], ex
     try:
         method = model.load_method(project, ReadThroughCache(project.logit_cache))
         suggesters = load_suggesters(model.folder, model.backbone, None)
-        evaluable = ProjectModel(model, method, suggesters)
+        evaluable = ProjectModel(model, method, suggesters, project_rules(project))
         learnt = set(evaluable.types)
         if not any(e.label in learnt for e in examples):
             raise ConpetError(f"{path}: no example of a type the project's model has learnt (the file has "
@@ -148,6 +153,7 @@ def _evaluate(project: Any, path: str | Path, name: str, read: Sequence[Any], ex
         rep(0.0, f"scoring {len(examples)} mention(s) and pair(s) of {Path(path).name}", "evaluation")  # no ETA yet
         report = evaluate_sentences(evaluable, read, path, name, sink, oracle=oracle, started=t0)
         report.spans = span_metrics(evaluable, read, sink)  # the detector's proposals on the raw text
+        report.pairs = pair_metrics(evaluable, read, sink)  # the gate's proposals between the gold mentions
     finally:
         release(method)
         if suggesters is not None:

@@ -10,7 +10,8 @@ with the model), the run also holds their proposals, as ordinary predictions tha
 suggestions: the detector's mentions on sentences without gold entity labels, typed by the entity experts
 (``expert_scores["detector"]``: the detector's confidence in the span), and the pairs of a sentence's
 mentions (gold or proposed) that the gate scores at or above its threshold, typed by the relation experts
-(``expert_scores["related"]``: P(related)). A model without suggesters predicts marked spans only.
+(``expert_scores["related"]``: P(related); the pair's score is P(related) × P(type | related), so that a
+pair the gate doubts is ranked as doubtful). A model without suggesters predicts marked spans only.
 """
 
 from __future__ import annotations
@@ -160,8 +161,8 @@ def _predict(project: Any, sink: ProgressSink | None, sentence_ids: list[int] | 
                 preds = method.predict(examples, RunSink(project, run.id, sink)) if examples else []
             passes = method.backbone_forwards - before
             preds = [renamed(p, model.rename) for p in preds]
-            preds = _with_proposal_scores(preds, proposals)
             preds = fit_argument_types(project, examples, preds)  # declared head / tail types (not learnt)
+            preds = _with_proposal_scores(preds, proposals)  # after the mask, which renormalises the types
             seconds = time.monotonic() - t0
             with project.transaction():
                 n = project.predictions.add_engine_results(run.id, examples, preds)

@@ -15,7 +15,8 @@ marked spans only, as before.
 ``suggest`` turns sentences into the questions to ask the method: the detector's mentions on sentences
 without gold entity labels (``expert_scores[DETECTOR_KEY]`` = the span's mean tag probability) and, in
 sentences without gold relation labels, the ordered pairs of their mentions (gold or proposed) that the gate scores at or above its threshold
-(``expert_scores[RELATED_KEY]`` = P(related)); pairs below it are no_relation and not proposed.
+(``expert_scores[RELATED_KEY]`` = P(related); ``with_scores`` makes the pair's score P(related) ×
+P(type | related)); pairs below it are no_relation and not proposed.
 """
 
 from __future__ import annotations
@@ -192,5 +193,10 @@ def _pairs(gate: Any, sentences: Sequence[SentenceInput], proposed: Sequence[Seq
 
 
 def with_scores(prediction: Any, scores: dict[str, float]) -> Any:
-    """The engine's prediction with the suggester's score added to its ``expert_scores``."""
-    return dataclasses.replace(prediction, expert_scores={**prediction.expert_scores, **scores})
+    """The engine's prediction of a proposal with the suggester's score added to its ``expert_scores``. A
+    proposed pair's score becomes P(related) × P(type | related): the relation experts type every pair they
+    are given (their score is the type's probability *given* a relation), so without the gate's probability
+    a pair the gate barely let through would look as certain as a sure one."""
+    related = scores.get(RELATED_KEY)
+    score = prediction.score if related is None else float(prediction.score) * float(related)
+    return dataclasses.replace(prediction, score=score, expert_scores={**prediction.expert_scores, **scores})

@@ -188,7 +188,7 @@ def add_type(s: Session, name: str, kind: str, *, description: str = "", colour:
         raise StoreError(f"a type's kind is 'entity' or 'relation', not {kind!r}")
     existing = s.scalar(select(KnowledgeType).where(KnowledgeType.kind == kind, KnowledgeType.name == name))
     if existing is not None and existing.deleted_at is None:
-        raise StoreError(f"there is already a {kind} type called {name!r}")
+        raise StoreError(f"there is already {'an' if kind[:1] in 'aeiou' else 'a'} {kind} type called {name!r}")
     shortcut = _check_shortcut(s, shortcut, exclude=existing.id if existing else None)
     if colour is None:
         n = s.scalar(select(func.count()).select_from(KnowledgeType)) or 0
