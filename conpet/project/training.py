@@ -214,12 +214,23 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
         raise TrainError(f"--folds must be at least 2, not {folds}")
     proj, close = open_project(project)
     try:
+        _refuse_a_method_projects_do_not_offer(proj, method)  # before the lease: a refusal writes nothing
         with hold_lease(proj, "train"):  # one training per project, in any process (conpet.project.lease)
             return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink,
                           types, threads, notify, suggesters, all_data, folds)
     finally:
         if close:
             proj.close()
+
+
+def _refuse_a_method_projects_do_not_offer(project: Any, method_name: str | None) -> None:
+    from conpet.methods.registry import canonical_name, method_class, project_methods
+
+    if method_name is None or current_model_folder(project) is not None:
+        return  # the default, or a model that continues (its own method; `_train` checks a mismatch)
+    name = canonical_name(method_name)
+    if not method_class(name).in_projects:
+        raise TrainError(f"a project cannot train with {name!r}; choose one of {', '.join(project_methods())}")
 
 
 def _train(project: Any, method_name: str | None, backbone: Any, min_examples: int, profile: str | None,
