@@ -5,7 +5,7 @@ These classes are private to ``conpet.store``: repositories turn rows into froze
 the Alembic migrations in ``conpet/store/migrations``; a test checks that the migrations produce exactly
 these models.
 
-Times are stored as naive UTC in SQLite and read back as aware UTC datetimes.
+Times are stored as naive UTC (in SQLite and PostgreSQL alike) and read back as aware UTC datetimes.
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ class KnowledgeType(Base):
             "shortcut",
             unique=True,
             sqlite_where=text("shortcut IS NOT NULL AND deleted_at IS NULL"),
+            postgresql_where=text("shortcut IS NOT NULL AND deleted_at IS NULL"),
         ),
     )
 
@@ -203,6 +204,7 @@ class AnnotationVersion(Base):
             "annotation_id",
             unique=True,
             sqlite_where=text("is_current = 1"),
+            postgresql_where=text("is_current"),
         ),
         Index("ix_annotation_versions_current_type", "is_current", "type_id"),
         CheckConstraint(_one_of("status", ANNOTATION_STATUSES), name="status"),

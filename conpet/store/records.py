@@ -20,6 +20,7 @@ class ProjectRecord:
     created_at: datetime
     app_version: str
     schema_version: int
+    location: str = ""  # the folder, or the server URL without its password
 
 
 @dataclass(frozen=True, slots=True)
