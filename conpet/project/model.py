@@ -101,7 +101,8 @@ def release(method: Any) -> None:
 
 
 def is_project_folder(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a project's folder (it holds the project's database)."""
-    from conpet.store.project import DB_NAME
+    """Whether ``path`` names a project: a folder holding the project's database, or a ``postgresql://``
+    URL (a server project; opening it says whether the database holds one)."""
+    from conpet.store.location import DB_NAME, is_server_url
 
-    return (Path(path) / DB_NAME).is_file()
+    return is_server_url(path) or (Path(path) / DB_NAME).is_file()

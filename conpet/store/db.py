@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -192,11 +192,12 @@ class Database:
         self.engine.dispose()
 
 
-def sync_id_sequences(session: Session, tables: list[str]) -> None:
+def sync_id_sequences(session: Session | Connection, tables: list[str]) -> None:
     """After rows were written with explicit ids (a bulk import, a copy), move PostgreSQL's id sequences
     of ``tables`` past the largest id, so that the next ORM insert does not collide (SQLite needs nothing:
     its next rowid is always the largest plus one)."""
-    if session.get_bind().dialect.name != "postgresql":
+    bind = session.get_bind() if isinstance(session, Session) else session
+    if bind.dialect.name != "postgresql":
         return
     for table in tables:
         session.execute(text(

@@ -25,6 +25,7 @@ from conpet.data import formats as _formats
 from conpet.data.example import Example, Span
 from conpet.data.jsonl import RelationTypeArguments
 from conpet.store.argument_import import allowed_lists, apply_declarations, sentence_problems
+from conpet.store.db import sync_id_sequences
 from conpet.store.errors import StoreError
 from conpet.store.models import Annotation, AnnotationVersion, KnowledgeType, Sentence, utcnow
 from conpet.store.records import ImportReport
@@ -305,6 +306,7 @@ def _write(s: Session, parsed: ParsedFile, author: str, progress: Progress | Non
             if progress is not None:
                 progress(_PARSE_SHARE + (1 - _PARSE_SHARE) * (0.5 + 0.5 * done / n_rows),
                          f"writing ({done} of {n_rows} rows)")
+    sync_id_sequences(s, [model.__tablename__ for model, _ in steps])  # the ids above were explicit
     return counts
 
 

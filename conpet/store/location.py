@@ -82,8 +82,10 @@ def server_url(text: str) -> URL:
     return url.set(drivername=DRIVER)
 
 
-def locate(where: str | os.PathLike[str]) -> ProjectLocation:
+def locate(where: str | os.PathLike[str] | ProjectLocation) -> ProjectLocation:
     """The location a user typed: a ``postgresql://`` URL or a folder path."""
+    if isinstance(where, ProjectLocation):
+        return where
     if is_server_url(where):
         url = server_url(str(where))
         return ProjectLocation(folder=local_folder(url), url=url)

@@ -163,9 +163,9 @@ class Project:
             return cls._opened(location, result if changed else None)
 
     @classmethod
-    def exists(cls, where: str | Path) -> bool:
+    def exists(cls, where: str | Path | ProjectLocation) -> bool:
         """Whether a project lives at ``where`` (a folder holding project.sqlite, or a database with tables)."""
-        location = locate(where)
+        location = where if isinstance(where, ProjectLocation) else locate(where)
         if location.is_server:
             return schema.read_state(location).has_tables
         return location.db_path is not None and location.db_path.exists()

@@ -106,6 +106,14 @@ def mark_dead_runs_interrupted(s: Session) -> list[int]:
     return ids
 
 
+# Append one JSON entry to a run's metrics list, in each database's own JSON functions.
+_APPEND_METRICS = {
+    "sqlite": "UPDATE runs SET metrics = json_insert(metrics, '$[#]', json(:entry)) WHERE id = :id",
+    "postgresql": "UPDATE runs SET metrics = (metrics::jsonb || jsonb_build_array(CAST(:entry AS jsonb)))::json "
+                  "WHERE id = :id",
+}
+
+
 class RunRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -171,9 +179,8 @@ class RunRepository:
             if metrics:
                 entry = {"step": step, **_json_safe(dict(metrics), "metrics")}
                 s.flush()
-                # appended by SQLite itself: no re-serialising of a long run's whole history per step
-                s.execute(text("UPDATE runs SET metrics = json_insert(metrics, '$[#]', json(:entry)) "
-                               "WHERE id = :id"), {"entry": json.dumps(entry), "id": run_id})
+                # appended by the database itself: no re-serialising of a long run's whole history per step
+                s.execute(text(_APPEND_METRICS[self._db.dialect]), {"entry": json.dumps(entry), "id": run_id})
                 s.expire(run, ["metrics"])
 
     def append_log(self, run_id: int, text: str) -> None:
