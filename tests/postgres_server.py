@@ -9,7 +9,10 @@ When no server can be started the PostgreSQL variants skip with the reason, exce
 ``CONPET_REQUIRE_POSTGRES=1`` (``make test`` and CI set it): then they fail, so that CI cannot pass
 without having run them.
 
-Test modules import the fixtures they use: ``from postgres_server import project_where  # noqa: F401``.
+Test modules import the fixtures they use, by their function names (the fixtures' names are
+``postgres_admin_url``, ``postgres_url`` and ``project_where``)::
+
+    from postgres_server import fixture_postgres_admin_url, fixture_postgres_url, fixture_project_where  # noqa: F401
 """
 
 from __future__ import annotations
@@ -73,13 +76,13 @@ def drop_database(url: str) -> None:
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # FORCE: a test that failed left a connection
 
 
-@pytest.fixture(scope="session")
-def postgres_admin_url() -> str:
+@pytest.fixture(scope="session", name="postgres_admin_url")
+def fixture_postgres_admin_url() -> str:
     return server_url()
 
 
-@pytest.fixture
-def postgres_url(postgres_admin_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+@pytest.fixture(name="postgres_url")
+def fixture_postgres_url(postgres_admin_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh database on the test server, and this machine's working folders under ``tmp_path``."""
     monkeypatch.setenv("CONPET_HOME", str(tmp_path / "conpet-home"))
     url = new_database()
@@ -89,8 +92,8 @@ def postgres_url(postgres_admin_url: str, tmp_path: Path, monkeypatch: pytest.Mo
         drop_database(url)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def project_where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(params=["sqlite", "postgresql"], name="project_where")
+def fixture_project_where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Where a new project may be created: a folder (SQLite) or an empty PostgreSQL database."""
     if request.param == "sqlite":
         yield str(tmp_path / "proj")

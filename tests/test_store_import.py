@@ -6,7 +6,11 @@ import json
 import time
 
 import pytest
-from postgres_server import postgres_admin_url, postgres_url, project_where  # noqa: F401
+from postgres_server import (  # noqa: F401 (fixtures)
+    fixture_postgres_admin_url,
+    fixture_postgres_url,
+    fixture_project_where,
+)
 
 from conpet.cli.main import main as conpet_main
 from conpet.core.errors import DataFormatError
@@ -52,7 +56,7 @@ def _write_jsonl(path, lines):
 
 
 @pytest.fixture
-def project(project_where):  # noqa: F811 (the fixture imported above)
+def project(project_where):
     """The same tests on a project folder (SQLite) and on a PostgreSQL server."""
     p = Project.create(project_where)
     yield p

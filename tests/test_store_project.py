@@ -5,7 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from postgres_server import postgres_admin_url, postgres_url, project_where  # noqa: F401
+from postgres_server import (  # noqa: F401 (fixtures)
+    fixture_postgres_admin_url,
+    fixture_postgres_url,
+    fixture_project_where,
+)
 
 from conpet.core.errors import ConpetError
 from conpet.store import (
@@ -23,7 +27,7 @@ TEXT = "Ada Lovelace was born in London."
 
 
 @pytest.fixture
-def project(project_where):  # noqa: F811 (the fixture imported above)
+def project(project_where):
     """The same tests on a project folder (SQLite) and on a PostgreSQL server."""
     p = Project.create(project_where, name="test")
     yield p

@@ -8,7 +8,11 @@ import shutil
 import sqlite3
 
 import pytest
-from postgres_server import postgres_admin_url, postgres_url, project_where  # noqa: F401
+from postgres_server import (  # noqa: F401 (fixtures)
+    fixture_postgres_admin_url,
+    fixture_postgres_url,
+    fixture_project_where,
+)
 
 from conpet.core.errors import DataFormatError
 from conpet.store import InvalidAnnotationError, Project, StoreError, schema
@@ -20,7 +24,7 @@ ADA, LONDON = (0, 12), (25, 31)
 
 
 @pytest.fixture
-def project(project_where):  # noqa: F811 (the fixture imported above)
+def project(project_where):
     """The same tests on a project folder (SQLite) and on a PostgreSQL server."""
     with Project.create(project_where) as p:
         for name in ("Person", "City", "Company"):

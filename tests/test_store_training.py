@@ -8,7 +8,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from postgres_server import postgres_admin_url, postgres_url, project_where  # noqa: F401
+from postgres_server import (  # noqa: F401 (fixtures)
+    fixture_postgres_admin_url,
+    fixture_postgres_url,
+    fixture_project_where,
+)
 from sqlalchemy import event
 
 from conpet.core.protocols import LogitCache
@@ -18,7 +22,7 @@ from conpet.store.models import Run
 
 
 @pytest.fixture
-def project(project_where):  # noqa: F811 (the fixture imported above)
+def project(project_where):
     """The same tests on a project folder (SQLite) and on a PostgreSQL server."""
     p = Project.create(project_where)
     yield p
