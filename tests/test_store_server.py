@@ -123,6 +123,7 @@ def _rich_project(where: str, tmp_path) -> None:
         folder = p.module_folder("run-0001/expert_0")
         (folder / "adapter.bin").write_bytes(bytes(range(256)))
         p.modules.register("expert", folder, task_index=1, run_id=run.id, parameter_count=42)
+        p.files.store_folder(folder.parent)
         p.runs.finish(run.id)
         p.predictions.add_many(run.id, [NewPrediction(sentence_id=s.id, spans=(Span(0, 12),), label="person",
                                                       score=0.75, expert_scores={"e": 0.1})])

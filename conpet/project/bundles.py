@@ -193,5 +193,6 @@ def _import_records(proj: Any, manifest: Mapping[str, Any], state: Mapping[str, 
         training = {"backbone": dict(manifest["backbone"]), "labels": labels, "run_id": run.id,
                     "imported_from": str(where)}
         (folder / TRAINING_FILE).write_text(json.dumps(training, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        proj.files.store_folder(folder)  # in the database: a teammate's machine rebuilds the same folder
     return {"run_id": run.id, "tasks": len(manifest["tasks"]), "types_created": created, "types_reused": reused,
             "modules": n_modules}

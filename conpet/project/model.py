@@ -42,10 +42,16 @@ def open_project(project: Any) -> tuple[Any, bool]:
 
 def current_model_folder(project: Any) -> Path | None:
     """The folder of the project's current model: the newest registered module whose parent folder holds
-    the engine's ``method.json`` (each training saves the whole model in one folder)."""
+    the engine's ``method.json`` (each training saves the whole model in one folder). A model the project
+    keeps in its database is first brought to this machine (rebuilt when missing or different), so a
+    teammate's machine predicts with the very files the training saved."""
     records = sorted(project.modules.list(), key=lambda m: m.id)
+    kept = set(project.files.folders())
     for m in reversed(records):
         folder = project.modules.folder(m).parent
+        relative = folder.relative_to(project.folder).as_posix()
+        if relative in kept:
+            return project.files.materialise(relative)
         if (folder / STATE_FILE).is_file():
             return folder
     return None

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     Float,
@@ -323,3 +324,26 @@ class LogitCacheEntry(Base):
     module_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     module_version: Mapped[int] = mapped_column(Integer, primary_key=True)
     logits: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Blob(Base):
+    """File contents addressed by their SHA-256 (each distinct content once). Schema version 4."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StoredFile(Base):
+    """One file of a folder the project keeps in its database (a trained model's folder: adapters, router
+    statistics, suggesters), so that any machine with the database can rebuild the folder. Version 4."""
+
+    __tablename__ = "stored_files"
+
+    folder: Mapped[str] = mapped_column(String(500), primary_key=True)  # relative to the project folder
+    path: Mapped[str] = mapped_column(String(1000), primary_key=True)  # relative to ``folder``
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -31,6 +31,7 @@ from conpet.store.models import (
 from conpet.store.records import ProjectRecord, TypeRecord
 from conpet.store.repositories import (
     AnnotationRepository,
+    FileRepository,
     ModuleRepository,
     PredictionRepository,
     RunRepository,
@@ -63,6 +64,7 @@ class Project:
         self.tasks = TaskRepository(self.db)
         self.runs = RunRepository(self.db)
         self.modules = ModuleRepository(self.db, self.folder)
+        self.files = FileRepository(self.db, self.folder)  # trained models' folders, kept in the database
         self.predictions = PredictionRepository(self.db)
         self.logit_cache = ProjectLogitCache(self.db)
         self.interrupted_runs: tuple[int, ...] = ()

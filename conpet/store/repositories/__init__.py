@@ -2,6 +2,7 @@
 calling thread's transaction when there is one) and returns frozen records."""
 
 from conpet.store.repositories.annotations import AnnotationRepository
+from conpet.store.repositories.files import FileRepository
 from conpet.store.repositories.modules import ModuleRepository
 from conpet.store.repositories.predictions import PredictionRepository
 from conpet.store.repositories.runs import RunRepository
@@ -12,6 +13,7 @@ from conpet.store.repositories.types import TypeRepository
 __all__ = [
     "SENTENCE_STATUSES",
     "AnnotationRepository",
+    "FileRepository",
     "ModuleRepository",
     "PredictionRepository",
     "RunRepository",
