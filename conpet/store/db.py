@@ -30,6 +30,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from conpet.core.errors import storage_error
 from conpet.store.errors import DatabaseAccessError
+from conpet.store.identity import default_user
 from conpet.store.location import ProjectLocation, sqlite_location
 
 BUSY_TIMEOUT_MS = 30_000
@@ -144,6 +145,7 @@ class Database:
         self._reads = sessionmaker(bind=reads, expire_on_commit=False, autoflush=True)
         self._writes = sessionmaker(bind=write_engine(self.engine), expire_on_commit=False, autoflush=True)
         self._local = threading.local()
+        self.user = default_user()  # the author of what this process writes (Project.user)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -202,7 +202,7 @@ def _write(s: Session, parsed: ParsedFile, author: str, progress: Progress | Non
         t = rows.get(key)
         if t is None or t.deleted_at is not None:
             try:
-                t = add_type(s, key[1], key[0], description=description, group=group)
+                t = add_type(s, key[1], key[0], description=description, group=group, author=author)
             except StoreError as exc:
                 raise DataFormatError(path, f"{key[0]} type {key[1]!r}: {exc}") from None
             counts.types_created += 1
@@ -341,7 +341,7 @@ def import_file(project: Project, path: str | Path, format: str | None = None,
     if progress is not None:
         progress(_PARSE_SHARE, f"read {len(parsed.sentences)} sentences from {path.name}")
     with project.transaction() as s:
-        counts = _write(s, parsed, author or f"import:{path.name}", progress)
+        counts = _write(s, parsed, author or f"{project.user} (import {path.name})", progress)
         if progress is not None:
             progress(1.0, "committing")  # still inside: a callback that raises here cancels the import
     return ImportReport(

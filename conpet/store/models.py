@@ -146,6 +146,10 @@ class KnowledgeType(Base):
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # who made the type and who changed it last (schema version 4; every change is in type_edits)
+    created_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    edited_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    edited_at: Mapped[datetime | None] = mapped_column(default=None)
 
     task: Mapped[Task | None] = relationship(back_populates="types")
     # a relation type's allowed head and tail entity types (none for a role: any type)
@@ -258,6 +262,7 @@ class Run(Base):
     host: Mapped[str] = mapped_column(String(200), default="")
     pid: Mapped[int | None] = mapped_column(Integer, default=None)
     pid_started: Mapped[str | None] = mapped_column(String(40), default=None)
+    started_by: Mapped[str] = mapped_column(String(200), default="", server_default="")  # who (version 4)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -346,4 +351,17 @@ class StoredFile(Base):
     folder: Mapped[str] = mapped_column(String(500), primary_key=True)  # relative to the project folder
     path: Mapped[str] = mapped_column(String(1000), primary_key=True)  # relative to ``folder``
     sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TypeEdit(Base):
+    """One change to a knowledge type, and who made it (schema version 4)."""
+
+    __tablename__ = "type_edits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type_id: Mapped[int] = mapped_column(ForeignKey("knowledge_types.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))  # add, rename, describe, colour, shortcut, group, ...
+    detail: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

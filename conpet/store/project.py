@@ -18,6 +18,7 @@ from conpet.store import schema
 from conpet.store.cache import ProjectLogitCache
 from conpet.store.db import Database, engine_for, mapped_errors
 from conpet.store.errors import NotAProjectError, StoreError
+from conpet.store.identity import check_user
 from conpet.store.location import DB_NAME, ProjectLocation, locate, sqlite_location
 from conpet.store.models import (
     Annotation,
@@ -78,6 +79,16 @@ class Project:
     @property
     def is_server(self) -> bool:
         return self.location.is_server
+
+    @property
+    def user(self) -> str:
+        """Who is working: the author recorded on every annotation, decision, type edit and run this
+        project object writes (default: ``conpet.store.identity.default_user()``)."""
+        return self.db.user
+
+    @user.setter
+    def user(self, name: str) -> None:
+        self.db.user = check_user(name)
 
     @classmethod
     def create(cls, where: str | Path, *, name: str | None = None) -> Project:

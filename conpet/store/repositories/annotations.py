@@ -213,23 +213,23 @@ class AnnotationRepository:
 
     # ----- writing (each call is one transaction)
     def add_entity(self, sentence_id: int, start: int, end: int, type: TypeRef, *, status: str = "gold",
-                   author: str = "user") -> AnnotationRecord:
+                   author: str | None = None) -> AnnotationRecord:
         """Mark ``text[start:end]`` as a mention of ``type``. Refused (InvalidAnnotationError) when the
         span is empty or out of range, overlaps another gold mention, or the type is unknown."""
         with self._db.transaction() as s:
             return annotation_record(add_annotation(s, sentence_id, "entity", [Span(start, end)], type,
-                                                    status=status, author=author))
+                                                    status=status, author=author or self._db.user))
 
     def add_relation(self, sentence_id: int, head: SpanLike, tail: SpanLike, type: TypeRef, *,
-                     status: str = "gold", author: str = "user") -> AnnotationRecord:
+                     status: str = "gold", author: str | None = None) -> AnnotationRecord:
         with self._db.transaction() as s:
             spans = [_span(head, "head"), _span(tail, "tail")]
             return annotation_record(add_annotation(s, sentence_id, "relation", spans, type,
-                                                    status=status, author=author))
+                                                    status=status, author=author or self._db.user))
 
     def edit(self, annotation_id: int, *, type: TypeRef | None = None, span: SpanLike | None = None,
              head: SpanLike | None = None, tail: SpanLike | None = None, status: str | None = None,
-             author: str = "user") -> AnnotationRecord:
+             author: str | None = None) -> AnnotationRecord:
         """A new version with the changes given (``span`` for an entity; ``head``/``tail`` for a relation)."""
         with self._db.transaction() as s:
             old = _current_version(s, annotation_id)
@@ -255,18 +255,19 @@ class AnnotationRepository:
                 return annotation_record(old)  # nothing changed: no new version
             validate(s, s.get(Sentence, old.annotation.sentence_id), kind, spans, type_, new_status,
                      exclude_annotation=annotation_id)
-            v = new_version(s, old, type_=type_, spans=spans, status=new_status, author=author)
+            v = new_version(s, old, type_=type_, spans=spans, status=new_status,
+                            author=author or self._db.user)
             return annotation_record(v)
 
-    def delete(self, annotation_id: int, *, author: str = "user") -> AnnotationRecord:
+    def delete(self, annotation_id: int, *, author: str | None = None) -> AnnotationRecord:
         """Mark the annotation deleted (a new version with status 'deleted'); earlier versions stay."""
         with self._db.transaction() as s:
             old = _current_version(s, annotation_id)
             if old.status == "deleted":
                 return annotation_record(old)
-            return annotation_record(new_version(s, old, status="deleted", author=author))
+            return annotation_record(new_version(s, old, status="deleted", author=author or self._db.user))
 
-    def restore(self, annotation_id: int, *, author: str = "user") -> AnnotationRecord:
+    def restore(self, annotation_id: int, *, author: str | None = None) -> AnnotationRecord:
         """Undo a deletion: a new version with the content and status of the last one before it."""
         with self._db.transaction() as s:
             old = _current_version(s, annotation_id)
@@ -282,16 +283,16 @@ class AnnotationRepository:
             spans = _version_spans(old, kind)
             validate(s, s.get(Sentence, old.annotation.sentence_id), kind, spans, old.type, status,
                      exclude_annotation=annotation_id)
-            return annotation_record(new_version(s, old, status=status, author=author))
+            return annotation_record(new_version(s, old, status=status, author=author or self._db.user))
 
-    def accept_prediction(self, prediction_id: int, *, author: str = "user") -> AnnotationRecord:
+    def accept_prediction(self, prediction_id: int, *, author: str | None = None) -> AnnotationRecord:
         """Make a prediction gold. A current annotation on exactly the same span(s) gets a new version
         with the predicted type; otherwise a new gold annotation is added (overlaps are refused)."""
-        return self._from_prediction(prediction_id, "gold", author)
+        return self._from_prediction(prediction_id, "gold", author or self._db.user)
 
-    def reject_prediction(self, prediction_id: int, *, author: str = "user") -> AnnotationRecord:
+    def reject_prediction(self, prediction_id: int, *, author: str | None = None) -> AnnotationRecord:
         """Record that the predicted type is wrong for this span: a 'rejected' annotation."""
-        return self._from_prediction(prediction_id, "rejected", author)
+        return self._from_prediction(prediction_id, "rejected", author or self._db.user)
 
     def _from_prediction(self, prediction_id: int, status: str, author: str) -> AnnotationRecord:
         with self._db.transaction() as s:

@@ -71,7 +71,7 @@ def run_record(r: Run) -> RunRecord:
         backbone=r.backbone, backbone_sha256=r.backbone_sha256,
         metrics=tuple(dict(m) for m in (r.metrics or [])), log=r.log, error=r.error,
         created_at=r.created_at, started_at=r.started_at, updated_at=r.updated_at,
-        finished_at=r.finished_at,
+        finished_at=r.finished_at, started_by=r.started_by,
     )
 
 
@@ -143,7 +143,7 @@ class RunRepository:
     # ----- writing (each call is one short transaction)
     def start(self, method: str, *, config: Mapping[str, Any] | None = None, task_id: int | None = None,
               backbone: str = "", backbone_sha256: str | None = None, purpose: str = "train",
-              queued: bool = False) -> RunRecord:
+              queued: bool = False, author: str | None = None) -> RunRecord:
         """A new run owned by this process: 'running' (or 'queued' until ``mark_running``)."""
         with self._db.transaction() as s:
             host, pid, token = _owner()
@@ -152,6 +152,7 @@ class RunRepository:
                       status="queued" if queued else "running",
                       config=_json_safe(dict(config or {}), "a run's config"), backbone=backbone,
                       backbone_sha256=backbone_sha256, host=host, pid=pid, pid_started=token,
+                      started_by=author or self._db.user,
                       started_at=None if queued else now, created_at=now, updated_at=now)
             s.add(run)
             s.flush()
