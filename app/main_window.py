@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QProgressBar,
@@ -37,6 +38,8 @@ from app.views.types_view import TypesView
 from app.workers import Worker, WorkerHost
 from conpet.core.errors import ConpetError
 from conpet.project.backbones import KeptBackbone
+from conpet.store.identity import check_user, choose_user, default_user
+from conpet.store.location import is_server_url
 
 
 def icon(name: str) -> QIcon:
@@ -75,6 +78,8 @@ class MainWindow(QMainWindow):
                  preload: bool = True) -> None:
         super().__init__()
         self.settings = settings
+        if settings.user_name():  # the author of what this app writes, its workers' projects included
+            choose_user(settings.user_name())
         # One loaded backbone for every job of the session (loading one takes seconds to minutes).
         self.backbone_provider = backbone_provider or KeptBackbone()
         self.host = WorkerHost(self)
@@ -125,6 +130,11 @@ class MainWindow(QMainWindow):
                                        "new", "Create an empty project in a new folder")
         self.open_action = self._action("&Open project…", self.open_project_dialog, QKeySequence.StandardKey.Open,
                                         "open", "Open a project folder")
+        self.connect_action = self._action("&Connect to a server…", self.connect_server_dialog, None, None,
+                                           "Open a project that a team shares on a PostgreSQL server")
+        self.user_action = self._action("Your &name…", self.user_name_dialog, None, None,
+                                        "The name recorded on your annotations, decisions, type edits and "
+                                        "trainings")
         self.demo_action = self._action("Open the &demo project", self.open_demo, None, None,
                                         "Open (or re-create) the demo project")
         self.import_action = self._action("&Import data…", self.import_dialog, "Ctrl+I", "import",
@@ -159,12 +169,15 @@ class MainWindow(QMainWindow):
         m.addAction(self.open_action)
         self.recent_menu = m.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m.addAction(self.connect_action)
         m.addAction(self.demo_action)
         m.addSeparator()
         m.addAction(self.import_action)
         m.addAction(self.export_jsonl_action)
         if bundle_export_available():
             m.addAction(self.export_bundle_action)
+        m.addSeparator()
+        m.addAction(self.user_action)
         m.addSeparator()
         m.addAction(self.quit_action)
         e = self.menuBar().addMenu("&Edit")
@@ -283,20 +296,50 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_project(Path(folder))
 
-    def open_project(self, folder: Path) -> bool:
+    def connect_server_dialog(self) -> None:
+        url, ok = QInputDialog.getText(self, "Connect to a server",
+                                       "The project's database URL (postgresql://user:password@host/database):")
+        if ok and url.strip():
+            self.open_project(url.strip())
+
+    def user_name_dialog(self) -> None:
+        name, ok = QInputDialog.getText(self, "Your name", "The name recorded on your annotations, decisions, "
+                                        "type edits and trainings:", text=self.settings.user_name() or default_user())
+        if ok:
+            self.set_user_name(name)
+
+    def set_user_name(self, name: str) -> bool:
+        """Record ``name`` as who works in this app (its settings, this process, the open project)."""
+        try:
+            name = check_user(name)
+        except ConpetError as exc:
+            dialogs.warn(self, "Your name", str(exc))
+            return False
+        self.settings.set_user_name(name)
+        choose_user(name)
+        if self.model is not None:
+            self.model.project.user = name
+        self.statusBar().showMessage(f"Working as {name}", 5000)
+        return True
+
+    def open_project(self, folder: Path | str) -> bool:
+        """Open a project folder, or a project on a server (a ``postgresql://`` URL)."""
         if not self._close_project():
             return False
+        server = is_server_url(str(folder))
         try:
             model = ProjectModel.open(folder, self)
         except ConpetError as exc:
             dialogs.warn(self, "Could not open the project", str(exc))
-            self.settings.remove_recent(folder)
+            if not server:
+                self.settings.remove_recent(Path(folder))
             return False
         self.model = model
         self.controller = JobController(model, self.host, backbone_provider=self.backbone_provider, parent=self)
         self.controller.cpu_threads = self.settings.cpu_threads() or None
         self._build_views()
-        self.settings.add_recent(model.folder)
+        if not server:  # a server's URL may hold a password: not kept in the settings
+            self.settings.add_recent(model.folder)
         self._project_actions_enabled(True)
         self._train_readiness(*self.views["Training"].train_readiness())
         model.undo_stack.canUndoChanged.connect(self.undo_action.setEnabled)
@@ -311,7 +354,11 @@ class MainWindow(QMainWindow):
         self.controller.busyChanged.connect(self._busy_changed)
         name = model.name
         self.setWindowTitle(f"{name} — ConPET Studio")
-        self.project_label.setText(f"{name}  ·  {model.folder}")
+        self.project_label.setText(f"{name}  ·  {model.project.where}  ·  {model.project.user}")
+        if not self.settings.user_name() and not self.settings.value("team/told"):  # said once
+            self.settings.set_value("team/told", True)
+            self.statusBar().showMessage(f"Your work is recorded as {model.project.user}: File ▸ Your name… "
+                                         "changes it", 15000)
         self._update_counts()
         upgrade = getattr(model.project, "upgrade", None)
         if upgrade is not None:
@@ -402,7 +449,7 @@ class MainWindow(QMainWindow):
 
     def start_jsonl_export(self, path: Path) -> Worker:
         assert self.model is not None
-        worker = Worker(partial(_export_jsonl_job, self.model.folder, path), name="export")
+        worker = Worker(partial(_export_jsonl_job, self.model.where, path), name="export")
         notice = ExportNotice(self, "Annotations exported", "Wrote {result} sentence(s) with their gold "
                               "annotations to", path)
         worker.finished.connect(notice.done)
@@ -421,7 +468,7 @@ class MainWindow(QMainWindow):
 
     def start_bundle_export(self, path: Path) -> Worker:
         assert self.model is not None
-        worker = Worker(partial(_export_bundle_job, self.model.folder, path), name="bundle")
+        worker = Worker(partial(_export_bundle_job, self.model.where, path), name="bundle")
         notice = ExportNotice(self, "Bundle exported", "Saved the adapter bundle to", path)
         worker.finished.connect(notice.done)
         ProgressDialog(self, "Exporting the bundle", f"Writing {path.name}…", worker, cancellable=False).show()
@@ -554,6 +601,7 @@ class MainWindow(QMainWindow):
             self.model = None
         if isinstance(self.backbone_provider, KeptBackbone):
             self.backbone_provider.clear()
+        choose_user(None)  # the name was this window's
         self.settings.sync()
         event.accept()
 
@@ -573,7 +621,7 @@ def _demo_job(folder: Path, sink=None) -> Path:
     return jobs.create_demo_project(folder, sink)
 
 
-def _export_jsonl_job(folder: Path, out: Path, sink=None) -> int:
+def _export_jsonl_job(folder: str | Path, out: Path, sink=None) -> int:
     from conpet.core.protocols import Reporter
     from conpet.store import Project
     from conpet.store.exporter import export_jsonl
@@ -583,7 +631,7 @@ def _export_jsonl_job(folder: Path, out: Path, sink=None) -> int:
         return export_jsonl(project, out, progress=lambda f, m: rep(f, m, "export"))
 
 
-def _export_bundle_job(folder: Path, out: Path, sink=None) -> Path:
+def _export_bundle_job(folder: str | Path, out: Path, sink=None) -> Path:
     from conpet.project.bundles import export_bundle
 
     return export_bundle(folder, out, progress=sink)

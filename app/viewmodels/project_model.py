@@ -41,7 +41,8 @@ class ProjectModel(QObject):
     def __init__(self, project: Project, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.project = project
-        self.folder: Path = project.folder
+        self.folder: Path = project.folder  # a server project's working folder on this machine
+        self.where: str = project.location.target  # what workers open: the folder or the server's URL
         self.undo_stack = QUndoStack(self)
         self._type_cache: dict[int, TypeRecord] | None = None
         self.typesChanged.connect(self._drop_type_cache)
@@ -49,6 +50,7 @@ class ProjectModel(QObject):
 
     @classmethod
     def open(cls, folder: str | Path, parent: QObject | None = None) -> ProjectModel:
+        """A project folder, or a ``postgresql://`` URL."""
         from conpet.project.model import open_folder
 
         return cls(open_folder(folder), parent)  # orphaned run and temporary folders are collected
@@ -202,7 +204,7 @@ class ProjectModel(QObject):
         return a
 
     def _edit(self, annotation_id: int, *, type_id: int | None = None, status: str | None = None,
-              author: str = "user") -> AnnotationRecord:
+              author: str | None = None) -> AnnotationRecord:
         a = self.project.annotations.edit(annotation_id, type=type_id, status=status, author=author)
         self.annotationsChanged.emit(a.sentence_id)
         return a
@@ -212,23 +214,24 @@ class ProjectModel(QObject):
         self.annotationsChanged.emit(a.sentence_id)
         return a
 
-    def _accept_prediction(self, prediction_id: int, author: str = "user") -> AnnotationRecord:
+    def _accept_prediction(self, prediction_id: int, author: str | None = None) -> AnnotationRecord:
         a = self.project.annotations.accept_prediction(prediction_id, author=author)
         self.annotationsChanged.emit(a.sentence_id)
         return a
 
-    def _reject_prediction(self, prediction_id: int, author: str = "user") -> AnnotationRecord:
+    def _reject_prediction(self, prediction_id: int, author: str | None = None) -> AnnotationRecord:
         a = self.project.annotations.reject_prediction(prediction_id, author=author)
         self.annotationsChanged.emit(a.sentence_id)
         return a
 
     def provenance(self, prediction: PredictionRecord) -> str:
-        """The author of an annotation decided on a prediction: the model (its method) and the run."""
+        """The author of an annotation decided on a prediction: who decided, and the model (its method) and
+        run that proposed it ("ana via model:dynamic-lda run 3")."""
         try:
             method = self.run(prediction.run_id).method
         except ConpetError:
             method = ""
-        return f"model:{method + ' ' if method else ''}run {prediction.run_id}"
+        return f"{self.project.user} via model:{method + ' ' if method else ''}run {prediction.run_id}"
 
     # --- tasks, runs, modules, predictions ------------------------------------------------------
     def tasks(self) -> list[TaskRecord]:

@@ -51,6 +51,14 @@ class ProjectLocation:
             return str(self.folder)
         return self.url.set(drivername="postgresql").render_as_string(hide_password=True)
 
+    @property
+    def target(self) -> str:
+        """What ``Project.open`` takes to open this project again (another thread, a worker): the folder,
+        or the full URL (password included)."""
+        if not self.is_server:
+            return str(self.folder)
+        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     def __str__(self) -> str:
         return self.display
 

@@ -1,0 +1,47 @@
+# ruff: noqa: F811  (pytest fixtures imported from test_app_helpers are used as parameters)
+"""The app in a team: the user's name (asked in the settings) is the author of what they do, and a project
+on a PostgreSQL server opens like a folder ("Connect to a server…")."""
+
+from __future__ import annotations
+
+from postgres_server import (  # noqa: F401 (fixtures)
+    fixture_postgres_admin_url,
+    fixture_postgres_url,
+)
+from test_app_helpers import app_env, make_project, no_leftover_threads, quiet_dialogs  # noqa: F401
+
+from app.main_window import MainWindow
+from conpet.store import Project
+from conpet.store.transfer import copy_project
+
+
+def open_window(qtbot, settings) -> MainWindow:
+    w = MainWindow(settings, preload=False)
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+def test_the_name_in_the_settings_is_the_author_and_a_server_project_opens(qtbot, app_env, quiet_dialogs,
+                                                                           postgres_url, tmp_path):
+    settings, _home = app_env
+    copy_project(make_project(tmp_path / "p"), postgres_url)
+    w = open_window(qtbot, settings)
+    try:
+        assert w.open_project(postgres_url)
+        assert w.model.project.is_server and "postgresql://" in w.project_label.text()
+        assert w.settings.recent_projects() == []  # a URL may hold a password: not remembered
+        assert not w.set_user_name("   ") and quiet_dialogs  # refused, with the reason shown
+        assert w.set_user_name("Ana Lima")
+        assert settings.user_name() == "Ana Lima"
+        sid = next(i for i in w.model.project.sentences.ids() if w.model.annotations(i))
+        assert w.model.project.annotations.delete(w.model.annotations(sid)[0].id).author == "Ana Lima"
+        with Project.open(postgres_url) as worker_side:  # a worker's own Project: the same name
+            assert worker_side.user == "Ana Lima"
+    finally:
+        w.close()
+    w2 = open_window(qtbot, settings)  # the name is kept in the settings: asked once
+    try:
+        assert w2.open_project(postgres_url) and w2.model.project.user == "Ana Lima"
+    finally:
+        w2.close()
