@@ -75,3 +75,26 @@ def test_the_cli_records_its_user(project_where, tmp_path, monkeypatch, capsys):
         assert p.user == "ana"  # the name was the command's only
     assert conpet_main(["import-data", project_where, str(data), "--quiet", "--user", " "]) == 1
     assert "user name must not be empty" in capsys.readouterr().err
+
+
+def test_the_jsonl_export_names_who_made_each_annotation(project_where, tmp_path):
+    with Project.create(project_where) as p:
+        p.user = "ana"
+        p.types.add("person")
+        p.types.add("place")
+        p.types.add("born in", "relation")
+        s = p.sentences.add(TEXT)
+        p.annotations.add_entity(s.id, 25, 31, "place")
+        p.user = "bob"
+        p.annotations.add_entity(s.id, 0, 12, "person")
+        p.annotations.add_relation(s.id, (0, 12), (25, 31), "born in")
+        out = tmp_path / "out.jsonl"
+        from conpet.store.exporter import export_jsonl
+        from conpet.store.importer import import_file
+
+        export_jsonl(p, out)
+    line = json.loads(out.read_text().splitlines()[-1])
+    assert [e["type"] for e in line["entities"]] == ["person", "place"]  # in text order, as before
+    assert line["meta"]["by"] == {"entities": ["bob", "ana"], "relations": ["bob"]}
+    with Project.create(tmp_path / "again") as q:  # the export still imports
+        assert import_file(q, out).added_annotations == 3
