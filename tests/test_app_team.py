@@ -45,3 +45,26 @@ def test_the_name_in_the_settings_is_the_author_and_a_server_project_opens(qtbot
         assert w2.open_project(postgres_url) and w2.model.project.user == "Ana Lima"
     finally:
         w2.close()
+
+
+def test_runs_and_types_show_who(qtbot, app_env, tmp_path, monkeypatch):
+    from app.views.types_view import who_made
+
+    settings, _home = app_env
+    monkeypatch.setenv("CONPET_USER", "ana")
+    folder = make_project(tmp_path / "p")
+    with Project.open(folder) as p:
+        p.user = "bob"
+        p.types.rename(p.types.list()[0].id, "Human")
+        p.runs.start("dynamic")
+    w = open_window(qtbot, settings)
+    try:
+        assert w.open_project(folder)
+        human = next(t for t in w.model.types() if t.name == "Human")
+        assert who_made(human) == "Added by ana (import p.jsonl); last changed by bob"
+        runs = w.views["Runs & curves"]
+        runs.reload()
+        by = runs.COLUMNS.index("By")
+        assert runs.table.item(0, by).text() == "bob"
+    finally:
+        w.close()
