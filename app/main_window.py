@@ -8,7 +8,7 @@ import importlib.util
 from functools import partial
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtCore import QObject, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
@@ -72,6 +72,7 @@ class ExportNotice(QObject):
 
 
 class MainWindow(QMainWindow):
+    POLL_MS = 3000  # how often the open project is checked for others' changes
     TABS = ("Types", "Label", "Training", "Predictions", "Routing review", "Runs & curves")
 
     def __init__(self, settings: AppSettings, backbone_provider: jobs.BackboneProvider | None = None,
@@ -97,6 +98,10 @@ class MainWindow(QMainWindow):
         self._make_status_bar()
         self._project_actions_enabled(False)
         self.preload_worker: Worker | None = None
+        # teammates' changes (other app instances, other machines) show within a few seconds
+        self.poll_timer = QTimer(self)
+        self.poll_timer.setInterval(self.POLL_MS)
+        self.poll_timer.timeout.connect(self.poll_teammates)
         self.evaluation_dialog: QDialog | None = None  # the last "Evaluate on a file…" report
         if preload:
             self.preload_worker = self.host.start(Worker(lambda sink: preload_engine(sink), name="preload"))
@@ -360,6 +365,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Your work is recorded as {model.project.user}: File ▸ Your name… "
                                          "changes it", 15000)
         self._update_counts()
+        model.poll_changes()  # the starting point of what teammates change from now on
+        self.poll_timer.start()
         upgrade = getattr(model.project, "upgrade", None)
         if upgrade is not None:
             self.statusBar().showMessage(f"The project was upgraded; a backup of its old database is at "
@@ -390,6 +397,18 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self.tabs.setCurrentIndex(1)
 
+    def poll_teammates(self) -> None:
+        """Reload what others changed since the last poll (the views refresh on the model's signals)."""
+        if self.model is None:
+            return
+        try:
+            n = self.model.poll_changes()
+        except ConpetError as exc:  # the server went away for a moment: say so, try again next time
+            self.statusBar().showMessage(f"Could not check for teammates' changes: {exc}", self.POLL_MS)
+            return
+        if n:
+            self.statusBar().showMessage(f"{n} sentence(s) changed by others were reloaded", 5000)
+
     def _close_project(self) -> bool:
         """Close the open project (stopping its jobs). False when the user keeps it open."""
         if self.model is None:
@@ -398,6 +417,7 @@ class MainWindow(QMainWindow):
             if not dialogs.ask(self, "Stop the running job?", "A job is running in this project. Stop it and "
                                "close the project? (Everything saved so far stays saved.)"):
                 return False
+        self.poll_timer.stop()
         self.host.shutdown()
         self.views = {}
         self.setCentralWidget(self._welcome())
@@ -595,6 +615,7 @@ class MainWindow(QMainWindow):
                                "(Everything saved so far stays saved.)"):
                 event.ignore()
                 return
+        self.poll_timer.stop()
         self.host.shutdown()
         if self.model is not None:
             self.model.close()

@@ -68,3 +68,39 @@ def test_runs_and_types_show_who(qtbot, app_env, tmp_path, monkeypatch):
         assert runs.table.item(0, by).text() == "bob"
     finally:
         w.close()
+
+
+def test_two_app_instances_lose_no_work_and_see_each_other(qtbot, app_env, quiet_dialogs, postgres_url, tmp_path):
+    """Ana's window and Bob's window on one server project: Bob's edit to a sentence Ana changed since he
+    loaded it is refused naming her, his view reloads; each window shows the other's work after a poll."""
+    from app import undo
+
+    settings, _home = app_env
+    copy_project(make_project(tmp_path / "p"), postgres_url)
+    ana, bob = open_window(qtbot, settings), open_window(qtbot, settings)
+    try:
+        assert ana.open_project(postgres_url) and bob.open_project(postgres_url)
+        ana.model.project.user, bob.model.project.user = "ana", "bob"
+        sid = next(i for i in ana.model.sentence_ids() if ana.model.annotations(i))
+        first = bob.model.annotations(sid)[0]  # what bob's view shows
+        reloaded = []
+        bob.model.annotationsChanged.connect(reloaded.append)
+        assert undo.perform(ana.model, undo.DeleteAnnotation(ana.model, first.id))
+        messages = []
+        bob.model.message.connect(lambda level, text: messages.append((level, text)))
+        other = next(t for t in bob.model.types(first.kind) if t.id != first.type_id)
+        assert not undo.perform(bob.model, undo.ChangeType(bob.model, first.id, other.id))
+        assert messages and "changed by ana" in messages[-1][1] and sid in reloaded
+        assert bob.model.project.annotations.get(first.id).status == "deleted"  # ana's work stands
+        # reloaded, bob restores it; ana's window sees it at its next poll
+        bob.model.annotations(sid)
+        assert bob.model._restore(first.id).status == "gold"
+        seen = []
+        ana.model.annotationsChanged.connect(seen.append)
+        ana.poll_teammates()
+        assert seen == [sid] and ana.model.annotations(sid)[0].author == "bob"
+        ana.poll_teammates()
+        assert seen == [sid]  # nothing new: nothing reloaded
+    finally:
+        ana.close()
+        bob.close()

@@ -28,6 +28,7 @@ from conpet.store.models import (
     Run,
     Sentence,
     Task,
+    TypeEdit,
 )
 from conpet.store.records import ProjectRecord, TypeRecord
 from conpet.store.repositories import (
@@ -302,6 +303,17 @@ class Project:
             if kind is not None:
                 q = q.where(KnowledgeType.kind == kind)
             return [type_record(t) for t in s.scalars(q) if counts.get(t.id, 0) >= min_examples]
+
+    def change_token(self) -> dict[str, object]:
+        """A cheap summary that changes whenever anyone changes the project: the newest annotation version,
+        type edit and sentence, and the runs' latest update (a view polls it to show teammates' work)."""
+        with self.db.read() as s:
+            return {
+                "annotation_version": int(s.scalar(select(func.max(AnnotationVersion.id))) or 0),
+                "type_edit": int(s.scalar(select(func.max(TypeEdit.id))) or 0),
+                "sentences": int(s.scalar(select(func.max(Sentence.id))) or 0),
+                "run": (int(s.scalar(select(func.count(Run.id))) or 0), s.scalar(select(func.max(Run.updated_at)))),
+            }
 
     def counts(self) -> dict[str, int]:
         """Sizes for a status bar: sentences, gold annotations, types, tasks, runs."""

@@ -256,6 +256,14 @@ class AnnotationRepository:
                 out.update({sid: int(rev) for sid, rev in s.execute(q)})
             return out
 
+    def changed_since(self, version_id: int) -> dict[int, int]:
+        """The sentences with an annotation version newer than ``version_id``, with their revision now."""
+        with self._db.read() as s:
+            q = (select(Annotation.sentence_id, func.max(AnnotationVersion.id))
+                 .join(AnnotationVersion, AnnotationVersion.annotation_id == Annotation.id)
+                 .where(AnnotationVersion.id > int(version_id)).group_by(Annotation.sentence_id))
+            return {int(sid): int(rev) for sid, rev in s.execute(q)}
+
     # ----- writing (each call is one transaction)
     def add_entity(self, sentence_id: int, start: int, end: int, type: TypeRef, *, status: str = "gold",
                    author: str | None = None, expected: int | None = None) -> AnnotationRecord:
