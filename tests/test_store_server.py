@@ -184,3 +184,17 @@ def test_without_a_server_the_postgresql_variants_skip_with_the_reason_or_fail_i
     monkeypatch.setenv("CONPET_REQUIRE_POSTGRES", "1")
     with pytest.raises(pytest.fail.Exception, match="CONPET_REQUIRE_POSTGRES=1"):
         postgres_server.server_url()
+
+
+def test_the_project_commands_take_the_url_and_name_it(postgres_url, tmp_path, capsys):
+    shown = locate(postgres_url).display  # the URL without its password
+    with Project.create(postgres_url) as p:
+        p.types.add("person")
+    data = tmp_path / "gold.jsonl"
+    data.write_text('{"text": "Ada Lovelace .", "entities": [{"start": 0, "end": 12, "type": "person"}]}\n')
+    for argv, words in ((["predict", postgres_url, "--quiet"], "nothing to predict with yet"),
+                        (["evaluate", postgres_url, str(data), "--quiet"], "nothing to evaluate with yet"),
+                        (["export", postgres_url, str(tmp_path / "b.zip"), "--quiet"], "no trained model yet")):
+        assert conpet_main(argv) == 1
+        err = capsys.readouterr().err
+        assert words in err and shown in err and "conpet_test_" in shown, err
