@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(PY) main.py
 
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 CONPET_REQUIRE_POSTGRES=1 $(PY) -m pytest -q
 
 bench-smoke: $(STAMP)
 	$(VENV)/bin/conpet bench --data fewrel16 --backbone minilm --methods dynamic,static --profile smoke --seeds 1 --out bench-out/smoke

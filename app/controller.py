@@ -34,7 +34,7 @@ class JobController(QObject):
         self.model = model
         self.host = host
         self.backbone_provider = backbone_provider
-        self.folder: Path = model.folder
+        self.folder: str | Path = model.where  # what the workers open: the folder or the server's URL
         self.gui_thread = threading.get_ident()
         self.current: dict[str, Worker] = {}
         self._types_before_import: set[int] = set()

@@ -66,7 +66,7 @@ def create_demo_project(folder: Path, sink: ProgressSink | None = None) -> Path:
     return folder
 
 
-def import_data(folder: Path, path: Path, fmt: str | None, options: dict | None = None,
+def import_data(folder: str | Path, path: Path, fmt: str | None, options: dict | None = None,
                 sink: ProgressSink | None = None) -> Any:
     """Import one file into the project (all or nothing); Cancel aborts the transaction. ``options`` are
     the reader's (e.g. plain text's ``split``)."""
@@ -86,7 +86,7 @@ def import_data(folder: Path, path: Path, fmt: str | None, options: dict | None 
 # ------------------------------------------------------------------------------------------- training
 @dataclass(frozen=True)
 class TrainRequest:
-    folder: Path
+    folder: str | Path  # the project folder or its server's URL
     method: str = DEFAULT_METHOD
     backbone: str = "minilm"
     device: str = "cpu"
@@ -115,7 +115,7 @@ def train_next_task(req: TrainRequest, sink: ProgressSink | None = None,
 
 
 # ----------------------------------------------------------------------------------------- prediction
-def predict_project(folder: Path, sink: ProgressSink | None = None, *, sentence_ids: list[int] | None = None,
+def predict_project(folder: str | Path, sink: ProgressSink | None = None, *, sentence_ids: list[int] | None = None,
                     device: str | None = None, backbone_provider: BackboneProvider | None = None,
                     threads: int | None = None) -> PredictOutcome:
     """The app's "Predict": ``conpet.project.predict.predict_project`` on this thread."""
@@ -126,7 +126,7 @@ def predict_project(folder: Path, sink: ProgressSink | None = None, *, sentence_
 
 
 # ----------------------------------------------------------------------------------------- evaluation
-def evaluate_file(folder: Path, path: Path, fmt: str | None, sink: ProgressSink | None = None, *,
+def evaluate_file(folder: str | Path, path: Path, fmt: str | None, sink: ProgressSink | None = None, *,
                   backbone_provider: BackboneProvider | None = None, threads: int | None = None) -> Any:
     """The app's "Evaluate on a file…": ``conpet.project.evaluate.evaluate_project`` (the same as
     ``conpet evaluate PROJECT_DIR FILE``) on this thread; returns its ``EvalReport``; writes nothing."""

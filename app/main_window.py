@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QProgressBar,
@@ -37,6 +38,8 @@ from app.views.types_view import TypesView
 from app.workers import Worker, WorkerHost
 from conpet.core.errors import ConpetError
 from conpet.project.backbones import KeptBackbone
+from conpet.store.identity import check_user, choose_user, default_user
+from conpet.store.location import is_server_url
 
 
 def icon(name: str) -> QIcon:
@@ -69,12 +72,15 @@ class ExportNotice(QObject):
 
 
 class MainWindow(QMainWindow):
+    POLL_MS = 3000  # how often the open project is checked for others' changes
     TABS = ("Types", "Label", "Training", "Predictions", "Routing review", "Runs & curves")
 
     def __init__(self, settings: AppSettings, backbone_provider: jobs.BackboneProvider | None = None,
                  preload: bool = True) -> None:
         super().__init__()
         self.settings = settings
+        if settings.user_name():  # the author of what this app writes, its workers' projects included
+            choose_user(settings.user_name())
         # One loaded backbone for every job of the session (loading one takes seconds to minutes).
         self.backbone_provider = backbone_provider or KeptBackbone()
         self.host = WorkerHost(self)
@@ -95,6 +101,10 @@ class MainWindow(QMainWindow):
         self._make_status_bar()
         self._project_actions_enabled(False)
         self.preload_worker: Worker | None = None
+        # teammates' changes (other app instances, other machines) show within a few seconds
+        self.poll_timer = QTimer(self)
+        self.poll_timer.setInterval(self.POLL_MS)
+        self.poll_timer.timeout.connect(self.poll_teammates)
         self.evaluation_dialog: QDialog | None = None  # the last "Evaluate on a file…" report
         if preload:
             self.preload_worker = self.host.start(Worker(lambda sink: preload_engine(sink), name="preload"))
@@ -128,6 +138,11 @@ class MainWindow(QMainWindow):
                                        "new", "Create an empty project in a new folder")
         self.open_action = self._action("&Open project…", self.open_project_dialog, QKeySequence.StandardKey.Open,
                                         "open", "Open a project folder")
+        self.connect_action = self._action("&Connect to a server…", self.connect_server_dialog, None, None,
+                                           "Open a project that a team shares on a PostgreSQL server")
+        self.user_action = self._action("Your &name…", self.user_name_dialog, None, None,
+                                        "The name recorded on your annotations, decisions, type edits and "
+                                        "trainings")
         self.demo_action = self._action("Open the &demo project", self.open_demo, None, None,
                                         "Open (or re-create) the demo project")
         self.import_action = self._action("&Import data…", self.import_dialog, "Ctrl+I", "import",
@@ -162,12 +177,15 @@ class MainWindow(QMainWindow):
         m.addAction(self.open_action)
         self.recent_menu = m.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m.addAction(self.connect_action)
         m.addAction(self.demo_action)
         m.addSeparator()
         m.addAction(self.import_action)
         m.addAction(self.export_jsonl_action)
         if bundle_export_available():
             m.addAction(self.export_bundle_action)
+        m.addSeparator()
+        m.addAction(self.user_action)
         m.addSeparator()
         m.addAction(self.quit_action)
         e = self.menuBar().addMenu("&Edit")
@@ -292,18 +310,48 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_project_in_background(Path(folder))
 
-    def _may_open(self, folder: Path) -> bool:
-        """Close the open project, and ask first when another app instance has this one open."""
+    def _may_open(self, folder: Path | str) -> bool:
+        """Close the open project, and ask first when another app instance has this one open (a project on a
+        server is shared by design: teammates' changes show as they come)."""
         if not self._close_project():
             return False
-        other = open_marker.holder(folder)
+        if is_server_url(str(folder)):
+            return True
+        other = open_marker.holder(Path(folder))
         return other is None or dialogs.ask(
             self, "The project is open elsewhere",
             f"{folder} is open in {other}. Both would write the same project and neither would show the "
             "other's edits. Open it here anyway?")
 
-    def open_project(self, folder: Path) -> bool:
-        """Open ``folder`` now, on this thread (tests, scripts; the menus open in the background)."""
+    def connect_server_dialog(self) -> None:
+        url, ok = QInputDialog.getText(self, "Connect to a server",
+                                       "The project's database URL (postgresql://user:password@host/database):")
+        if ok and url.strip():
+            self.open_project(url.strip())
+
+    def user_name_dialog(self) -> None:
+        name, ok = QInputDialog.getText(self, "Your name", "The name recorded on your annotations, decisions, "
+                                        "type edits and trainings:", text=self.settings.user_name() or default_user())
+        if ok:
+            self.set_user_name(name)
+
+    def set_user_name(self, name: str) -> bool:
+        """Record ``name`` as who works in this app (its settings, this process, the open project)."""
+        try:
+            name = check_user(name)
+        except ConpetError as exc:
+            dialogs.warn(self, "Your name", str(exc))
+            return False
+        self.settings.set_user_name(name)
+        choose_user(name)
+        if self.model is not None:
+            self.model.project.user = name
+        self.statusBar().showMessage(f"Working as {name}", 5000)
+        return True
+
+    def open_project(self, folder: Path | str) -> bool:
+        """Open a project folder, or a project on a server (a ``postgresql://`` URL), now, on this thread
+        (tests, scripts, Connect to a server; the menus open a folder in the background)."""
         if not self._may_open(folder):
             return False
         try:
@@ -339,18 +387,22 @@ class MainWindow(QMainWindow):
         self._opening = None
         self._open_failed(folder, error)
 
-    def _open_failed(self, folder: Path, error: str) -> None:
+    def _open_failed(self, folder: Path | str, error: str) -> None:
         dialogs.warn(self, "Could not open the project", error)
-        self.settings.remove_recent(folder)
+        if not is_server_url(str(folder)):
+            self.settings.remove_recent(Path(folder))
 
     def _install(self, model: ProjectModel) -> bool:
         """Make ``model`` the window's open project: its controller, views and status."""
         self.model = model
-        open_marker.claim(model.folder)
+        server = is_server_url(str(model.project.where))
+        if not server:
+            open_marker.claim(model.folder)
         self.controller = JobController(model, self.host, backbone_provider=self.backbone_provider, parent=self)
         self.controller.cpu_threads = self.settings.cpu_threads() or None
         self._build_views()
-        self.settings.add_recent(model.folder)
+        if not server:  # a server's URL may hold a password: not kept in the settings
+            self.settings.add_recent(model.folder)
         self._project_actions_enabled(True)
         self._train_readiness(*self.views["Training"].train_readiness())
         model.undo_stack.canUndoChanged.connect(self.undo_action.setEnabled)
@@ -370,11 +422,17 @@ class MainWindow(QMainWindow):
         self.controller.busyChanged.connect(self._busy_changed)
         name = model.name
         self.setWindowTitle(f"{name} — ConPET Studio")
-        self.project_label.setText(f"{name}  ·  {model.folder}")
+        self.project_label.setText(f"{name}  ·  {model.project.where}  ·  {model.project.user}")
         self._update_counts()
         # every edit was saved when it was made; the undo history itself lives only as long as the session
         self.statusBar().showMessage(f"Opened {name}. Undo (Ctrl+Z) starts here: edits from earlier sessions are "
                                      "saved, with every version kept, but cannot be undone.", 15000)
+        if not self.settings.user_name() and not self.settings.value("team/told"):  # said once
+            self.settings.set_value("team/told", True)
+            self.statusBar().showMessage(f"Your work is recorded as {model.project.user}: File ▸ Your name… "
+                                         "changes it", 15000)
+        model.poll_changes()  # the starting point of what teammates change from now on
+        self.poll_timer.start()
         upgrade = getattr(model.project, "upgrade", None)
         if upgrade is not None:
             self.statusBar().showMessage(f"The project was upgraded; a backup of its old database is at "
@@ -405,6 +463,18 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self.tabs.setCurrentIndex(1)
 
+    def poll_teammates(self) -> None:
+        """Reload what others changed since the last poll (the views refresh on the model's signals)."""
+        if self.model is None:
+            return
+        try:
+            n = self.model.poll_changes()
+        except ConpetError as exc:  # the server went away for a moment: say so, try again next time
+            self.statusBar().showMessage(f"Could not check for teammates' changes: {exc}", self.POLL_MS)
+            return
+        if n:
+            self.statusBar().showMessage(f"{n} sentence(s) changed by others were reloaded", 5000)
+
     def _close_project(self) -> bool:
         """Close the open project (stopping its jobs). False when the user keeps it open."""
         if self.model is None:
@@ -413,6 +483,7 @@ class MainWindow(QMainWindow):
             if not dialogs.ask(self, "Stop the running job?", "A job is running in this project. Stop it and "
                                "close the project? (Everything saved so far stays saved.)"):
                 return False
+        self.poll_timer.stop()
         self.host.shutdown()
         self.views = {}
         self.setCentralWidget(self._welcome())
@@ -465,7 +536,7 @@ class MainWindow(QMainWindow):
 
     def start_jsonl_export(self, path: Path) -> Worker:
         assert self.model is not None
-        worker = Worker(partial(_export_jsonl_job, self.model.folder, path), name="export")
+        worker = Worker(partial(_export_jsonl_job, self.model.where, path), name="export")
         notice = ExportNotice(self, "Annotations exported", "Wrote {result} sentence(s) with their gold "
                               "annotations to", path)
         worker.finished.connect(notice.done)
@@ -484,7 +555,7 @@ class MainWindow(QMainWindow):
 
     def start_bundle_export(self, path: Path) -> Worker:
         assert self.model is not None
-        worker = Worker(partial(_export_bundle_job, self.model.folder, path), name="bundle")
+        worker = Worker(partial(_export_bundle_job, self.model.where, path), name="bundle")
         notice = ExportNotice(self, "Bundle exported", "Saved the adapter bundle to", path)
         worker.finished.connect(notice.done)
         ProgressDialog(self, "Exporting the bundle", f"Writing {path.name}…", worker, cancellable=False).show()
@@ -612,12 +683,14 @@ class MainWindow(QMainWindow):
                                "(Everything saved so far stays saved.)"):
                 event.ignore()
                 return
+        self.poll_timer.stop()
         self.host.shutdown()
         if self.model is not None:
             self.model.close()
             self.model = None
         if isinstance(self.backbone_provider, KeptBackbone):
             self.backbone_provider.clear()
+        choose_user(None)  # the name was this window's
         self.settings.sync()
         event.accept()
 
@@ -646,7 +719,7 @@ def _demo_job(folder: Path, sink=None) -> Path:
     return jobs.create_demo_project(folder, sink)
 
 
-def _export_jsonl_job(folder: Path, out: Path, sink=None) -> int:
+def _export_jsonl_job(folder: str | Path, out: Path, sink=None) -> int:
     from conpet.core.protocols import Reporter
     from conpet.store import Project
     from conpet.store.exporter import export_jsonl
@@ -656,7 +729,7 @@ def _export_jsonl_job(folder: Path, out: Path, sink=None) -> int:
         return export_jsonl(project, out, progress=lambda f, m: rep(f, m, "export"))
 
 
-def _export_bundle_job(folder: Path, out: Path, sink=None) -> Path:
+def _export_bundle_job(folder: str | Path, out: Path, sink=None) -> Path:
     from conpet.project.bundles import export_bundle
 
     return export_bundle(folder, out, progress=sink)

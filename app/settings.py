@@ -69,6 +69,14 @@ class AppSettings:
     def set_cpu_threads(self, n: int) -> None:
         self._q.setValue("compute/cpu_threads", max(0, int(n)))
 
+    # who is working (the author recorded on annotations, decisions, type edits and trainings)
+    def user_name(self) -> str:
+        return str(self._q.value("team/user_name", "") or "")
+
+    def set_user_name(self, name: str) -> None:
+        self._q.setValue("team/user_name", name)
+        self._q.sync()
+
     def value(self, key: str, default: object = None) -> object:
         return self._q.value(key, default)
 

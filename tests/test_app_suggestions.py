@@ -52,11 +52,12 @@ def test_select_accept_reject_with_keys_and_undo_each(qtbot, app_env, tmp_path):
     assert "Space accepts" in view.status.text() and "Delete rejects" in view.status.text()
     qtbot.keyClick(ed, Qt.Key.Key_Space)  # accept it
     accepted = [a for a in w.model.annotations(sid) if a.status == "gold"]
-    assert len(accepted) == 1 and accepted[0].author == f"model:dynamic-lda run {run}"
-    assert view.table.item(0, 4).text() == f"model:dynamic-lda run {run}"  # provenance is shown
+    me = w.model.project.user  # who decided, and the model and run that proposed it
+    assert len(accepted) == 1 and accepted[0].author == f"{me} via model:dynamic-lda run {run}"
+    assert view.table.item(0, 4).text() == f"{me} via model:dynamic-lda run {run}"  # provenance is shown
     assert f"run {run}" in view.table.item(0, 1).toolTip()
     gold_mark = next(m for m in ed.marks() if not m.suggested and not m.rejected)
-    assert f"accepted from model:dynamic-lda run {run}" in gold_mark.label
+    assert f"accepted from model:dynamic-lda run {run} by {me}" in gold_mark.label
     assert len(view.suggestions) == 2 and view.selected_suggestion == view.suggestions[0].id  # the next one
 
     # a click selects a suggestion; Delete rejects it, kept as "rejected" and drawn struck through
@@ -67,7 +68,7 @@ def test_select_accept_reject_with_keys_and_undo_each(qtbot, app_env, tmp_path):
     qtbot.keyClick(ed, Qt.Key.Key_Delete)
     rejected = [a for a in w.model.annotations(sid) if a.status == "rejected"]
     assert [(TEXT[a.start:a.end], a.type_name, a.author) for a in rejected] == [
-        ("Lisbon", "City", f"model:dynamic-lda run {run}")]
+        ("Lisbon", "City", f"{me} via model:dynamic-lda run {run}")]
     assert [m.rejected for m in ed.marks() if m.key == rejected[0].id] == [True]
     assert "City" not in [p.label for p in view.suggestions]  # not offered again
     assert w.model.undo_stack.count() == 2  # one step per decision
@@ -101,7 +102,8 @@ def test_shift_tab_cycles_backwards_escape_clears_and_enter_accepts_all_with_pro
     qtbot.keyClick(ed, Qt.Key.Key_Tab)  # round and round
     assert view.selected_suggestion == view.suggestions[0].id
     qtbot.keyClick(ed, Qt.Key.Key_Return)
-    assert {a.author for a in w.model.project.annotations.for_sentence(sid)} == {f"model:dynamic-lda run {run}"}
+    assert {a.author for a in w.model.project.annotations.for_sentence(sid)} == {
+        f"{w.model.project.user} via model:dynamic-lda run {run}"}
     assert w.model.undo_stack.count() == 1
 
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 
 import pytest
+from postgres_server import (  # noqa: F401 (fixtures)
+    fixture_postgres_admin_url,
+    fixture_postgres_url,
+    fixture_project_where,
+)
 
 from conpet.cli.main import main as conpet_main
 from conpet.core.errors import DataFormatError
 from conpet.store import Project
 from conpet.store.exporter import export_jsonl
 from conpet.store.importer import detect_format, import_file
+from conpet.store.transfer import table_digests
 
 FEWNERD = (
     "Ada\tperson-scholar\nLovelace\tperson-scholar\nwas\tO\nborn\tO\nin\tO\nLondon\tlocation-GPE\n.\tO\n\n"
@@ -51,20 +56,21 @@ def _write_jsonl(path, lines):
 
 
 @pytest.fixture
-def project(tmp_path):
-    p = Project.create(tmp_path / "proj")
+def project(project_where):
+    """The same tests on a project folder (SQLite) and on a PostgreSQL server."""
+    p = Project.create(project_where)
     yield p
     p.close()
 
 
 def _gold(project):
     """Every current gold annotation as comparable content (independent of ids)."""
-    with sqlite3.connect(project.db_path) as con:
-        return sorted(con.execute(
+    with project.read() as s:
+        return sorted(tuple(r) for r in s.connection().exec_driver_sql(
             "SELECT s.text, a.kind, t.name, v.start, v.\"end\", v.tail_start, v.tail_end "
             "FROM annotation_versions v JOIN annotations a ON a.id = v.annotation_id "
             "JOIN sentences s ON s.id = a.sentence_id JOIN knowledge_types t ON t.id = v.type_id "
-            "WHERE v.is_current = 1 AND v.status = 'gold'").fetchall())
+            "WHERE v.is_current AND v.status = 'gold'").fetchall())
 
 
 def test_fewnerd_import_counts_duplicates_and_conflicts(project, tmp_path):
@@ -147,7 +153,7 @@ def test_export_then_import_gives_the_same_annotations(project, tmp_path):
 def test_failed_import_changes_nothing_and_names_the_line(project, tmp_path):
     good = _write_jsonl(tmp_path / "good.jsonl", _jsonl_lines())
     import_file(project, good)
-    before = "\n".join(sqlite3.connect(project.db_path).iterdump())
+    before = table_digests(project)
     lines = [json.dumps(x) for x in _jsonl_lines()] + [
         json.dumps({"text": "New sentence .", "entities": [{"start": 0, "end": 3, "type": "x"}]}),
         '{"text": "broken", "entities": [{"start": 0, "end": 99, "type": "person"}]}',
@@ -157,7 +163,7 @@ def test_failed_import_changes_nothing_and_names_the_line(project, tmp_path):
     with pytest.raises(DataFormatError) as err:
         import_file(project, bad)
     assert err.value.line == 4 and "bad.jsonl:4" in str(err.value)
-    assert "\n".join(sqlite3.connect(project.db_path).iterdump()) == before
+    assert table_digests(project) == before
     with pytest.raises(DataFormatError, match="file not found"):
         import_file(project, tmp_path / "missing.jsonl")
     (tmp_path / "x.dat").write_text("just words\nand more\n")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 
 import pytest
+from postgres_server import (  # noqa: F401 (fixtures)
+    fixture_postgres_admin_url,
+    fixture_postgres_url,
+    fixture_project_where,
+)
 
 from conpet.core.errors import ConpetError
 from conpet.store import (
@@ -23,8 +27,9 @@ TEXT = "Ada Lovelace was born in London."
 
 
 @pytest.fixture
-def project(tmp_path):
-    p = Project.create(tmp_path / "proj", name="test")
+def project(project_where):
+    """The same tests on a project folder (SQLite) and on a PostgreSQL server."""
+    p = Project.create(project_where, name="test")
     yield p
     p.close()
 
@@ -57,6 +62,8 @@ def test_open_refuses_what_is_not_a_project(tmp_path):
 
 
 def test_every_connection_has_wal_foreign_keys_and_busy_timeout(project):
+    if project.is_server:
+        pytest.skip("SQLite's settings (a server project has none of these)")
     with project.read() as s:
         conn = s.connection()
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -200,8 +207,8 @@ def test_edit_and_delete_keep_history(project):
     e = project.annotations.add_entity(s.id, 25, 31, "place")
     with pytest.raises(InvalidAnnotationError, match="overlaps"):
         project.annotations.edit(e.id, span=(10, 30))
-    with sqlite3.connect(project.db_path) as con:  # nothing was ever destroyed
-        assert con.execute("SELECT count(*) FROM annotation_versions").fetchone()[0] == 8
+    with project.read() as s:  # nothing was ever destroyed
+        assert s.connection().exec_driver_sql("SELECT count(*) FROM annotation_versions").scalar() == 8
 
 
 def test_transaction_groups_calls_and_rolls_back_together(project):

@@ -8,6 +8,11 @@ import shutil
 import sqlite3
 
 import pytest
+from postgres_server import (  # noqa: F401 (fixtures)
+    fixture_postgres_admin_url,
+    fixture_postgres_url,
+    fixture_project_where,
+)
 
 from conpet.core.errors import DataFormatError
 from conpet.store import InvalidAnnotationError, Project, StoreError, schema
@@ -19,8 +24,9 @@ ADA, LONDON = (0, 12), (25, 31)
 
 
 @pytest.fixture
-def project(tmp_path):
-    with Project.create(tmp_path / "p") as p:
+def project(project_where):
+    """The same tests on a project folder (SQLite) and on a PostgreSQL server."""
+    with Project.create(project_where) as p:
         for name in ("Person", "City", "Company"):
             p.types.add(name, "entity")
         p.types.add("born_in", "relation")
@@ -91,8 +97,8 @@ def test_deleting_or_renaming_an_entity_type_keeps_the_lists_consistent(project,
     project.types.delete("Organisation")
     person = project.types.get("Person").id
     assert project.types.get("born_in").head_type_ids == (person,)
-    with sqlite3.connect(project.db_path) as con:
-        assert con.execute("SELECT count(*) FROM relation_arguments").fetchone()[0] == 2
+    with project.read() as s:
+        assert s.connection().exec_driver_sql("SELECT count(*) FROM relation_arguments").scalar() == 2
 
 
 def test_export_import_round_trip_carries_the_lists(project, tmp_path):
@@ -201,7 +207,7 @@ def test_the_cli_import_refuses_relations_that_do_not_fit(project, tmp_path, cap
                                "entities": [{"start": 0, "end": 4, "type": "Company"},
                                             {"start": 17, "end": 22, "type": "City"}],
                                "relations": [{"head": 0, "tail": 1, "type": "born_in"}]}) + "\n")
-    folder = project.folder
+    folder = project.where
     project.close()
-    assert cli.main(["import-data", str(folder), str(bad)]) != 0
+    assert cli.main(["import-data", folder, str(bad)]) != 0
     assert "bad.jsonl:1: 'born_in' takes a head of type Person, and the head 'Acme' is 'Company'" in capsys.readouterr().err

@@ -8,6 +8,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from postgres_server import (  # noqa: F401 (fixtures)
+    fixture_postgres_admin_url,
+    fixture_postgres_url,
+    fixture_project_where,
+)
 from sqlalchemy import event
 
 from conpet.core.protocols import LogitCache
@@ -17,8 +22,9 @@ from conpet.store.models import Run
 
 
 @pytest.fixture
-def project(tmp_path):
-    p = Project.create(tmp_path / "proj")
+def project(project_where):
+    """The same tests on a project folder (SQLite) and on a PostgreSQL server."""
+    p = Project.create(project_where)
     yield p
     p.close()
 
@@ -60,7 +66,7 @@ def test_runs_of_dead_processes_are_marked_interrupted_on_open(project, tmp_path
         row = s.get(Run, dead.id)
         row.pid = 2**22 + 12345  # no such process
     project.close()
-    with Project.open(tmp_path / "proj") as again:
+    with Project.open(project.location) as again:
         assert again.interrupted_runs == (dead.id,)
         assert again.runs.get(dead.id).status == "interrupted"
         assert "stopped" in again.runs.get(dead.id).error

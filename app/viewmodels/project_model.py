@@ -8,7 +8,7 @@ Workers never use this object: they open their own ``Project`` on their own thre
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -23,6 +23,7 @@ from conpet.store import (
     Project,
     RunRecord,
     SentenceRecord,
+    StaleSentenceError,
     TaskRecord,
     TypeRecord,
 )
@@ -46,16 +47,20 @@ class ProjectModel(QObject):
     def __init__(self, project: Project, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.project = project
-        self.folder: Path = project.folder
+        self.folder: Path = project.folder  # a server project's working folder on this machine
+        self.where: str = project.location.target  # what workers open: the folder or the server's URL
         self.undo_stack = QUndoStack(self)
         self._type_cache: dict[int, TypeRecord] | None = None
         self._task_cache: list[TaskRecord] | None = None  # read for every routed prediction shown
+        self._shown: dict[int, int] = {}  # sentence id -> the revision this app last read (app.undo's edits)
+        self._token: dict[str, object] | None = None  # what poll_changes saw last
         self.typesChanged.connect(self._drop_type_cache)
         self.tasksChanged.connect(self._drop_type_cache)
         self.runsChanged.connect(self._drop_type_cache)  # a training run adds a task when it ends
 
     @classmethod
     def open(cls, folder: str | Path, parent: QObject | None = None) -> ProjectModel:
+        """A project folder, or a ``postgresql://`` URL."""
         from conpet.project.model import open_folder
 
         return cls(open_folder(folder), parent)  # orphaned run and temporary folders are collected
@@ -180,63 +185,104 @@ class ProjectModel(QObject):
         return out
 
     def annotations(self, sentence_id: int) -> list[AnnotationRecord]:
-        return self.project.annotations.for_sentence(sentence_id)
+        """The sentence's annotations, its revision noted first (a change in between makes the noted
+        revision older, so the next write is refused rather than overwriting unseen work)."""
+        revision = self.project.annotations.revision(sentence_id)
+        out = self.project.annotations.for_sentence(sentence_id)
+        self._shown[sentence_id] = revision
+        return out
 
     def annotations_for(self, sentence_ids: Sequence[int]) -> dict[int, list[AnnotationRecord]]:
-        return self.project.annotations.for_sentences(list(sentence_ids))
+        revisions = self.project.annotations.revisions(list(sentence_ids))
+        out = self.project.annotations.for_sentences(list(sentence_ids))
+        self._shown.update(revisions)
+        return out
 
     def annotation(self, annotation_id: int) -> AnnotationRecord:
         return self.project.annotations.get(annotation_id)
 
-    # Raw edits: each is one store transaction. The undo commands in app.undo call these.
-    def _add_entity(self, sentence_id: int, start: int, end: int, type_id: int) -> AnnotationRecord:
-        a = self.project.annotations.add_entity(sentence_id, start, end, type_id)
+    # Raw edits: each is one store transaction. The undo commands in app.undo call these. Each passes the
+    # revision at which this app last read the sentence: a sentence a teammate changed since is refused
+    # (StaleSentenceError, naming who), reloaded, and the refusal reported by app.undo.
+    def _write(self, sentence_id: int, write: Callable[[int | None], AnnotationRecord]) -> AnnotationRecord:
+        try:
+            a = write(self._shown.get(sentence_id))
+        except StaleSentenceError:
+            self._shown.pop(sentence_id, None)
+            self.annotationsChanged.emit(sentence_id)  # the views reload it (and read its revision again)
+            raise
+        self._shown[sentence_id] = self.project.annotations.revision(sentence_id)
         self.annotationsChanged.emit(sentence_id)
         return a
+
+    def _sentence_of(self, annotation_id: int) -> int:
+        return self.project.annotations.get(annotation_id).sentence_id
+
+    def _add_entity(self, sentence_id: int, start: int, end: int, type_id: int) -> AnnotationRecord:
+        return self._write(sentence_id, lambda seen: self.project.annotations.add_entity(
+            sentence_id, start, end, type_id, expected=seen))
 
     def _add_relation(self, sentence_id: int, head: Span, tail: Span, type_id: int) -> AnnotationRecord:
-        a = self.project.annotations.add_relation(sentence_id, head, tail, type_id)
-        self.annotationsChanged.emit(sentence_id)
-        return a
+        return self._write(sentence_id, lambda seen: self.project.annotations.add_relation(
+            sentence_id, head, tail, type_id, expected=seen))
 
     def _delete(self, annotation_id: int) -> AnnotationRecord:
-        a = self.project.annotations.delete(annotation_id)
-        self.annotationsChanged.emit(a.sentence_id)
-        return a
+        return self._write(self._sentence_of(annotation_id), lambda seen: self.project.annotations.delete(
+            annotation_id, expected=seen))
 
     def _restore(self, annotation_id: int) -> AnnotationRecord:
-        a = self.project.annotations.restore(annotation_id)
-        self.annotationsChanged.emit(a.sentence_id)
-        return a
+        return self._write(self._sentence_of(annotation_id), lambda seen: self.project.annotations.restore(
+            annotation_id, expected=seen))
 
     def _edit(self, annotation_id: int, *, type_id: int | None = None, status: str | None = None,
-              author: str = "user") -> AnnotationRecord:
-        a = self.project.annotations.edit(annotation_id, type=type_id, status=status, author=author)
-        self.annotationsChanged.emit(a.sentence_id)
-        return a
+              author: str | None = None) -> AnnotationRecord:
+        return self._write(self._sentence_of(annotation_id), lambda seen: self.project.annotations.edit(
+            annotation_id, type=type_id, status=status, author=author, expected=seen))
 
     def _restore_as(self, annotation_id: int, author: str) -> AnnotationRecord:
-        a = self.project.annotations.restore(annotation_id, author=author)
-        self.annotationsChanged.emit(a.sentence_id)
-        return a
+        return self._write(self._sentence_of(annotation_id), lambda seen: self.project.annotations.restore(
+            annotation_id, author=author, expected=seen))
 
-    def _accept_prediction(self, prediction_id: int, author: str = "user") -> AnnotationRecord:
-        a = self.project.annotations.accept_prediction(prediction_id, author=author)
-        self.annotationsChanged.emit(a.sentence_id)
-        return a
+    def _accept_prediction(self, prediction_id: int, author: str | None = None) -> AnnotationRecord:
+        sid = self.project.predictions.get(prediction_id).sentence_id
+        return self._write(sid, lambda seen: self.project.annotations.accept_prediction(
+            prediction_id, author=author, expected=seen))
 
-    def _reject_prediction(self, prediction_id: int, author: str = "user") -> AnnotationRecord:
-        a = self.project.annotations.reject_prediction(prediction_id, author=author)
-        self.annotationsChanged.emit(a.sentence_id)
-        return a
+    def _reject_prediction(self, prediction_id: int, author: str | None = None) -> AnnotationRecord:
+        sid = self.project.predictions.get(prediction_id).sentence_id
+        return self._write(sid, lambda seen: self.project.annotations.reject_prediction(
+            prediction_id, author=author, expected=seen))
+
+    def poll_changes(self) -> int:
+        """Announce what teammates (other app instances, workers, other machines) changed since the last
+        poll: the sentences whose annotations changed, new types or type edits, runs, sentences. Returns
+        how many sentences changed. The main window calls it every few seconds."""
+        token = self.project.change_token()
+        if self._token is None or token == self._token:
+            self._token = token
+            return 0
+        before, self._token = self._token, token
+        changed = self.project.annotations.changed_since(before["annotation_version"])
+        teammates = [sid for sid, rev in changed.items() if self._shown.get(sid) != rev]
+        for sid in teammates:
+            self._shown.pop(sid, None)
+            self.annotationsChanged.emit(sid)
+        if token["type_edit"] != before["type_edit"]:
+            self.typesChanged.emit()
+        if token["run"] != before["run"]:
+            self.runsChanged.emit()
+        if token["sentences"] != before["sentences"]:
+            self.sentencesChanged.emit()
+        return len(teammates)
 
     def provenance(self, prediction: PredictionRecord) -> str:
-        """The author of an annotation decided on a prediction: the model (its method) and the run."""
+        """The author of an annotation decided on a prediction: who decided, and the model (its method) and
+        run that proposed it ("ana via model:dynamic-lda run 3")."""
         try:
             method = self.run(prediction.run_id).method
         except ConpetError:
             method = ""
-        return f"model:{method + ' ' if method else ''}run {prediction.run_id}"
+        return f"{self.project.user} via model:{method + ' ' if method else ''}run {prediction.run_id}"
 
     # --- tasks, runs, modules, predictions ------------------------------------------------------
     def tasks(self) -> list[TaskRecord]:

@@ -48,7 +48,7 @@ def duration(run: RunRecord) -> str:
 
 
 class RunsView(QWidget):
-    COLUMNS = ["Run", "Purpose", "Method", "Backbone", "Task", "Status", "Started", "Took", "Message"]
+    COLUMNS = ["Run", "Purpose", "Method", "Backbone", "Task", "Status", "Started", "By", "Took", "Message"]
 
     def __init__(self, model: ProjectModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -106,7 +106,8 @@ class RunsView(QWidget):
         for i, r in enumerate(self.runs):
             started = r.started_at.astimezone().strftime("%Y-%m-%d %H:%M") if r.started_at else ""
             cells = [str(r.id), r.purpose, r.method, r.backbone, str(tasks.get(r.task_id, "")) if r.task_id else "",
-                     r.status, started, duration(r), r.error.splitlines()[0] if r.error else r.message]
+                     r.status, started, r.started_by, duration(r),
+                     r.error.splitlines()[0] if r.error else r.message]
             for j, c in enumerate(cells):
                 item = QTableWidgetItem(c)
                 if j == 5:

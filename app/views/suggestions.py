@@ -49,8 +49,13 @@ def relations_on(span: Span, annotations: list[AnnotationRecord]) -> list[Annota
 
 
 def gold_label(a: AnnotationRecord) -> str:
-    """A gold mark's tooltip: its type, and where it came from when a model proposed it."""
-    return a.type_name + (f" (accepted from {a.author})" if a.author.startswith("model:") else "")
+    """A gold mark's tooltip: its type, and where it came from when a model proposed it (and who accepted it)."""
+    if a.author.startswith("model:"):  # recorded before decisions named who made them
+        return f"{a.type_name} (accepted from {a.author})"
+    who, via, source = a.author.partition(" via ")
+    if via and source.startswith("model:"):
+        return f"{a.type_name} (accepted from {source} by {who})"
+    return f"{a.type_name} (by {a.author})"
 
 
 def suggestion_key(prediction_id: int) -> tuple[str, int]:

@@ -282,7 +282,7 @@ class TrainingView(QWidget):
     def start(self, choice: TrainChoice, overrides: dict | None = None) -> Worker:
         tasks = self.model.tasks()
         open_task = bool(tasks) and not tasks[-1].frozen
-        request = jobs.TrainRequest(self.model.folder, method=choice.method, backbone=choice.backbone,
+        request = jobs.TrainRequest(self.model.where, method=choice.method, backbone=choice.backbone,
                                     device=choice.device, budget=choice.budget, min_examples=choice.min_examples,
                                     types=None if open_task else tuple(choice.type_names),
                                     overrides=dict(overrides or choice.overrides), threads=choice.threads or None,

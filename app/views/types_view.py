@@ -43,6 +43,14 @@ _Index = QModelIndex | QPersistentModelIndex
 NO_PARENT = QModelIndex()  # the default parent of a flat model's rows
 
 
+def who_made(t: TypeRecord) -> str:
+    """Who added the type and who changed it last ("" for a type recorded before names were kept)."""
+    parts = [f"Added by {t.created_by}"] if t.created_by else []
+    if t.edited_by and t.edited_by != t.created_by:
+        parts.append(f"last changed by {t.edited_by}")
+    return "; ".join(parts)
+
+
 class TypesTableModel(QAbstractTableModel):
     COLUMNS = ["", "Name", "Kind", "Shortcut", "Gold examples", "Task", "Head → tail", "Description"]
     C_COLOUR, C_NAME, C_KIND, C_SHORTCUT, C_COUNT, C_TASK, C_ARGS, C_DESC = range(8)
@@ -105,7 +113,7 @@ class TypesTableModel(QAbstractTableModel):
                 return "Double-click to change the colour"
             if c == self.C_TASK and t.task_index is not None:
                 return f"Learnt in task {t.task_index}: it can be renamed, but not deleted"
-            return t.description or None
+            return "\n".join(x for x in (t.description, who_made(t)) if x) or None
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
             if c == self.C_NAME:
                 return t.name

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "FewRel, Few-NERD) into a project",
         description="Import one data file (or a brat folder) into a project (created when absent). All or "
                     "nothing: a malformed file changes nothing. Progress goes to stderr.")
-    p.add_argument("project_dir", type=Path, metavar="PROJECT_DIR")
+    p.add_argument("project_dir", metavar="PROJECT", help="a project folder or a postgresql:// URL")
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("--format", choices=FORMATS, default=None,
                    help="the file's format (default: guessed from its name and content)")
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write every sentence with its current gold annotations, as the project JSONL or in "
                     "another format (atomic write; importing a JSONL, brat, Label Studio or doccano export "
                     "gives the same annotations; formats without relations or entities leave them out).")
-    e.add_argument("project_dir", type=Path, metavar="PROJECT_DIR")
+    e.add_argument("project_dir", metavar="PROJECT", help="a project folder or a postgresql:// URL")
     e.add_argument("out", type=Path, metavar="OUT")
     e.add_argument("--format", choices=WRITABLE, default="jsonl",
                    help="the format to write (default jsonl; brat writes a folder)")

@@ -10,10 +10,11 @@ import sys
 from conpet import __version__
 from conpet.core.errors import ConpetError, storage_error
 from conpet.core.runtime import passive_omp_wait
+from conpet.store.identity import choose_user
 
 # Modules with a `register(subparsers)` function; each adds its subcommands.
 COMMAND_MODULES: list[str] = ["conpet.cli.methods", "conpet.cli.data", "conpet.cli.train", "conpet.cli.bundle",
-                              "conpet.cli.evaluate", "conpet.cli.bench"]
+                              "conpet.cli.evaluate", "conpet.cli.copy", "conpet.cli.bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for command in sub.choices.values():  # every command may write to a project: each says who works
+        command.add_argument("--user", default=None, metavar="NAME",
+                             help="who is working: the author recorded on annotations, type edits and runs "
+                                  "(default: $CONPET_USER, else the operating-system user)")
     return parser
 
 
@@ -46,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "quiet", False):
         quiet_libraries()
     try:
+        choose_user(getattr(args, "user", None))
         return int(args.func(args) or 0)
     except ConpetError as exc:
         print(f"conpet: error: {exc}", file=sys.stderr)
@@ -60,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a full disk or a read-only folder that no layer below named: still one line
         print(f"conpet: error: {storage_error(exc)}", file=sys.stderr)
         return 1
+    finally:
+        choose_user(None)  # the name was this command's (main may run again in one process)
 
 
 if __name__ == "__main__":

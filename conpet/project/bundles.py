@@ -78,7 +78,7 @@ def export_bundle(project: Any, out_path: str | Path, progress: ProgressLike = N
     try:
         folder = current_model_folder(proj)
         if folder is None:
-            raise BundleError(proj.folder, "project", "the project has no trained model yet (run `conpet train` "
+            raise BundleError(proj.where, "project", "the project has no trained model yet (run `conpet train` "
                               "or Train in the app first)")
         return write_bundle(folder, out_path, project_bundle_info(proj, folder), overwrite=overwrite,
                             progress=progress)
@@ -121,7 +121,7 @@ def import_bundle(project: Any, bundle_path: str | Path, progress: ProgressLike 
             existing = proj.tasks.list()
             if existing:
                 raise BundleError(bundle_path, "project",
-                                  f"refused: project {proj.folder} already has {len(existing)} task(s); import a "
+                                  f"refused: project {proj.where} already has {len(existing)} task(s); import a "
                                   "bundle into a project without trained tasks (a new project)")
             types_now = {(t.kind, t.name): t for t in proj.types.list()}
             for t in manifest["tasks"]:
@@ -208,5 +208,6 @@ def _record_import(proj: Any, manifest: Mapping[str, Any], state: Mapping[str, A
         training = {"backbone": dict(manifest["backbone"]), "labels": labels, "run_id": run.id,
                     "imported_from": str(where)}
         (folder / TRAINING_FILE).write_text(json.dumps(training, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        proj.files.store_folder(folder)  # in the database: a teammate's machine rebuilds the same folder
     return {"run_id": run.id, "tasks": len(manifest["tasks"]), "types_created": created, "types_reused": reused,
             "modules": n_modules}

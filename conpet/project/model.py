@@ -42,10 +42,16 @@ def open_project(project: Any) -> tuple[Any, bool]:
 
 def current_model_folder(project: Any) -> Path | None:
     """The folder of the project's current model: the newest registered module whose parent folder holds
-    the engine's ``method.json`` (each training saves the whole model in one folder)."""
+    the engine's ``method.json`` (each training saves the whole model in one folder). A model the project
+    keeps in its database is first brought to this machine (rebuilt when missing or different), so a
+    teammate's machine predicts with the very files the training saved."""
     records = sorted(project.modules.list(), key=lambda m: m.id)
+    kept = set(project.files.folders())
     for m in reversed(records):
         folder = project.modules.folder(m).parent
+        relative = folder.relative_to(project.folder).as_posix()
+        if relative in kept:
+            return project.files.materialise(relative)
         if (folder / STATE_FILE).is_file():
             return folder
     return None
@@ -101,7 +107,8 @@ def release(method: Any) -> None:
 
 
 def is_project_folder(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a project's folder (it holds the project's database)."""
-    from conpet.store.project import DB_NAME
+    """Whether ``path`` names a project: a folder holding the project's database, or a ``postgresql://``
+    URL (a server project; opening it says whether the database holds one)."""
+    from conpet.store.location import DB_NAME, is_server_url
 
-    return (Path(path) / DB_NAME).is_file()
+    return is_server_url(path) or (Path(path) / DB_NAME).is_file()

@@ -105,7 +105,7 @@ def trained_model_folder(project: Any, purpose: str = "predict") -> Path:
     """The current model's folder; a clear refusal when the project has none yet."""
     model_folder = current_model_folder(project)
     if model_folder is None:
-        raise ConpetError(f"{project.folder}: nothing to {purpose} with yet: train the first task "
+        raise ConpetError(f"{project.where}: nothing to {purpose} with yet: train the first task "
                           "(`conpet train` or Train new knowledge… in the app)")
     return model_folder
 

@@ -505,6 +505,7 @@ def _record_step(project: Any, m: Any, run_id: int, task: Any, new: Any, datas: 
                                      task_index=(k + 1) if k is not None else None, run_id=run_id,
                                      parameter_count=m.pet.parameter_count(name))
         _register_suggesters(project, run_id, folder, suggesters)
+        project.files.store_folder(folder)  # in the database: a teammate's machine rebuilds the same folder
         project.tasks.freeze(task.id)
         if preds:
             project.predictions.add_engine_results(run_id, test_examples, preds)

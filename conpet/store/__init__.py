@@ -11,6 +11,7 @@ from conpet.store.errors import (
     NotAProjectError,
     NotFoundError,
     SchemaTooNewError,
+    StaleSentenceError,
     StoreError,
     TypeInUseError,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "RunRecord",
     "SchemaTooNewError",
     "SentenceRecord",
+    "StaleSentenceError",
     "StoreError",
     "TaskRecord",
     "TypeInUseError",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import and_, delete, func, not_, or_, select
-from sqlalchemy.dialects.sqlite import insert
+from sqlalchemy.dialects import postgresql, sqlite
 
 from conpet.core.protocols import CacheKey
 from conpet.store.models import LogitCacheEntry
@@ -71,6 +71,7 @@ class ProjectLogitCache:
         if not rows:
             return
         with self._db.transaction() as s:
+            insert = postgresql.insert if self._db.dialect == "postgresql" else sqlite.insert
             stmt = insert(LogitCacheEntry)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["example_id", "module_id", "module_version"],

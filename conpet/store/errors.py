@@ -25,6 +25,17 @@ class InvalidAnnotationError(StoreError):
     """An annotation that does not fit its sentence (range, emptiness, overlap, unknown type)."""
 
 
+class StaleSentenceError(StoreError):
+    """An edit to a sentence that someone else changed since the editor last read it (optimistic
+    concurrency): refused, naming who changed it; the editor reloads the sentence and decides again."""
+
+    def __init__(self, message: str, *, sentence_id: int, author: str, revision: int) -> None:
+        super().__init__(message)
+        self.sentence_id = sentence_id
+        self.author = author
+        self.revision = revision  # the sentence's revision now
+
+
 class TypeInUseError(StoreError):
     """A knowledge type that cannot be deleted because a task (or a trained module) depends on it."""
 

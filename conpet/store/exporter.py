@@ -31,6 +31,8 @@ class _Line:
     def __init__(self) -> None:
         self.entities: list[Entity] = []
         self.relations: list[Relation] = []
+        self.entity_by: list[str | None] = []  # who made each entity (None: a relation's bare argument)
+        self.relation_by: list[str] = []
 
     def slot(self, span: Span) -> int | None:
         """Index of an entity with exactly this span, -1 when the span is free, None when it overlaps."""
@@ -41,34 +43,48 @@ class _Line:
                 return None
         return -1
 
-    def place(self, head: Span, tail: Span, label: str) -> bool:
+    def place(self, head: Span, tail: Span, label: str, by: str = "") -> bool:
         a, b = self.slot(head), self.slot(tail)
         if a is None or b is None:
             return False
         if a == -1:
             self.entities.append(Entity(head.start, head.end, None))
+            self.entity_by.append(None)
             a = len(self.entities) - 1
         if b == -1:
             self.entities.append(Entity(tail.start, tail.end, None))
+            self.entity_by.append(None)
             b = len(self.entities) - 1
         self.relations.append(Relation(a, b, label))
+        self.relation_by.append(by)
         return True
+
+    def meta(self) -> dict:
+        """Who made each annotation, in the order of the line's entities and relations (none: no key)."""
+        if not any(self.entity_by) and not any(self.relation_by):
+            return {}
+        return {"by": {"entities": list(self.entity_by), "relations": list(self.relation_by)}}
 
 
 def sentence_lines(text: str, sid: str, source: str, entities: list[tuple[Span, str]],
-                   relations: list[tuple[Span, Span, str]]) -> list[Sentence]:
-    """One JSONL sentence, or several when the annotations cannot share one line."""
+                   relations: list[tuple[Span, Span, str]], entity_by: list[str] | None = None,
+                   relation_by: list[str] | None = None) -> list[Sentence]:
+    """One JSONL sentence, or several when the annotations cannot share one line. ``entity_by`` and
+    ``relation_by`` (who made each annotation) go to each line's ``meta["by"]``."""
     lines = [_Line()]
-    lines[0].entities = [Entity(sp.start, sp.end, label) for sp, label in sorted(entities, key=lambda x: x[0].start)]
-    for head, tail, label in relations:
+    by_e = entity_by or [""] * len(entities)
+    order = sorted(range(len(entities)), key=lambda i: entities[i][0].start)
+    lines[0].entities = [Entity(entities[i][0].start, entities[i][0].end, entities[i][1]) for i in order]
+    lines[0].entity_by = [by_e[i] or None for i in order]
+    for (head, tail, label), by in zip(relations, relation_by or [""] * len(relations), strict=True):
         for line in lines:
-            if line.place(head, tail, label):
+            if line.place(head, tail, label, by):
                 break
         else:
             line = _Line()
-            line.place(head, tail, label)
+            line.place(head, tail, label, by)
             lines.append(line)
-    return [Sentence(text, tuple(line.entities), tuple(line.relations), id=sid, source=source)
+    return [Sentence(text, tuple(line.entities), tuple(line.relations), id=sid, source=source, meta=line.meta())
             for line in lines]
 
 
@@ -125,20 +141,24 @@ def project_sentences(project: Project, progress: Callable[[float, str], None] |
             ids = [r[0] for r in rows]
             ents: dict[int, list[tuple[Span, str]]] = {i: [] for i in ids}
             rels: dict[int, list[tuple[Span, Span, str]]] = {i: [] for i in ids}
+            ent_by: dict[int, list[str]] = {i: [] for i in ids}
+            rel_by: dict[int, list[str]] = {i: [] for i in ids}
             q = (select(Annotation.sentence_id, Annotation.kind, AnnotationVersion.type_id,
                         AnnotationVersion.start, AnnotationVersion.end, AnnotationVersion.tail_start,
-                        AnnotationVersion.tail_end)
+                        AnnotationVersion.tail_end, AnnotationVersion.author)
                  .join(AnnotationVersion, AnnotationVersion.annotation_id == Annotation.id)
                  .where(Annotation.sentence_id.in_(ids), AnnotationVersion.is_current.is_(True),
                         AnnotationVersion.status == "gold")
                  .order_by(Annotation.id))
-            for sid, kind, type_id, start, end, ts, te in s.execute(q):
+            for sid, kind, type_id, start, end, ts, te, author in s.execute(q):
                 if kind == "entity":
                     ents[sid].append((Span(start, end), names[type_id]))
+                    ent_by[sid].append(author)
                 else:
                     rels[sid].append((Span(start, end), Span(ts, te), names[type_id]))
+                    rel_by[sid].append(author)
             for sid, text, source in rows:
-                out.extend(sentence_lines(text, str(sid), source, ents[sid], rels[sid]))
+                out.extend(sentence_lines(text, str(sid), source, ents[sid], rels[sid], ent_by[sid], rel_by[sid]))
             done += len(rows)
             if progress is not None and total:
                 progress(0.9 * done / total, f"read {done} of {total} sentences")

@@ -29,6 +29,7 @@ from conpet.data import formats as _formats
 from conpet.data.example import Example, Span
 from conpet.data.jsonl import RelationTypeArguments
 from conpet.store.argument_import import allowed_lists, apply_declarations, sentence_problems
+from conpet.store.db import sync_id_sequences
 from conpet.store.errors import StoreError
 from conpet.store.models import (
     Annotation,
@@ -237,7 +238,8 @@ def _merged(parsed: ParsedFile) -> dict[str, ParsedSentence]:
     return merged
 
 
-def _write_types(s: Session, parsed: ParsedFile, counts: _Counts, written: _Written) -> dict[tuple[str, str], int]:
+def _write_types(s: Session, parsed: ParsedFile, counts: _Counts, written: _Written,
+                 author: str) -> dict[tuple[str, str], int]:
     """The file's types (created, or brought back when deleted) and its relation argument declarations."""
     rows = {(t.kind, t.name): t for t in s.scalars(select(KnowledgeType))}
     type_ids: dict[tuple[str, str], int] = {}
@@ -246,7 +248,7 @@ def _write_types(s: Session, parsed: ParsedFile, counts: _Counts, written: _Writ
         if t is None or t.deleted_at is not None:
             revived = t is not None
             try:
-                t = add_type(s, key[1], key[0], description=description, group=group)
+                t = add_type(s, key[1], key[0], description=description, group=group, author=author)
             except StoreError as exc:
                 raise DataFormatError(parsed.path, f"{key[0]} type {key[1]!r}: {exc}") from None
             (written.revived_types if revived else written.created_types).append(t.id)
@@ -343,6 +345,7 @@ def _write_chunk(s: Session, merged: dict[str, ParsedSentence], hashes: list[str
     for model, rows_ in ((Sentence, new_sentences), (Annotation, new_annotations), (AnnotationVersion, new_versions)):
         if rows_:
             s.execute(insert(model), rows_)
+    sync_id_sequences(s, ["sentences", "annotations", "annotation_versions"])  # the ids above were explicit
     written.sentences += [r["id"] for r in new_sentences]
     written.annotations += [r["id"] for r in new_annotations]
     written.versions += [r["id"] for r in new_versions]
@@ -413,10 +416,10 @@ def import_file(project: Project, path: str | Path, format: str | None = None,
         progress(_PARSE_SHARE, f"read {len(parsed.sentences)} sentences from {path.name}")
     merged = _merged(parsed)
     counts, written = _Counts(), _Written()
-    author = author or f"import:{path.name}"
+    author = author or f"{project.user} (import {path.name})"
     try:
         with project.transaction() as s:
-            type_ids = _write_types(s, parsed, counts, written)
+            type_ids = _write_types(s, parsed, counts, written, author)
         hashes = list(merged)
         problems: list[tuple[int | None, str]] = []
         for i in range(0, len(hashes), _SENTENCES_PER_TRANSACTION):

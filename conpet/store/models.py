@@ -5,7 +5,7 @@ These classes are private to ``conpet.store``: repositories turn rows into froze
 the Alembic migrations in ``conpet/store/migrations``; a test checks that the migrations produce exactly
 these models.
 
-Times are stored as naive UTC in SQLite and read back as aware UTC datetimes.
+Times are stored as naive UTC (in SQLite and PostgreSQL alike) and read back as aware UTC datetimes.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     Float,
@@ -131,6 +132,7 @@ class KnowledgeType(Base):
             "shortcut",
             unique=True,
             sqlite_where=text("shortcut IS NOT NULL AND deleted_at IS NULL"),
+            postgresql_where=text("shortcut IS NOT NULL AND deleted_at IS NULL"),
         ),
     )
 
@@ -144,6 +146,10 @@ class KnowledgeType(Base):
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id"), default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    # who made the type and who changed it last (schema version 5; every change is in type_edits)
+    created_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    edited_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    edited_at: Mapped[datetime | None] = mapped_column(default=None)
 
     task: Mapped[Task | None] = relationship(back_populates="types")
     # a relation type's allowed head and tail entity types (none for a role: any type)
@@ -203,6 +209,7 @@ class AnnotationVersion(Base):
             "annotation_id",
             unique=True,
             sqlite_where=text("is_current = 1"),
+            postgresql_where=text("is_current"),
         ),
         Index("ix_annotation_versions_current_type", "is_current", "type_id"),
         CheckConstraint(_one_of("status", ANNOTATION_STATUSES), name="status"),
@@ -255,6 +262,7 @@ class Run(Base):
     host: Mapped[str] = mapped_column(String(200), default="")
     pid: Mapped[int | None] = mapped_column(Integer, default=None)
     pid_started: Mapped[str | None] = mapped_column(String(40), default=None)
+    started_by: Mapped[str] = mapped_column(String(200), default="", server_default="")  # who (version 5)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -325,7 +333,7 @@ class LogitCacheEntry(Base):
 
 class Lease(Base):
     """Who holds a project's lease on model-changing work (training, a prediction that writes, a bundle
-    import): one row per lease name while held. Schema version 4. A holder renews ``expires_at`` by its
+    import): one row per lease name while held. Schema version 4 (the lease). A holder renews ``expires_at`` by its
     heartbeat; a row whose holder died (same host: its process is gone) or whose expiry passed (another
     host) may be taken over. Plain rows and compare-and-set updates: the same on SQLite and PostgreSQL."""
 
@@ -340,3 +348,39 @@ class Lease(Base):
     acquired_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class Blob(Base):
+    """File contents addressed by their SHA-256 (each distinct content once). Schema version 5."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StoredFile(Base):
+    """One file of a folder the project keeps in its database (a trained model's folder: adapters, router
+    statistics, suggesters), so that any machine with the database can rebuild the folder. Version 5."""
+
+    __tablename__ = "stored_files"
+
+    folder: Mapped[str] = mapped_column(String(500), primary_key=True)  # relative to the project folder
+    path: Mapped[str] = mapped_column(String(1000), primary_key=True)  # relative to ``folder``
+    sha256: Mapped[str] = mapped_column(ForeignKey("blobs.sha256"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TypeEdit(Base):
+    """One change to a knowledge type, and who made it (schema version 5)."""
+
+    __tablename__ = "type_edits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type_id: Mapped[int] = mapped_column(ForeignKey("knowledge_types.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))  # add, rename, describe, colour, shortcut, group, ...
+    detail: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,4 +1,6 @@
-"""A project: one folder holding ``project.sqlite`` (the single source of truth) and ``modules/``."""
+"""A project: one folder holding ``project.sqlite`` (the single source of truth) and ``modules/``, or a
+PostgreSQL database (``postgresql://user@host/database``) that a team shares, with a working folder on
+each machine (``conpet.store.location``)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,17 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, insert, inspect, select
 from sqlalchemy.orm import Session, joinedload
 
 from conpet import __version__
 from conpet.data.example import Example, Span, example_id
 from conpet.store import schema
 from conpet.store.cache import ProjectLogitCache
-from conpet.store.db import Database, mapped_errors
+from conpet.store.db import Database, engine_for, mapped_errors
 from conpet.store.errors import NotAProjectError, StoreError
+from conpet.store.identity import check_user
+from conpet.store.location import DB_NAME, ProjectLocation, locate, sqlite_location
 from conpet.store.models import (
     Annotation,
     AnnotationVersion,
@@ -24,10 +28,12 @@ from conpet.store.models import (
     Run,
     Sentence,
     Task,
+    TypeEdit,
 )
 from conpet.store.records import ProjectRecord, TypeRecord
 from conpet.store.repositories import (
     AnnotationRepository,
+    FileRepository,
     LeaseRepository,
     ModuleRepository,
     PredictionRepository,
@@ -40,36 +46,62 @@ from conpet.store.repositories._common import TypeRef, get_types, type_record
 from conpet.store.repositories.runs import mark_dead_runs_interrupted
 from conpet.store.repositories.types import _gold_counts
 
-DB_NAME = "project.sqlite"
 MODULES_DIR = "modules"
 
 
 class Project:
-    """Open with ``Project.open(folder)`` / ``Project.create(folder, name=...)``; share it freely between
-    threads (every repository call uses its own session). Close it when done (or use ``with``)."""
+    """Open with ``Project.open(where)`` / ``Project.create(where, name=...)``, ``where`` a folder or a
+    ``postgresql://`` URL; share it freely between threads (every repository call uses its own session).
+    Close it when done (or use ``with``)."""
 
-    def __init__(self, folder: Path, upgrade: schema.UpgradeResult | None = None) -> None:
-        self.folder = folder.resolve()
-        self.db_path = self.folder / DB_NAME
+    def __init__(self, where: Path | ProjectLocation, upgrade: schema.UpgradeResult | None = None) -> None:
+        self.location = where if isinstance(where, ProjectLocation) else locate(where)
+        self.folder = self.location.folder  # a server project's working folder on this machine
+        self.db_path = self.location.db_path  # None for a server project
         self.modules_dir = self.folder / MODULES_DIR
         self.upgrade = upgrade  # what opening did to an older schema (backup path and versions)
-        self.db = Database(self.db_path)
+        self.db = Database(self.location)
         self.types = TypeRepository(self.db)
         self.sentences = SentenceRepository(self.db)
         self.annotations = AnnotationRepository(self.db)
         self.tasks = TaskRepository(self.db)
         self.runs = RunRepository(self.db)
         self.modules = ModuleRepository(self.db, self.folder)
+        self.files = FileRepository(self.db, self.folder)  # trained models' folders, kept in the database
         self.predictions = PredictionRepository(self.db)
         self.logit_cache = ProjectLogitCache(self.db)
         self.leases = LeaseRepository(self.db)
         self.interrupted_runs: tuple[int, ...] = ()
 
     # ----- opening
+    @property
+    def where(self) -> str:
+        """How to name the project to a user: its folder, or its server URL without the password."""
+        return self.location.display
+
+    @property
+    def is_server(self) -> bool:
+        return self.location.is_server
+
+    @property
+    def user(self) -> str:
+        """Who is working: the author recorded on every annotation, decision, type edit and run this
+        project object writes (default: ``conpet.store.identity.default_user()``)."""
+        return self.db.user
+
+    @user.setter
+    def user(self, name: str) -> None:
+        self.db.user = check_user(name)
+
     @classmethod
-    def create(cls, folder: str | Path, *, name: str | None = None) -> Project:
-        """A new project in ``folder`` (created if needed; refused if it already holds a project)."""
-        folder = Path(folder)
+    def create(cls, where: str | Path, *, name: str | None = None) -> Project:
+        """A new project in the folder ``where`` (created if needed; refused if it already holds a
+        project), or in the empty PostgreSQL database a ``postgresql://`` URL names."""
+        location = locate(where)
+        if location.is_server:
+            cls._create_on_server(location, name)
+            return cls._opened(location, None)
+        folder = Path(where)
         db_path = folder / DB_NAME
         if db_path.exists():
             raise StoreError(f"{folder} already holds a project ({DB_NAME}); open it instead")
@@ -77,7 +109,29 @@ class Project:
             raise StoreError(f"{folder} is a file, not a folder")
         with mapped_errors(db_path):  # a read-only folder or a full disk: one message, no traceback
             cls._create_file(folder, db_path, name)
-        return cls._opened(folder, None)
+        return cls._opened(location, None)
+
+    @staticmethod
+    def _create_on_server(location: ProjectLocation, name: str | None) -> None:
+        """The schema and the project's record in one transaction: a failure leaves the database empty."""
+        engine = engine_for(location)
+        try:
+            with mapped_errors(location), engine.connect() as conn:
+                tables = inspect(conn).get_table_names()
+        finally:
+            engine.dispose()
+        if tables:
+            held = "already holds a project" if "project_info" in tables else "is not empty"
+            raise StoreError(f"the database {location.display} {held} ({len(tables)} tables); "
+                             "open it, or create a new database for a new project")
+
+        def record(conn: Connection) -> None:
+            conn.execute(insert(ProjectInfo).values(id=1, name=name or str(location.url.database),
+                                                    app_version=__version__))
+
+        with mapped_errors(location):
+            schema.upgrade(location, then=record)
+            (location.folder / MODULES_DIR).mkdir(parents=True, exist_ok=True)
 
     @staticmethod
     def _create_file(folder: Path, db_path: Path, name: str | None) -> None:
@@ -88,7 +142,7 @@ class Project:
             p.unlink(missing_ok=True)
         try:
             schema.upgrade(tmp)
-            first = Database(tmp)
+            first = Database(sqlite_location(tmp))
             try:
                 with first.transaction() as s:
                     s.add(ProjectInfo(id=1, name=name or folder.resolve().name, app_version=__version__))
@@ -106,28 +160,41 @@ class Project:
             raise
 
     @classmethod
-    def open(cls, folder: str | Path) -> Project:
-        """Open an existing project. An older schema is backed up and upgraded; a newer one is refused
-        (SchemaTooNewError); runs left running by a dead process are marked 'interrupted'."""
-        folder = Path(folder)
-        db_path = folder / DB_NAME
-        if not db_path.is_file():
-            raise NotAProjectError(f"{folder} is not a ConPET project (no {DB_NAME} in it)")
-        with mapped_errors(db_path):
-            result = schema.ensure_current(db_path)
-            (folder / MODULES_DIR).mkdir(exist_ok=True)
-            return cls._opened(folder, result if result.backup else None)
+    def open(cls, where: str | Path) -> Project:
+        """Open an existing project (a folder or a ``postgresql://`` URL). An older schema is upgraded (a
+        SQLite file is backed up first); a newer one is refused (SchemaTooNewError); runs left running by
+        a dead process are marked 'interrupted'."""
+        location = locate(where)
+        if location.is_server:
+            state = schema.read_state(location)
+            if not state.has_tables:
+                raise NotAProjectError(f"the database {location.display} holds no ConPET project yet "
+                                       "(create one there first, or copy a project to it with `conpet copy`)")
+        elif location.db_path is None or not location.db_path.is_file():
+            raise NotAProjectError(f"{where} is not a ConPET project (no {DB_NAME} in it)")
+        with mapped_errors(location):
+            result = schema.ensure_current(location)
+            (location.folder / MODULES_DIR).mkdir(parents=True, exist_ok=True)
+            changed = result.from_version != result.to_version
+            return cls._opened(location, result if changed else None)
 
     @classmethod
-    def open_or_create(cls, folder: str | Path, *, name: str | None = None) -> Project:
-        folder = Path(folder)
-        if (folder / DB_NAME).exists():
-            return cls.open(folder)
-        return cls.create(folder, name=name)
+    def exists(cls, where: str | Path | ProjectLocation) -> bool:
+        """Whether a project lives at ``where`` (a folder holding project.sqlite, or a database with tables)."""
+        location = where if isinstance(where, ProjectLocation) else locate(where)
+        if location.is_server:
+            return schema.read_state(location).has_tables
+        return location.db_path is not None and location.db_path.exists()
 
     @classmethod
-    def _opened(cls, folder: Path, upgrade: schema.UpgradeResult | None) -> Project:
-        project = cls(folder, upgrade)
+    def open_or_create(cls, where: str | Path, *, name: str | None = None) -> Project:
+        if cls.exists(where):
+            return cls.open(where)
+        return cls.create(where, name=name)
+
+    @classmethod
+    def _opened(cls, location: ProjectLocation, upgrade: schema.UpgradeResult | None) -> Project:
+        project = cls(location, upgrade)
         try:
             if project.runs.active():  # take the write lock only when there may be something to mark
                 with project.db.transaction() as s:
@@ -163,9 +230,10 @@ class Project:
         with self.db.read() as s:
             row = s.get(ProjectInfo, 1)
             if row is None:
-                raise StoreError(f"{self.db_path} has no project record")
+                raise StoreError(f"{self.where} has no project record")
             return ProjectRecord(name=row.name, folder=self.folder, created_at=row.created_at,
-                                 app_version=row.app_version, schema_version=schema.head_version())
+                                 app_version=row.app_version, schema_version=schema.head_version(),
+                                 location=self.where)
 
     def rename(self, name: str) -> ProjectRecord:
         if not name or not name.strip():
@@ -183,10 +251,19 @@ class Project:
         return path
 
     def integrity_check(self) -> str:
-        """SQLite's own check: "ok" when the file is sound."""
-        with self.db.engine.connect() as conn:
-            rows = conn.exec_driver_sql("PRAGMA integrity_check").fetchall()
-        return "\n".join(str(r[0]) for r in rows)
+        """"ok" when the database is sound: SQLite's own check of the file; on PostgreSQL (which checks its
+        pages and constraints itself) the store's invariant that every annotation has one current version."""
+        if not self.is_server:
+            with self.db.engine.connect() as conn:
+                rows = conn.exec_driver_sql("PRAGMA integrity_check").fetchall()
+            return "\n".join(str(r[0]) for r in rows)
+        with self.db.read() as s:
+            current = (select(AnnotationVersion.annotation_id, func.count().label("n"))
+                       .where(AnnotationVersion.is_current.is_(True))
+                       .group_by(AnnotationVersion.annotation_id).subquery())
+            bad = s.scalars(select(Annotation.id).outerjoin(current, current.c.annotation_id == Annotation.id)
+                            .where(func.coalesce(current.c.n, 0) != 1).order_by(Annotation.id).limit(10)).all()
+        return "ok" if not bad else f"annotations without exactly one current version: {list(bad)}"
 
     # ----- what the trainers need
     def examples_for_training(self, types: Iterable[TypeRef]) -> list[Example]:
@@ -228,6 +305,17 @@ class Project:
             if kind is not None:
                 q = q.where(KnowledgeType.kind == kind)
             return [type_record(t) for t in s.scalars(q) if counts.get(t.id, 0) >= min_examples]
+
+    def change_token(self) -> dict[str, object]:
+        """A cheap summary that changes whenever anyone changes the project: the newest annotation version,
+        type edit and sentence, and the runs' latest update (a view polls it to show teammates' work)."""
+        with self.db.read() as s:
+            return {
+                "annotation_version": int(s.scalar(select(func.max(AnnotationVersion.id))) or 0),
+                "type_edit": int(s.scalar(select(func.max(TypeEdit.id))) or 0),
+                "sentences": int(s.scalar(select(func.max(Sentence.id))) or 0),
+                "run": (int(s.scalar(select(func.count(Run.id))) or 0), s.scalar(select(func.max(Run.updated_at)))),
+            }
 
     def counts(self) -> dict[str, int]:
         """Sizes for a status bar: sentences, gold annotations, types, tasks, runs."""

@@ -20,6 +20,7 @@ class ProjectRecord:
     created_at: datetime
     app_version: str
     schema_version: int
+    location: str = ""  # the folder, or the server URL without its password
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,9 @@ class TypeRecord:
     # a relation type's allowed head / tail entity types (ids; empty: any entity type)
     head_type_ids: tuple[int, ...] = ()
     tail_type_ids: tuple[int, ...] = ()
+    created_by: str = ""  # who added the type ("" before schema version 4)
+    edited_by: str = ""  # who changed it last
+    edited_at: datetime | None = None
 
     def allows(self, role: str, entity_type_id: int | None) -> bool:
         """Whether an argument of this entity type may be the relation's ``role`` ("head" or "tail");
@@ -114,6 +118,7 @@ class RunRecord:
     started_at: datetime | None = None
     updated_at: datetime | None = None
     finished_at: datetime | None = None
+    started_by: str = ""  # who started the run ("" before schema version 4)
 
     @property
     def is_active(self) -> bool:

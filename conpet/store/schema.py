@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,9 +21,11 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, text
 
-from conpet.store.db import make_engine, write_engine
+from conpet.store.db import engine_for, make_engine, mapped_errors, write_engine
 from conpet.store.errors import NotAProjectError, SchemaTooNewError, StoreError
+from conpet.store.location import ProjectLocation, sqlite_location
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -51,8 +54,17 @@ class DatabaseState:
     has_tables: bool
 
 
-def read_state(path: Path) -> DatabaseState:
-    """What schema the file at ``path`` holds (read with plain sqlite3, touching nothing)."""
+def _location(target: Path | ProjectLocation) -> ProjectLocation:
+    return target if isinstance(target, ProjectLocation) else sqlite_location(target)
+
+
+def read_state(target: Path | ProjectLocation) -> DatabaseState:
+    """What schema the database holds (a SQLite file is read with plain sqlite3, touching nothing)."""
+    location = _location(target)
+    if location.is_server:
+        return _read_server_state(location)
+    path = location.db_path
+    assert path is not None
     try:
         # read-write (though only read): a read-only connection cannot recover the WAL after a crash
         con = sqlite3.connect(str(path), timeout=30)
@@ -73,6 +85,22 @@ def read_state(path: Path) -> DatabaseState:
         raise NotAProjectError(f"{path}: not a ConPET project database ({exc})") from exc
     finally:
         con.close()
+
+
+def _read_server_state(location: ProjectLocation) -> DatabaseState:
+    engine = engine_for(location)
+    try:
+        with mapped_errors(location), engine.connect() as conn:
+            tables = set(inspect(conn).get_table_names())
+            revision = version = None
+            if "alembic_version" in tables:
+                revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            if "schema_version" in tables:
+                row = conn.execute(text("SELECT version FROM schema_version ORDER BY id LIMIT 1")).scalar()
+                version = int(row) if row is not None else None
+            return DatabaseState(revision, version, bool(tables))
+    finally:
+        engine.dispose()
 
 
 def backup_path(path: Path, version: int) -> Path:
@@ -96,18 +124,24 @@ def backup(path: Path, target: Path) -> None:
         src.close()
 
 
-def upgrade(path: Path, revision: str = "head") -> None:
-    """Run the migrations on ``path`` up to ``revision`` in one transaction (foreign keys off while
-    tables are rebuilt, checked afterwards)."""
-    engine = write_engine(make_engine(path, foreign_keys=False))
+def upgrade(target: Path | ProjectLocation, revision: str = "head",
+            then: Callable[[Connection], None] | None = None) -> None:
+    """Run the migrations on the database up to ``revision`` in one transaction (on SQLite foreign keys
+    are off while tables are rebuilt and checked afterwards; PostgreSQL checks them as it goes), then
+    ``then(connection)`` inside the same transaction."""
+    location = _location(target)
+    engine = write_engine(engine_for(location, foreign_keys=False))
     try:
         with engine.begin() as conn:
             cfg = alembic_config()
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
-            problems = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-            if problems:
-                raise StoreError(f"{path}: migration left broken references: {problems[:5]}")
+            if not location.is_server:
+                problems = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if problems:
+                    raise StoreError(f"{location.display}: migration left broken references: {problems[:5]}")
+            if then is not None:
+                then(conn)
     finally:
         engine.dispose()
 
@@ -119,14 +153,17 @@ class UpgradeResult:
     backup: Path | None
 
 
-def ensure_current(path: Path) -> UpgradeResult:
+def ensure_current(target: Path | ProjectLocation) -> UpgradeResult:
     """Bring an existing project database to the newest schema.
 
-    Older: back it up next to itself as ``project.sqlite.bak-v<N>-<timestamp>``, then upgrade.
+    Older: back a SQLite file up next to itself as ``project.sqlite.bak-v<N>-<timestamp>``, then upgrade
+    (a PostgreSQL database is upgraded in one transaction, which its DDL allows, with no copy).
     Newer than this code: refuse with SchemaTooNewError. Not a project database: NotAProjectError.
     """
+    location = _location(target)
+    path: Path | str = location.db_path or location.display
     chain = revision_chain()
-    state = read_state(path)
+    state = read_state(location)
     if not state.has_tables or state.revision is None:
         raise NotAProjectError(f"{path}: not a ConPET project database (it has no schema record)")
     if state.revision not in chain:
@@ -138,17 +175,20 @@ def ensure_current(path: Path) -> UpgradeResult:
     current = chain.index(state.revision) + 1
     if current == len(chain):
         return UpgradeResult(current, current, None)
-    target = backup_path(path, current)
-    backup(path, target)
+    copy = None
+    if location.db_path is not None:
+        copy = backup_path(location.db_path, current)
+        backup(location.db_path, copy)
     try:
-        upgrade(path)
-    except Exception as exc:  # the upgrade is one transaction: the file is still at version `current`
+        upgrade(location)
+    except Exception as exc:  # the upgrade is one transaction: still at version `current`
+        kept = f"; a copy is at {copy.name}" if copy is not None else ""
         raise StoreError(
             f"could not upgrade {path} from schema version {current} to {len(chain)}: "
             f"{getattr(exc, 'orig', None) or exc}. The project "
-            f"is unchanged; a copy is at {target.name}."
+            f"is unchanged{kept}."
         ) from exc
-    return UpgradeResult(current, len(chain), target)
+    return UpgradeResult(current, len(chain), copy)
 
 
 def _make_revision(message: str) -> None:

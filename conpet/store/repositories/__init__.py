@@ -2,6 +2,7 @@
 calling thread's transaction when there is one) and returns frozen records."""
 
 from conpet.store.repositories.annotations import AnnotationRepository
+from conpet.store.repositories.files import FileRepository
 from conpet.store.repositories.leases import LeaseRepository
 from conpet.store.repositories.modules import ModuleRepository
 from conpet.store.repositories.predictions import PredictionRepository
@@ -13,6 +14,7 @@ from conpet.store.repositories.types import TypeRepository
 __all__ = [
     "SENTENCE_STATUSES",
     "AnnotationRepository",
+    "FileRepository",
     "LeaseRepository",
     "ModuleRepository",
     "PredictionRepository",

@@ -25,7 +25,7 @@ def type_record(t: KnowledgeType) -> TypeRecord:
         id=t.id, kind=t.kind,  # type: ignore[arg-type]
         name=t.name, description=t.description, colour=t.colour, shortcut=t.shortcut,
         group=t.group_name, task_id=t.task_id, task_index=t.task.index if t.task is not None else None,
-        created_at=t.created_at,
+        created_at=t.created_at, created_by=t.created_by, edited_by=t.edited_by, edited_at=t.edited_at,
         head_type_ids=tuple(a.entity_type_id for a in t.arguments if a.role == "head"),
         tail_type_ids=tuple(a.entity_type_id for a in t.arguments if a.role == "tail"),
     )

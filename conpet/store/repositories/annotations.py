@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from conpet.data.example import Span
-from conpet.store.errors import InvalidAnnotationError, NotFoundError, StoreError
+from conpet.store.errors import InvalidAnnotationError, NotFoundError, StaleSentenceError, StoreError
 from conpet.store.models import Annotation, AnnotationVersion, KnowledgeType, Prediction, Sentence, utcnow
 from conpet.store.records import AnnotationRecord
 from conpet.store.repositories._common import TypeRef, annotation_record, get_type
@@ -161,6 +161,32 @@ def _version_spans(v: AnnotationVersion, kind: str) -> tuple[Span, ...]:
     return (Span(v.start, v.end),)
 
 
+def sentence_revision(s: Session, sentence_id: int) -> int:
+    """The newest annotation version id of the sentence: versions only ever get added, with growing ids."""
+    q = (select(func.max(AnnotationVersion.id))
+         .join(Annotation, Annotation.id == AnnotationVersion.annotation_id)
+         .where(Annotation.sentence_id == sentence_id))
+    return int(s.scalar(q) or 0)
+
+
+def check_fresh(s: Session, sentence_id: int, expected: int | None) -> None:
+    """Refuse a write to a sentence changed since the writer read revision ``expected`` (None: no check).
+    Runs inside the write transaction, which holds the database's write lock, so the check and the write
+    cannot be split by another writer."""
+    if expected is None:
+        return
+    now = sentence_revision(s, sentence_id)
+    if now == int(expected):
+        return
+    latest = s.get(AnnotationVersion, now)
+    who = latest.author if latest is not None else "someone"
+    when = f" at {latest.created_at:%H:%M:%S}" if latest is not None else ""
+    raise StaleSentenceError(
+        f"sentence {sentence_id} was changed by {who}{when} since you loaded it: your change was not saved; "
+        "the sentence has been reloaded, check it and try again",
+        sentence_id=sentence_id, author=who, revision=now)
+
+
 class AnnotationRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -211,28 +237,59 @@ class AnnotationRepository:
                 q = q.where(AnnotationVersion.type_id == get_type(s, type, live=False).id)
             return int(s.scalar(q) or 0)
 
+    def revision(self, sentence_id: int) -> int:
+        """The sentence's revision: grows with every change to its annotations (0: never annotated). An
+        editor passes the revision it showed as ``expected`` to a write, which is refused
+        (StaleSentenceError, naming who changed it) when someone changed the sentence since."""
+        with self._db.read() as s:
+            return sentence_revision(s, sentence_id)
+
+    def revisions(self, sentence_ids: list[int]) -> dict[int, int]:
+        """Each sentence's revision (one query; sentences without annotations: 0)."""
+        with self._db.read() as s:
+            out = dict.fromkeys(sentence_ids, 0)
+            for i in range(0, len(sentence_ids), 10_000):
+                q = (select(Annotation.sentence_id, func.max(AnnotationVersion.id))
+                     .join(AnnotationVersion, AnnotationVersion.annotation_id == Annotation.id)
+                     .where(Annotation.sentence_id.in_(sentence_ids[i:i + 10_000]))
+                     .group_by(Annotation.sentence_id))
+                out.update({sid: int(rev) for sid, rev in s.execute(q)})
+            return out
+
+    def changed_since(self, version_id: int) -> dict[int, int]:
+        """The sentences with an annotation version newer than ``version_id``, with their revision now."""
+        with self._db.read() as s:
+            q = (select(Annotation.sentence_id, func.max(AnnotationVersion.id))
+                 .join(AnnotationVersion, AnnotationVersion.annotation_id == Annotation.id)
+                 .where(AnnotationVersion.id > int(version_id)).group_by(Annotation.sentence_id))
+            return {int(sid): int(rev) for sid, rev in s.execute(q)}
+
     # ----- writing (each call is one transaction)
     def add_entity(self, sentence_id: int, start: int, end: int, type: TypeRef, *, status: str = "gold",
-                   author: str = "user") -> AnnotationRecord:
+                   author: str | None = None, expected: int | None = None) -> AnnotationRecord:
         """Mark ``text[start:end]`` as a mention of ``type``. Refused (InvalidAnnotationError) when the
         span is empty or out of range, overlaps another gold mention, or the type is unknown."""
         with self._db.transaction() as s:
+            check_fresh(s, sentence_id, expected)
             return annotation_record(add_annotation(s, sentence_id, "entity", [Span(start, end)], type,
-                                                    status=status, author=author))
+                                                    status=status, author=author or self._db.user))
 
     def add_relation(self, sentence_id: int, head: SpanLike, tail: SpanLike, type: TypeRef, *,
-                     status: str = "gold", author: str = "user") -> AnnotationRecord:
+                     status: str = "gold", author: str | None = None,
+                     expected: int | None = None) -> AnnotationRecord:
         with self._db.transaction() as s:
+            check_fresh(s, sentence_id, expected)
             spans = [_span(head, "head"), _span(tail, "tail")]
             return annotation_record(add_annotation(s, sentence_id, "relation", spans, type,
-                                                    status=status, author=author))
+                                                    status=status, author=author or self._db.user))
 
     def edit(self, annotation_id: int, *, type: TypeRef | None = None, span: SpanLike | None = None,
              head: SpanLike | None = None, tail: SpanLike | None = None, status: str | None = None,
-             author: str = "user") -> AnnotationRecord:
+             author: str | None = None, expected: int | None = None) -> AnnotationRecord:
         """A new version with the changes given (``span`` for an entity; ``head``/``tail`` for a relation)."""
         with self._db.transaction() as s:
             old = _current_version(s, annotation_id)
+            check_fresh(s, old.annotation.sentence_id, expected)
             if old.status == "deleted":
                 raise StoreError(f"annotation {annotation_id} was deleted; add a new one instead")
             kind = old.annotation.kind
@@ -255,21 +312,26 @@ class AnnotationRepository:
                 return annotation_record(old)  # nothing changed: no new version
             validate(s, s.get(Sentence, old.annotation.sentence_id), kind, spans, type_, new_status,
                      exclude_annotation=annotation_id)
-            v = new_version(s, old, type_=type_, spans=spans, status=new_status, author=author)
+            v = new_version(s, old, type_=type_, spans=spans, status=new_status,
+                            author=author or self._db.user)
             return annotation_record(v)
 
-    def delete(self, annotation_id: int, *, author: str = "user") -> AnnotationRecord:
+    def delete(self, annotation_id: int, *, author: str | None = None,
+               expected: int | None = None) -> AnnotationRecord:
         """Mark the annotation deleted (a new version with status 'deleted'); earlier versions stay."""
         with self._db.transaction() as s:
             old = _current_version(s, annotation_id)
+            check_fresh(s, old.annotation.sentence_id, expected)
             if old.status == "deleted":
                 return annotation_record(old)
-            return annotation_record(new_version(s, old, status="deleted", author=author))
+            return annotation_record(new_version(s, old, status="deleted", author=author or self._db.user))
 
-    def restore(self, annotation_id: int, *, author: str = "user") -> AnnotationRecord:
+    def restore(self, annotation_id: int, *, author: str | None = None,
+                expected: int | None = None) -> AnnotationRecord:
         """Undo a deletion: a new version with the content and status of the last one before it."""
         with self._db.transaction() as s:
             old = _current_version(s, annotation_id)
+            check_fresh(s, old.annotation.sentence_id, expected)
             if old.status != "deleted":
                 return annotation_record(old)
             before = s.scalars(
@@ -282,22 +344,26 @@ class AnnotationRepository:
             spans = _version_spans(old, kind)
             validate(s, s.get(Sentence, old.annotation.sentence_id), kind, spans, old.type, status,
                      exclude_annotation=annotation_id)
-            return annotation_record(new_version(s, old, status=status, author=author))
+            return annotation_record(new_version(s, old, status=status, author=author or self._db.user))
 
-    def accept_prediction(self, prediction_id: int, *, author: str = "user") -> AnnotationRecord:
+    def accept_prediction(self, prediction_id: int, *, author: str | None = None,
+                          expected: int | None = None) -> AnnotationRecord:
         """Make a prediction gold. A current annotation on exactly the same span(s) gets a new version
         with the predicted type; otherwise a new gold annotation is added (overlaps are refused)."""
-        return self._from_prediction(prediction_id, "gold", author)
+        return self._from_prediction(prediction_id, "gold", author or self._db.user, expected)
 
-    def reject_prediction(self, prediction_id: int, *, author: str = "user") -> AnnotationRecord:
+    def reject_prediction(self, prediction_id: int, *, author: str | None = None,
+                          expected: int | None = None) -> AnnotationRecord:
         """Record that the predicted type is wrong for this span: a 'rejected' annotation."""
-        return self._from_prediction(prediction_id, "rejected", author)
+        return self._from_prediction(prediction_id, "rejected", author or self._db.user, expected)
 
-    def _from_prediction(self, prediction_id: int, status: str, author: str) -> AnnotationRecord:
+    def _from_prediction(self, prediction_id: int, status: str, author: str,
+                         expected: int | None = None) -> AnnotationRecord:
         with self._db.transaction() as s:
             p = s.get(Prediction, prediction_id)
             if p is None:
                 raise NotFoundError(f"there is no prediction with id {prediction_id}")
+            check_fresh(s, p.sentence_id, expected)
             type_ref: TypeRef = p.type_id if p.type_id is not None else p.label
             type_ = get_type(s, type_ref, kind=p.kind)
             spans = [Span(p.start, p.end)]

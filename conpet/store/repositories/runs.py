@@ -82,7 +82,7 @@ def run_record(r: Run) -> RunRecord:
         backbone=r.backbone, backbone_sha256=r.backbone_sha256,
         metrics=tuple(dict(m) for m in (r.metrics or [])), log=r.log, error=r.error,
         created_at=r.created_at, started_at=r.started_at, updated_at=r.updated_at,
-        finished_at=r.finished_at,
+        finished_at=r.finished_at, started_by=r.started_by,
     )
 
 
@@ -117,6 +117,14 @@ def mark_dead_runs_interrupted(s: Session) -> list[int]:
     return ids
 
 
+# Append one JSON entry to a run's metrics list, in each database's own JSON functions.
+_APPEND_METRICS = {
+    "sqlite": "UPDATE runs SET metrics = json_insert(metrics, '$[#]', json(:entry)) WHERE id = :id",
+    "postgresql": "UPDATE runs SET metrics = (metrics::jsonb || jsonb_build_array(CAST(:entry AS jsonb)))::json "
+                  "WHERE id = :id",
+}
+
+
 class RunRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -146,7 +154,7 @@ class RunRepository:
     # ----- writing (each call is one short transaction)
     def start(self, method: str, *, config: Mapping[str, Any] | None = None, task_id: int | None = None,
               backbone: str = "", backbone_sha256: str | None = None, purpose: str = "train",
-              queued: bool = False) -> RunRecord:
+              queued: bool = False, author: str | None = None) -> RunRecord:
         """A new run owned by this process: 'running' (or 'queued' until ``mark_running``)."""
         with self._db.transaction() as s:
             host, pid, token = _owner()
@@ -155,6 +163,7 @@ class RunRepository:
                       status="queued" if queued else "running",
                       config=_json_safe(dict(config or {}), "a run's config"), backbone=backbone,
                       backbone_sha256=backbone_sha256, host=host, pid=pid, pid_started=token,
+                      started_by=author or self._db.user,
                       started_at=None if queued else now, created_at=now, updated_at=now)
             s.add(run)
             s.flush()
@@ -182,9 +191,8 @@ class RunRepository:
             if metrics:
                 entry = {"step": step, **_json_safe(dict(metrics), "metrics")}
                 s.flush()
-                # appended by SQLite itself: no re-serialising of a long run's whole history per step
-                s.execute(text("UPDATE runs SET metrics = json_insert(metrics, '$[#]', json(:entry)) "
-                               "WHERE id = :id"), {"entry": json.dumps(entry), "id": run_id})
+                # appended by the database itself: no re-serialising of a long run's whole history per step
+                s.execute(text(_APPEND_METRICS[self._db.dialect]), {"entry": json.dumps(entry), "id": run_id})
                 s.expire(run, ["metrics"])
 
     def append_log(self, run_id: int, text: str) -> None:

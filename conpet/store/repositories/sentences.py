@@ -128,7 +128,7 @@ class SentenceRepository:
     def _filtered(s: Session, q: Select[Any], text: str | None, type: TypeRef | None, status: str | None,
                   source: str | None) -> Select[Any]:
         if text:
-            q = q.where(Sentence.text.like(f"%{_escape_like(text)}%", escape="\\"))
+            q = q.where(Sentence.text.ilike(f"%{_escape_like(text)}%", escape="\\"))
         if source is not None:
             q = q.where(Sentence.source == source)
         if type is not None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from conpet.store.errors import StoreError, TypeInUseError
-from conpet.store.models import TYPE_KINDS, Annotation, AnnotationVersion, KnowledgeType, utcnow
+from conpet.store.models import TYPE_KINDS, Annotation, AnnotationVersion, KnowledgeType, TypeEdit, utcnow
 from conpet.store.records import TypeRecord
 from conpet.store.repositories._common import TypeRef, get_type, type_record
 from conpet.store.repositories.arguments import forget_entity_type, narrowing_problem, replace_arguments
@@ -77,13 +78,21 @@ class TypeRepository:
 
     # ----- writing (each call is one transaction)
     def add(self, name: str, kind: str = "entity", *, description: str = "", colour: str | None = None,
-            shortcut: str | None = None, group: str | None = None) -> TypeRecord:
+            shortcut: str | None = None, group: str | None = None, author: str | None = None) -> TypeRecord:
         """A new type. Re-adding the name of a deleted type of the same kind brings that type back."""
         with self._db.transaction() as s:
             return type_record(add_type(s, name, kind, description=description, colour=colour,
-                                        shortcut=shortcut, group=group))
+                                        shortcut=shortcut, group=group, author=author or self._db.user))
 
-    def rename(self, ref: TypeRef, new_name: str) -> TypeRecord:
+    def edits(self, ref: TypeRef) -> list[tuple[str, str, str, datetime]]:
+        """Every change to the type, oldest first: (action, detail, author, when)."""
+        with self._db.read() as s:
+            t = get_type(s, ref, live=False)
+            rows = s.execute(select(TypeEdit.action, TypeEdit.detail, TypeEdit.author, TypeEdit.created_at)
+                             .where(TypeEdit.type_id == t.id).order_by(TypeEdit.id))
+            return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def rename(self, ref: TypeRef, new_name: str, *, author: str | None = None) -> TypeRecord:
         with self._db.transaction() as s:
             t = get_type(s, ref)
             new_name = _clean_name(new_name)
@@ -94,36 +103,41 @@ class TypeRepository:
                     state = " (a deleted type)" if clash.deleted_at is not None else ""
                     raise StoreError(f"cannot rename {t.name!r}: another {t.kind} type is called "
                                      f"{new_name!r}{state}")
+                record_edit(s, t, "rename", f"{t.name} -> {new_name}", author or self._db.user)
                 t.name = new_name
             return type_record(t)
 
-    def describe(self, ref: TypeRef, description: str) -> TypeRecord:
+    def describe(self, ref: TypeRef, description: str, *, author: str | None = None) -> TypeRecord:
         with self._db.transaction() as s:
             t = get_type(s, ref)
             t.description = description or ""
+            record_edit(s, t, "describe", t.description, author or self._db.user)
             return type_record(t)
 
-    def set_colour(self, ref: TypeRef, colour: str) -> TypeRecord:
+    def set_colour(self, ref: TypeRef, colour: str, *, author: str | None = None) -> TypeRecord:
         with self._db.transaction() as s:
             t = get_type(s, ref)
             t.colour = _check_colour(colour)
+            record_edit(s, t, "colour", t.colour, author or self._db.user)
             return type_record(t)
 
-    def set_shortcut(self, ref: TypeRef, shortcut: str | None) -> TypeRecord:
+    def set_shortcut(self, ref: TypeRef, shortcut: str | None, *, author: str | None = None) -> TypeRecord:
         """A keyboard shortcut (e.g. "1" or "Ctrl+P"), unique among live types; None removes it."""
         with self._db.transaction() as s:
             t = get_type(s, ref)
             t.shortcut = _check_shortcut(s, shortcut, exclude=t.id)
+            record_edit(s, t, "shortcut", t.shortcut or '', author or self._db.user)
             return type_record(t)
 
-    def set_group(self, ref: TypeRef, group: str | None) -> TypeRecord:
+    def set_group(self, ref: TypeRef, group: str | None, *, author: str | None = None) -> TypeRecord:
         with self._db.transaction() as s:
             t = get_type(s, ref)
             t.group_name = group or None
+            record_edit(s, t, "group", t.group_name or '', author or self._db.user)
             return type_record(t)
 
     def set_arguments(self, ref: TypeRef, *, head: Iterable[TypeRef] | None = None,
-                      tail: Iterable[TypeRef] | None = None) -> TypeRecord:
+                      tail: Iterable[TypeRef] | None = None, author: str | None = None) -> TypeRecord:
         """Restrict relation type ``ref``'s head and/or tail to these entity types (empty: any; None:
         unchanged). Refused while gold relations of the type have an argument of another type."""
         with self._db.transaction() as s:
@@ -134,9 +148,11 @@ class TypeRepository:
                 entity_types = list({e.id: e for e in (get_type(s, r, kind="entity") for r in refs)}.values())
                 narrowing_problem(s, t, role, {e.id for e in entity_types})
                 replace_arguments(s, t, role, entity_types)
+                record_edit(s, t, "arguments", f"{role}: {', '.join(sorted(e.name for e in entity_types)) or 'any'}",
+                            author or self._db.user)
             return type_record(t)
 
-    def delete(self, ref: TypeRef, *, author: str = "user") -> None:
+    def delete(self, ref: TypeRef, *, author: str | None = None) -> None:
         """Delete a type that no task uses. Its current annotations get a 'deleted' version (history
         stays); the type is only marked deleted, so old versions and predictions keep their label."""
         with self._db.transaction() as s:
@@ -148,6 +164,8 @@ class TypeRepository:
                     "start a new project without it."
                 )
             now = utcnow()
+            author = author or self._db.user
+            record_edit(s, t, "delete", "", author)
             current = s.scalars(
                 select(AnnotationVersion).where(AnnotationVersion.is_current.is_(True),
                                                 AnnotationVersion.type_id == t.id,
@@ -181,8 +199,17 @@ def _check_shortcut(s: Session, shortcut: str | None, *, exclude: int | None = N
     return shortcut
 
 
+def record_edit(s: Session, t: KnowledgeType, action: str, detail: str, author: str) -> None:
+    """Who changed the type, and how: the type's ``edited_by`` and a row of ``type_edits``."""
+    t.edited_by, t.edited_at = author, utcnow()
+    if action == "add" and not t.created_by:
+        t.created_by = author
+    s.flush()  # a new type has its id before the log row names it
+    s.add(TypeEdit(type_id=t.id, action=action, detail=detail, author=author))
+
+
 def add_type(s: Session, name: str, kind: str, *, description: str = "", colour: str | None = None,
-             shortcut: str | None = None, group: str | None = None) -> KnowledgeType:
+             shortcut: str | None = None, group: str | None = None, author: str = "") -> KnowledgeType:
     name = _clean_name(name)
     if kind not in TYPE_KINDS:
         raise StoreError(f"a type's kind is 'entity' or 'relation', not {kind!r}")
@@ -200,11 +227,12 @@ def add_type(s: Session, name: str, kind: str, *, description: str = "", colour:
         existing.colour = colour
         existing.shortcut = shortcut
         existing.group_name = group if group is not None else existing.group_name
+        record_edit(s, existing, "restore", "", author)
         return existing
     t = KnowledgeType(kind=kind, name=name, description=description or "", colour=colour,
-                      shortcut=shortcut, group_name=group or None)
+                      shortcut=shortcut, group_name=group or None, created_by=author)
     s.add(t)
-    s.flush()
+    record_edit(s, t, "add", kind, author)
     return t
 
 

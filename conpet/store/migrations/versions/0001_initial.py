@@ -4,7 +4,9 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-26 11:22:24.467382
 
-Migrations are frozen history: they never import conpet.store.models (which keeps changing).
+Migrations are frozen history: they never import conpet.store.models (which keeps changing). The
+partial unique indexes name their condition for SQLite and for PostgreSQL (added when projects could live
+on a server; SQLite's schema is unchanged).
 """
 
 from collections.abc import Sequence
@@ -90,7 +92,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('knowledge_types', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_knowledge_types_task_id'), ['task_id'], unique=False)
-        batch_op.create_index('uq_knowledge_types_live_shortcut', ['shortcut'], unique=True, sqlite_where=sa.text('shortcut IS NOT NULL AND deleted_at IS NULL'))
+        batch_op.create_index('uq_knowledge_types_live_shortcut', ['shortcut'], unique=True, sqlite_where=sa.text('shortcut IS NOT NULL AND deleted_at IS NULL'), postgresql_where=sa.text('shortcut IS NOT NULL AND deleted_at IS NULL'))
 
     op.create_table('runs',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -140,7 +142,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('annotation_versions', schema=None) as batch_op:
         batch_op.create_index('ix_annotation_versions_current_type', ['is_current', 'type_id'], unique=False)
-        batch_op.create_index('uq_annotation_versions_current', ['annotation_id'], unique=True, sqlite_where=sa.text('is_current = 1'))
+        batch_op.create_index('uq_annotation_versions_current', ['annotation_id'], unique=True, sqlite_where=sa.text('is_current = 1'), postgresql_where=sa.text('is_current'))
 
     op.create_table('modules',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -204,7 +206,7 @@ def downgrade() -> None:
 
     op.drop_table('modules')
     with op.batch_alter_table('annotation_versions', schema=None) as batch_op:
-        batch_op.drop_index('uq_annotation_versions_current', sqlite_where=sa.text('is_current = 1'))
+        batch_op.drop_index('uq_annotation_versions_current', sqlite_where=sa.text('is_current = 1'), postgresql_where=sa.text('is_current'))
         batch_op.drop_index('ix_annotation_versions_current_type')
 
     op.drop_table('annotation_versions')
@@ -213,7 +215,7 @@ def downgrade() -> None:
 
     op.drop_table('runs')
     with op.batch_alter_table('knowledge_types', schema=None) as batch_op:
-        batch_op.drop_index('uq_knowledge_types_live_shortcut', sqlite_where=sa.text('shortcut IS NOT NULL AND deleted_at IS NULL'))
+        batch_op.drop_index('uq_knowledge_types_live_shortcut', sqlite_where=sa.text('shortcut IS NOT NULL AND deleted_at IS NULL'), postgresql_where=sa.text('shortcut IS NOT NULL AND deleted_at IS NULL'))
         batch_op.drop_index(batch_op.f('ix_knowledge_types_task_id'))
 
     op.drop_table('knowledge_types')

@@ -38,13 +38,19 @@ CHECKS = {
 }
 
 
+def _rebuild() -> str:
+    """SQLite cannot add a constraint, so batch mode rebuilds each table; PostgreSQL alters it in place."""
+    return "always" if op.get_bind().dialect.name == "sqlite" else "auto"
+
+
 def upgrade() -> None:
     # values version 1 could hold that the new checks refuse
-    op.execute("UPDATE runs SET progress = MIN(MAX(progress, 0.0), 1.0)")
+    op.execute("UPDATE runs SET progress = 0.0 WHERE progress < 0.0")
+    op.execute("UPDATE runs SET progress = 1.0 WHERE progress > 1.0")
     op.execute("UPDATE runs SET status = 'interrupted' WHERE status NOT IN "
                "('queued', 'running', 'finished', 'failed', 'cancelled', 'interrupted')")
     for table, checks in CHECKS.items():
-        with op.batch_alter_table(table, recreate="always") as batch:
+        with op.batch_alter_table(table, recreate=_rebuild()) as batch:
             for name, condition in checks:
                 batch.create_check_constraint(name, condition)
     op.execute("UPDATE schema_version SET version = 2, updated_at = CURRENT_TIMESTAMP")
@@ -52,7 +58,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table, checks in CHECKS.items():
-        with op.batch_alter_table(table, recreate="always") as batch:
+        with op.batch_alter_table(table, recreate=_rebuild()) as batch:
             for name, _ in checks:
                 batch.drop_constraint(f"ck_{table}_{name}", type_="check")
     op.execute("UPDATE schema_version SET version = 1, updated_at = CURRENT_TIMESTAMP")
