@@ -52,7 +52,7 @@ Progress = Callable[[float, str], None]
 _CHUNK = 500  # keys per IN (...) look-up
 # Sentences per write transaction: each holds SQLite's write lock for a few milliseconds, so the app's own
 # writes (labelling) and a training's cache writes never wait long beside an import (issue 24).
-_SENTENCES_PER_TRANSACTION = 200
+_SENTENCES_PER_TRANSACTION = 100
 _ROWS_PER_TRANSACTION = 2000  # rows deleted per transaction when a failed import is taken back
 # A pause after each chunk's commit. SQLite's locks are not fair: a writer waiting in the busy handler polls
 # (every 1 to 25 ms in its first 100 ms) and loses to an importer that starts its next chunk at once, again
