@@ -580,3 +580,27 @@ def test_a_manifest_that_inflates_past_the_limit_is_refused_before_it_is_read(tm
         tracemalloc.stop()
     assert info.value.reason == "manifest"
     assert peak < 8 * 1024 * 1024, f"{peak} bytes held while refusing the manifest"
+
+
+def test_a_killed_writers_temporary_folder_is_removed_by_the_next_export(trained, minilm, tmp_path):
+    """Issue 24's crash campaign: a writer killed mid-export leaves a hidden temporary folder beside the
+    target; the next export there removes it when its process is gone (a live writer's stays)."""
+    import socket
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        host = socket.gethostname()
+        dead = tmp_path / f".b.zip.tmp-{gone.pid}@{host}-abcd1234"
+        live = tmp_path / f".b.zip.tmp-{alive.pid}@{host}-efgh5678"
+        foreign = tmp_path / f".b.zip.tmp-{gone.pid}@{host}-3-ijkl9012"  # host "<ours>-3": not ours
+        for folder in (dead, live, foreign):
+            (folder / "bundle").mkdir(parents=True)
+            (folder / "bundle" / "manifest.json").write_text("{}")
+        write_bundle(trained[0], tmp_path / "b.zip", _info(minilm))
+        assert not dead.exists() and live.exists() and foreign.exists()
+        verify_bundle(tmp_path / "b.zip")
+    finally:
+        alive.kill()
+        alive.wait()

@@ -3,9 +3,11 @@ provenance) and placing the result atomically, as a folder or a zip."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
+import socket
 import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -282,6 +284,34 @@ def _name_base_model(stage: Path, backbone: Mapping[str, Any]) -> None:
         config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def _staging_prefix(out: Path) -> str:
+    """The name start of a writer's temporary folder beside ``out``: the host and process that write it, so
+    that a later writer can tell a killed writer's leftover from a live one's."""
+    return f".{out.name}.tmp-{os.getpid()}@{socket.gethostname()}-"
+
+
+def _remove_dead_writers_folders(out: Path) -> None:
+    """Delete the temporary folders beside ``out`` left by writers of this host that were killed (their
+    process is gone); a live writer's, another host's and an unnamed one's stay."""
+    start = f".{out.name}.tmp-"
+    for leftover in out.parent.glob(f"{glob.escape(start)}*@*"):
+        pid, _, rest = leftover.name[len(start):].partition("@")
+        host = rest.rsplit("-", 1)[0]  # mkdtemp's random suffix has no "-"
+        if (pid.isdigit() and host == socket.gethostname() and leftover.is_dir() and not leftover.is_symlink()
+                and not _process_exists(int(pid))):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _replace_folder(stage: Path, out: Path, old: Path) -> None:
     """Rename ``stage`` to ``out``, an existing ``out`` first moved to ``old``; when the new one cannot take its
     place the old one is moved back before the error goes on (the caller deletes ``old``'s parent after)."""
@@ -308,7 +338,8 @@ def write_bundle(source: Any, out: str | Path, info: BundleInfo, *, overwrite: b
     if out.exists() and not overwrite:
         raise BundleError(out, "exists", "already exists (choose another name, or overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    _remove_dead_writers_folders(out)
+    tmp = Path(tempfile.mkdtemp(prefix=_staging_prefix(out), dir=out.parent))
     try:
         stage = tmp / "bundle"
         rep(0.05, "saving modules", "export")

@@ -53,8 +53,12 @@ Progress = Callable[[float, str], None]
 _CHUNK = 500  # keys per IN (...) look-up
 # Sentences per write transaction: each holds SQLite's write lock for a few milliseconds, so the app's own
 # writes (labelling) and a training's cache writes never wait long beside an import (issue 24).
-_SENTENCES_PER_TRANSACTION = 200
+_SENTENCES_PER_TRANSACTION = 100
 _ROWS_PER_TRANSACTION = 2000  # rows deleted per transaction when a failed import is taken back
+# A pause after each chunk's commit. SQLite's locks are not fair: a writer waiting in the busy handler polls
+# (every 1 to 25 ms in its first 100 ms) and loses to an importer that starts its next chunk at once, again
+# and again (measured: waits of seconds). A pause longer than those polls lets the waiting writer in.
+_PAUSE_BETWEEN_CHUNKS_S = 0.03
 _PARSE_SHARE = 0.3  # of the progress bar
 
 
@@ -427,6 +431,7 @@ def import_file(project: Project, path: str | Path, format: str | None = None,
             with project.transaction() as s:
                 problems += _write_chunk(s, merged, hashes[i:i + _SENTENCES_PER_TRANSACTION], type_ids, author,
                                          counts, written)
+            time.sleep(_PAUSE_BETWEEN_CHUNKS_S)
             if progress is not None:
                 done = min(i + _SENTENCES_PER_TRANSACTION, len(hashes))
                 progress(_PARSE_SHARE + (1 - _PARSE_SHARE) * done / max(len(hashes), 1),
