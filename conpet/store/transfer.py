@@ -27,12 +27,13 @@ from conpet.store import schema
 from conpet.store.db import mapped_errors, sync_id_sequences
 from conpet.store.errors import StoreError
 from conpet.store.location import DB_NAME, ProjectLocation, locate, sqlite_location
-from conpet.store.models import Base, SchemaVersion
+from conpet.store.models import Base, Lease, SchemaVersion
 from conpet.store.project import MODULES_DIR, Project
 
 CHUNK_ROWS = 2_000
-# Written by the migrations themselves in the target; everything else is copied.
-_NOT_COPIED = {SchemaVersion.__tablename__}
+# Not copied: the schema version (the migrations write it in the target) and the leases (a lease belongs to a
+# job running on the source; the copy has none). Everything else is copied and compared.
+_NOT_COPIED = {SchemaVersion.__tablename__, Lease.__tablename__}
 
 
 @dataclass(frozen=True, slots=True)
