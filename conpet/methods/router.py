@@ -118,6 +118,15 @@ class GaussianRouter:
         self.scatter = (self.scatter + self.scatter.T) / 2  # keep it exactly symmetric after the subtractions
         self._solved = None
 
+    def reserve(self, types: Sequence[str]) -> None:
+        """Give each of `types` that the router does not hold a place with no example (it scores nothing)."""
+        for t in types:
+            if t not in self.types:
+                self.types.append(t)
+                self.counts = np.append(self.counts, 0.0)
+                self.means = np.vstack([self.means, np.zeros((1, self.dim))])
+        self._solved = None
+
     def _checked(self, features: np.ndarray, labels: Sequence[str]) -> np.ndarray:
         x = np.asarray(features, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.dim:
