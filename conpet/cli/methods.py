@@ -16,9 +16,9 @@ def list_methods(args: argparse.Namespace) -> int:
     width = max(len(n) for n in names) + len(" (default)")
     for name in names:
         label = f"{name} (default)" if name == DEFAULT_METHOD else name
-        print(f"{label:<{width}}  {describe_method(name)}")
         cls = method_class(name)
-        print(f"{'':<{width}}  new labels of learnt types ({cls.new_labels}): {cls.new_labels_text}")
+        print(f"{label:<{width}}  {describe_method(name)}; new labels of learnt types ({cls.new_labels}): "
+              f"{cls.new_labels_text}")
     return 0
 
 
