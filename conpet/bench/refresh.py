@@ -16,6 +16,11 @@ sets throughout):
    their gold label, as a Routing review's Correct adds a gold label of a learnt type; one refresh step;
    routing accuracy and W on the disjoint test sets before and after.
 
+3. With `--map-study`, instead: the feature map's two ways when expert 1 (the map) retrains. After the tasks,
+   one refresh round that also retrains expert 1 (`retrain=[0]`, the other experts left alone), once with
+   `refresh_map="keep"` (the old weights stay the frozen map) and once with `"recompute"` (every statistic
+   through the new expert): CPU seconds of the refresh, of the prediction pass after it, and W.
+
 Writes DIR/refresh.json and DIR/refresh.txt (the table).
 """
 
@@ -154,6 +159,46 @@ def run_seed(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, 
     return rec
 
 
+def map_study(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, tasks: list[TaskData], *,
+              start: int, add: int) -> dict[str, Any]:
+    """Expert 1 (the feature map) retrained in a refresh round: keep its old weights as the map, or recompute
+    every statistic through the new one. CPU seconds of the refresh and of the evaluation after it, and W."""
+    import torch
+
+    from conpet.methods.registry import canonical_name, load_method, make_method
+    from conpet.model.logit_cache import MemoryLogitCache
+
+    name = canonical_name(method_name)
+    rec: dict[str, Any] = {"method": name, "seed": seed, "data": exp.data, "profile": exp.profile, "start": start,
+                           "add": add, "study": "feature-map"}
+    cache = MemoryLogitCache()
+    torch.manual_seed(seed)
+    m = make_method(name, backbone, exp.train.replace(seed=seed), cache=cache)
+    first = capped(tasks, start)
+    rec["learn_cpu_seconds"] = round(learn(m, first), 2)
+    rec["before"] = measure(m, first)  # fills the cache with the test features and logits, as a project's would be
+    current = capped(tasks, start + add)
+    with tempfile.TemporaryDirectory() as tmp:
+        m.save(Path(tmp) / "model")
+        _close(m)
+        rec["modes"] = {}
+        for mode in ("keep", "recompute"):
+            mv = load_method(Path(tmp) / "model", backbone, cache=cache)
+            mv.config = mv.config.replace(refresh_share=None, refresh_map=mode)
+            c0 = time.process_time()
+            with mv.job():
+                stats = mv.refresh(current, retrain=[0])
+            refresh_cpu = time.process_time() - c0
+            c1 = time.process_time()
+            result = measure(mv, current)
+            rec["modes"][mode] = {"refresh_cpu_seconds": round(refresh_cpu, 2),
+                                  "evaluation_cpu_seconds": round(time.process_time() - c1, 2),
+                                  "backbone_examples": stats.backbone_examples, **result}
+            print(f"== feature map {mode}: {rec['modes'][mode]}", flush=True)
+            _close(mv)
+    return rec
+
+
 def _close(method: Any) -> None:
     pet = getattr(method, "_pet", None)
     if pet is not None:
@@ -163,6 +208,15 @@ def _close(method: Any) -> None:
 def format_refresh_table(records: Sequence[dict[str, Any]]) -> str:
     lines = []
     for r in records:
+        if r.get("study") == "feature-map":
+            lines.append(f"{r['data']} {r['profile']}, {r['method']}, seed {r['seed']}: expert 1 (the feature map) "
+                         f"retrained in a refresh round ({r['start']} -> {r['start'] + r['add']} per type); before: W "
+                         f"{r['before']['W']:.2f}")
+            for mode, v in r["modes"].items():
+                lines.append(f"  {mode:<9}: W {v['W']:.2f} (routing {v.get('route_top1', float('nan')):.2f}); refresh "
+                             f"{v['refresh_cpu_seconds']:.1f} CPU s ({v['backbone_examples']} backbone examples), "
+                             f"evaluation after it {v['evaluation_cpu_seconds']:.1f} CPU s")
+            continue
         lines.append(f"{r['data']} {r['profile']}, {r['method']}, seed {r['seed']}: learning the tasks with "
                      f"{r['start']} per type {r['learn_cpu_seconds']:.0f} CPU s; lower (no refresh) W "
                      f"{r['lower']['W']:.2f}; upper ({r['start'] + r['rounds'] * r['add']} per type from the start) W "
@@ -185,13 +239,17 @@ def format_refresh_table(records: Sequence[dict[str, Any]]) -> str:
 
 def run_data_incremental(methods: Sequence[str], plans: Sequence[tuple[int, ExperimentConfig, list[TaskData]]],
                          backbone: Any, out: Path, *, start: int, add: int, rounds: int,
-                         shares: Sequence[float | None], review: int, command: str | None) -> str:
+                         shares: Sequence[float | None], review: int, command: str | None,
+                         feature_map_study: bool = False) -> str:
     out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     for seed, exp, tasks in plans:
         for m in methods:
-            records.append(run_seed(m, exp, seed, backbone, tasks, start=start, add=add, rounds=rounds,
-                                    shares=shares, review=review))
+            if feature_map_study:
+                records.append(map_study(m, exp, seed, backbone, tasks, start=start, add=add))
+            else:
+                records.append(run_seed(m, exp, seed, backbone, tasks, start=start, add=add, rounds=rounds,
+                                        shares=shares, review=review))
             table = format_refresh_table(records)
             doc = {"format": 1, "records": records, "table": table, "command": command}
             (out / REFRESH_JSON).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")

@@ -262,7 +262,8 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
                   sink: ProgressSink | None = None, types: Sequence[str] | None = None,
                   threads: int | None = None, notify: Callable[[str], Any] | None = None,
                   suggesters: Mapping[str, Mapping[str, Any]] | None = None, all_data: bool = False,
-                  folds: int = DEFAULT_FOLDS, refresh: Sequence[int] = ()) -> TrainOutcome:
+                  folds: int = DEFAULT_FOLDS, refresh: Sequence[int] = (),
+                  refresh_only: bool = False) -> TrainOutcome:
     """Learn the project's next task (see the module docstring); returns what happened. ``backbone`` is a
     name, a path or a loaded ``Backbone`` (default: the current model's, else ``minilm``); ``device`` is
     where a backbone given by name is loaded (a loaded one stays where it is: the backbone's device is the
@@ -281,13 +282,14 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
     test split) and its accuracy is a ``folds``-fold cross-validated estimate (``conpet.project.crossval``;
     the metrics' ``"cv"``). ``refresh``: learnt tasks (the store's 1-based indices) whose experts retrain on
     their current data whatever changed (``conpet train --refresh TASK``); labels of learnt types that changed
-    since their task was trained are learnt in any case (see the module docstring)."""
+    since their task was trained are learnt in any case (see the module docstring). ``refresh_only``: no new
+    task in this step, whatever types are pending (the app's Train with no new type chosen)."""
     if all_data and folds < 2:
         raise TrainError(f"--folds must be at least 2, not {folds}")
     proj, close = open_project(project)
     try:
         return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink, types,
-                      threads, notify, suggesters, all_data, folds, tuple(refresh))
+                      threads, notify, suggesters, all_data, folds, tuple(refresh), refresh_only)
     finally:
         if close:
             proj.close()
@@ -298,7 +300,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
            types: Sequence[str] | None = None, threads: int | None = None,
            notify: Callable[[str], Any] | None = None,
            suggester_settings: Mapping[str, Mapping[str, Any]] | None = None, all_data: bool = False,
-           folds: int = DEFAULT_FOLDS, refresh: tuple[int, ...] = ()) -> TrainOutcome:
+           folds: int = DEFAULT_FOLDS, refresh: tuple[int, ...] = (), refresh_only: bool = False) -> TrainOutcome:
     from conpet.core.runtime import apply_threads, seed_everything, step_seed
     from conpet.eval.continual import evaluate
     from conpet.methods.registry import canonical_name
@@ -319,7 +321,11 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
     bad = [i for i in refresh if not 1 <= i <= n_learnt]
     if bad:
         raise TrainError(f"cannot refresh task {bad[0]}: the project's model has learnt {n_learnt} task(s)")
-    task, created, why_none = _plan_task(project, n_learnt, min_examples, types)
+    if refresh_only:
+        task, created, why_none = None, False, ("nothing to refresh: no label of a learnt type changed since its "
+                                                "task was trained")
+    else:
+        task, created, why_none = _plan_task(project, n_learnt, min_examples, types)
     if task is None and n_learnt == 0:
         raise TrainError(why_none)
     if task is None and all_data:
