@@ -392,6 +392,7 @@ class RoutedByStatistics(PETMethod):
                 return self.rebuild_router(tasks)
             self.router.downdate(self.router_input(old), [t for _, t in removed])
         if added:
+            added = sorted(added, key=lambda ex: len(ex.text))  # batches of similar length pad least
             feats, _ = self.features(added)
             self.router.update(self.router_input(feats), [ex.label for ex in added])
         return "updated"
