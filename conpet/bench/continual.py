@@ -465,7 +465,8 @@ def bench(args: argparse.Namespace) -> int:
         by_seed = list({seed: (seed, exp, tasks) for seed, _, exp, tasks in plans}.values())
         print(run_data_incremental(methods, by_seed, backbone, out, start=args.start, add=args.add,
                                    rounds=args.rounds, shares=parse_shares(args.refresh_shares),
-                                   review=args.review, command=command, feature_map_study=args.map_study))
+                                   review=args.review, command=command, feature_map_study=args.map_study,
+                                   upper=args.upper_from))
         return 0
     records: list[dict[str, Any]] = []
     for seed, m, exp, tasks in plans:
@@ -514,6 +515,10 @@ def register(subparsers: Any) -> None:
                    help="data-incremental: the rounds once per refresh_share (none: the router alone)")
     p.add_argument("--review", type=int, default=100, metavar="N",
                    help="data-incremental: wrong validation predictions corrected in the review loop (0: none)")
+    p.add_argument("--upper-from", default=None, metavar="DIR",
+                   help="data-incremental: take the upper reference (W with all examples from the start) from this "
+                        "class-incremental bench output of the same method, seeds and profile instead of training it; "
+                        "the review loop then runs on the refreshed model")
     p.add_argument("--map-study", action="store_true",
                    help="data-incremental: instead, compare keeping expert 1's old weights as the feature map with "
                         "recomputing every statistic when expert 1 retrains in a refresh round")

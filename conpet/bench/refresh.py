@@ -112,8 +112,28 @@ def review_loop(method: Any, tasks: Sequence[TaskData], n: int, seed: int) -> di
             "after": after, "cpu_seconds": round(cpu, 2), "refresh": stats.extra.get("refresh", {})}
 
 
+def upper_from(folder: str | Path, method: str, seed: int) -> dict[str, Any]:
+    """The upper reference from a class-incremental bench's results (`conpet bench --out DIR`) of the same
+    method, seed and task sequence: W after its last step."""
+    from conpet.core.errors import ConpetError
+
+    path = Path(folder) / "results.json"
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))["records"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConpetError(f"{path}: not a bench's results ({exc})") from exc
+    for r in records:
+        if r["method"] == method and r["seed"] == seed:
+            out = {"W": r["whole_acc"][-1], "source": str(path)}
+            if r.get("routing"):
+                out["route_top1"] = r["routing"]["route_top1"][-1]
+            return out
+    raise ConpetError(f"{path}: no {method} run with seed {seed}")
+
+
 def run_seed(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, tasks: list[TaskData], *,
-             start: int, add: int, rounds: int, shares: Sequence[float | None], review: int) -> dict[str, Any]:
+             start: int, add: int, rounds: int, shares: Sequence[float | None], review: int,
+             upper: str | None = None) -> dict[str, Any]:
     import torch
 
     from conpet.methods.registry import canonical_name, load_method, make_method
@@ -134,28 +154,38 @@ def run_seed(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, 
         m.save(Path(tmp) / "model")
         _close(m)
         rec["variants"] = []
-        for share in shares:
+        for i, share in enumerate(shares):
             mv = load_method(Path(tmp) / "model", backbone, cache=cache)
             mv.config = mv.config.replace(refresh_share=share)
             print(f"== refresh_share {share}", flush=True)
             rows = refresh_rounds(mv, tasks, start, add, rounds)
+            if upper and review and i == len(shares) - 1:  # no upper model here: the refreshed one is reviewed
+                rec["review"] = review_loop(mv, capped(tasks, start + rounds * add), review, seed)
+                rec["review"]["model"] = f"after the refresh rounds (refresh_share {share})"
+                print(f"== review loop: {rec['review']}", flush=True)
             _close(mv)
             rec["variants"].append({"refresh_share": share, "rounds": rows,
                                     "rounds_cpu_seconds": round(sum(r["cpu_seconds"] for r in rows), 2)})
     full = capped(tasks, start + rounds * add)
-    torch.manual_seed(seed)
-    up = make_method(name, backbone, config, cache=MemoryLogitCache())
-    rec["upper_learn_cpu_seconds"] = round(learn(up, full), 2)
-    rec["upper"] = measure(up, full)
+    up = None
+    if upper:
+        rec["upper"] = upper_from(upper, name, seed)
+        rec["upper_learn_cpu_seconds"] = None
+    else:
+        torch.manual_seed(seed)
+        up = make_method(name, backbone, config, cache=MemoryLogitCache())
+        rec["upper_learn_cpu_seconds"] = round(learn(up, full), 2)
+        rec["upper"] = measure(up, full)
     print(f"== upper ({start + rounds * add} per type): {rec['upper']}", flush=True)
     for v in rec["variants"]:
         gap = rec["upper"]["W"] - rec["lower"]["W"]
         v["gap_recovered"] = round((v["rounds"][-1]["W"] - rec["lower"]["W"]) / gap, 3) if gap else None
         v["cost_share"] = round(v["rounds_cpu_seconds"] / rec["learn_cpu_seconds"], 3)
-    if review:
+    if review and up is not None:
         rec["review"] = review_loop(up, full, review, seed)
+        rec["review"]["model"] = f"the upper model ({start + rounds * add} per type from the start)"
         print(f"== review loop: {rec['review']}", flush=True)
-    _close(up)
+        _close(up)
     return rec
 
 
@@ -220,7 +250,9 @@ def format_refresh_table(records: Sequence[dict[str, Any]]) -> str:
         lines.append(f"{r['data']} {r['profile']}, {r['method']}, seed {r['seed']}: learning the tasks with "
                      f"{r['start']} per type {r['learn_cpu_seconds']:.0f} CPU s; lower (no refresh) W "
                      f"{r['lower']['W']:.2f}; upper ({r['start'] + r['rounds'] * r['add']} per type from the start) W "
-                     f"{r['upper']['W']:.2f} ({r['upper_learn_cpu_seconds']:.0f} CPU s)")
+                     f"{r['upper']['W']:.2f}" + (f" ({r['upper_learn_cpu_seconds']:.0f} CPU s)"
+                                                 if r.get("upper_learn_cpu_seconds") else
+                                                 f" (from {r['upper'].get('source')})"))
         for v in r["variants"]:
             ws = ", ".join(f"{x['W']:.2f}" for x in v["rounds"])
             routes = ", ".join(f"{x.get('route_top1', float('nan')):.2f}" for x in v["rounds"])
@@ -230,7 +262,8 @@ def format_refresh_table(records: Sequence[dict[str, Any]]) -> str:
                          f"{100 * v['cost_share']:.1f} % of learning the tasks")
         if r.get("review"):
             rv = r["review"]
-            lines.append(f"  review loop: {rv['corrected']} of {rv['wrong']} wrong validation predictions corrected; "
+            lines.append(f"  review loop on {rv.get('model', 'the model')}: {rv['corrected']} of {rv['wrong']} wrong "
+                         "validation predictions corrected; "
                          f"routing {rv['before'].get('route_top1', float('nan')):.2f} -> "
                          f"{rv['after'].get('route_top1', float('nan')):.2f}, W {rv['before']['W']:.2f} -> "
                          f"{rv['after']['W']:.2f} ({rv['cpu_seconds']:.1f} CPU s)")
@@ -240,7 +273,7 @@ def format_refresh_table(records: Sequence[dict[str, Any]]) -> str:
 def run_data_incremental(methods: Sequence[str], plans: Sequence[tuple[int, ExperimentConfig, list[TaskData]]],
                          backbone: Any, out: Path, *, start: int, add: int, rounds: int,
                          shares: Sequence[float | None], review: int, command: str | None,
-                         feature_map_study: bool = False) -> str:
+                         feature_map_study: bool = False, upper: str | None = None) -> str:
     out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     for seed, exp, tasks in plans:
@@ -249,7 +282,7 @@ def run_data_incremental(methods: Sequence[str], plans: Sequence[tuple[int, Expe
                 records.append(map_study(m, exp, seed, backbone, tasks, start=start, add=add))
             else:
                 records.append(run_seed(m, exp, seed, backbone, tasks, start=start, add=add, rounds=rounds,
-                                        shares=shares, review=review))
+                                        shares=shares, review=review, upper=upper))
             table = format_refresh_table(records)
             doc = {"format": 1, "records": records, "table": table, "command": command}
             (out / REFRESH_JSON).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
