@@ -360,11 +360,13 @@ def write_outputs(records: list[dict[str, Any]], out: Path, command: str | None 
 def run_bench(*, data: str, backbone: str, methods: Sequence[str], profile: str, seeds: Sequence[int], out: Path,
               n_tasks: int | None = None, split: str = "random", device: str | None = None, threads: int = 0,
               measure_cache: bool = False, overrides: dict[str, Any] | None = None,
-              command: str | None = None) -> str:
+              command: str | None = None, protocol: str = "class-incremental",
+              protocol_options: dict[str, Any] | None = None) -> str:
     """Every (method, seed) of the benchmark in turn (`methods`: registered names), with results written to `out` after each (partial
     results survive an interrupted bench); returns the table. `split` "coarse": one task per coarse type.
     `overrides` are training settings, or the experiment's caps (max_train_per_type, ...). `threads` 0: one
-    on a CPU without CUDA, torch's default otherwise."""
+    on a CPU without CUDA, torch's default otherwise. `protocol` "data-incremental": the refresh study of
+    `conpet.bench.refresh` (`protocol_options`: its settings) instead of the class-incremental sequence."""
     check_plotting()
     import torch
 
@@ -394,6 +396,11 @@ def run_bench(*, data: str, backbone: str, methods: Sequence[str], profile: str,
             plans.append((seed, m, exp, tasks_cache[key]))
     print(f"loading backbone {backbone} ...", file=sys.stderr, flush=True)
     model = load_backbone(backbone, device=device)
+    if protocol == "data-incremental":
+        from conpet.bench.refresh import run_data_incremental
+
+        by_seed = list({seed: (seed, exp, tasks) for seed, _, exp, tasks in plans}.values())
+        return run_data_incremental(list(methods), by_seed, model, out, command=command, **(protocol_options or {}))
     records: list[dict[str, Any]] = []
     for seed, m, exp, tasks in plans:
         print(f"== {m}, seed {seed}: {len(tasks)} tasks, "

@@ -48,6 +48,25 @@ def _register_continual(subparsers: Any) -> None:
                    help="after training, time a prediction pass uncached vs with all logits cached")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a training setting (e.g. --set top_t=2 --set lr=5e-4), repeatable")
+    p.add_argument("--protocol", default="class-incremental", choices=["class-incremental", "data-incremental"],
+                   help="class-incremental: the paper's task sequence; data-incremental: learn the tasks with "
+                        "--start examples per type, then --rounds refresh rounds adding --add per type, against "
+                        "the same method with all of them from the start, then the review loop "
+                        "(conpet.bench.refresh; writes refresh.json and refresh.txt)")
+    p.add_argument("--start", type=int, default=8, help="data-incremental: training examples per type at first")
+    p.add_argument("--add", type=int, default=8, help="data-incremental: examples per type each round adds")
+    p.add_argument("--rounds", type=int, default=3, help="data-incremental: refresh rounds")
+    p.add_argument("--refresh-shares", default="none,0.5", metavar="S,S",
+                   help="data-incremental: the rounds once per refresh_share (none: the router alone)")
+    p.add_argument("--review", type=int, default=100, metavar="N",
+                   help="data-incremental: wrong validation predictions corrected in the review loop (0: none)")
+    p.add_argument("--upper-from", default=None, metavar="DIR",
+                   help="data-incremental: take the upper reference (W with all examples from the start) from this "
+                        "class-incremental bench output of the same method, seeds and profile instead of training it; "
+                        "the review loop then runs on the refreshed model")
+    p.add_argument("--map-study", action="store_true",
+                   help="data-incremental: instead, compare keeping expert 1's old weights as the feature map with "
+                        "recomputing every statistic when expert 1 retrains in a refresh round")
     p.add_argument("--merge", default=None, metavar="DIR,DIR",
                    help="instead of running, combine the results.json of these folders into --out")
     p.add_argument("--rename", action="append", metavar="OLD=NEW",
@@ -69,11 +88,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         print(merge(args.merge.split(","), Path(args.out), command, rename=parse_rename(args.rename or []),
                     only=only))
         return 0
+    protocol: dict[str, Any] = {}
+    if args.protocol == "data-incremental":
+        from conpet.bench.refresh import parse_shares
+
+        protocol = {"start": args.start, "add": args.add, "rounds": args.rounds,
+                    "shares": parse_shares(args.refresh_shares), "review": args.review,
+                    "feature_map_study": args.map_study, "upper": args.upper_from}
     print(run_bench(data=args.data, backbone=args.backbone, methods=expand_methods(args.methods),
                     profile=args.profile, seeds=[int(s) for s in str(args.seeds).split(",") if s.strip()],
                     out=Path(args.out), n_tasks=args.tasks, split=args.split, device=args.device,
                     threads=args.threads, measure_cache=args.measure_cache, overrides=parse_set(args.set or []),
-                    command=command))
+                    command=command, protocol=args.protocol, protocol_options=protocol))
     return 0
 
 

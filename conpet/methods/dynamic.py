@@ -37,6 +37,9 @@ class DynamicConPET(PETMethod):
     description: ClassVar[str] = ("Dynamic ConPET as in the paper: a trained selector of task ids routes each "
                                   "input to one expert per task")
     SELECTOR: ClassVar[str] = "selector"
+    new_labels_text: ClassVar[str] = ("learns labels added to learnt types only in its selector, at its next new "
+                                      "task (which replays every learnt task's current data); old experts never "
+                                      "retrain")
     use_selector: ClassVar[bool] = True  # False: every expert active (the "w/o selector" ablation)
     selector_labels: ClassVar[str | None] = None  # a variant's fixed TrainConfig.selector_labels
     dynamic_family: ClassVar[bool] = True
@@ -134,7 +137,7 @@ class DynamicConPET(PETMethod):
             if not self.has_module(self.SELECTOR):
                 self.add_module(self.SELECTOR, grow)
             else:
-                self.pet.grow_head(self.SELECTOR, grow)
+                self.pet.grow_head(self.adapter(self.SELECTOR), grow)
             self.bump_version(self.SELECTOR)
             if k > 0 or self.type_level_selector:  # one task id alone has nothing to learn
                 sel_sampler = self.make_sampler("selector", task.train, old, c.iter1_limit)
