@@ -14,7 +14,7 @@ from conpet.core.runtime import passive_omp_wait
 # Modules with a `register(subparsers)` function; each adds its subcommands.
 COMMAND_MODULES: list[str] = ["conpet.bench.continual", "conpet.cli.methods", "conpet.cli.data", "conpet.cli.train",
                               "conpet.cli.bundle", "conpet.cli.evaluate", "conpet.bench.threads", "conpet.bench.detector",
-                              "conpet.bench.relation"]
+                              "conpet.bench.relation", "conpet.bench.mentions"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,159 @@
+"""`conpet mention-bench`: the precision-recall trade-off of mention proposals on real text (Few-NERD).
+
+A seeded sample of Few-NERD ``inter_dev`` sentences (every sentence, with or without mentions) is split
+into training and test sentences. A new project imports the training sentences (fine types, e.g.
+``person-actor``) and learns them in one step (``conpet.project.training``: the method and the mention
+detector, which holds some sentences out and chooses its mention threshold on them), and is exported as a
+bundle. The bundle then reads the test sentences as raw text: the detector proposes mentions, the experts
+type them, and every proposal is scored at each threshold of ``--thresholds`` and at the one the model
+chose: exact-match precision / recall / F1 of span + type (``typed``) and of the span alone
+(``untyped``), and proposals per gold mention. Threshold 0 keeps every proposal: what a model proposed
+before it had a threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from conpet.core.errors import ConpetError
+from conpet.data.example import Span
+from conpet.suggest.mention_threshold import scores_at
+
+DEFAULT_THRESHOLDS = "0,0.5,0.6,0.7,0.8,0.85,0.9,0.95"
+Tagged = tuple[str, list[tuple[Span, str]]]
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("mention-bench", help="precision / recall of mention proposals by threshold "
+                                                    "(Few-NERD, a project's model on raw text)",
+                              description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
+    p.add_argument("--data-root", default=None, help="folder holding fewnerd/ (default: ../shared/data)")
+    p.add_argument("--train", type=int, default=1000, help="training sentences (default 1000)")
+    p.add_argument("--test", type=int, default=400, help="test sentences (default 400)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", default="quick")
+    p.add_argument("--thresholds", default=DEFAULT_THRESHOLDS, help="comma-separated detector scores from 0 to 1")
+    p.add_argument("--project", default=None, metavar="DIR",
+                   help="keep the trained project here (a new folder); a folder that holds a trained project "
+                        "is reused as it is (no training)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None, metavar="OUT.json")
+    p.set_defaults(func=_cmd)
+
+
+def split_sample(sentences: list[Tagged], n_train: int, n_test: int, seed: int) -> tuple[list[Tagged], list[Tagged]]:
+    """Disjoint seeded samples of training and test sentences, each in file order."""
+    if n_train + n_test > len(sentences):
+        raise ConpetError(f"asked for {n_train} + {n_test} sentences, the file has {len(sentences)}")
+    idx = np.random.default_rng(seed).choice(len(sentences), size=n_train + n_test, replace=False)
+    return ([sentences[i] for i in np.sort(idx[:n_train])], [sentences[i] for i in np.sort(idx[n_train:])])
+
+
+def threshold_rows(gold: list[list[tuple[Span, str]]], proposed: list[list[tuple[Span, str, float]]],
+                   thresholds: list[float]) -> list[dict[str, Any]]:
+    """Per threshold: typed and span-only exact-match scores of the proposals at or above it."""
+    typed = [[((span, label), score) for span, label, score in ps] for ps in proposed]
+    spans = [[(span, score) for span, _, score in ps] for ps in proposed]
+    gold_spans = [[span for span, _ in g] for g in gold]
+    rows = []
+    for t in thresholds:
+        ty, un = scores_at(gold, typed, t), scores_at(gold_spans, spans, t)
+        rows.append({"threshold": t, "typed": ty.to_dict(), "untyped": un.to_dict(),
+                     "proposals_per_gold": un.n_predicted / un.n_gold if un.n_gold else None})
+    return rows
+
+
+def _train(folder: Path, train: list[Tagged], args: argparse.Namespace) -> float | None:
+    """Create and train the project (seconds), or None when ``folder`` already holds a trained one."""
+    from conpet.data.jsonl import Entity, Sentence, write_jsonl
+    from conpet.project.model import current_model_folder, is_project_folder
+    from conpet.project.training import train_project
+    from conpet.store import Project
+    from conpet.store.importer import import_file
+
+    if is_project_folder(folder):
+        with Project.open(folder) as p:
+            if current_model_folder(p) is None:
+                raise ConpetError(f"{folder}: a project without a trained model; give a new folder")
+        return None
+    with tempfile.TemporaryDirectory(prefix="conpet-mentionbench-") as tmp:
+        path = Path(tmp) / "train.jsonl"
+        write_jsonl(path, [Sentence(text, tuple(Entity(s.start, s.end, tag) for s, tag in mentions))
+                           for text, mentions in train])
+        with Project.create(folder) as p:
+            import_file(p, path)
+    t0 = time.monotonic()
+    train_project(folder, backbone="minilm", device="cpu", profile=args.profile, threads=args.threads,
+                  overrides={"seed": args.seed})
+    return time.monotonic() - t0
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from conpet.bench.detector import read_fewnerd_typed
+    from conpet.bundle import Bundle, read_manifest
+    from conpet.core.runtime import apply_threads
+    from conpet.data.datasets import find_data_root
+    from conpet.eval.span_metrics import scored_mentions
+    from conpet.project.bundles import export_bundle
+
+    apply_threads(args.threads, "cpu")
+    thresholds = sorted({float(t) for t in args.thresholds.split(",")})
+    path = find_data_root(args.data_root) / "fewnerd" / "inter_dev.txt"
+    train, test = split_sample(read_fewnerd_typed(path), args.train, args.test, args.seed)
+    with tempfile.TemporaryDirectory(prefix="conpet-mentionbench-") as tmp:
+        folder = Path(args.project) if args.project else Path(tmp) / "project"
+        train_s = _train(folder, train, args)
+        bundle_path = export_bundle(folder, Path(tmp) / "bundle.zip")
+        saved = (read_manifest(bundle_path).get("suggesters") or {}).get("mention_threshold")
+        if saved is None:
+            raise ConpetError(f"{folder}: the model has no mention detector")
+        bundle = Bundle.load(bundle_path, device="cpu", mention_threshold=0.0)  # every proposal, with its score
+        try:
+            t0 = time.monotonic()
+            proposed = scored_mentions(bundle, [text for text, _ in test])
+            predict_s = time.monotonic() - t0
+            choice = bundle.suggesters.detector.threshold_choice
+        finally:
+            bundle.close()
+    gold = [mentions for _, mentions in test]
+    return {"data": str(path), "seed": args.seed, "profile": args.profile, "threads": args.threads,
+            "train_sentences": len(train), "train_mentions": sum(len(m) for _, m in train),
+            "test_sentences": len(test), "test_mentions": sum(len(g) for g in gold),
+            "train_seconds": train_s, "predict_seconds": predict_s, "saved_threshold": saved,
+            "threshold_choice": choice, "rows": threshold_rows(gold, proposed, thresholds),
+            "saved": threshold_rows(gold, proposed, [float(saved)])[0]}
+
+
+def _row(label: str, row: dict[str, Any]) -> str:
+    t, u = row["typed"], row["untyped"]
+    ratio = "–" if row["proposals_per_gold"] is None else f"{row['proposals_per_gold']:.2f}"
+    return (f"{label:>11} | {100 * t['precision']:5.1f} {100 * t['recall']:5.1f} {100 * t['f1']:5.1f} | "
+            f"{100 * u['precision']:5.1f} {100 * u['recall']:5.1f} {100 * u['f1']:5.1f} | {u['predicted']:8d} "
+            f"| {ratio}")
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    if min(args.train, args.test) < 1:
+        raise SystemExit("conpet mention-bench: --train and --test must be >= 1")
+    report = run(args)
+    trained = (f"trained in {report['train_seconds']:.0f} s" if report["train_seconds"] is not None
+               else "project reused")
+    print(f"Few-NERD inter_dev, seed {report['seed']}: {report['train_sentences']} training sentences "
+          f"({report['train_mentions']} mentions), {report['test_sentences']} test sentences "
+          f"({report['test_mentions']} mentions) as raw text; {trained}")
+    print(f"{'threshold':>11} | typed P     R    F1 |  span P     R    F1 | proposed | per gold")
+    for row in report["rows"]:
+        print(_row(f"{row['threshold']:.2f}", row))
+    print(_row(f"saved {report['saved_threshold']:.3f}", report["saved"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"report written to {args.json}", file=sys.stderr)
+    return 0
