@@ -97,6 +97,7 @@ class TrainRequest:
     threads: int | None = None  # torch CPU threads; None or 0: automatic (conpet.core.runtime.default_threads)
     all_data: bool = False  # no held-out split for the new task; a cross-validated accuracy (conpet.project.crossval)
     folds: int = DEFAULT_FOLDS
+    refresh_only: bool = False  # no new task: learn the learnt types' changed labels alone
 
 
 def train_next_task(req: TrainRequest, sink: ProgressSink | None = None,
@@ -111,7 +112,7 @@ def train_next_task(req: TrainRequest, sink: ProgressSink | None = None,
     return train_project(req.folder, method=req.method, backbone=backbone, min_examples=req.min_examples,
                          profile=req.budget, overrides=req.overrides, device=req.device, sink=sink,
                          types=list(req.types) if req.types else None, threads=req.threads or None,
-                         all_data=req.all_data, folds=req.folds)
+                         all_data=req.all_data, folds=req.folds, refresh_only=req.refresh_only)
 
 
 # ----------------------------------------------------------------------------------------- prediction

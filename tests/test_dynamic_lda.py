@@ -274,6 +274,10 @@ def test_conpet_methods_lists_every_method_and_marks_the_default(capsys):
     assert len(marked) == 1 and marked[0].startswith(f"{DEFAULT_METHOD} (default)")
     descriptions = [ln.split("  ", 1)[1].strip() for ln in lines]
     assert all(descriptions) and len(set(descriptions)) == len(descriptions)  # each its own line
+    from conpet.methods.registry import method_class
+
+    for ln, name in zip(lines, method_names(), strict=True):  # what each does with new labels of learnt types
+        assert f"new labels of learnt types ({method_class(name).new_labels})" in ln
 
 
 def test_calibration_picks_t_and_w_on_validation_data_and_is_saved(minilm, tasks, tmp_path):

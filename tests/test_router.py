@@ -32,6 +32,49 @@ def test_incremental_statistics_equal_batch_statistics():
     np.testing.assert_allclose(router.scatter, scatter, rtol=1e-10, atol=1e-9)
 
 
+def test_merge_and_downdate_equal_batch_statistics_over_the_current_examples():
+    """Add, remove, relabel (a removal from one type and an addition to another), in several rounds: the
+    statistics equal a batch computation over what is left."""
+    rng = np.random.default_rng(3)
+    x, y = _data(rng, ["a", "b", "c", "d"], 12, 8)
+    router = GaussianRouter(8)
+    router.update(x[:30], y[:30])
+    router.update(x[30:], y[30:])  # merge into types that already have data
+    keep = np.ones(len(y), dtype=bool)
+    gone = [0, 5, 9, 17, 33]
+    router.downdate(x[gone], [y[i] for i in gone])  # removed labels
+    keep[gone] = False
+    moved = [2, 11, 40]  # corrected: out of their type, into "e" (a new type) or "a"
+    new_labels = ["e", "a", "e"]
+    router.downdate(x[moved], [y[i] for i in moved])
+    router.update(x[moved], new_labels)
+    labels = list(y)
+    for i, lab in zip(moved, new_labels, strict=True):
+        labels[i] = lab
+    types, counts, means, scatter = batch_statistics(x[keep], [lab for lab, k in zip(labels, keep, strict=True) if k])
+    order = [router.types.index(t) for t in types]
+    np.testing.assert_allclose(router.counts[order], counts)
+    np.testing.assert_allclose(router.means[order], means, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(router.scatter, scatter, rtol=1e-9, atol=1e-8)
+
+
+def test_a_type_whose_examples_all_left_scores_nothing_until_it_gets_more():
+    rng = np.random.default_rng(4)
+    x, y = _data(rng, ["a", "b", "c"], 6, 5)
+    router = GaussianRouter(5)
+    router.update(x, y)
+    rows = [i for i, lab in enumerate(y) if lab == "b"]
+    router.downdate(x[rows], ["b"] * len(rows))
+    post = router.log_posterior(x)
+    assert np.isneginf(post[:, router.types.index("b")]).all()
+    router.update(x[rows[:2]], ["b", "b"])
+    assert np.isfinite(router.log_posterior(x)).all()
+    with pytest.raises(RouterError, match="has 2"):
+        router.downdate(x[rows], ["b"] * len(rows))
+    with pytest.raises(RouterError, match="no statistics"):
+        router.downdate(x[:1], ["zzz"])
+
+
 def test_shrunk_covariance_is_invertible_with_fewer_examples_than_dimensions():
     rng = np.random.default_rng(1)
     x, y = _data(rng, ["a", "b", "c"], 32, 1152)  # 96 examples, 1152 dimensions: the raw covariance is singular

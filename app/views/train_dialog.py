@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from conpet.core.config import CONVERGE_MAX_EPOCHS, CONVERGE_PATIENCE
 from conpet.core.runtime import cpu_cores
 from conpet.project.crossval import DEFAULT_FOLDS
+from conpet.project.refresh_preview import RefreshPreview
 from conpet.project.training import DEFAULT_METHOD
 
 METHODS = [("dynamic-lda", "Dynamic ConPET routed by statistics (one expert per task, LDA router; nothing old retrains)"),
@@ -71,6 +72,7 @@ class TrainChoice:
     threads: int = 0  # torch CPU threads; 0: automatic
     all_data: bool = False  # train on every labelled example; a cross-validated accuracy instead of a test split
     folds: int = DEFAULT_FOLDS
+    refresh_only: bool = False  # no new task: the step learns the learnt types' changed labels alone
 
 
 def cuda_available() -> bool:
@@ -102,8 +104,10 @@ class TrainDialog(QDialog):
     the open task of an unfinished training) form the new task. The minimum is a setting."""
 
     def __init__(self, candidates: list[TypeCandidate], min_examples: int, trained_tasks: int,
-                 parent: QWidget | None = None, default_backbone: str = "minilm", threads: int = 0) -> None:
+                 parent: QWidget | None = None, default_backbone: str = "minilm", threads: int = 0,
+                 refresh: RefreshPreview | None = None) -> None:
         super().__init__(parent)
+        self._refresh = refresh or RefreshPreview()
         self.setWindowTitle("Train new knowledge")
         self.setMinimumWidth(560)
         self._candidates = candidates
@@ -192,6 +196,13 @@ class TrainDialog(QDialog):
         form.addRow("Data:", data_row)
         layout.addLayout(form)
 
+        # what the step does with labels of learnt types added, removed or corrected since their task trained
+        self.refresh_label = QLabel(self._refresh.text)
+        self.refresh_label.setObjectName("refreshPlan")
+        self.refresh_label.setWordWrap(True)
+        self.refresh_label.setVisible(bool(self._refresh.changed))
+        layout.addWidget(self.refresh_label)
+
         self.summary = QLabel()
         self.summary.setObjectName("statusLine")
         self.summary.setWordWrap(True)
@@ -248,7 +259,9 @@ class TrainDialog(QDialog):
 
     def _update_summary(self) -> None:
         ids = self.selected_type_ids()
-        if not self._candidates:
+        if not ids and self._refresh.changed and self._refresh.refreshes:
+            text, ok = "No new task: this training refreshes the learnt tasks with their changed labels.", True
+        elif not self._candidates:
             text, ok = "Every type is already part of a trained task. Add a new type and label it first.", False
         elif not ids:
             text, ok = "No type is ready: label more examples, or lower the minimum.", False
@@ -303,4 +316,5 @@ class TrainDialog(QDialog):
             threads=self.threads_spin.value(),
             all_data=self.all_data_box.isChecked(),
             folds=self.folds_spin.value(),
+            refresh_only=not self.selected_type_ids(),
         )

@@ -31,8 +31,10 @@ from app.viewmodels.project_model import ProjectModel
 from app.views.train_dialog import TrainChoice, TrainDialog, TypeCandidate
 from app.widgets.charts import LineChart
 from app.workers import Worker
+from conpet.core.errors import ConpetError
 from conpet.core.protocols import ProgressEvent
 from conpet.project.crossval import cv_text
+from conpet.project.refresh_preview import RefreshPreview, preview_refresh
 from conpet.project.training import TrainOutcome
 
 STAGE_NAMES = {"loading": "Loading the backbone", "setup": "Loading the backbone", "selector": "Training the selector",
@@ -221,6 +223,10 @@ class TrainingView(QWidget):
         if any(c.in_open_task for c in cands):
             return True, "Train the unfinished task again, from the start."
         labelled = [c for c in cands if c.gold_count > 0]
+        if not labelled:  # no new task to learn: the learnt types' changed labels may still be
+            refresh = self.refresh_preview()
+            if refresh.changed and refresh.refreshes:
+                return True, f"Refresh: {refresh.text}"
         if not cands:
             return False, "Every type is already learnt: add a type in the Types tab and label it first."
         if not labelled:
@@ -245,6 +251,13 @@ class TrainingView(QWidget):
                 return run.method, run.backbone
         return None, None
 
+    def refresh_preview(self) -> RefreshPreview:
+        """What the next training does with labels of learnt types changed since their task trained."""
+        try:
+            return preview_refresh(self.model.folder)
+        except ConpetError as exc:  # an unreadable model: the training itself will say so
+            return RefreshPreview(text=str(exc))
+
     def open_train_dialog(self) -> None:
         if self.controller.model_job_running():
             dialogs.inform(self, "A job is running", "Wait for the running job to end, or cancel it.")
@@ -253,7 +266,7 @@ class TrainingView(QWidget):
         dialog = TrainDialog(self.candidates(), self.settings.min_examples(), len([t for t in self.model.tasks()
                                                                                   if t.frozen]),
                              self, default_backbone=backbone or str(self.settings.value("training/backbone", "minilm")),
-                             threads=self.settings.cpu_threads())
+                             threads=self.settings.cpu_threads(), refresh=self.refresh_preview())
         if method is not None:
             i = dialog.method_box.findData(method)
             if i >= 0:
@@ -276,7 +289,8 @@ class TrainingView(QWidget):
                                     device=choice.device, budget=choice.budget, min_examples=choice.min_examples,
                                     types=None if open_task else tuple(choice.type_names),
                                     overrides=dict(overrides or choice.overrides), threads=choice.threads or None,
-                                    all_data=choice.all_data, folds=choice.folds)
+                                    all_data=choice.all_data, folds=choice.folds,
+                                    refresh_only=choice.refresh_only)
         return self.controller.start_training(request)
 
     def cancel(self) -> None:
@@ -352,8 +366,13 @@ class TrainingView(QWidget):
             self.eta_label.setText(f"took {took:.0f} s")
             if isinstance(payload, TrainOutcome):
                 m = payload.metrics
-                text = (f"Task {payload.task_index} learnt ({', '.join(payload.types)}). "
-                        + (_sentence(accuracy_text(m)) if has_accuracy(m) else ""))
+                r = payload.refresh
+                done = f"Task {payload.task_index} learnt ({', '.join(payload.types)}). " if payload.types else ""
+                if r:
+                    done += (f"Learnt tasks refreshed: {r.get('added', 0)} label(s) added, {r.get('removed', 0)} "
+                             "removed or corrected; experts retrained: "
+                             f"{', '.join(map(str, r.get('experts', []))) or 'none'}. ")
+                text = done + (_sentence(accuracy_text(m)) if has_accuracy(m) else "")
             elif isinstance(payload, jobs.PredictOutcome):
                 text = (f"{payload.predictions} predictions stored in {payload.seconds:.1f} s "
                         f"({payload.backbone_passes} backbone passes; cached logits need none).")

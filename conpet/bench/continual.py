@@ -459,6 +459,14 @@ def bench(args: argparse.Namespace) -> int:
             plans.append((seed, m, exp, tasks_cache[key]))
     print(f"loading backbone {args.backbone} ...", file=sys.stderr, flush=True)
     backbone = load_backbone(args.backbone, device=args.device)
+    if args.protocol == "data-incremental":
+        from conpet.bench.refresh import parse_shares, run_data_incremental
+
+        by_seed = list({seed: (seed, exp, tasks) for seed, _, exp, tasks in plans}.values())
+        print(run_data_incremental(methods, by_seed, backbone, out, start=args.start, add=args.add,
+                                   rounds=args.rounds, shares=parse_shares(args.refresh_shares),
+                                   review=args.review, command=command, feature_map_study=args.map_study))
+        return 0
     records: list[dict[str, Any]] = []
     for seed, m, exp, tasks in plans:
         print(f"== {m}, seed {seed}: {len(tasks)} tasks, "
@@ -494,6 +502,21 @@ def register(subparsers: Any) -> None:
                    help="after training, time a prediction pass uncached vs with all logits cached")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a training setting (e.g. --set top_t=2 --set lr=5e-4), repeatable")
+    p.add_argument("--protocol", default="class-incremental", choices=["class-incremental", "data-incremental"],
+                   help="class-incremental: the paper's task sequence; data-incremental: learn the tasks with "
+                        "--start examples per type, then --rounds refresh rounds adding --add per type, against "
+                        "the same method with all of them from the start, then the review loop "
+                        "(conpet.bench.refresh; writes refresh.json and refresh.txt)")
+    p.add_argument("--start", type=int, default=8, help="data-incremental: training examples per type at first")
+    p.add_argument("--add", type=int, default=8, help="data-incremental: examples per type each round adds")
+    p.add_argument("--rounds", type=int, default=3, help="data-incremental: refresh rounds")
+    p.add_argument("--refresh-shares", default="none,0.5", metavar="S,S",
+                   help="data-incremental: the rounds once per refresh_share (none: the router alone)")
+    p.add_argument("--review", type=int, default=100, metavar="N",
+                   help="data-incremental: wrong validation predictions corrected in the review loop (0: none)")
+    p.add_argument("--map-study", action="store_true",
+                   help="data-incremental: instead, compare keeping expert 1's old weights as the feature map with "
+                        "recomputing every statistic when expert 1 retrains in a refresh round")
     p.add_argument("--merge", default=None, metavar="DIR,DIR",
                    help="instead of running, combine the results.json of these folders into --out")
     p.add_argument("--rename", action="append", metavar="OLD=NEW",

@@ -22,8 +22,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "train", help="learn a project's next task headless (what the app's Train does)",
         description="Learn the project's next task: its open task, or the types with at least --min-examples "
-                    "gold annotations that no task holds yet. Stores the run, the modules and the metrics in "
-                    "the project. Ctrl-C stops after the current batch.")
+                    "gold annotations that no task holds yet; and, first, the labels of learnt types added, "
+                    "removed or corrected since their task was trained (a refresh: with no new type the step is "
+                    "the refresh alone). Stores the run, the modules and the metrics in the project. Ctrl-C stops "
+                    "after the current batch.")
     p.add_argument("project", metavar="PROJECT_DIR")
     p.add_argument("--method", choices=PROJECT_METHODS, default=None,
                    help=f"continual method for a new project's model (default {DEFAULT_METHOD}; later steps keep it)")
@@ -55,6 +57,10 @@ def register(subparsers: Any) -> None:
                         "the new task")
     p.add_argument("--folds", type=int, default=None, metavar="K",
                    help=f"cross-validation folds of --all-data (default {DEFAULT_FOLDS})")
+    p.add_argument("--refresh", action="append", type=int, default=[], metavar="TASK",
+                   help="retrain task TASK's expert on its current labelled data in this step, however little "
+                        "changed (repeat for several; the default method; others learn new labels of learnt types "
+                        "as `conpet methods` says)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
@@ -76,7 +82,7 @@ def _cmd_train(args: Any) -> int:
                                 min_examples=args.min_examples, profile=args.profile, overrides=overrides,
                                 device=args.device, sink=bar, types=args.types, threads=args.threads,
                                 notify=lambda line: print(f"conpet: {line}", file=sys.stderr, flush=True),
-                                all_data=args.all_data, folds=args.folds or DEFAULT_FOLDS)
+                                all_data=args.all_data, folds=args.folds or DEFAULT_FOLDS, refresh=args.refresh)
     except Cancelled:
         bar.close()
         print("conpet: training cancelled; the project keeps its previous model", file=sys.stderr)
@@ -89,14 +95,24 @@ def _cmd_train(args: Any) -> int:
     m = out.metrics
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     correct, totals = m.get("test_correct") or [], m.get("test_examples") or []
-    print(f"run {out.run_id}: task {out.task_index} ({', '.join(out.types)}) learnt with {out.method} "
-          f"in {out.seconds:.1f} s (seed {m.get('seed')}, {m.get('threads')} CPU thread(s))")
+    if out.refresh:
+        r = out.refresh
+        experts = ", ".join(str(k) for k in r.get("experts", [])) or "none"
+        print(f"run {out.run_id}: refreshed the learnt tasks: {r.get('added', 0)} label(s) added, {r.get('removed', 0)} "
+              f"removed or relabelled (router statistics {r.get('router', 'updated')}); experts retrained: {experts}")
+    if out.types:
+        print(f"run {out.run_id}: task {out.task_index} ({', '.join(out.types)}) learnt with {out.method} "
+              f"in {out.seconds:.1f} s (seed {m.get('seed')}, {m.get('threads')} CPU thread(s))")
     if sum(totals) or not m.get("cv"):  # a first task trained on all its data has no test examples at all
         print(f"whole accuracy {accuracy_text(sum(correct), sum(totals))} of the test examples, average accuracy "
               f"{pct(m.get('avg_acc'))}"
               + (f", selector accuracy {pct(m.get('selector_acc'))}" if m.get("selector_acc") is not None else ""))
         print("per task: " + ", ".join(f"task {k + 1} {accuracy_text(c, n)}"
-                                       for k, (c, n) in enumerate(zip(correct, totals, strict=True))))
+                                       for k, (c, n) in enumerate(zip(correct, totals, strict=True)))
+              + " (each task's test examples of its first step)")
+        g_correct, g_totals = m.get("grown_test_correct") or [], m.get("grown_test_examples") or []
+        if sum(g_totals):
+            print(f"test examples labelled after their task's first step: {accuracy_text(sum(g_correct), sum(g_totals))}")
     if m.get("cv"):
         print(f"task {out.task_index} (trained on all its data): accuracy {cv_text(m['cv'])}")
     for line in out.suggesters:

@@ -172,6 +172,16 @@ class TrainConfig:
     router_weight: float = field(
         default=1.0, metadata={"help": "statistical router: weight w of the expert's within-task log-softmax "
                                        "added to the router's log p(type)"})
+    refresh_share: float | None = field(
+        default=0.5,
+        metadata={"help": "refresh: an expert retrains on its task's current data once the training examples added "
+                          "to or removed from its task since it was trained exceed this share of those it was "
+                          "trained on (0: any change; None: never, the router alone follows new labels)"})
+    refresh_map: Literal["keep", "recompute"] = field(
+        default="keep",
+        metadata={"help": "statistical router, when the first task's expert (the feature map) retrains: keep the "
+                          "old expert as a frozen feature map of its own (statistics stay valid), or recompute "
+                          "every type's statistics through the new expert (one feature pass over all data)"})
     lora_rank: int = _setting_of(LoraSettings, "rank")
     lora_alpha: float = _setting_of(LoraSettings, "alpha")
     lora_dropout: float = _setting_of(LoraSettings, "dropout")
@@ -221,6 +231,10 @@ class TrainConfig:
             raise ConfigError("router_weight must not be negative")
         if self.router_energy < 0:
             raise ConfigError("router_energy must not be negative")
+        if self.refresh_share is not None and self.refresh_share < 0:
+            raise ConfigError("refresh_share must not be negative (None: experts never refresh)")
+        if self.refresh_map not in ("keep", "recompute"):
+            raise ConfigError("refresh_map must be 'keep' or 'recompute'")
         if self.memory_per_type < 1:
             raise ConfigError("memory_per_type must be at least 1")
         if self.expert_init not in ("fresh", "selector"):

@@ -31,6 +31,7 @@ from conpet.core.errors import ConpetError
 from conpet.core.protocols import LogitCache, ProgressSink, Reporter, ScaledSink
 from conpet.data.example import Example
 from conpet.data.tasks import TaskData
+from conpet.methods.refresh import TaskChange, label_changes
 from conpet.methods.replay import ReplaySampler, validation_sample, validation_size
 
 __all__ = [
@@ -109,6 +110,10 @@ class ContinualMethod:
     # True where a step trains on all history without a batch limit (joint retraining, Limitless): step k
     # then costs about k times the first, and progress and ETA weight the steps so.
     step_cost_grows: ClassVar[bool] = False
+    # What the method does with new labels of types it has learnt (`conpet.methods.refresh.NEW_LABELS`):
+    # "refresh" (a refresh step learns them), "replay" (its next new task replays them) or "none".
+    new_labels: ClassVar[str] = "none"
+    new_labels_text: ClassVar[str] = "never learns labels added to a type after its task was trained"
 
     def learn_task(self, task: TaskData, history: Sequence[TaskData], sink: ProgressSink | None = None) -> StepStats:
         raise NotImplementedError
@@ -172,6 +177,9 @@ class PETMethod(ContinualMethod):
     """
 
     uses_cache: ClassVar[bool] = True
+    new_labels: ClassVar[str] = "replay"
+    new_labels_text: ClassVar[str] = ("learns labels added to learnt types at its next new task, which replays "
+                                      "every learnt task's current training data")
     # What `TrainConfig` leaves to the method (its None settings): the paper's choices unless a method
     # says otherwise.
     default_representation: ClassVar[str] = "mask"
@@ -196,6 +204,12 @@ class PETMethod(ContinualMethod):
         self.backbone_forwards = 0  # PET forward passes through the backbone (tests count these)
         self.backbone_examples = 0
         self._training: set[str] = set()  # modules not frozen right now (never cached)
+        # type -> ids of the training examples the model learnt it from (`conpet.methods.refresh`)
+        self.learnt_examples: dict[str, list[str]] = {}
+        # logical module -> PET adapter where they differ: a refreshed module trains beside the old one,
+        # which stays in place until the step commits
+        self._adapters: dict[str, str] = {}
+        self._superseded: list[str] = []  # adapters the step in progress replaced (dropped when it commits)
         self._pet: Any = None
         self._encoder: Any = None
         # the loaded backbone's device decides (never a saved setting: the model may have moved machines)
@@ -252,8 +266,9 @@ class PETMethod(ContinualMethod):
         return self._encoder
 
     def adapter(self, name: str) -> str:
-        """The PETModel name of a logical module (the same: each method has its own PETModel)."""
-        return name
+        """The PETModel name of a logical module: the same (each method has its own PETModel), except for a
+        module being refreshed, whose new weights train under a name of their own until the step commits."""
+        return self._adapters.get(name, name)
 
     def module_id(self, name: str) -> str:
         return f"{self.uid}/{name}"
@@ -506,19 +521,67 @@ class PETMethod(ContinualMethod):
             self.rollback_step(state)
             raise
         self.commit_step(state)
+        self.record_learnt([*history, task] if self.new_labels == "replay" else [task])
         stats.seconds = time.monotonic() - t0
         stats.backbone_forwards = self.backbone_forwards - f0
         stats.backbone_examples = self.backbone_examples - e0
         rep(1.0, f"task {task.index + 1} learnt in {stats.seconds:.1f} s", "done")
         return stats
 
-    def begin_step(self, task: TaskData) -> dict[str, Any]:
-        """Record what a rollback needs, then add the task's types to the label space."""
+    # --- learning more about learnt types (conpet.methods.refresh) --------------------------------
+
+    def record_learnt(self, tasks: Sequence[TaskData]) -> None:
+        """Record that the model now reflects the training examples of `tasks`' types."""
+        for task in tasks:
+            for t in task.types:
+                self.learnt_examples[t] = sorted(ex.id for ex in task.train if ex.label == t)
+
+    def label_changes(self, tasks: Sequence[TaskData]) -> list[TaskChange]:
+        """Per learnt task (`tasks`: every learnt task with its current data, in order), the training
+        examples added and removed since the model learnt its types."""
+        return label_changes(tasks[: self.n_tasks], self.learnt_examples)
+
+    def refresh(self, tasks: Sequence[TaskData], sink: ProgressSink | None = None,
+                retrain: Sequence[int] = ()) -> StepStats:
+        """A step with no new task: learn what changed in the learnt tasks' training data (`tasks`: every
+        learnt task with its current data). `retrain`: tasks whose modules must retrain whatever changed.
+        A failed or cancelled refresh leaves the model as it was."""
+        if self.new_labels != "refresh":
+            raise ConpetError(f"{self.name} has no refresh step: it {self.new_labels_text}")
+        if len(tasks) != self.n_tasks or any(tuple(t.types) != ts for t, ts in zip(tasks, self.task_types,
+                                                                                  strict=False)):
+            raise ConpetError(f"a refresh needs the {self.n_tasks} learnt task(s) with their types, in order")
+        rep = Reporter(sink)
+        stats = StepStats(task=-1)
+        f0, e0 = self.backbone_forwards, self.backbone_examples
+        t0 = time.monotonic()
+        state = self.begin_step(None)
+        try:
+            self.refresh_step(list(tasks), sorted(set(retrain)), rep, stats)
+            rep.check_cancel()
+        except BaseException:
+            self.rollback_step(state)
+            raise
+        self.commit_step(state)
+        stats.seconds = time.monotonic() - t0
+        stats.backbone_forwards = self.backbone_forwards - f0
+        stats.backbone_examples = self.backbone_examples - e0
+        rep(1.0, f"refreshed in {stats.seconds:.1f} s", "done")
+        return stats
+
+    def refresh_step(self, tasks: list[TaskData], retrain: list[int], rep: Reporter, stats: StepStats) -> None:
+        raise NotImplementedError
+
+    def begin_step(self, task: TaskData | None) -> dict[str, Any]:
+        """Record what a rollback needs, then add the task's types to the label space (a refresh: no task)."""
         state = {"task_types": list(self.task_types), "versions": dict(self.versions),
-                 "modules": set(self.pet.module_names), "snapshots": {}, "type_kinds": dict(self.type_kinds)}
-        self.task_types.append(tuple(task.types))
-        for ex in (*task.train, *task.valid, *task.test):
-            self.type_kinds.setdefault(ex.label, ex.kind)
+                 "modules": set(self.pet.module_names), "snapshots": {}, "type_kinds": dict(self.type_kinds),
+                 "learnt_examples": dict(self.learnt_examples), "adapters": dict(self._adapters)}
+        self._superseded = []
+        if task is not None:
+            self.task_types.append(tuple(task.types))
+            for ex in (*task.train, *task.valid, *task.test):
+                self.type_kinds.setdefault(ex.label, ex.kind)
         return state
 
     def bump_version(self, name: str) -> int:
@@ -534,6 +597,8 @@ class PETMethod(ContinualMethod):
         now gone, so they are never reused: a restored module gets a fresh version (its cached
         logits are recomputed once), and the next step's versions start above them."""
         during = dict(self.versions)
+        # a refreshed module trained under an adapter of its own: the old weights never changed
+        swapped = [n for n, a in self._adapters.items() if state["adapters"].get(n, n) != a]
         self._training.clear()
         for name, snap in state["snapshots"].items():
             if self.has_module(name):
@@ -542,6 +607,9 @@ class PETMethod(ContinualMethod):
             self.pet.remove_module(adapter)
         self.task_types = state["task_types"]
         self.type_kinds = dict(state["type_kinds"])
+        self.learnt_examples = dict(state["learnt_examples"])
+        self._adapters = dict(state["adapters"])
+        self._superseded = []
         self.versions = dict(state["versions"])
         for name, v in during.items():
             if v != self.versions.get(name):
@@ -549,9 +617,17 @@ class PETMethod(ContinualMethod):
                 if name in self.versions:
                     self.versions[name] = v + 1
                     self._burned[name] = v + 1
+        for name in swapped:  # its cached logits are still its own: keep its version (never issue v again)
+            if name in state["versions"]:
+                self.versions[name] = state["versions"][name]
 
     def commit_step(self, state: dict[str, Any]) -> None:
-        pass
+        """The step succeeded: drop the adapters its refreshed modules replaced."""
+        mapped = {self.adapter(n) for n in self.logical_modules()}
+        for adapter in self._superseded:
+            if adapter not in mapped and adapter in set(self.pet.module_names):
+                self.pet.remove_module(adapter)
+        self._superseded = []
 
     def train_step(self, task: TaskData, history: list[TaskData], rep: Reporter, stats: StepStats) -> None:
         raise NotImplementedError
@@ -613,6 +689,7 @@ class PETMethod(ContinualMethod):
             "type_kinds": dict(sorted(self.type_kinds.items())),
             "versions": {n: self.versions.get(n, 0) for n in names},
             "config": self.config.to_dict(), "extra": self.extra_state(),
+            "learnt_examples": {t: list(ids) for t, ids in sorted(self.learnt_examples.items())},
         }
         (folder / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -627,6 +704,9 @@ class PETMethod(ContinualMethod):
         method.task_types = [tuple(ts) for ts in state["tasks"]]
         method.type_kinds = {str(k): str(v) for k, v in state.get("type_kinds", {}).items()}
         method.versions = {k: int(v) for k, v in state["versions"].items()}
+        # a model saved before the record: its learnt types' changes are counted from its next step on
+        method.learnt_examples = {str(t): [str(i) for i in ids] for t, ids in
+                                  (state.get("learnt_examples") or {}).items()}
         for name in state["modules"]:
             sub = folder / name
             if not sub.is_dir():

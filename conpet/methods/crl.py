@@ -230,3 +230,6 @@ class CRLStar(ContrastiveMemoryBaseline):
         "CRL on dynamic replay of all history with the "
         "batch limit (the paper's Static ConPET version)")
     limited_memory = False
+    new_labels = "replay"
+    new_labels_text = ("learns labels added to learnt types at its next new task, which replays every learnt "
+                       "task's current training data")

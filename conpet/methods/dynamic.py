@@ -38,6 +38,9 @@ class DynamicConPET(PETMethod):
     description: ClassVar[str] = ("Dynamic ConPET as in the paper: a trained selector of task ids routes each "
                                   "input to one expert per task")
     SELECTOR: ClassVar[str] = "selector"
+    new_labels_text: ClassVar[str] = ("learns labels added to learnt types only in its selector, at its next new "
+                                      "task (which replays every learnt task's current data); old experts never "
+                                      "retrain")
     use_selector: ClassVar[bool] = True  # False: every expert active (the "w/o selector" ablation)
 
     @staticmethod

@@ -20,6 +20,15 @@ Prediction for an example: the router's log p(type | x) over all seen types; a t
 log-sum-exp of its types'; the top-t tasks are active; a type y of an active task j scores
 `log p(y | x) + w * log_softmax(expert_j(x))[y]`; inactive tasks' types are out (probability 0).
 
+New labels of learnt types (data-incremental; `conpet.methods.refresh`): a refresh step (`refresh`, with or
+without a new task after it) downdates the router's statistics by the training examples that left a type
+(features from the cache) and merges those that joined it (one feature pass each), so they equal the batch
+statistics of the current labels; an expert whose task's training data changed by more than
+`refresh_share` of what it was trained on (or that the caller names) retrains as a new version beside the
+old one, which goes only when the step commits. When that expert is the feature map (expert 0), the old
+weights stay as a frozen module `feature_map` of their own (`refresh_map="keep"`: every statistic and
+cached feature stays valid) or every statistic is recomputed through the new expert (`"recompute"`).
+
 `lda-frozen` and `lda-adapted` are the training-free rows (no experts; the router alone predicts):
 what a closed-form classifier gets on the same split, beside every continual method.
 """
@@ -39,6 +48,7 @@ from conpet.core.protocols import ProgressSink, Reporter
 from conpet.data.example import Example
 from conpet.data.tasks import TaskData
 from conpet.methods.base import PETMethod, Prediction, Stage, StepStats, length_order, softmax, unorder
+from conpet.methods.refresh import TaskChange
 from conpet.methods.registry import register_method
 from conpet.methods.router import ROUTER_FILE, GaussianRouter
 from conpet.methods.training_report import (
@@ -48,6 +58,7 @@ from conpet.model.representations import FEATURE_LAYERS, REPRESENTATIONS
 
 FEATURES = "features"
 MAP_PREFIX = "feature_map_"  # a re-adapted feature map: feature_map_<step> (router_readapt_types)
+KEPT_MAP = "feature_map"  # expert 0's weights kept as the feature map when expert 0 itself is refreshed
 CALIBRATION_WEIGHTS = (0.0, 1.0, 3.0, 10.0, 30.0)  # w: from the router alone to the experts deciding  # logical module id of the feature map's cached features
 
 
@@ -74,6 +85,11 @@ class RoutedByStatistics(PETMethod):
     use_selector: ClassVar[bool] = True  # it routes (the runner then measures oracle routing)
     use_experts: ClassVar[bool] = True  # False: the router alone predicts (training-free rows)
     features_from: ClassVar[str | None] = None  # a subclass may fix the feature map
+    new_labels: ClassVar[str] = "refresh"
+    new_labels_text: ClassVar[str] = (
+        "learns labels added to, removed from or corrected in learnt types at its next training, with or without "
+        "a new task: the router's statistics follow the current labels exactly (merge and downdate), and an "
+        "expert whose task's training data changed by more than refresh_share retrains")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -83,6 +99,9 @@ class RoutedByStatistics(PETMethod):
         self.chosen: dict[str, float] = {}  # t and w picked on validation data (router_calibrate)
         self.energy: dict[int, tuple[float, float]] = {}  # task -> its expert's energy mean, std on own data
         self.map_name: str | None = None  # the re-adapted feature map's module (router_readapt_types > 0)
+        # the kept map's features are still those of expert 0 at the version it had: (name, version)
+        self.map_key: tuple[str, int] | None = None
+        self.expert_examples: dict[int, list[str]] = {}  # task -> ids of the examples its expert trained on
 
     @staticmethod
     def expert(j: int) -> str:
@@ -99,7 +118,7 @@ class RoutedByStatistics(PETMethod):
         latest re-adapted map."""
         if self.config.router_features != "first-task":
             return None
-        return self.map_name if self.readapts else self.expert(0)
+        return self.map_name if (self.readapts or self.map_name) else self.expert(0)
 
     def readapts_at(self, task: TaskData) -> bool:
         """Whether this step re-trains the feature map: the first step always, later ones while the types
@@ -122,7 +141,7 @@ class RoutedByStatistics(PETMethod):
 
     def logical_modules(self) -> list[str]:
         experts = [self.expert(j) for j in range(self.n_tasks)] if self.use_experts else []
-        if self.readapts:
+        if self.readapts or (self.use_experts and self.map_name):
             return experts + ([self.map_name] if self.map_name else [])
         if self.use_experts:
             return experts
@@ -134,13 +153,16 @@ class RoutedByStatistics(PETMethod):
         """The cache's module id of the features: one per feature map and layer choice (the backbone's
         differ from expert 0's, one layer's from two)."""
         layers = "" if self.feature_layers == ("last",) else "-" + "+".join(self.feature_layers)
-        return self.module_id(f"{FEATURES}-{self.feature_map or 'backbone'}{layers}")
+        source = self.map_key[0] if self.map_key else (self.feature_map or "backbone")
+        return self.module_id(f"{FEATURES}-{source}{layers}")
 
     def cache_versions(self) -> dict[str, int]:
         return {**super().cache_versions(), self.features_id(): self.feature_version()} if self.n_tasks else {}
 
     def feature_version(self) -> int:
         """Features are cached under the feature map's version: a changed map never hits old entries."""
+        if self.map_key:
+            return self.map_key[1]
         return self.versions.get(self.feature_map, 0) if self.feature_map else 1
 
     def features(self, examples: Sequence[Example]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
@@ -188,18 +210,20 @@ class RoutedByStatistics(PETMethod):
 
     # --- training ------------------------------------------------------------------------------------
 
-    def begin_step(self, task: TaskData) -> dict[str, Any]:
+    def begin_step(self, task: TaskData | None) -> dict[str, Any]:
         state = super().begin_step(task)
         state["router"] = copy.deepcopy(self.router)
         state["chosen"] = dict(self.chosen)
         state["energy"] = dict(self.energy)
         state["map_name"] = self.map_name
+        state["map_key"] = self.map_key
+        state["expert_examples"] = dict(self.expert_examples)
         return state
 
     def commit_step(self, state: dict[str, Any]) -> None:
         super().commit_step(state)
         old = state["map_name"]
-        if old and old != self.map_name:  # a re-adapted map replaces the one before
+        if old and old != self.map_name and self.readapts:  # a re-adapted map replaces the one before
             self.remove_module(old)
             self.versions.pop(old, None)
 
@@ -209,6 +233,8 @@ class RoutedByStatistics(PETMethod):
         self.chosen = state["chosen"]
         self.energy = state["energy"]
         self.map_name = state["map_name"]
+        self.map_key = state["map_key"]
+        self.expert_examples = state["expert_examples"]
 
     def train_step(self, task: TaskData, history: list[TaskData], rep: Reporter, stats: StepStats) -> None:
         k = task.index
@@ -232,6 +258,8 @@ class RoutedByStatistics(PETMethod):
         for source in ([*history, task] if readapt else [task]):
             feats, _ = self.features(source.train)
             self.router.update(self.router_input(feats), [ex.label for ex in source.train])
+        if readapt:  # every learnt type's statistics now reflect its current examples
+            self.record_learnt(history)
         if self.config.router_calibrate and self.use_experts:
             rep(0.95, "router: choosing t and w on validation data", "router")
             stats.extra["calibration"] = dict(self.calibrate([t.valid for t in [*history, task]]))
@@ -266,12 +294,129 @@ class RoutedByStatistics(PETMethod):
         init = self.feature_map if (init_ok and c.expert_init == "selector") else None
         self.add_module(name, len(task.types), init_from=init)
         self.bump_version(name)
+        self.fit_expert(task, rep, stats, lo, hi)
+
+    def fit_expert(self, task: TaskData, rep: Reporter, stats: StepStats, lo: float, hi: float) -> None:
+        """Train expert `task.index` (already added, at a new version) on the task's training data."""
+        c = self.config
+        k = task.index
+        name = self.expert(k)
+        self.expert_examples[k] = sorted(ex.id for ex in task.train)
         local = {t: i for i, t in enumerate(task.types)}
         sampler = self.make_sampler("expert", task.train, [], c.iter2_limit)
         valid = self.make_validation([list(task.valid)], sampler, "expert")[0] or list(task.train)
         stats.stages.append(self.run_stage(self.cross_entropy_stage("expert", name, local, sampler, valid), rep, lo, hi))
         if c.router_energy > 0:  # on held-out data: on its training data an expert's energy runs high
             self.energy[k] = self.energy_statistics(k, list(task.valid) or list(task.train))
+
+    # --- refresh: new labels of learnt types ---------------------------------------------------------
+
+    def expert_change(self, task: TaskData) -> float:
+        """Training examples added to or removed from task k since its expert trained, per example it trained
+        on (a model saved before the record: since the router last learnt the task's types)."""
+        trained = self.expert_examples.get(task.index)
+        if trained is None:
+            trained = [i for t in task.types for i in self.learnt_examples.get(t, ())]
+        before, now = set(trained), {ex.id for ex in task.train}
+        changed = len(before ^ now)
+        return changed / len(before) if before else float(changed > 0)
+
+    def experts_to_refresh(self, tasks: Sequence[TaskData], forced: Sequence[int] = ()) -> list[int]:
+        """The experts a refresh retrains: those whose task's data changed by more than `refresh_share`, and
+        `forced` (none without experts)."""
+        if not self.use_experts:
+            return []
+        share = self.config.refresh_share
+        auto = [] if share is None else [t.index for t in tasks[: self.n_tasks] if self.expert_change(t) > share]
+        return sorted({*auto, *forced})
+
+    def refresh_step(self, tasks: list[TaskData], retrain: list[int], rep: Reporter, stats: StepStats) -> None:
+        changes = self.label_changes(tasks)
+        bad = [j for j in retrain if not 0 <= j < self.n_tasks]
+        if bad:
+            raise ConpetError(f"cannot refresh task {bad[0] + 1}: the model has learnt {self.n_tasks} task(s)")
+        experts = self.experts_to_refresh(tasks, retrain)
+        recompute = False
+        for pos, j in enumerate(experts):
+            if j == 0 and self.feature_map == self.expert(0):
+                if self.config.refresh_map == "keep":
+                    self.keep_feature_map()
+                else:
+                    recompute = True
+            lo, hi = 0.85 * pos / len(experts), 0.85 * (pos + 1) / len(experts)
+            rep(lo, f"expert {j + 1}: retraining on its task's {len(tasks[j].train)} current examples", "expert")
+            self.retrain_expert(tasks[j], rep, stats, lo, hi)
+        rep(0.85, "router: statistics of the changed labels", "router")
+        how = self.rebuild_router(tasks) if recompute else self.update_statistics(tasks, changes)
+        self.record_learnt(tasks)
+        stats.extra["refresh"] = {"added": sum(len(c.added) for c in changes),
+                                  "removed": sum(len(c.removed) for c in changes),
+                                  "experts": [j + 1 for j in experts], "router": how}
+        if self.config.router_calibrate and self.use_experts:
+            rep(0.95, "router: choosing t and w on validation data", "router")
+            stats.extra["calibration"] = dict(self.calibrate([t.valid for t in tasks]))
+
+    def keep_feature_map(self) -> None:
+        """Expert 0 is about to retrain: its current weights stay, frozen, as the feature map (a module of their
+        own), so that every statistic and every cached feature stays valid."""
+        name = self.expert(0)
+        self._adapters[KEPT_MAP] = self.adapter(name)
+        self.versions[KEPT_MAP] = self.versions.get(name, 0)
+        self.map_key = self.map_key or (name, self.versions.get(name, 0))
+        self.map_name = KEPT_MAP
+
+    def retrain_expert(self, task: TaskData, rep: Reporter, stats: StepStats, lo: float, hi: float) -> None:
+        """Expert k again, from the feature map's LoRA as a new expert would be, on the task's current data, as a
+        new version trained beside the old one (which the step drops when it commits)."""
+        name = self.expert(task.index)
+        v = self.bump_version(name)
+        staging = f"{name}-v{v}"
+        init = self.feature_map if (self.config.expert_init == "selector" and self.feature_map
+                                    and self.feature_map != name) else None
+        self.pet.add_module(staging, len(task.types), init_from=self.adapter(init) if init else None,
+                            representation=self.config.representation or "mask")
+        self._superseded.append(self.adapter(name))
+        self._adapters[name] = staging
+        self.fit_expert(task, rep, stats, lo, hi)
+
+    def update_statistics(self, tasks: Sequence[TaskData], changes: Sequence[TaskChange]) -> str:
+        """Downdate the router by the examples that left each type (their features from the cache), merge those
+        that joined (one feature pass each). A left example whose features are no longer cached: every
+        statistic is rebuilt from the current examples instead (features mostly cached). Says which."""
+        assert self.router is not None
+        removed = [r for c in changes for r in c.removed]
+        added = [ex for c in changes for ex in c.added]
+        if removed:
+            old = self.cached_features([i for i, _ in removed])
+            if old is None:
+                return self.rebuild_router(tasks)
+            self.router.downdate(self.router_input(old), [t for _, t in removed])
+        if added:
+            added = sorted(added, key=lambda ex: len(ex.text))  # batches of similar length pad least
+            feats, _ = self.features(added)
+            self.router.update(self.router_input(feats), [ex.label for ex in added])
+        return "updated"
+
+    def cached_features(self, ids: Sequence[str]) -> np.ndarray | None:
+        """The feature map's cached features of examples by id ([N, dim]); None when any is missing."""
+        if self.cache is None:
+            return None
+        mid, ver = self.features_id(), self.feature_version()
+        keys = [(i, mid, ver) for i in ids]
+        hits = self.cache.get_many(keys)
+        if len(hits) < len(keys):
+            return None
+        return np.stack([np.asarray(hits[k], dtype=np.float32) for k in keys])
+
+    def rebuild_router(self, tasks: Sequence[TaskData]) -> str:
+        """Every type's statistics from scratch over the current training examples."""
+        self.router = GaussianRouter(self.feature_dim, self.config.router_shrinkage)
+        for task in tasks:
+            if task.train:
+                feats, _ = self.features(task.train)
+                self.router.update(self.router_input(feats), [ex.label for ex in task.train])
+        self.router.reserve(self.types)  # a type left with no example keeps its place
+        return "rebuilt"
 
     def cross_entropy_stage(self, stage: str, name: str, index: dict[str, int], sampler: Any,
                             valid: Sequence[Example]) -> Stage:
@@ -506,12 +651,17 @@ class RoutedByStatistics(PETMethod):
 
     def extra_state(self) -> dict[str, Any]:
         return {"files": [ROUTER_FILE] if self.router is not None else [], "chosen": dict(self.chosen),
-                "energy": {str(k): list(v) for k, v in self.energy.items()}, "feature_map": self.map_name}
+                "energy": {str(k): list(v) for k, v in self.energy.items()}, "feature_map": self.map_name,
+                "feature_key": list(self.map_key) if self.map_key else None,
+                "expert_examples": {str(k): list(v) for k, v in sorted(self.expert_examples.items())}}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.chosen = dict(state.get("chosen") or {})
         self.energy = {int(k): (float(v[0]), float(v[1])) for k, v in (state.get("energy") or {}).items()}
         self.map_name = state.get("feature_map")
+        key = state.get("feature_key")
+        self.map_key = (str(key[0]), int(key[1])) if key else None
+        self.expert_examples = {int(k): list(v) for k, v in (state.get("expert_examples") or {}).items()}
 
     @classmethod
     def load(cls, folder: Any, backbone: Any, cache: Any = None) -> RoutedByStatistics:
@@ -537,6 +687,8 @@ class LDAOnFrozenFeatures(RoutedByStatistics):
         "s marker and [MASK] states (a reference row)")
     use_experts: ClassVar[bool] = False
     features_from: ClassVar[str | None] = "frozen"
+    new_labels_text: ClassVar[str] = ("learns labels added to, removed from or corrected in learnt types at its "
+                                      "next training: its statistics follow the current labels exactly")
 
 
 @register_method("lda-adapted")
@@ -549,6 +701,8 @@ class LDAOnAdaptedOnceFeatures(RoutedByStatistics):
         " frozen; nothing else trains (a reference row)")
     use_experts: ClassVar[bool] = False
     features_from: ClassVar[str | None] = "first-task"
+    new_labels_text: ClassVar[str] = ("learns labels added to, removed from or corrected in learnt types at its "
+                                      "next training: its statistics follow the current labels exactly")
 
 
 def combine_scores(log_post: np.ndarray, sizes: Sequence[int], active: Sequence[Sequence[int]],

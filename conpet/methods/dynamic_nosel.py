@@ -14,3 +14,6 @@ class DynamicNoSelector(DynamicConPET):
     name = "dynamic-nosel"
     description = "Dynamic ConPET without the selector (every expert active on every input; an ablation)"
     use_selector = False
+    new_labels = "none"
+    new_labels_text = ("never learns labels added to learnt types: with no selector, nothing replays them, and old "
+                       "experts never retrain")

@@ -124,3 +124,6 @@ class EAEMRStar(AlignedMemoryBaseline):
     name = "ea-emr*"
     description = "EA-EMR on dynamic replay of all history with the batch limit (Static ConPET version)"
     limited_memory = False
+    new_labels = "replay"
+    new_labels_text = ("learns labels added to learnt types at its next new task, which replays every learnt "
+                       "task's current training data")

@@ -43,6 +43,9 @@ class MemoryBaseline(SingleModuleMethod):
 
     name: ClassVar[str] = "?"
     limited_memory: ClassVar[bool] = True  # replay only the memory (PET-only) or all history (starred)
+    new_labels: ClassVar[str] = "none"  # the memory is chosen when a task is learnt; the starred ones replay
+    new_labels_text: ClassVar[str] = ("never learns labels added to learnt types: it replays only the memory "
+                                      "chosen when each task was learnt")
     TRAIN_SHARE: ClassVar[float] = 0.95  # of a step's progress; the rest is memory selection etc.
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

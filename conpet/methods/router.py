@@ -10,7 +10,10 @@ router's log p(type | x) is their log-softmax; a task's score is the log-sum-exp
 Why closed-form statistics: a trained selector drifts and forgets as tasks arrive, while statistics of
 a feature map that never changes are exact. Adding a task only adds its types' statistics (a type that
 gets more data later is merged with Chan's parallel update), so the incremental result equals the batch
-computation over all data; nothing old has to be revisited.
+computation over all data; nothing old has to be revisited. Examples that leave a type (a label removed,
+or corrected to another type) are taken out with the reverse update (`downdate`), so statistics follow
+the current labels exactly: merge and downdate together equal the batch computation over the type's
+current examples.
 
 Saved as safetensors (float64, so routing is identical after a reload) plus the type names in the
 file's metadata.
@@ -59,11 +62,7 @@ class GaussianRouter:
 
     def update(self, features: np.ndarray, labels: Sequence[str]) -> None:
         """Add examples (rows of `features`) with their types; new types are appended in first-seen order."""
-        x = np.asarray(features, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise RouterError(f"features of shape {x.shape} for a router of dimension {self.dim}")
-        if len(labels) != len(x):
-            raise RouterError(f"{len(labels)} labels for {len(x)} feature rows")
+        x = self._checked(features, labels)
         index = {t: i for i, t in enumerate(self.types)}
         for t in dict.fromkeys(labels):
             rows = x[[i for i, lab in enumerate(labels) if lab == t]]
@@ -79,15 +78,66 @@ class GaussianRouter:
                 continue
             j = index[t]
             n_a = self.counts[j]
+            if n_a == 0:  # every example was removed earlier: the type starts again
+                self.counts[j], self.means[j] = n_b, mean_b
+                continue
             delta = mean_b - self.means[j]
             self.scatter += np.outer(delta, delta) * (n_a * n_b / (n_a + n_b))
             self.means[j] += delta * (n_b / (n_a + n_b))
             self.counts[j] = n_a + n_b
         self._solved = None
 
+    def downdate(self, features: np.ndarray, labels: Sequence[str]) -> None:
+        """Remove examples (rows of `features`, with the types they were added under): the reverse of
+        `update` (Chan's merge solved for the part that leaves). A type left with no example keeps its
+        place with count 0 and no scatter; it scores nothing until examples are added again."""
+        x = self._checked(features, labels)
+        index = {t: i for i, t in enumerate(self.types)}
+        for t in dict.fromkeys(labels):  # all checked before anything changes
+            if t not in index:
+                raise RouterError(f"cannot remove examples of {t!r}: the router has no statistics for it")
+            n_b = sum(1 for lab in labels if lab == t)
+            if n_b > self.counts[index[t]]:
+                raise RouterError(f"cannot remove {n_b} examples of {t!r}: it has {int(self.counts[index[t]])}")
+        for t in dict.fromkeys(labels):
+            rows = x[[i for i, lab in enumerate(labels) if lab == t]]
+            j = index[t]
+            n, n_b = self.counts[j], float(len(rows))
+            mean_b = rows.mean(axis=0)
+            centred = rows - mean_b
+            self.scatter -= centred.T @ centred
+            n_a = n - n_b
+            if n_a == 0:
+                self.means[j] = 0.0
+            else:
+                mean_a = (self.means[j] * n - mean_b * n_b) / n_a
+                delta = mean_b - mean_a
+                self.scatter -= np.outer(delta, delta) * (n_a * n_b / n)
+                self.means[j] = mean_a
+            self.counts[j] = n_a
+        self.scatter = (self.scatter + self.scatter.T) / 2  # keep it exactly symmetric after the subtractions
+        self._solved = None
+
+    def reserve(self, types: Sequence[str]) -> None:
+        """Give each of `types` that the router does not hold a place with no example (it scores nothing)."""
+        for t in types:
+            if t not in self.types:
+                self.types.append(t)
+                self.counts = np.append(self.counts, 0.0)
+                self.means = np.vstack([self.means, np.zeros((1, self.dim))])
+        self._solved = None
+
+    def _checked(self, features: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+        x = np.asarray(features, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise RouterError(f"features of shape {x.shape} for a router of dimension {self.dim}")
+        if len(labels) != len(x):
+            raise RouterError(f"{len(labels)} labels for {len(x)} feature rows")
+        return x
+
     def covariance(self) -> np.ndarray:
         """The shrunk pooled within-type covariance (d x d)."""
-        dof = max(self.n_examples - len(self.types), 1)
+        dof = max(self.n_examples - int((self.counts > 0).sum()), 1)
         s = self.scatter / dof
         trace = float(np.trace(s)) / self.dim
         shrunk = (1.0 - self.shrinkage) * s
@@ -104,6 +154,7 @@ class GaussianRouter:
             means = torch.as_tensor(self.means)
             pm = torch.cholesky_solve(means.T.contiguous(), chol)  # d x C
             const = -0.5 * (means * pm.T).sum(-1)
+            const[torch.as_tensor(self.counts == 0)] = -torch.inf  # a type with no example left scores nothing
             self._solved = (pm, const)
         return self._solved
 

@@ -56,6 +56,7 @@ class SingleModuleMethod(PETMethod):
         self.current = state["current"]
 
     def commit_step(self, state: dict[str, Any]) -> None:
+        super().commit_step(state)
         old = state["current"]
         if old != self.current:
             self.remove_module(old)
@@ -130,6 +131,8 @@ class SequentialLoRA(SingleModuleMethod):
     name = "sequential"
     description = "plain sequential LoRA tuning, no replay (forgets; a lower reference)"
     replay = False
+    new_labels = "none"
+    new_labels_text = "never learns labels added to learnt types: it does not replay old tasks"
 
 
 class JointRetraining(SingleModuleMethod):

@@ -106,6 +106,40 @@ def step_work(method: str, config: object, new: object, datas: Sequence[object],
     return out
 
 
+def refresh_work(method: str, config: object, history: Sequence[object], experts: Sequence[int], added: int, *,
+                 final: bool, suggester_sentences: int = 0) -> list[Segment]:
+    """The segments of a refresh (``PETMethod.refresh``) of the learnt tasks ``history``: each retrained expert's
+    stage as a new task's expert would run it, then the router's pass over the ``added`` examples; with
+    ``final`` (no new task after it) the evaluation of every test set (cached but for the retrained experts'),
+    the suggesters and saving too."""
+    from conpet.methods.replay import validation_size
+    from conpet.methods.training_report import stage_plans
+
+    c = config
+    out = []
+    for j in experts:
+        task = history[j]
+        for p in stage_plans(method, c, len(task.train), True):  # type: ignore[arg-type,attr-defined]
+            if p.stage != "expert":
+                continue
+            n_valid = min(validation_size(p.batches_per_epoch, c.batch_size, c.valid_ratio),  # type: ignore[attr-defined]
+                          max(len(task.valid), c.min_valid_per_task)) if task.valid else len(task.train)  # type: ignore
+            epochs = math.ceil(p.batches / p.batches_per_epoch) if p.batches_per_epoch else 0
+            out.append(Segment("expert", batch_units=TRAIN_COST * (p.n_new + p.n_old), batches=p.batches,
+                               valid_units=float(n_valid), epochs=epochs, patience=p.patience,
+                               batches_per_epoch=p.batches_per_epoch))
+    out.append(Segment("router", units=float(max(added, 1))))
+    if not final:
+        return out
+    n_test = sum(len(d.test) for d in history)  # type: ignore[attr-defined]
+    fresh = sum(len(history[j].test) for j in experts)  # type: ignore[attr-defined]
+    out.append(Segment("evaluation", units=fresh + CACHED_COST * (n_test - fresh)))
+    if suggester_sentences:
+        out.append(Segment("suggesters", units=suggester_units(c, suggester_sentences)))
+    out.append(Segment("saving", units=max(1.0, 0.01 * sum(s.total for s in out))))
+    return out
+
+
 def suggester_units(config: object, sentences: int) -> float:
     """The expected work of one step of the mention detector and of the relatedness gate over a project's
     labelled ``sentences``: each trains its epochs of batches of 16 sentences, at most the batch limit

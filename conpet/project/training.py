@@ -1,8 +1,13 @@
 """Headless training of a project: what the app's Train does, as one plain function and the
 ``conpet train PROJECT_DIR`` command (``conpet.cli.train``).
 
-One call learns one continual step:
+One call learns one continual step: a refresh of the learnt tasks, a new task, or both.
 
+0. A refresh (``conpet.methods.refresh``): the labels of learnt types that changed since their task was
+   trained (added, removed, corrected; the model records each type's training example ids) are learnt
+   first, when the method has a refresh step (``dynamic-lda``): the router's statistics follow them, an
+   expert whose task's data changed by more than ``refresh_share`` (or named with ``refresh``) retrains.
+   With no new type to learn, the step is the refresh alone.
 1. The next task: the project's open (not yet frozen) task when there is one (a run that failed or was
    cancelled left it, or the app made it), else a new task made of the types named (``--type``) or of
    every live type that no task holds yet and that has at least ``min_examples`` gold annotations.
@@ -41,7 +46,8 @@ from typing import Any
 
 from conpet.core.errors import Cancelled, ConpetError, storage_error
 from conpet.core.protocols import ProgressEvent, ProgressSink, ScaledSink
-from conpet.methods.work_progress import WorkProgress, fold_work, step_work
+from conpet.methods.refresh import changes_text
+from conpet.methods.work_progress import WorkProgress, fold_work, refresh_work, step_work
 from conpet.project.backbones import recorded_backbone
 from conpet.project.crossval import DEFAULT_FOLDS, check_folds
 from conpet.project.model import (
@@ -93,6 +99,7 @@ class TrainOutcome:
     seconds: float = 0.0
     notes: tuple[str, ...] = ()  # the budget and the warnings said before training (conpet.methods.training_report)
     suggesters: tuple[str, ...] = ()  # what the detector and the relatedness gate did (also in the run's log)
+    refresh: dict[str, Any] = field(default_factory=dict)  # what the refresh did (added, removed, experts, router)
 
 
 # --- one training step -------------------------------------------------------------------------
@@ -109,9 +116,10 @@ def _relabel(examples: Sequence[Any], labels: Mapping[int, str]) -> list[Any]:
 
 
 def _plan_task(project: Any, n_learnt: int, min_examples: int,
-               types: Sequence[str] | None = None) -> tuple[Any, bool]:
-    """(the task record to learn now, whether it was created here). An open task is learnt as it is
-    (the app or an interrupted run made it); else ``types`` (names) or the pending types form a new one."""
+               types: Sequence[str] | None = None) -> tuple[Any, bool, str]:
+    """(the task record to learn now, whether it was created here, why there is none). An open task is
+    learnt as it is (the app or an interrupted run made it); else ``types`` (names) or the pending types
+    form a new one; with none of them the task is None (a refresh alone may still have work)."""
     tasks = project.tasks.list()
     if any(not t.frozen for t in tasks[:n_learnt]):
         raise TrainError("the project's tasks and its current model disagree (a learnt task is not frozen)")
@@ -126,7 +134,7 @@ def _plan_task(project: Any, n_learnt: int, min_examples: int,
         if types and sorted(types) != sorted(task.type_names):
             raise TrainError(f"task {task.index} is open with types {sorted(task.type_names)}; train it first "
                              "(without --type)")
-        return task, False
+        return task, False, ""
     if types:
         chosen = []
         for name in types:
@@ -138,18 +146,88 @@ def _plan_task(project: Any, n_learnt: int, min_examples: int,
             if found[0].task_id is not None:
                 raise TrainError(f"type {name!r} already belongs to task {found[0].task_index}")
             chosen.append(found[0].id)
-        return project.tasks.create_next(chosen), True
+        return project.tasks.create_next(chosen), True, ""
     pending = project.pending_types(min_examples)
     if not pending:
         counts = project.types.gold_counts()
         free = [t for t in project.types.list() if t.task_id is None]
         if not free:
-            raise TrainError("nothing new to learn: every type already belongs to a trained task "
-                             "(add a type and label some sentences first)")
+            return None, False, ("nothing new to learn: every type already belongs to a trained task and no label "
+                                 "of a learnt type changed since its task was trained (add a type, or label, "
+                                 "correct or remove examples first)")
         detail = ", ".join(f"{t.name!r}: {counts.get(t.id, 0)}" for t in free)
-        raise TrainError(f"no type has the {min_examples} labelled examples a new task needs ({detail}); "
-                         "label more, or lower --min-examples")
-    return project.tasks.create_next([t.id for t in pending]), True
+        return None, False, (f"no type has the {min_examples} labelled examples a new task needs ({detail}), and "
+                             "no label of a learnt type changed; label more, or lower --min-examples")
+    return project.tasks.create_next([t.id for t in pending]), True, ""
+
+
+@dataclass(frozen=True)
+class RefreshPlan:
+    """What a step does with the labels of learnt types that changed since their task was trained."""
+
+    runs: bool  # a refresh step runs (the method has one, and something changed or was asked for)
+    added: int = 0
+    removed: int = 0
+    tasks: tuple[int, ...] = ()  # learnt tasks (0-based) whose training data changed
+    experts: tuple[int, ...] = ()  # experts (0-based tasks) that retrain
+    forced: tuple[int, ...] = ()  # asked for (``refresh``)
+    notes: list[str] = field(default_factory=list)
+    blocked: str = ""  # why changed labels cannot be learnt in a step with no new task
+
+    def summary(self) -> dict[str, Any]:
+        return {"runs": self.runs, "added": self.added, "removed": self.removed,
+                "tasks": [k + 1 for k in self.tasks], "experts": [k + 1 for k in self.experts]}
+
+
+def _refresh_plan(m: Any, method_name: str, history: Sequence[Any], forced: Sequence[int]) -> RefreshPlan:
+    """Count the learnt types' changed labels (``conpet.methods.refresh``) and say what the step does with
+    them and what it costs."""
+    from conpet.methods.training_report import stage_plans
+
+    changes = m.label_changes(history) if history else []
+    added = sum(len(c.added) for c in changes)
+    removed = sum(len(c.removed) for c in changes)
+    tasks = tuple(c.task for c in changes if c.changed)
+    notes = [changes_text(changes)] if history else []
+    if m.new_labels != "refresh":
+        if forced:
+            raise TrainError(f"{method_name} has no refresh step: it {m.new_labels_text}")
+        if tasks:
+            notes.append(f"{method_name} {m.new_labels_text}")
+        return RefreshPlan(False, added, removed, tasks, notes=notes,
+                           blocked=f"{changes_text(changes)}, but {method_name} {m.new_labels_text}; add a type to "
+                                   "learn a new task" if tasks else "")
+    if not tasks and not forced:
+        return RefreshPlan(False, notes=notes)
+    experts = tuple(m.experts_to_refresh(history, list(forced)))
+    notes.append(f"refresh: the router's statistics follow the changed labels: {added} example(s) merged (one "
+                 f"feature pass each), {removed} taken out (features from the cache)")
+    for j in experts:
+        batches = sum(p.batches for p in stage_plans(method_name, m.config, len(history[j].train), True)
+                      if p.stage == "expert")
+        notes.append(f"refresh: expert {j + 1} retrains on its task's {len(history[j].train)} current training "
+                     f"examples ({batches} batches, as a new task's expert)"
+                     + ("; asked for" if j in forced else f"; its data changed by {100 * m.expert_change(history[j]):.0f} %"))
+    if 0 in experts and m.feature_map == m.expert(0):
+        n_all = sum(len(d.train) for d in history)
+        notes.append("refresh: expert 1's old weights stay as the feature map, so every statistic stays valid"
+                     if m.config.refresh_map == "keep" else
+                     f"refresh: every type's statistics are recomputed through the new expert 1 (one feature pass "
+                     f"over all {n_all} training examples)")
+    return RefreshPlan(True, added, removed, tasks, experts, tuple(forced), notes)
+
+
+def _backfill_learnt(m: Any, history: Sequence[Any], training: Mapping[str, Any]) -> None:
+    """A model saved before it recorded its types' training examples: take those whose split its last step
+    fixed (``training.json``'s splits) as learnt, so examples labelled since count as added (what was removed
+    or relabelled before then cannot be told any more)."""
+    from dataclasses import replace
+
+    missing = [d for d in history if any(t not in m.learnt_examples for t in d.types)]
+    if not missing:
+        return
+    known = training.get("splits") or {}
+    m.record_learnt([replace(d, train=tuple(ex for ex in d.train if split_key(ex) in known)) for d in missing])
 
 
 def _task_data(index: int, types: Sequence[str], examples: Sequence[Any], splits: Mapping[str, str]) -> Any:
@@ -184,7 +262,8 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
                   sink: ProgressSink | None = None, types: Sequence[str] | None = None,
                   threads: int | None = None, notify: Callable[[str], Any] | None = None,
                   suggesters: Mapping[str, Mapping[str, Any]] | None = None, all_data: bool = False,
-                  folds: int = DEFAULT_FOLDS) -> TrainOutcome:
+                  folds: int = DEFAULT_FOLDS, refresh: Sequence[int] = (),
+                  refresh_only: bool = False) -> TrainOutcome:
     """Learn the project's next task (see the module docstring); returns what happened. ``backbone`` is a
     name, a path or a loaded ``Backbone`` (default: the current model's, else ``minilm``); ``device`` is
     where a backbone given by name is loaded (a loaded one stays where it is: the backbone's device is the
@@ -201,13 +280,16 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
     {"detector": {...}, "relatedness": {...}}), saved in the model folder; what they did is in the notes
     and the run's log. ``all_data``: the new task trains on all its labelled examples (no validation or
     test split) and its accuracy is a ``folds``-fold cross-validated estimate (``conpet.project.crossval``;
-    the metrics' ``"cv"``)."""
+    the metrics' ``"cv"``). ``refresh``: learnt tasks (the store's 1-based indices) whose experts retrain on
+    their current data whatever changed (``conpet train --refresh TASK``); labels of learnt types that changed
+    since their task was trained are learnt in any case (see the module docstring). ``refresh_only``: no new
+    task in this step, whatever types are pending (the app's Train with no new type chosen)."""
     if all_data and folds < 2:
         raise TrainError(f"--folds must be at least 2, not {folds}")
     proj, close = open_project(project)
     try:
         return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink, types,
-                      threads, notify, suggesters, all_data, folds)
+                      threads, notify, suggesters, all_data, folds, tuple(refresh), refresh_only)
     finally:
         if close:
             proj.close()
@@ -218,7 +300,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
            types: Sequence[str] | None = None, threads: int | None = None,
            notify: Callable[[str], Any] | None = None,
            suggester_settings: Mapping[str, Mapping[str, Any]] | None = None, all_data: bool = False,
-           folds: int = DEFAULT_FOLDS) -> TrainOutcome:
+           folds: int = DEFAULT_FOLDS, refresh: tuple[int, ...] = (), refresh_only: bool = False) -> TrainOutcome:
     from conpet.core.runtime import apply_threads, seed_everything, step_seed
     from conpet.eval.continual import evaluate
     from conpet.methods.registry import canonical_name
@@ -236,7 +318,18 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
         method_name = have
     method_name = canonical_name(method_name or DEFAULT_METHOD)
 
-    task, created = _plan_task(project, n_learnt, min_examples, types)
+    bad = [i for i in refresh if not 1 <= i <= n_learnt]
+    if bad:
+        raise TrainError(f"cannot refresh task {bad[0]}: the project's model has learnt {n_learnt} task(s)")
+    if refresh_only:
+        task, created, why_none = None, False, ("nothing to refresh: no label of a learnt type changed since its "
+                                                "task was trained")
+    else:
+        task, created, why_none = _plan_task(project, n_learnt, min_examples, types)
+    if task is None and n_learnt == 0:
+        raise TrainError(why_none)
+    if task is None and all_data:
+        raise TrainError("--all-data trains a new task, and there is none to learn")
     chose_types = created and not types  # the pending types formed the task: say which were left out
 
     # The backbone: the one given, else the model's own (by name, else path), else minilm.
@@ -266,10 +359,11 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
             else:
                 raise TrainError(f"task {rec_t.index}'s types {sorted(rec_t.type_names)} differ from what the "
                                  f"model learnt {sorted(names)} (renamed without a record?)")
-    for i, n in zip(task.type_ids, task.type_names, strict=True):
+    new_ids = list(task.type_ids) if task is not None else []
+    for i, n in zip(new_ids, task.type_names if task is not None else [], strict=True):
         labels[i] = n
-    taken = [lab for i, lab in labels.items() if i not in task.type_ids]
-    clash = sorted(set(task.type_names) & set(taken))
+    taken = [lab for i, lab in labels.items() if i not in new_ids]
+    clash = sorted(set(task.type_names if task is not None else []) & set(taken))
     if clash:
         raise TrainError(f"type name(s) {clash} are already learnt by an earlier task; rename the new type")
 
@@ -280,18 +374,20 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
             m.type_kinds.setdefault(label, kind)
         seed = m.config.seed
         n_threads = apply_threads(threads, bb.device)
-        gold = [project.examples_for_training(list(rec_t.type_ids)) for rec_t in [*history_records, task]]
+        records = [*history_records, *([task] if task is not None else [])]
+        gold = [project.examples_for_training(list(rec_t.type_ids)) for rec_t in records]
         splits = assign_splits((ex for exs in gold for ex in exs), training.get("splits", {}))
         if all_data:  # the new task's new examples are all trained on, and recorded so: never tested later
             splits.update({split_key(ex): "train" for ex in gold[-1] if split_key(ex) not in training.get("splits", {})})
         datas = []
-        for k, (rec_t, exs) in enumerate(zip([*history_records, task], gold, strict=True)):
+        for k, (rec_t, exs) in enumerate(zip(records, gold, strict=True)):
             types = model_types[k] if k < n_learnt else [labels[i] for i in rec_t.type_ids]
             datas.append(_task_data(k, types, _relabel(exs, labels), splits))
-        new = datas[-1]
-        if not new.train:
+        new = datas[-1] if task is not None else None
+        history = datas[:n_learnt]
+        if new is not None and not new.train:
             raise TrainError(f"task {task.index} has no training examples")
-        short = [t for t in new.types if not any(ex.label == t for ex in new.train)]
+        short = [t for t in new.types if not any(ex.label == t for ex in new.train)] if new is not None else []
         if short:
             raise TrainError(f"type(s) {short} of task {task.index} have no labelled examples")
         if all_data:
@@ -299,18 +395,27 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                 check_folds(new.train, folds)
             except ConpetError as exc:
                 raise TrainError(str(exc)) from exc
-        notes = _notes(project, method_name, m.config, new, min_examples, chose_types, folds if all_data else 0,
-                       seen=datas)
+        _backfill_learnt(m, history, training)
+        plan = _refresh_plan(m, method_name, history, [i - 1 for i in refresh])
+        if task is None and not plan.runs:
+            raise TrainError(plan.blocked or why_none)
+        notes = plan.notes
+        if new is not None:
+            notes = notes + _notes(project, method_name, m.config, new, min_examples, chose_types,
+                                   folds if all_data else 0, seen=datas)
         for line in notes:
             if notify is not None:
                 notify(line)
 
         run = project.runs.start(method_name, config={"train": m.config.to_dict(), "profile": profile,
-                                                      "min_examples": min_examples, "task_index": task.index,
-                                                      "types": list(new.types), "seed": seed,
-                                                      "threads": n_threads, "notes": notes,
-                                                      "all_data": all_data, "folds": folds if all_data else None},
-                                 task_id=task.id, backbone=bb.name, backbone_sha256=sha)
+                                                      "min_examples": min_examples,
+                                                      "task_index": task.index if task is not None else None,
+                                                      "types": list(new.types) if new is not None else [],
+                                                      "seed": seed, "threads": n_threads, "notes": notes,
+                                                      "all_data": all_data, "folds": folds if all_data else None,
+                                                      "refresh": plan.summary()},
+                                 task_id=task.id if task is not None else None, backbone=bb.name,
+                                 backbone_sha256=sha)
         m.version_floor = run.id * VERSION_STRIDE
         run_sink = RunSink(project, run.id, sink)
         before = {n: int(v) for n, v in state.get("versions", {}).items()}
@@ -321,18 +426,28 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                     project.logit_cache.prune_model(m.uid, saved_versions)
                 # The fraction counts expected work (batches, passes, saving); the ETA is its measured rate.
                 labelled = {ex.meta.get("sentence_id") for d in datas for ex in (*d.train, *d.valid, *d.test)}
-                segments = step_work(method_name, m.config, new, datas, suggester_sentences=len(labelled))
+                segments = (refresh_work(method_name, m.config, history, plan.experts, plan.added,
+                                         final=new is None, suggester_sentences=len(labelled))
+                            if plan.runs else [])
+                if new is not None:
+                    segments += step_work(method_name, m.config, new, datas, suggester_sentences=len(labelled))
                 if all_data:
                     segments = fold_work(method_name, m.config, new, datas, folds) + segments
-                work = WorkProgress(run_sink, segments, prefix=f"task {task.index}: ")
+                work = WorkProgress(run_sink, segments,
+                                    prefix=f"task {task.index}: " if task is not None else "refresh: ")
                 cv = None
                 if all_data:  # k extra trainings of the new task only, before the model that is kept
                     cv = _cross_validate(prev, method_name, bb, project.logit_cache, profile, overrides, m,
                                          new, datas[:-1], folds, run.id, work)
-                seed_everything(step_seed(seed, task.index))  # new modules' initial weights repeat for a seed
+                stats = refreshed = None
                 with m.job():  # each example is encoded once in the step's training, validation and test
-                    stats = m.learn_task(new, datas[:-1], work.training_sink())
-                    counts, sel, preds = evaluate(m, datas, work.segment_sink("evaluation"))
+                    if plan.runs:  # the learnt tasks' changed labels first; a new task then starts from them
+                        seed_everything(step_seed(seed, n_learnt))
+                        refreshed = m.refresh(history, work.training_sink(), retrain=plan.forced)
+                    if new is not None:
+                        seed_everything(step_seed(seed, task.index))  # new modules' initial weights repeat
+                        stats = m.learn_task(new, history, work.training_sink())
+                    _, sel, preds = evaluate(m, datas, work.segment_sink("evaluation"))
                 if run_sink.cancel_requested():
                     raise Cancelled("cancelled by the user")
                 sugg = train_suggesters(project, bb, prev, training.get(SUGGESTERS_KEY) or {},
@@ -340,14 +455,15 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                                         budget={"batch_limit": m.config.batch_limit, "seed": seed})
                 for line in sugg.notes:  # what they did, after the fact: the run's log and the outcome's notes
                     project.runs.append_log(run.id, line)
-                metrics = {**_step_metrics(task.index, new, datas, counts, sel, stats), "seed": seed,
-                           "threads": n_threads}
+                test_ids = _fixed_test_ids(datas, training)
+                metrics = {**_step_metrics(task.index if task is not None else n_learnt, new, datas, preds, sel,
+                                           stats, refreshed, test_ids), "seed": seed, "threads": n_threads}
                 if cv is not None:
                     metrics["cv"] = cv.to_dict()
                 folder = project.modules_dir / f"run-{run.id:04d}"
                 training_state = {"backbone": backbone_info(bb), "labels": {str(k): v for k, v in labels.items()},
-                                  "run_id": run.id, "task_ids": [t.id for t in [*history_records, task]],
-                                  "splits": splits, SUGGESTERS_KEY: sugg.state}
+                                  "run_id": run.id, "task_ids": [t.id for t in records],
+                                  "splits": splits, SUGGESTERS_KEY: sugg.state, TEST_IDS_KEY: test_ids}
                 try:
                     _save_model_atomic(m, folder, training_state, sugg.suggesters)
                 except OSError as exc:
@@ -363,8 +479,10 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
             with suppress(ConpetError):
                 project.logit_cache.prune_model(m.uid, saved_versions)
             raise
-        return TrainOutcome(run.id, "finished", method_name, task.index, tuple(new.types), folder, metrics,
-                            time.monotonic() - t_start, tuple(notes), tuple(sugg.notes))
+        return TrainOutcome(run.id, "finished", method_name, task.index if task is not None else 0,
+                            tuple(new.types) if new is not None else (), folder, metrics,
+                            time.monotonic() - t_start, tuple(notes), tuple(sugg.notes),
+                            dict(refreshed.extra.get("refresh", {})) if refreshed is not None else {})
     finally:
         release(m)
         if sugg is not None:
@@ -446,20 +564,57 @@ def _load_or_make_method(prev: Path | None, method_name: str, bb: Any, cache: An
     return make_method(method_name, bb, train, cache=cache)
 
 
-def _step_metrics(task_index: int, new: Any, datas: Sequence[Any], counts: Sequence[tuple[int, int]],
-                  sel: Any, stats: Any) -> dict[str, Any]:
-    accs = [c / n for c, n in counts if n]
-    total = sum(n for _, n in counts)
-    return {
-        "kind": "step", "task_index": task_index, "types": list(new.types),
-        "whole_acc": sum(c for c, _ in counts) / total if total else None,
+def _step_metrics(step: int, new: Any, datas: Sequence[Any], preds: Sequence[Any], sel: Any, stats: Any,
+                  refreshed: Any, test_ids: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """A step's metrics. Each task's accuracy (``task_acc``, and W and A over them) counts only the test
+    examples fixed at the task's first step (``test_ids``), so the accuracy matrix and forgetting compare the
+    same examples at every step; test examples that reached a task later are the ``grown_*`` figures."""
+    fixed, grown = _test_counts(datas, preds, test_ids)
+    accs = [c / n for c, n in fixed if n]
+    total = sum(n for _, n in fixed)
+    g_total = sum(n for _, n in grown)
+    seconds = (stats.seconds if stats is not None else 0.0) + (refreshed.seconds if refreshed is not None else 0.0)
+    out = {
+        "kind": "step" if new is not None else "refresh", "task_index": step,
+        "types": list(new.types) if new is not None else [],
+        "whole_acc": sum(c for c, _ in fixed) / total if total else None,
         "avg_acc": sum(accs) / len(accs) if accs else None,
-        "task_acc": [c / n if n else None for c, n in counts],
-        "test_examples": [n for _, n in counts], "test_correct": [c for c, _ in counts],
+        "task_acc": [c / n if n else None for c, n in fixed],
+        "test_examples": [n for _, n in fixed], "test_correct": [c for c, _ in fixed],
+        "grown_test_examples": [n for _, n in grown], "grown_test_correct": [c for c, _ in grown],
+        "grown_acc": sum(c for c, _ in grown) / g_total if g_total else None,
         "train_examples": [len(d.train) for d in datas],
-        "selector_acc": sel, "train_seconds": stats.seconds,
+        "selector_acc": sel, "train_seconds": seconds,
         "data_sha256": data_hashes(datas),
     }
+    if refreshed is not None:
+        out["refresh"] = dict(refreshed.extra.get("refresh", {}))
+    return out
+
+
+TEST_IDS_KEY = "test_ids"  # training.json: per task (0-based, as text), the test example ids of its first step
+
+
+def _fixed_test_ids(datas: Sequence[Any], training: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Each task's test example ids as recorded at its first step (a task new now, or learnt by a model saved
+    before the record: its current ones, from now on)."""
+    known = training.get(TEST_IDS_KEY) or {}
+    return {str(k): list(known.get(str(k)) or sorted(ex.id for ex in d.test)) for k, d in enumerate(datas)}
+
+
+def _test_counts(datas: Sequence[Any], preds: Sequence[Any], test_ids: Mapping[str, Sequence[str]]
+                 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Per task, (correct, total) over its fixed test examples still labelled so, and over the later ones."""
+    examples = [ex for d in datas for ex in d.test]
+    hit = {ex.id: p.label == ex.label for ex, p in zip(examples, preds, strict=True)}
+    fixed, grown = [], []
+    for k, d in enumerate(datas):
+        ids = set(test_ids.get(str(k), ()))
+        f = [hit[ex.id] for ex in d.test if ex.id in ids]
+        g = [hit[ex.id] for ex in d.test if ex.id not in ids]
+        fixed.append((sum(f), len(f)))
+        grown.append((sum(g), len(g)))
+    return fixed, grown
 
 
 def _record_step(project: Any, m: Any, run_id: int, task: Any, new: Any, datas: Sequence[Any], preds: Any,
@@ -470,6 +625,11 @@ def _record_step(project: Any, m: Any, run_id: int, task: Any, new: Any, datas: 
     predictions stored, the superseded versions' cached logits forgotten, the run finished."""
     test_examples = [ex for d in datas for ex in d.test]
     changed = [n for n in m.logical_modules() if before.get(n) != m.versions.get(n, 0)]
+    if not changed:
+        # a refresh of the statistics alone changed no module: the last one is recorded again from the new
+        # folder (same files), since the newest registered module's folder is the current model
+        changed = m.logical_modules()[-1:]
+    step = task.index if task is not None else len(datas)
     with project.transaction():
         for name in changed:
             kind, k = module_kind(name)
@@ -477,13 +637,18 @@ def _record_step(project: Any, m: Any, run_id: int, task: Any, new: Any, datas: 
                                      task_index=(k + 1) if k is not None else None, run_id=run_id,
                                      parameter_count=m.pet.parameter_count(m.adapter(name)))
         _register_suggesters(project, run_id, folder, suggesters)
-        project.tasks.freeze(task.id)
+        if task is not None:
+            project.tasks.freeze(task.id)
         if preds:
             project.predictions.add_engine_results(run_id, test_examples, preds)
-        project.runs.update_progress(run_id, 1.0, "finished", stage="done", metrics=metrics, step=task.index)
-        project.runs.append_log(run_id, json.dumps({"stats": stats.to_dict()}, default=str))
+        project.runs.update_progress(run_id, 1.0, "finished", stage="done", metrics=metrics, step=step)
+        if stats is not None:
+            project.runs.append_log(run_id, json.dumps({"stats": stats.to_dict()}, default=str))
         project.logit_cache.prune_model(m.uid, m.cache_versions())
-        project.runs.finish(run_id, f"task {task.index} learnt: {', '.join(new.types)}")
+        if new is not None:
+            project.runs.finish(run_id, f"task {task.index} learnt: {', '.join(new.types)}")
+        else:
+            project.runs.finish(run_id, f"refreshed: {metrics.get('refresh', {})}")
 
 
 def _register_suggesters(project: Any, run_id: int, folder: Path, suggesters: Any) -> None:
