@@ -467,6 +467,13 @@ def bench(args: argparse.Namespace) -> int:
                                    rounds=args.rounds, shares=parse_shares(args.refresh_shares),
                                    review=args.review, command=command, feature_map_study=args.map_study))
         return 0
+    if args.protocol == "active-learning":
+        from conpet.bench.active import run_active_learning
+
+        by_seed = list({seed: (seed, exp, tasks) for seed, _, exp, tasks in plans}.values())
+        print(run_active_learning(methods, by_seed, backbone, out, start=args.start, batch=args.label_batch,
+                                  rounds=args.rounds, command=command))
+        return 0
     records: list[dict[str, Any]] = []
     for seed, m, exp, tasks in plans:
         print(f"== {m}, seed {seed}: {len(tasks)} tasks, "
@@ -502,14 +509,21 @@ def register(subparsers: Any) -> None:
                    help="after training, time a prediction pass uncached vs with all logits cached")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a training setting (e.g. --set top_t=2 --set lr=5e-4), repeatable")
-    p.add_argument("--protocol", default="class-incremental", choices=["class-incremental", "data-incremental"],
+    p.add_argument("--protocol", default="class-incremental",
+                   choices=["class-incremental", "data-incremental", "active-learning"],
                    help="class-incremental: the paper's task sequence; data-incremental: learn the tasks with "
                         "--start examples per type, then --rounds refresh rounds adding --add per type, against "
                         "the same method with all of them from the start, then the review loop "
-                        "(conpet.bench.refresh; writes refresh.json and refresh.txt)")
-    p.add_argument("--start", type=int, default=8, help="data-incremental: training examples per type at first")
+                        "(conpet.bench.refresh; writes refresh.json and refresh.txt); active-learning: task 1 "
+                        "with --start per type, then --rounds rounds labelling --label-batch pool examples chosen "
+                        "by the Next most useful queue against chosen at random, a refresh after each "
+                        "(conpet.bench.active; writes active.json and active.txt)")
+    p.add_argument("--start", type=int, default=8,
+                   help="data-incremental, active-learning: training examples per type at first")
     p.add_argument("--add", type=int, default=8, help="data-incremental: examples per type each round adds")
-    p.add_argument("--rounds", type=int, default=3, help="data-incremental: refresh rounds")
+    p.add_argument("--rounds", type=int, default=3, help="data-incremental, active-learning: refresh rounds")
+    p.add_argument("--label-batch", type=int, default=20, metavar="N",
+                   help="active-learning: pool examples labelled each round")
     p.add_argument("--refresh-shares", default="none,0.5", metavar="S,S",
                    help="data-incremental: the rounds once per refresh_share (none: the router alone)")
     p.add_argument("--review", type=int, default=100, metavar="N",
