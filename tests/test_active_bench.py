@@ -14,7 +14,7 @@ from conpet.bench.active import ACTIVE_JSON, choose, queue_order, run_active_lea
 from conpet.core.config import ExperimentConfig
 from conpet.methods.registry import make_method
 from conpet.model.logit_cache import MemoryLogitCache
-from conpet.suggest.uncertainty import Scored, prediction_uncertainty
+from conpet.suggest.uncertainty import Scored, balanced_order, most_useful_order, prediction_uncertainty
 
 pytestmark = pytest.mark.slow
 TINY = CONFIG.replace(batch_limit=2, max_epochs=1)
@@ -40,7 +40,7 @@ def test_both_arms_label_disjoint_examples_and_refresh_each_round(minilm, tmp_pa
     tasks = synthetic_tasks()
     exp = ExperimentConfig(profile="custom", data="synthetic", train=TINY)
     table = run_active_learning(["dynamic-lda"], [(1, exp, tasks)], minilm, tmp_path, start=2, batch=4, rounds=2,
-                                command="test")
+                                command="test", arms=("queue", "random"))
     doc = json.loads((tmp_path / ACTIVE_JSON).read_text())
     (rec,) = doc["records"]
     queue, rand = rec["arms"]["queue"], rec["arms"]["random"]
@@ -75,3 +75,11 @@ def test_the_queue_takes_the_most_doubtful_pool_examples(minilm):
             choose("oracle", method, pool, 5, 1, 1)
     finally:
         method._pet.close()
+
+
+def test_the_balanced_queue_deals_the_doubt_order_over_predicted_types():
+    preds = [Scored(1, 0.1, label="A"), Scored(2, 0.2, label="A"), Scored(3, 0.3, label="A"),
+             Scored(4, 0.5, label="B"), Scored(5, 0.9, label="C"), Scored(6, 0.6, label="B")]
+    assert most_useful_order(range(1, 8), preds) == [1, 2, 3, 4, 6, 5, 7]
+    # A (doubt .9) deals first, then B (.5), then C (.1); 7 has no prediction: last
+    assert balanced_order(range(1, 8), preds) == [1, 4, 5, 2, 6, 3, 7]

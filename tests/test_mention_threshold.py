@@ -38,16 +38,16 @@ def test_the_best_f1_threshold_is_chosen_and_a_tie_keeps_the_higher_one():
     a, b, c, d = Span(0, 3), Span(4, 7), Span(8, 11), Span(12, 15)
     gold = [[a, b], [c]]
     proposed = [[(a, 0.95), (b, 0.6), (d, 0.7)], [(c, 0.9), (d, 0.3)]]
-    choice = choose_threshold(gold, proposed)
+    choice = choose_threshold(gold, proposed, beta=1.0)
     # >= 0.95: 1/1, R 1/3; >= 0.9: 2/2, F1 .8; >= 0.7: 2/3; >= 0.6: 3/4, F1 .857; >= 0.3: 3/5, F1 .75
     assert choice is not None and choice.threshold == 0.6
     assert (choice.chosen.true_positives, choice.chosen.n_predicted, choice.chosen.n_gold) == (3, 4, 3)
     assert choice.every_proposal == SpanScores(3, 3, 5) and choice.sentences == 2
     assert scores_at(gold, proposed, 0.6) == choice.chosen
-    # beta < 1 weighs precision more: 0.9 keeps two right proposals and nothing wrong
-    assert choose_threshold(gold, proposed, beta=0.5).threshold == 0.9
-    # a tie (0.5 and 0.4 both keep the one right proposal, F1 equal) keeps the higher threshold
-    tie = choose_threshold([[a]], [[(a, 0.5), (b, 0.4), (c, 0.4)]])
+    # the default, beta 0.5, weighs precision more: 0.9 keeps two right proposals and nothing wrong
+    assert choose_threshold(gold, proposed).threshold == 0.9 and choose_threshold(gold, proposed).beta == 0.5
+    # a tie (0.5: one right of one, R .5; 0.3: two right of four, R 1; F1 2/3 both) keeps the higher threshold
+    tie = choose_threshold([[a, b]], [[(a, 0.5), (c, 0.4), (b, 0.3), (d, 0.3)]], beta=1.0)
     assert tie is not None and tie.threshold == 0.5
     assert choose_threshold([[]], [[(a, 0.5)]]) is None and choose_threshold([[a]], [[]]) is None
     assert f_beta(SpanScores(0, 3, 0)) == 0.0

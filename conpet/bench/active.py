@@ -9,6 +9,7 @@ them in a refresh step (`PETMethod.refresh`: no new task):
 
 - ``queue``: the top of the Next most useful queue (``conpet.suggest.uncertainty.most_useful_order`` over the
   model's predictions on the pool: the doubt score the app's queue uses);
+- ``balanced``: the same queue dealt round-robin over the predicted types (``balanced_order``);
 - ``random``: a draw seeded with the seed and the round.
 
 Accuracy on task 1's test set (the same examples throughout) after every round, round 0 being the model
@@ -33,7 +34,7 @@ from conpet.data.tasks import TaskData
 
 ACTIVE_JSON = "active.json"
 ACTIVE_TXT = "active.txt"
-ARMS = ("queue", "random")
+ARMS = ("queue", "balanced", "random")
 
 
 def split_pool(task: TaskData, start: int) -> tuple[TaskData, list[Example]]:
@@ -46,21 +47,23 @@ def split_pool(task: TaskData, start: int) -> tuple[TaskData, list[Example]]:
     return first, [ex for ex in task.train if ex.id not in kept]
 
 
-def queue_order(method: Any, pool: Sequence[Example]) -> tuple[list[int], list[Any]]:
-    """Pool positions in the Next most useful order (most doubtful first) and the predictions it read."""
-    from conpet.suggest.uncertainty import Scored, most_useful_order
+def queue_order(method: Any, pool: Sequence[Example], balanced: bool = False) -> tuple[list[int], list[Any]]:
+    """Pool positions in the Next most useful order (most doubtful first; ``balanced``: dealt over the
+    predicted types) and the predictions it read."""
+    from conpet.suggest.uncertainty import Scored, balanced_order, most_useful_order
 
     with method.job():
         preds = method.predict(list(pool))
-    scored = [Scored(i, p.score, p.selector_scores, p.expert_scores) for i, p in enumerate(preds)]
-    return most_useful_order(range(len(pool)), scored), preds
+    scored = [Scored(i, p.score, p.selector_scores, p.expert_scores, p.label) for i, p in enumerate(preds)]
+    order = balanced_order if balanced else most_useful_order
+    return order(range(len(pool)), scored), preds
 
 
 def choose(arm: str, method: Any, pool: Sequence[Example], batch: int, seed: int, round_: int
            ) -> tuple[list[Example], int]:
     """The `batch` pool examples an arm labels this round, and how many of them the model predicted wrong."""
-    if arm == "queue":
-        order, preds = queue_order(method, pool)
+    if arm in ("queue", "balanced"):
+        order, preds = queue_order(method, pool, balanced=arm == "balanced")
         picked = order[:batch]
         wrong = sum(preds[i].label != pool[i].label for i in picked)
         return [pool[i] for i in picked], wrong
@@ -98,7 +101,7 @@ def run_arm(method: Any, arm: str, task: TaskData, pool: Sequence[Example], batc
 
 
 def run_seed(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, tasks: list[TaskData], *,
-             start: int, batch: int, rounds: int) -> dict[str, Any]:
+             start: int, batch: int, rounds: int, arms: Sequence[str] = ARMS) -> dict[str, Any]:
     import torch
 
     from conpet.bench.refresh import _close, learn
@@ -120,7 +123,7 @@ def run_seed(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, 
         m.save(Path(tmp) / "model")
         _close(m)
         rec["arms"] = {}
-        for arm in ARMS:
+        for arm in arms:
             mv = load_method(Path(tmp) / "model", backbone, cache=cache)
             try:
                 rec["arms"][arm] = run_arm(mv, arm, first, pool, batch, rounds, seed)
@@ -140,7 +143,7 @@ def format_active_table(records: Sequence[dict[str, Any]]) -> str:
             wrong = ", ".join(str(row["chosen_wrong"]) for row in rows[1:])
             lines.append(f"  {arm:<6}: {accs}  (chosen examples the model had wrong: {wrong})")
     if len(records) > 1:
-        for arm in ARMS:
+        for arm in [a for a in ARMS if all(a in r["arms"] for r in records)]:
             curves = [[row["W"] for row in r["arms"][arm]] for r in records]
             n = min(map(len, curves))
             mean = [sum(c[i] for c in curves) / len(curves) for i in range(n)]
@@ -150,12 +153,13 @@ def format_active_table(records: Sequence[dict[str, Any]]) -> str:
 
 def run_active_learning(methods: Sequence[str], plans: Sequence[tuple[int, ExperimentConfig, list[TaskData]]],
                         backbone: Any, out: Path, *, start: int, batch: int, rounds: int,
-                        command: str | None) -> str:
+                        command: str | None, arms: Sequence[str] = ARMS) -> str:
     out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     for seed, exp, tasks in plans:
         for m in methods:
-            records.append(run_seed(m, exp, seed, backbone, tasks, start=start, batch=batch, rounds=rounds))
+            records.append(run_seed(m, exp, seed, backbone, tasks, start=start, batch=batch, rounds=rounds,
+                                    arms=arms))
             table = format_active_table(records)
             doc = {"format": 1, "records": records, "table": table, "command": command}
             (out / ACTIVE_JSON).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")

@@ -430,7 +430,12 @@ def bench(args: argparse.Namespace) -> int:
                     only=only))
         return 0
 
+    from conpet.bench.active import ARMS
     from conpet.methods.registry import expand_methods
+
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    if args.protocol == "active-learning" and (not arms or set(arms) - set(ARMS)):
+        raise ConpetError(f"--arms: expected some of {', '.join(ARMS)}, got {args.arms!r}")
     from conpet.model.backbones import load_backbone
 
     threads = args.threads or (1 if (args.device or "cpu") == "cpu" and not torch.cuda.is_available() else 0)
@@ -472,7 +477,7 @@ def bench(args: argparse.Namespace) -> int:
 
         by_seed = list({seed: (seed, exp, tasks) for seed, _, exp, tasks in plans}.values())
         print(run_active_learning(methods, by_seed, backbone, out, start=args.start, batch=args.label_batch,
-                                  rounds=args.rounds, command=command))
+                                  rounds=args.rounds, command=command, arms=arms))
         return 0
     records: list[dict[str, Any]] = []
     for seed, m, exp, tasks in plans:
@@ -524,6 +529,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rounds", type=int, default=3, help="data-incremental, active-learning: refresh rounds")
     p.add_argument("--label-batch", type=int, default=20, metavar="N",
                    help="active-learning: pool examples labelled each round")
+    p.add_argument("--arms", default="queue,balanced,random", metavar="ARM,ARM",
+                   help="active-learning: how examples are chosen: queue (Next most useful), balanced (the queue "
+                        "dealt over predicted types), random")
     p.add_argument("--refresh-shares", default="none,0.5", metavar="S,S",
                    help="data-incremental: the rounds once per refresh_share (none: the router alone)")
     p.add_argument("--review", type=int, default=100, metavar="N",

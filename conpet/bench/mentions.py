@@ -8,7 +8,9 @@ bundle. The bundle then reads the test sentences as raw text: the detector propo
 type them, and every proposal is scored at each threshold of ``--thresholds`` and at the one the model
 chose: exact-match precision / recall / F1 of span + type (``typed``) and of the span alone
 (``untyped``), and proposals per gold mention. Threshold 0 keeps every proposal: what a model proposed
-before it had a threshold.
+before it had a threshold. ``criteria``: the threshold each F-beta of ``--betas`` chooses on the same
+held-out validation sentences of the detector (what a model trained with that criterion saves) and its
+scores on the test sentences.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", default="quick")
     p.add_argument("--thresholds", default=DEFAULT_THRESHOLDS, help="comma-separated detector scores from 0 to 1")
+    p.add_argument("--betas", default="0.5,1,2", help="comma-separated F-beta criteria to compare (default 0.5,1,2)")
     p.add_argument("--project", default=None, metavar="DIR",
                    help="keep the trained project here (a new folder); a folder that holds a trained project "
                         "is reused as it is (no training)")
@@ -96,6 +99,37 @@ def _train(folder: Path, train: list[Tagged], args: argparse.Namespace) -> float
     return time.monotonic() - t0
 
 
+def validation_sentences(folder: Path) -> list[Any]:
+    """The sentences the project's detector held out to choose its threshold (``detector_validation``)."""
+    from conpet.project.model import current_model_folder, read_model_state
+    from conpet.project.suggesters import STATE_KEY, detector_sentences, detector_validation
+    from conpet.store import Project
+
+    with Project.open(folder) as p:
+        data = detector_sentences(p)
+        model = current_model_folder(p)
+    assert model is not None
+    _, training = read_model_state(model)
+    saved = (training.get(STATE_KEY) or {}).get("detector") or {}
+    return [data[i] for i in sorted(detector_validation(data, saved))]
+
+
+def criteria_rows(detector: Any, validation: list[Any], betas: list[float], gold: list[list[tuple[Span, str]]],
+                  proposed: list[list[tuple[Span, str, float]]]) -> list[dict[str, Any]]:
+    """Per beta: the threshold it chooses on the validation sentences and the test scores there."""
+    from conpet.suggest.mention_threshold import choose_threshold
+
+    found = detector.propose([s.text for s in validation], min_score=0.0)
+    scored = [[(p.span, p.score) for p in props] for props in found]
+    rows = []
+    for beta in betas:
+        choice = choose_threshold([s.spans for s in validation], scored, beta)
+        if choice is not None:
+            rows.append({"beta": beta, "validation": choice.to_dict(),
+                         **threshold_rows(gold, proposed, [choice.threshold])[0]})
+    return rows
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from conpet.bench.detector import read_fewnerd_typed
     from conpet.bundle import Bundle, read_manifest
@@ -121,15 +155,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             proposed = scored_mentions(bundle, [text for text, _ in test])
             predict_s = time.monotonic() - t0
             choice = bundle.suggesters.detector.threshold_choice
+            gold = [mentions for _, mentions in test]
+            betas = [float(b) for b in args.betas.split(",")]
+            criteria = criteria_rows(bundle.suggesters.detector, validation_sentences(folder), betas, gold, proposed)
         finally:
             bundle.close()
-    gold = [mentions for _, mentions in test]
     return {"data": str(path), "seed": args.seed, "profile": args.profile, "threads": args.threads,
             "train_sentences": len(train), "train_mentions": sum(len(m) for _, m in train),
             "test_sentences": len(test), "test_mentions": sum(len(g) for g in gold),
             "train_seconds": train_s, "predict_seconds": predict_s, "saved_threshold": saved,
             "threshold_choice": choice, "rows": threshold_rows(gold, proposed, thresholds),
-            "saved": threshold_rows(gold, proposed, [float(saved)])[0]}
+            "saved": threshold_rows(gold, proposed, [float(saved)])[0], "criteria": criteria}
 
 
 def _row(label: str, row: dict[str, Any]) -> str:
@@ -153,6 +189,9 @@ def _cmd(args: argparse.Namespace) -> int:
     for row in report["rows"]:
         print(_row(f"{row['threshold']:.2f}", row))
     print(_row(f"saved {report['saved_threshold']:.3f}", report["saved"]))
+    print("chosen on the detector's validation sentences by each criterion:")
+    for row in report["criteria"]:
+        print(_row(f"F{row['beta']:g} {row['threshold']:.3f}", row))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"report written to {args.json}", file=sys.stderr)
