@@ -42,6 +42,7 @@ class JobController(QObject):
         # After a training, the whole project is predicted in the background (cancellable like any
         # prediction), so the new model's suggestions are there when the expert comes back to label.
         self.predict_after_training = True
+        self.mention_threshold: float | None = None  # the app's setting (None: the model's own threshold)
 
     def model_job_running(self) -> bool:
         return any(k in self.current for k in MODEL_JOBS)
@@ -63,13 +64,15 @@ class JobController(QObject):
     def start_prediction(self, sentence_ids: list[int] | None = None) -> Worker:
         self._refuse_if_busy()
         provider = self.backbone_provider
-        return self._start("predict", partial(_predict, self.folder, sentence_ids, provider, self.cpu_threads))
+        return self._start("predict", partial(_predict, self.folder, sentence_ids, provider, self.cpu_threads,
+                                              mention_threshold=self.mention_threshold))
 
     def start_evaluation(self, path: Path, fmt: str | None = None) -> Worker:
         """Score the current model on a labelled file; the result is an ``EvalReport`` (nothing stored)."""
         self._refuse_if_busy()
         return self._start("evaluate", partial(jobs.evaluate_file, self.folder, Path(path), fmt,
-                                               backbone_provider=self.backbone_provider, threads=self.cpu_threads))
+                                               backbone_provider=self.backbone_provider, threads=self.cpu_threads,
+                                               mention_threshold=self.mention_threshold))
 
     def start_import(self, path: Path, fmt: str | None = None, options: dict | None = None) -> Worker:
         if "import" in self.current:
@@ -132,6 +135,6 @@ class JobController(QObject):
 
 
 def _predict(folder: Path, sentence_ids: list[int] | None, provider: jobs.BackboneProvider,
-             threads: int | None = None, sink=None):
+             threads: int | None = None, sink=None, *, mention_threshold: float | None = None):
     return jobs.predict_project(folder, sink, sentence_ids=sentence_ids, backbone_provider=provider,
-                                threads=threads)
+                                threads=threads, mention_threshold=mention_threshold)

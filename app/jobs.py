@@ -118,19 +118,21 @@ def train_next_task(req: TrainRequest, sink: ProgressSink | None = None,
 # ----------------------------------------------------------------------------------------- prediction
 def predict_project(folder: str | Path, sink: ProgressSink | None = None, *, sentence_ids: list[int] | None = None,
                     device: str | None = None, backbone_provider: BackboneProvider | None = None,
-                    threads: int | None = None) -> PredictOutcome:
+                    threads: int | None = None, mention_threshold: float | None = None) -> PredictOutcome:
     """The app's "Predict": ``conpet.project.predict.predict_project`` on this thread."""
     from conpet.project.predict import predict_project as predict
 
     return predict(folder, sink, sentence_ids=sentence_ids, device=device, backbone_provider=backbone_provider,
-                   threads=threads)
+                   threads=threads, mention_threshold=mention_threshold)
 
 
 # ----------------------------------------------------------------------------------------- evaluation
 def evaluate_file(folder: str | Path, path: Path, fmt: str | None, sink: ProgressSink | None = None, *,
-                  backbone_provider: BackboneProvider | None = None, threads: int | None = None) -> Any:
+                  backbone_provider: BackboneProvider | None = None, threads: int | None = None,
+                  mention_threshold: float | None = None) -> Any:
     """The app's "Evaluate on a file…": ``conpet.project.evaluate.evaluate_project`` (the same as
     ``conpet evaluate PROJECT_DIR FILE``) on this thread; returns its ``EvalReport``; writes nothing."""
     from conpet.project.evaluate import evaluate_project
 
-    return evaluate_project(folder, path, fmt, sink=sink, backbone_provider=backbone_provider, threads=threads)
+    return evaluate_project(folder, path, fmt, sink=sink, backbone_provider=backbone_provider, threads=threads,
+                            mention_threshold=mention_threshold)

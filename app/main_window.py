@@ -450,7 +450,7 @@ class MainWindow(QMainWindow):
             "Types": TypesView(self.model),
             "Label": AnnotateView(self.model),
             "Training": TrainingView(self.model, self.controller, self.settings),
-            "Predictions": PredictionsView(self.model, self.controller),
+            "Predictions": PredictionsView(self.model, self.controller, self.settings),
             "Routing review": RoutingView(self.model, self.controller),
             "Runs & curves": RunsView(self.model),
         }

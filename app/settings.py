@@ -77,6 +77,22 @@ class AppSettings:
         self._q.setValue("team/user_name", name)
         self._q.sync()
 
+    # prediction choices
+    def mention_threshold(self) -> float | None:
+        """The detector confidence a proposed mention needs (0..1); None: the threshold each model chose on
+        its validation sentences when it trained."""
+        value = self._q.value("predictions/mention_threshold", "")
+        try:
+            out = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        return out if 0.0 <= out <= 1.0 else None
+
+    def set_mention_threshold(self, value: float | None) -> None:
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError(f"a mention threshold is a number from 0 to 1, got {value}")
+        self._q.setValue("predictions/mention_threshold", "" if value is None else float(value))
+
     def value(self, key: str, default: object = None) -> object:
         return self._q.value(key, default)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDoubleSpinBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from app import dialogs
 from app.controller import JobController
+from app.settings import AppSettings
 from app.viewmodels.project_model import ProjectModel
 from app.viewmodels.sentences_model import SentenceFilter, SentenceIdRole, SentenceListModel
 from app.widgets.annotation_editor import AnnotationEditor, Mark
@@ -49,13 +51,30 @@ def mention_text(text: str, p) -> str:
     return f"{text[p.start:p.end]} → {text[p.tail_start:p.tail_end]}"
 
 
+def mention_threshold_spin() -> QDoubleSpinBox:
+    """The app's mention-threshold setting: below 0 reads "model's" (the threshold the model chose on its
+    validation sentences), 0 proposes every mention, higher keeps only the detector's surer ones."""
+    spin = QDoubleSpinBox()
+    spin.setObjectName("mentionThreshold")
+    spin.setRange(-0.05, 1.0)
+    spin.setSingleStep(0.05)
+    spin.setDecimals(2)
+    spin.setSpecialValueText("model's")
+    spin.setToolTip("The detector confidence (0-1) a proposed mention needs to be shown as a suggestion. "
+                    "\"model's\": the threshold the model chose on sentences it held out when it trained; "
+                    "0: every proposal. Applies to the next prediction.")
+    return spin
+
+
 class PredictionsView(QWidget):
     COLUMNS = ["Kind", "Mention / pair", "Gold", "Predicted", "Score", "Routed to", "Selector"]
 
-    def __init__(self, model: ProjectModel, controller: JobController, parent: QWidget | None = None) -> None:
+    def __init__(self, model: ProjectModel, controller: JobController, settings: AppSettings | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
         self.controller = controller
+        self.settings = settings
         self.sentence_id: int | None = None
         self.rows: list[PredictionRecord] = []
 
@@ -65,6 +84,9 @@ class PredictionsView(QWidget):
         heading.setObjectName("heading")
         top.addWidget(heading)
         top.addStretch(1)
+        top.addWidget(QLabel("Mention threshold:"))
+        self.threshold_spin = mention_threshold_spin()
+        top.addWidget(self.threshold_spin)
         self.predict_sentence_button = QPushButton("Predict this sentence")
         self.predict_all_button = QPushButton("Predict whole project")
         self.predict_all_button.setProperty("primary", True)
@@ -148,6 +170,8 @@ class PredictionsView(QWidget):
         model.annotationsChanged.connect(lambda sid: self._changed() if sid in (-1, self.sentence_id) else None)
         model.typesChanged.connect(self._changed)
         controller.busyChanged.connect(self._busy_changed)
+        self.set_mention_threshold(settings.mention_threshold() if settings is not None else None)
+        self.threshold_spin.valueChanged.connect(self._threshold_changed)
         self._list_reset()
         self._changed()
 
@@ -168,6 +192,17 @@ class PredictionsView(QWidget):
             dialogs.inform(self, "A job is running", str(exc))
             return
         self.info.setText("Predicting in the background… (follow it in the Training tab)")
+
+    def set_mention_threshold(self, value: float | None) -> None:
+        """Show ``value`` (None: the model's own) and use it for the next prediction."""
+        self.threshold_spin.setValue(self.threshold_spin.minimum() if value is None else value)
+        self.controller.mention_threshold = value
+
+    def _threshold_changed(self, value: float) -> None:
+        chosen = None if value < 0 else round(value, 2)
+        self.controller.mention_threshold = chosen
+        if self.settings is not None:
+            self.settings.set_mention_threshold(chosen)
 
     def _busy_changed(self, busy: bool) -> None:
         self.predict_all_button.setEnabled(not busy)

@@ -366,7 +366,8 @@ def run_bench(*, data: str, backbone: str, methods: Sequence[str], profile: str,
     results survive an interrupted bench); returns the table. `split` "coarse": one task per coarse type.
     `overrides` are training settings, or the experiment's caps (max_train_per_type, ...). `threads` 0: one
     on a CPU without CUDA, torch's default otherwise. `protocol` "data-incremental": the refresh study of
-    `conpet.bench.refresh` (`protocol_options`: its settings) instead of the class-incremental sequence."""
+    `conpet.bench.refresh`, "active-learning": the queue-against-random study of `conpet.bench.active`
+    (`protocol_options`: the study's settings), instead of the class-incremental sequence."""
     check_plotting()
     import torch
 
@@ -401,6 +402,11 @@ def run_bench(*, data: str, backbone: str, methods: Sequence[str], profile: str,
 
         by_seed = list({seed: (seed, exp, tasks) for seed, _, exp, tasks in plans}.values())
         return run_data_incremental(list(methods), by_seed, model, out, command=command, **(protocol_options or {}))
+    if protocol == "active-learning":
+        from conpet.bench.active import run_active_learning
+
+        by_seed = list({seed: (seed, exp, tasks) for seed, _, exp, tasks in plans}.values())
+        return run_active_learning(list(methods), by_seed, model, out, command=command, **(protocol_options or {}))
     records: list[dict[str, Any]] = []
     for seed, m, exp, tasks in plans:
         print(f"== {m}, seed {seed}: {len(tasks)} tasks, "

@@ -28,13 +28,20 @@ from conpet.suggest.mentions import MentionSentence, capitalised_runs, span_scor
 def read_fewnerd_sentences(path: str | os.PathLike[str]) -> list[MentionSentence]:
     """Every sentence of a Few-NERD ``token<TAB>tag`` file (also those without mentions), tokens joined
     by single spaces, mentions as maximal runs of one non-``O`` tag."""
-    out: list[MentionSentence] = []
+    return [MentionSentence(text, tuple(span for span, _ in mentions))
+            for text, mentions in read_fewnerd_typed(path)]
+
+
+def read_fewnerd_typed(path: str | os.PathLike[str]) -> list[tuple[str, list[tuple[Span, str]]]]:
+    """Every sentence of a Few-NERD file (also those without mentions) as (text, [(span, tag)]): tokens
+    joined by single spaces, a mention a maximal run of one non-``O`` tag (the fine tag, as ``read_fewnerd``)."""
+    out: list[tuple[str, list[tuple[Span, str]]]] = []
     tokens: list[str] = []
     tags: list[str] = []
 
     def flush() -> None:
         if tokens:
-            out.append(MentionSentence(" ".join(tokens), tuple(_runs(tokens, tags))))
+            out.append((" ".join(tokens), _runs(tokens, tags)))
             tokens.clear()
             tags.clear()
 
@@ -54,16 +61,16 @@ def read_fewnerd_sentences(path: str | os.PathLike[str]) -> list[MentionSentence
     return out
 
 
-def _runs(tokens: list[str], tags: list[str]) -> list[Span]:
+def _runs(tokens: list[str], tags: list[str]) -> list[tuple[Span, str]]:
     spans, pos, start, prev = [], 0, 0, "O"
     for tok, tag in zip(tokens, tags, strict=True):
         if tag != prev:
             if prev != "O":
-                spans.append(Span(start, pos - 1))
+                spans.append((Span(start, pos - 1), prev))
             start, prev = pos, tag
         pos += len(tok) + 1
     if prev != "O":
-        spans.append(Span(start, pos - 1))
+        spans.append((Span(start, pos - 1), prev))
     return spans
 
 

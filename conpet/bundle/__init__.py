@@ -13,7 +13,7 @@ A bundle is a folder, or one zip file holding the same layout at its root::
     selector/ expert_0/ ...  one PET module each (`PETModel.save_module`): adapter_config.json,
     main/                    adapter_model.safetensors (peft), head.safetensors, module.json
     suggestions.json         optional (``conpet.suggest.suggestions``): the mention detector (detector/) and the
-    detector/ relatedness/   relatedness gate (relatedness/) with its threshold; listed in method.json's
+    detector/ relatedness/   relatedness gate (relatedness/) with their thresholds; listed in method.json's
                              ``extra.files`` like a router file, so copied and checksummed as any file
 
 Only ``.json``, ``.safetensors`` and ``.md`` files may appear; anything else (a pickle, a script, a

@@ -15,7 +15,12 @@ def _pct(v: Any) -> str:
 def _suggesters_lines(entry: Any) -> list[str]:
     if not isinstance(entry, Mapping):
         return []
-    parts = (["a mention detector (proposes entity spans in text without them)"] if entry.get("detector") else [])
+    parts = []
+    if entry.get("detector"):
+        floor = entry.get("mention_threshold")
+        parts.append("a mention detector (proposes entity spans in text without them" + (
+            f", those it scores at least {floor:.3f}, a threshold chosen on validation sentences)"
+            if isinstance(floor, (int, float)) and floor > 0 else ")"))
     if entry.get("relatedness"):
         parts.append(f"a relatedness gate (proposes a pair of mentions when P(related) >= "
                      f"{entry.get('relation_threshold')}; below it: no_relation)")

@@ -209,8 +209,10 @@ class Bundle:
 
     @classmethod
     def load(cls, path: str | Path, backbone: Any = None, *, device: str | None = None, cache: Any = None,
-             progress: ProgressLike = None, relation_threshold: float | None = None) -> Bundle:
-        """``relation_threshold`` replaces the relatedness gate's saved threshold (a bundle with one)."""
+             progress: ProgressLike = None, relation_threshold: float | None = None,
+             mention_threshold: float | None = None) -> Bundle:
+        """``relation_threshold`` replaces the relatedness gate's saved threshold (a bundle with one),
+        ``mention_threshold`` the mention detector's."""
         from conpet.methods.registry import load_method
         from conpet.suggest.suggestions import load_suggesters
 
@@ -219,7 +221,7 @@ class Bundle:
             bb = resolve_backbone(manifest, backbone, device=device, where=path)
             try:
                 method = load_method(folder, bb, cache=cache)
-                suggesters = load_suggesters(folder, bb, relation_threshold)
+                suggesters = load_suggesters(folder, bb, relation_threshold, mention_threshold)
             except BundleError:
                 raise
             except ConpetError as exc:

@@ -199,7 +199,8 @@ def _suggesters_entry(stage: Path) -> dict[str, Any] | None:
     if info is None:
         return None
     return {"detector": bool(info.get("detector")), "relatedness": bool(info.get("relatedness")),
-            "relation_threshold": info.get("relation_threshold")}
+            "relation_threshold": info.get("relation_threshold"),
+            "mention_threshold": info.get("mention_threshold")}
 
 
 def _library_versions() -> dict[str, str]:

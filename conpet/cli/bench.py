@@ -19,6 +19,7 @@ def register(subparsers: Any) -> None:
     _register_threads(subparsers)
     _register_detector(subparsers)
     _register_relation(subparsers)
+    _register_mentions(subparsers)
 
 
 # --- conpet bench ----------------------------------------------------------------------------------------
@@ -48,14 +49,24 @@ def _register_continual(subparsers: Any) -> None:
                    help="after training, time a prediction pass uncached vs with all logits cached")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a training setting (e.g. --set top_t=2 --set lr=5e-4), repeatable")
-    p.add_argument("--protocol", default="class-incremental", choices=["class-incremental", "data-incremental"],
+    p.add_argument("--protocol", default="class-incremental",
+                   choices=["class-incremental", "data-incremental", "active-learning"],
                    help="class-incremental: the paper's task sequence; data-incremental: learn the tasks with "
                         "--start examples per type, then --rounds refresh rounds adding --add per type, against "
                         "the same method with all of them from the start, then the review loop "
-                        "(conpet.bench.refresh; writes refresh.json and refresh.txt)")
-    p.add_argument("--start", type=int, default=8, help="data-incremental: training examples per type at first")
+                        "(conpet.bench.refresh; writes refresh.json and refresh.txt); active-learning: task 1 "
+                        "with --start per type, then --rounds rounds labelling --label-batch pool examples chosen "
+                        "by the Next most useful queue against chosen at random, a refresh after each "
+                        "(conpet.bench.active; writes active.json and active.txt)")
+    p.add_argument("--start", type=int, default=8,
+                   help="data-incremental, active-learning: training examples per type at first")
     p.add_argument("--add", type=int, default=8, help="data-incremental: examples per type each round adds")
-    p.add_argument("--rounds", type=int, default=3, help="data-incremental: refresh rounds")
+    p.add_argument("--rounds", type=int, default=3, help="data-incremental, active-learning: refresh rounds")
+    p.add_argument("--label-batch", type=int, default=20, metavar="N",
+                   help="active-learning: pool examples labelled each round")
+    p.add_argument("--arms", default="queue,balanced,random", metavar="ARM,ARM",
+                   help="active-learning: how examples are chosen: queue (Next most useful), balanced (the queue "
+                        "dealt over predicted types), random")
     p.add_argument("--refresh-shares", default="none,0.5", metavar="S,S",
                    help="data-incremental: the rounds once per refresh_share (none: the router alone)")
     p.add_argument("--review", type=int, default=100, metavar="N",
@@ -95,6 +106,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         protocol = {"start": args.start, "add": args.add, "rounds": args.rounds,
                     "shares": parse_shares(args.refresh_shares), "review": args.review,
                     "feature_map_study": args.map_study, "upper": args.upper_from}
+    elif args.protocol == "active-learning":
+        from conpet.bench.active import ARMS
+
+        arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+        if not arms or set(arms) - set(ARMS):
+            raise ConpetError(f"--arms: expected some of {', '.join(ARMS)}, got {args.arms!r}")
+        protocol = {"start": args.start, "batch": args.label_batch, "rounds": args.rounds, "arms": arms}
     print(run_bench(data=args.data, backbone=args.backbone, methods=expand_methods(args.methods),
                     profile=args.profile, seeds=[int(s) for s in str(args.seeds).split(",") if s.strip()],
                     out=Path(args.out), n_tasks=args.tasks, split=args.split, device=args.device,
@@ -256,3 +274,59 @@ def _cmd_relation(args: argparse.Namespace) -> int:
 
 def _write_json(path: str, doc: Any) -> None:
     Path(path).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+# --- conpet mention-bench ----------------------------------------------------------------------------------
+
+
+def _register_mentions(subparsers: Any) -> None:
+    from conpet.bench import mentions
+
+    p = subparsers.add_parser("mention-bench", help="precision / recall of mention proposals by threshold "
+                                                    "(Few-NERD, a project's model on raw text)",
+                              description=mentions.__doc__.split("\n\n", 1)[1] if mentions.__doc__ else None)
+    p.add_argument("--data-root", default=None, help="folder holding fewnerd/ (default: ../shared/data)")
+    p.add_argument("--train", type=int, default=1000, help="training sentences (default 1000)")
+    p.add_argument("--test", type=int, default=400, help="test sentences (default 400)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", default="quick")
+    p.add_argument("--thresholds", default=mentions.DEFAULT_THRESHOLDS, help="comma-separated detector scores from 0 to 1")
+    p.add_argument("--betas", default="0.5,1,2", help="comma-separated F-beta criteria to compare (default 0.5,1,2)")
+    p.add_argument("--project", default=None, metavar="DIR",
+                   help="keep the trained project here (a new folder); a folder that holds a trained project "
+                        "is reused as it is (no training)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None, metavar="OUT.json")
+    p.set_defaults(func=_cmd_mentions)
+
+
+def _mention_row(label: str, row: dict[str, Any]) -> str:
+    t, u = row["typed"], row["untyped"]
+    ratio = "–" if row["proposals_per_gold"] is None else f"{row['proposals_per_gold']:.2f}"
+    return (f"{label:>11} | {100 * t['precision']:5.1f} {100 * t['recall']:5.1f} {100 * t['f1']:5.1f} | "
+            f"{100 * u['precision']:5.1f} {100 * u['recall']:5.1f} {100 * u['f1']:5.1f} | {u['predicted']:8d} "
+            f"| {ratio}")
+
+
+def _cmd_mentions(args: argparse.Namespace) -> int:
+    from conpet.bench.mentions import run
+
+    if min(args.train, args.test) < 1:
+        raise SystemExit("conpet mention-bench: --train and --test must be >= 1")
+    report = run(args)
+    trained = (f"trained in {report['train_seconds']:.0f} s" if report["train_seconds"] is not None
+               else "project reused")
+    print(f"Few-NERD inter_dev, seed {report['seed']}: {report['train_sentences']} training sentences "
+          f"({report['train_mentions']} mentions), {report['test_sentences']} test sentences "
+          f"({report['test_mentions']} mentions) as raw text; {trained}")
+    print(f"{'threshold':>11} | typed P     R    F1 |  span P     R    F1 | proposed | per gold")
+    for row in report["rows"]:
+        print(_mention_row(f"{row['threshold']:.2f}", row))
+    print(_mention_row(f"saved {report['saved_threshold']:.3f}", report["saved"]))
+    print("chosen on the detector's validation sentences by each criterion:")
+    for row in report["criteria"]:
+        print(_mention_row(f"F{row['beta']:g} {row['threshold']:.3f}", row))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"report written to {args.json}", file=sys.stderr)
+    return 0

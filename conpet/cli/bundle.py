@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from conpet.bundle import Bundle, BundleError, sentence_queries
+from conpet.cli.thresholds import add_mention_threshold
 from conpet.core.errors import ConpetError, DataErrors, DataFormatError
 from conpet.core.files import atomic_text_file
 from conpet.core.progress_bar import TerminalProgress, cancel_on_sigint
@@ -69,6 +70,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--relation-threshold", type=float, default=None, metavar="P",
                    help="propose a pair when the relatedness gate's P(related) is at least P (default: the "
                         "model's saved threshold)")
+    add_mention_threshold(p)
     p.add_argument("--backbone", default=None, metavar="NAME|PATH")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--batch-size", type=int, default=None, help="examples per forward pass (default: the bundle's)")
@@ -305,7 +307,7 @@ def _cmd_predict(args: Any) -> int:
     t0 = time.monotonic()
     try:
         bundle = Bundle.load(args.bundle, args.backbone, device=args.device,
-                             relation_threshold=args.relation_threshold)
+                             relation_threshold=args.relation_threshold, mention_threshold=args.mention_threshold)
         if args.batch_size:
             bundle.method.config = bundle.method.config.replace(eval_batch_size=args.batch_size)
         t_load = time.monotonic() - t0
@@ -340,7 +342,8 @@ def _cmd_predict_project(args: Any) -> int:
     try:
         with cancel_on_sigint(bar):
             outcome = predict_project(args.bundle, bar, device=args.device, threads=args.threads,
-                                      relation_threshold=args.relation_threshold)
+                                      relation_threshold=args.relation_threshold,
+                                      mention_threshold=args.mention_threshold)
     finally:
         bar.close()
     with Project.open(args.bundle) as project:

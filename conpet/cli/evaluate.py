@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from conpet.cli.thresholds import add_mention_threshold
 from conpet.core.errors import ConpetError
 from conpet.eval.labelled_file import EvalReport, evaluate_sentences, format_report
 
@@ -31,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: the free cores)")
     p.add_argument("--no-oracle", action="store_true", help="skip the oracle-routing pass (one more pass)")
+    add_mention_threshold(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -73,12 +75,13 @@ def _evaluate_target(args: argparse.Namespace, name: str, sentences: Sequence[An
         if args.backbone:
             raise ConpetError("--backbone is for a bundle: a project's model uses the backbone it was trained on")
         return evaluate_project(args.bundle, args.file, sink=bar, oracle=not args.no_oracle, device=args.device,
-                                threads=args.threads, sentences=(name, sentences))
+                                threads=args.threads, sentences=(name, sentences),
+                                mention_threshold=args.mention_threshold)
     from conpet.bundle import Bundle
     from conpet.core.runtime import apply_threads
     from conpet.eval.span_metrics import pair_metrics, span_metrics
 
-    bundle = Bundle.load(args.bundle, args.backbone, device=args.device)
+    bundle = Bundle.load(args.bundle, args.backbone, device=args.device, mention_threshold=args.mention_threshold)
     apply_threads(args.threads, bundle.backbone.device)
     try:
         report = evaluate_sentences(bundle, sentences, args.file, name, bar, oracle=not args.no_oracle, started=t0)

@@ -26,13 +26,20 @@ Triple = tuple[Span, Span, str]  # (head, tail, relation type)
 
 def proposed_mentions(bundle: Any, texts: Sequence[str], progress: Any = None) -> list[list[tuple[Span, str]]]:
     """Per text, the (span, type) of every mention the bundle proposes on it as raw text."""
-    from conpet.suggest.suggestions import SentenceInput, suggest
+    return [[(span, label) for span, label, _ in props] for props in scored_mentions(bundle, texts, progress)]
+
+
+def scored_mentions(bundle: Any, texts: Sequence[str], progress: Any = None
+                    ) -> list[list[tuple[Span, str, float]]]:
+    """Per text, the (span, type, detector score) of every mention the bundle proposes on it as raw text
+    (those at or above its detector's threshold)."""
+    from conpet.suggest.suggestions import DETECTOR_KEY, SentenceInput, suggest
 
     found = suggest(bundle.suggesters, [SentenceInput(t) for t in texts], {"entity"})
     preds = bundle.predict_examples([s.example for s in found], progress) if found else []
-    out: list[list[tuple[Span, str]]] = [[] for _ in texts]
+    out: list[list[tuple[Span, str, float]]] = [[] for _ in texts]
     for sug, pred in zip(found, preds, strict=True):
-        out[sug.sentence].append((sug.example.spans[0], pred.label))
+        out[sug.sentence].append((sug.example.spans[0], pred.label, sug.scores[DETECTOR_KEY]))
     return out
 
 

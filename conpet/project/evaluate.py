@@ -110,9 +110,11 @@ class ProjectModel:
 def evaluate_project(project: Any, path: str | Path, fmt: str | None = None, options: dict | None = None,
                      sink: ProgressSink | None = None, *, oracle: bool = True, device: str | None = None,
                      backbone_provider: BackboneProvider | None = None, threads: int | None = None,
-                     sentences: tuple[str, Sequence[Any]] | None = None) -> EvalReport:
+                     sentences: tuple[str, Sequence[Any]] | None = None,
+                     mention_threshold: float | None = None) -> EvalReport:
     """Score the current model of ``project`` (a folder or an open ``Project``) on the labelled file
-    ``path`` (see the module docstring). ``sentences`` = (format, sentences) already read from ``path``."""
+    ``path`` (see the module docstring). ``sentences`` = (format, sentences) already read from ``path``;
+    ``mention_threshold`` replaces the detector's saved threshold in the span scores."""
     from conpet.data.formats import read_sentences
     from conpet.store import Project
 
@@ -124,7 +126,8 @@ def evaluate_project(project: Any, path: str | Path, fmt: str | None = None, opt
     own = isinstance(project, (str, Path))
     proj = Project.open(project) if own else project  # no orphan collection: evaluate changes nothing
     try:
-        return _evaluate(proj, path, name, read, examples, sink, oracle, device, backbone_provider, threads, t0)
+        return _evaluate(proj, path, name, read, examples, sink, oracle, device, backbone_provider, threads, t0,
+                         mention_threshold)
     finally:
         if own:
             proj.close()
@@ -132,7 +135,8 @@ def evaluate_project(project: Any, path: str | Path, fmt: str | None = None, opt
 
 def _evaluate(project: Any, path: str | Path, name: str, read: Sequence[Any], examples: list[Example],
               sink: ProgressSink | None, oracle: bool, device: str | None,
-              backbone_provider: BackboneProvider | None, threads: int | None, t0: float) -> EvalReport:
+              backbone_provider: BackboneProvider | None, threads: int | None, t0: float,
+              mention_threshold: float | None = None) -> EvalReport:
     trained_model_folder(project, "evaluate")  # before the types: no model is the first thing to say
     project_types = {t.name for t in project.types.list()}
     outside = Counter(e.label for e in examples if e.label not in project_types)
@@ -144,7 +148,7 @@ def _evaluate(project: Any, path: str | Path, name: str, read: Sequence[Any], ex
     method = suggesters = None
     try:
         method = model.load_method(project, ReadThroughCache(project.logit_cache))
-        suggesters = load_suggesters(model.folder, model.backbone, None)
+        suggesters = load_suggesters(model.folder, model.backbone, None, mention_threshold)
         evaluable = ProjectModel(model, method, suggesters, project_rules(project))
         learnt = set(evaluable.types)
         if not any(e.label in learnt for e in examples):

@@ -63,17 +63,19 @@ def prediction_examples(project: Any, kinds: set[str], sentence_ids: list[int] |
 
 def predict_project(project: Any, sink: ProgressSink | None = None, *, sentence_ids: list[int] | None = None,
                     device: str | None = None, backbone_provider: BackboneProvider | None = None,
-                    threads: int | None = None, relation_threshold: float | None = None) -> PredictOutcome:
+                    threads: int | None = None, relation_threshold: float | None = None,
+                    mention_threshold: float | None = None) -> PredictOutcome:
     """Predict every marked mention and pair (of ``sentence_ids``, default all) with the project's current
     model and store the predictions (with the selector's scores, the active experts and the chosen expert's
     scores) as one run, with the suggesters' proposals (see the module docstring; ``relation_threshold``
-    replaces the gate's saved threshold). ``project`` is a folder or an open ``Project``; the backbone is the
+    replaces the gate's saved threshold, ``mention_threshold`` the detector's). ``project`` is a folder or an open ``Project``; the backbone is the
     model's own, from ``backbone_provider`` when given (the app keeps one), on ``device`` (default: cuda when
     available)."""
     proj, close = open_project(project)
     try:
         with hold_lease(proj, "predict"):  # it writes a run: not beside a training (conpet.project.lease)
-            return _predict(proj, sink, sentence_ids, device, backbone_provider, threads, relation_threshold)
+            return _predict(proj, sink, sentence_ids, device, backbone_provider, threads, relation_threshold,
+                            mention_threshold)
     finally:
         if close:
             proj.close()
@@ -135,7 +137,7 @@ def current_model(project: Any, rep: Reporter, device: str | None = None,
 
 def _predict(project: Any, sink: ProgressSink | None, sentence_ids: list[int] | None, device: str | None,
              backbone_provider: BackboneProvider | None, threads: int | None,
-             relation_threshold: float | None = None) -> PredictOutcome:
+             relation_threshold: float | None = None, mention_threshold: float | None = None) -> PredictOutcome:
     from conpet.suggest.suggestions import load_suggesters
 
     rep = Reporter(sink)
@@ -149,7 +151,7 @@ def _predict(project: Any, sink: ProgressSink | None, sentence_ids: list[int] | 
         with project.runs.recorded(run.id):
             method = model.load_method(project, project.logit_cache)
             examples = prediction_examples(project, model.kinds, sentence_ids)
-            suggesters = load_suggesters(model.folder, model.backbone, relation_threshold)
+            suggesters = load_suggesters(model.folder, model.backbone, relation_threshold, mention_threshold)
             rep(0.02, "proposing mentions and pairs", "suggesting")
             proposals = _proposals(project, suggesters, set(method.type_kinds.values()) or model.kinds,
                                    sentence_ids)

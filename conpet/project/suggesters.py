@@ -6,6 +6,13 @@ gold mentions B/I, the rest O); a rejected entity annotation (status "rejected")
 also in a sentence with no gold entity (whose other tokens then teach nothing). Relation spans do not
 count: a relation-only project marks heads and tails, not every mention, so it trains no detector.
 
+The detector's validation sentences (``detector_validation``): once the project has
+``VALIDATION_MIN_SENTENCES`` fully labelled sentences, one in ``VALIDATION_EVERY`` of them (by a hash of its
+text, so the choice never changes; a sentence an earlier step trained on stays in training) is held out of
+the detector's training, and the detector's mention threshold (``conpet.suggest.mention_threshold``) is chosen
+on them whenever the detector trains or they change; otherwise the saved threshold stays (0, every
+proposal, for a project too small to hold any out).
+
 Relatedness gate: a sentence with a current gold relation annotation is labelled for relations: its gold
 pairs are ``related``, every other ordered pair of its mentions (gold entities and relation arguments) is
 ``no_relation``, as TACRED's; a rejected relation annotation on a pair without a gold one is
@@ -38,6 +45,8 @@ from conpet.suggest.suggestions import (
 )
 
 STATE_KEY = "suggesters"
+VALIDATION_MIN_SENTENCES = 30  # below this the detector keeps every sentence to learn from
+VALIDATION_EVERY = 10  # one labelled sentence in this many is the detector's validation
 
 
 @dataclass
@@ -47,6 +56,7 @@ class SuggesterStep:
     suggesters: Suggesters
     state: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    trained: set[str] = field(default_factory=set)  # the suggesters (state keys) this step trained
 
 
 def _annotations(project: Any) -> tuple[dict[int, str], dict[int, list[Any]]]:
@@ -102,6 +112,15 @@ def relatedness_pairs(project: Any) -> dict[int, list[Any]]:
     return out
 
 
+def detector_validation(data: Mapping[int, MentionSentence], saved: Mapping[str, Any]) -> set[int]:
+    """The sentence ids held out of the detector's training to choose its threshold (the module docstring)."""
+    if len(data) < VALIDATION_MIN_SENTENCES:
+        return set()
+    trained = {sid for step in saved.get("steps") or [] for sid in step}
+    return {sid for sid, s in data.items() if s.complete and sid not in trained
+            and int(hashlib.sha256(s.text.encode("utf-8")).hexdigest()[:8], 16) % VALIDATION_EVERY == 0}
+
+
 def _digest(item: Any) -> str:
     return hashlib.sha256(repr(item).encode("utf-8")).hexdigest()[:16]
 
@@ -132,8 +151,10 @@ def train_suggesters(project: Any, backbone: Any, prev: Path | None, saved: Mapp
     try:
         has_entities = any(t.kind == "entity" for t in project.types.list())
         det_data = detector_sentences(project) if has_entities else {}
+        saved_det = dict(saved.get("detector") or {})
+        held = detector_validation(det_data, saved_det)
         step.suggesters.detector = _one_step(
-            "detector", "mention detector", det_data, dict(saved.get("detector") or {}), step,
+            "detector", "mention detector", {i: s for i, s in det_data.items() if i not in held}, saved_det, step,
             lambda: MentionDetector(backbone, _settings(DetectorSettings, settings.get("detector"), budget)),
             (lambda: MentionDetector.load(prev / DETECTOR_FOLDER, backbone))
             if info and info.get("detector") and prev is not None else None,
@@ -141,6 +162,8 @@ def train_suggesters(project: Any, backbone: Any, prev: Path | None, saved: Mapp
                                            progress=s),
             ScaledSink(sink, 0.0, 0.6) if sink is not None else None,
             "the project has no entity types" if not has_entities else "no sentence has entity labels yet")
+        if step.suggesters.detector is not None:
+            _mention_threshold(step, [det_data[i] for i in sorted(held)], saved_det)
         rel_data = relatedness_pairs(project)
         step.suggesters.relatedness = _one_step(
             "relatedness", "relatedness gate", rel_data, dict(saved.get("relatedness") or {}), step,
@@ -178,10 +201,29 @@ def _one_step(key: str, name: str, data: Mapping[int, Any], saved: dict[str, Any
         step.state[key] = saved
         return part
     train(part, new, old, sink)
+    step.trained.add(key)
     step.state[key] = {"steps": [*old, new], "hashes": hashes}
     step.notes.append(f"{name}: step {len(old) + 1} on {len(new)} new or changed sentence(s), "
                       f"replaying {sum(map(len, old))} earlier one(s)")
     return part
+
+
+def _mention_threshold(step: SuggesterStep, validation: list[MentionSentence], saved: Mapping[str, Any]) -> None:
+    """Choose the detector's threshold on its validation sentences when it trained or they changed."""
+    detector = step.suggesters.detector
+    digest = _digest([_digest(s) for s in validation])
+    step.state["detector"] = {**step.state.get("detector", {}), "validation": digest}
+    if not validation:
+        if detector.threshold == 0.0:
+            step.notes.append(f"mention threshold: none (fewer than {VALIDATION_MIN_SENTENCES} labelled sentences "
+                              "to hold some out): every proposal is kept")
+        return
+    if "detector" not in step.trained and saved.get("validation") == digest:
+        return  # the same detector and the same validation sentences: the saved threshold stands
+    choice = detector.choose_threshold(validation)
+    step.notes.append("mention threshold: " + (choice.describe() if choice is not None else
+                                               f"kept at {detector.threshold:.3f} (no gold mention or no proposal "
+                                               f"on the {len(validation)} validation sentence(s))"))
 
 
 # --- suggesting on a project's sentences -----------------------------------------------------------

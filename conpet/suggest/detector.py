@@ -18,9 +18,13 @@ A trained sentence counts as fully annotated: every token outside its gold menti
 Rejected proposals are explicit negatives (``MentionSentence.negatives``): ``O`` even in a sentence that
 has no gold mention, whose other tokens then teach nothing (``conpet.suggest.mentions.sentence_tags``).
 
-Saved as a folder: ``detector.json`` (format, tags, settings, steps) and ``shape.safetensors`` (the shape
-bias and embedding) beside ``module/``, the PET module folder ``PETModel.save_module`` writes (peft adapter +
-``head.safetensors`` + ``module.json``).
+Proposals below the detector's ``threshold`` are dropped (``conpet.suggest.mention_threshold``: chosen on
+validation sentences by ``choose_threshold``, saved in ``detector.json``; 0, every proposal, for a detector
+saved before thresholds or never given validation sentences).
+
+Saved as a folder: ``detector.json`` (format, tags, settings, steps, threshold and how it was chosen) and
+``shape.safetensors`` (the shape bias and embedding) beside ``module/``, the PET module folder
+``PETModel.save_module`` writes (peft adapter + ``head.safetensors`` + ``module.json``).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from conpet.methods.replay import ReplaySampler
 from conpet.model.backbones import Backbone
 from conpet.model.modules import LoraSettings, ModuleError, PETModel
 from conpet.suggest.folders import read_header, write_header
+from conpet.suggest.mention_threshold import DEFAULT_BETA, ThresholdChoice, choose_threshold
 from conpet.suggest.mentions import (
     IGNORE,
     N_SHAPES,
@@ -123,6 +128,8 @@ class MentionDetector:
         self.pet = pet or PETModel(backbone, lora)
         self.tasks: list[list[MentionSentence]] = []  # the sentences of each step trained in this process
         self.steps = 0
+        self.threshold = 0.0  # proposals scored below it are dropped; 0 keeps every one
+        self.threshold_choice: dict[str, Any] | None = None  # how it was chosen (ThresholdChoice.to_dict)
         if DETECTOR_MODULE not in self.pet.module_names:
             self.pet.add_module(DETECTOR_MODULE, len(TAGS))
         self.shape_bias = torch.nn.Embedding(N_SHAPES, len(TAGS)).to(backbone.device, torch.float32)
@@ -235,15 +242,17 @@ class MentionDetector:
     # --- proposals ---------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def propose(self, texts: Sequence[str], batch_size: int = 32,
-                progress: ProgressSink | None = None) -> list[list[Proposal]]:
-        """The proposed mentions of each text, in text order (cancellable between batches)."""
+    def propose(self, texts: Sequence[str], batch_size: int = 32, progress: ProgressSink | None = None,
+                min_score: float | None = None) -> list[list[Proposal]]:
+        """The proposed mentions of each text scored at least ``min_score`` (default: the detector's
+        ``threshold``; 0 gives every one), in text order (cancellable between batches)."""
+        floor = self.threshold if min_score is None else min_score
         rep = Reporter(progress)
         out: list[list[Proposal]] = []
         for b in range(0, len(texts), batch_size):
             rep.check_cancel()
             chunk = list(texts[b : b + batch_size])
-            out.extend(self._propose_batch(chunk))
+            out.extend([p for p in props if p.score >= floor] for props in self._propose_batch(chunk))
             rep(min(1.0, (b + len(chunk)) / len(texts)), f"proposed {b + len(chunk)}/{len(texts)}", "detector")
         return out
 
@@ -266,6 +275,20 @@ class MentionDetector:
         score = float(probs[inside, tags[inside]].mean()) if inside else 0.0
         return Proposal(span.start, span.end, score)
 
+    def choose_threshold(self, sentences: Sequence[MentionSentence], beta: float = DEFAULT_BETA,
+                         progress: ProgressSink | None = None) -> ThresholdChoice | None:
+        """Set ``threshold`` to the best span-only F-beta on ``sentences`` (held out from training; see
+        ``conpet.suggest.mention_threshold``). Without a gold mention or a proposal there, it stays as it is
+        and None comes back."""
+        complete = [s for s in sentences if s.complete]
+        found = self.propose([s.text for s in complete], progress=progress, min_score=0.0)
+        choice = choose_threshold([s.spans for s in complete],
+                                  [[(p.span, p.score) for p in props] for props in found], beta)
+        if choice is not None:
+            self.threshold = choice.threshold
+            self.threshold_choice = choice.to_dict()
+        return choice
+
     # --- persistence -------------------------------------------------------------------------------
 
     def save(self, folder: str | Path) -> Path:
@@ -280,7 +303,8 @@ class MentionDetector:
                       str(out / "shape.safetensors"), metadata={"format": "pt"})
             write_header(out / "detector.json", {
                 "format": DETECTOR_FORMAT, "format_version": DETECTOR_FORMAT_VERSION, "tags": list(TAGS),
-                "module": DETECTOR_MODULE, "steps": self.steps, "settings": asdict(self.settings)})
+                "module": DETECTOR_MODULE, "steps": self.steps, "settings": asdict(self.settings),
+                "threshold": self.threshold, "threshold_choice": self.threshold_choice})
 
         return replace_folder(folder, write)
 
@@ -297,6 +321,7 @@ class MentionDetector:
             settings = DetectorSettings.from_dict(dict(info.get("settings") or {}))
         except (TypeError, ValueError) as exc:
             raise DetectorError(f"{path}: bad settings ({exc})") from exc
+        threshold = _threshold_of(info, path)
         pet = pet or PETModel(backbone)
         if DETECTOR_MODULE in pet.module_names:
             raise DetectorError(f"{folder}: this model already has a module {DETECTOR_MODULE!r}")
@@ -311,7 +336,22 @@ class MentionDetector:
             detector.shape_bias.weight.copy_(shape)
             detector.shape_embedding.weight.copy_(embedding)
         detector.steps = int(info.get("steps", 0))
+        detector.threshold = threshold
+        choice = info.get("threshold_choice")
+        detector.threshold_choice = dict(choice) if isinstance(choice, dict) else None
         return detector
+
+
+def check_threshold(value: object, where: str) -> float:
+    """``value`` as a mention threshold (a number from 0 to 1), or a ``DetectorError`` naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise DetectorError(f"{where}: a mention threshold is a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _threshold_of(info: dict[str, Any], path: Path) -> float:
+    """The saved threshold; 0 (every proposal) for a detector saved before thresholds."""
+    return check_threshold(info.get("threshold", 0.0), f"{path}: threshold")
 
 
 def _check_head_size(path: Path) -> None:

@@ -3,7 +3,7 @@
 
 A model folder (a project's ``modules/run-NNNN/`` or a bundle) may hold, beside the method's files::
 
-    suggestions.json    format, which suggesters there are, the relation threshold
+    suggestions.json    format, which suggesters there are, the relation and the mention thresholds
     detector/           MentionDetector.save
     relatedness/        RelatednessScorer.save
 
@@ -13,7 +13,8 @@ format change; a folder without ``suggestions.json`` (an older model or bundle) 
 marked spans only, as before.
 
 ``suggest`` turns sentences into the questions to ask the method: the detector's mentions on sentences
-without gold entity labels (``expert_scores[DETECTOR_KEY]`` = the span's mean tag probability) and, in
+without gold entity labels, scored at or above its mention threshold (``expert_scores[DETECTOR_KEY]`` = the
+span's mean tag probability; ``conpet.suggest.mention_threshold``) and, in
 sentences without gold relation labels, the ordered pairs of their mentions (gold or proposed) that the gate scores at or above its threshold
 (``expert_scores[RELATED_KEY]`` = P(related); ``with_scores`` makes the pair's score P(related) ×
 P(type | related)); pairs below it are no_relation and not proposed.
@@ -50,6 +51,10 @@ class Suggesters:
     @property
     def threshold(self) -> float | None:
         return None if self.relatedness is None else float(self.relatedness.settings.threshold)
+
+    @property
+    def mention_threshold(self) -> float | None:
+        return None if self.detector is None else float(self.detector.threshold)
 
     def close(self) -> None:
         """Take their PET modules off the (shared) backbone."""
@@ -94,7 +99,8 @@ def save_suggesters(folder: Path, suggesters: Suggesters) -> None:
     info = {"format": SUGGESTIONS_FORMAT, "format_version": 1,
             "detector": DETECTOR_FOLDER if suggesters.detector is not None else None,
             "relatedness": RELATEDNESS_FOLDER if suggesters.relatedness is not None else None,
-            "relation_threshold": suggesters.threshold, "keys": {"mention": DETECTOR_KEY, "pair": RELATED_KEY}}
+            "relation_threshold": suggesters.threshold, "mention_threshold": suggesters.mention_threshold,
+            "keys": {"mention": DETECTOR_KEY, "pair": RELATED_KEY}}
     (folder / SUGGESTIONS_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     declare_files(folder)
 
@@ -129,11 +135,18 @@ def read_info(folder: Path) -> dict[str, Any] | None:
     return info
 
 
-def load_suggesters(folder: Path, backbone: Any, threshold: float | None = None) -> Suggesters:
-    """The suggesters saved in ``folder`` (none for an older model). ``threshold`` replaces the saved one."""
-    from conpet.suggest.detector import MentionDetector
+def load_suggesters(folder: Path, backbone: Any, threshold: float | None = None,
+                    mention_threshold: float | None = None) -> Suggesters:
+    """The suggesters saved in ``folder`` (none for an older model). ``threshold`` replaces the gate's saved
+    relation threshold, ``mention_threshold`` the detector's (``--mention-threshold``, the app's setting)."""
+    from conpet.suggest.detector import DetectorError, MentionDetector, check_threshold
     from conpet.suggest.relation_candidates import RelatednessScorer
 
+    if mention_threshold is not None:  # refused before anything loads
+        try:
+            mention_threshold = check_threshold(mention_threshold, "mention threshold")
+        except DetectorError as exc:
+            raise ConpetError(str(exc)) from exc
     info = read_info(folder)
     out = Suggesters()
     if info is None:
@@ -141,6 +154,8 @@ def load_suggesters(folder: Path, backbone: Any, threshold: float | None = None)
     try:
         if info.get("detector"):
             out.detector = MentionDetector.load(folder / str(info["detector"]), backbone)
+            if mention_threshold is not None:
+                out.detector.threshold = mention_threshold
         if info.get("relatedness"):
             out.relatedness = RelatednessScorer.load(folder / str(info["relatedness"]), backbone)
             if threshold is not None:

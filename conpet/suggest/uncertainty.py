@@ -14,6 +14,11 @@ A sentence's uncertainty is that of its least sure prediction (one doubtful ment
 sure the others are); ties go to the sentence with more predictions (more to review), then to the lower id.
 A sentence with no prediction in the run scores 0: the model proposes nothing there, so it comes last.
 
+``balanced_order`` is the same queue dealt round-robin over the types the model predicted (each sentence
+under the type of its least sure prediction; the type whose most doubtful sentence is more doubtful deals
+first): plain uncertainty sampling can spend a whole round on two types the model confuses, while the
+router's statistics of the other types learn nothing (``conpet bench --protocol active-learning``).
+
 Pure Python on purpose: the app's queue and any headless tool share it, and it is tested without a model.
 """
 
@@ -35,6 +40,7 @@ class Scored:
     score: float
     selector_scores: Sequence[float] | None = None
     expert_scores: Mapping[str, float] = field(default_factory=dict)
+    label: str = ""  # the predicted type (``balanced_order`` deals by it)
 
 
 def _clip(x: float) -> float:
@@ -76,3 +82,26 @@ def most_useful_order(sentence_ids: Iterable[int], predictions: Iterable[Scored]
     """``sentence_ids`` from the one the model is least sure about to the one it is surest about."""
     scores = sentence_uncertainty(predictions)
     return sorted(set(sentence_ids), key=lambda sid: (-scores.get(sid, (0.0, 0))[0], -scores.get(sid, (0.0, 0))[1], sid))
+
+
+def balanced_order(sentence_ids: Iterable[int], predictions: Iterable[Scored]) -> list[int]:
+    """``most_useful_order`` dealt round-robin over predicted types (see the module docstring); sentences
+    without a prediction come last, as there."""
+    preds = list(predictions)
+    order = most_useful_order(sentence_ids, preds)
+    doubt: dict[int, tuple[float, str]] = {}
+    for p in preds:
+        u = prediction_uncertainty(p)
+        if p.sentence_id not in doubt or u > doubt[p.sentence_id][0]:
+            doubt[p.sentence_id] = (u, p.label)
+    queues: dict[str, list[int]] = {}
+    for sid in order:
+        if sid in doubt:
+            queues.setdefault(doubt[sid][1], []).append(sid)  # each queue keeps the doubt order
+    out: list[int] = []
+    while queues:
+        for label in list(queues):  # types in the order of their most doubtful sentence
+            out.append(queues[label].pop(0))
+            if not queues[label]:
+                del queues[label]
+    return out + [sid for sid in order if sid not in doubt]
