@@ -22,11 +22,11 @@ TINY = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
 
 
 @pytest.fixture
-def trained(tmp_path, minilm):
+def trained(tmp_path, tiny_bert):
     folder = tmp_path / "proj"
     with Project.create(folder) as p:
         import_file(p, demo_subset(("Person", "City"), 8, tmp_path / "t1.jsonl"))
-    train_project(folder, backbone=minilm, profile="smoke", overrides=TINY)
+    train_project(folder, backbone=tiny_bert, profile="smoke", overrides=TINY)
     with Project.open(folder) as p:
         p.types.add("Drug", "entity")  # a type of the project that the model has not learnt
     return folder
@@ -47,8 +47,8 @@ def window(qtbot, settings, provider) -> MainWindow:
     return w
 
 
-def test_evaluate_on_a_file_shows_the_report_and_saves_its_json(qtbot, settings, trained, tmp_path, minilm):
-    w = window(qtbot, settings, lambda name, device: minilm)
+def test_evaluate_on_a_file_shows_the_report_and_saves_its_json(qtbot, settings, trained, tmp_path, tiny_bert):
+    w = window(qtbot, settings, lambda name, device: tiny_bert)
     assert w.open_project(trained)
     assert w.evaluate_action.isEnabled()
     data = labelled_file(tmp_path / "mine.jsonl")
@@ -59,7 +59,7 @@ def test_evaluate_on_a_file_shows_the_report_and_saves_its_json(qtbot, settings,
     assert ended.args[:2] == ["evaluate", "finished"]
     dialog = w.evaluation_dialog
     assert isinstance(dialog, EvaluationDialog) and dialog.isVisible()
-    want = evaluate_project(trained, data, backbone_provider=lambda name, device: minilm)
+    want = evaluate_project(trained, data, backbone_provider=lambda name, device: tiny_bert)
     assert dialog.figures["Accuracy"] == f"{100 * want.accuracy:.2f}%"
     assert dialog.figures["Macro-F1"] == f"{100 * want.macro_f1:.2f}%"
     assert "Routing accuracy" in dialog.figures and "Oracle-routing accuracy" in dialog.figures
@@ -82,12 +82,12 @@ def test_evaluate_on_a_file_shows_the_report_and_saves_its_json(qtbot, settings,
     assert folder_digest(trained) == before
 
 
-def test_cancel_stops_an_evaluation(qtbot, settings, trained, tmp_path, minilm):
+def test_cancel_stops_an_evaluation(qtbot, settings, trained, tmp_path, tiny_bert):
     holder: dict = {}
 
     def provider(name, device):  # runs on the worker's thread, before the first batch: Cancel is seen there
         holder["w"].controller.cancel("evaluate")
-        return minilm
+        return tiny_bert
 
     w = window(qtbot, settings, provider)
     holder["w"] = w
