@@ -102,3 +102,33 @@ def smollm():
     from conpet.model.backbones import load_backbone
 
     return load_backbone("smollm2-135m", device="cpu")
+
+
+# What the project tests train a demo project with: the smoke profile cut to two batches of one epoch.
+TINY_TRAINING = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
+
+
+@pytest.fixture(scope="session")
+def trained_demo_template(tmp_path_factory, tiny_bert) -> Path:
+    """A project of the demo's sentences with at most 8 Person and 8 City mentions, after one training step
+    on the tiny BERT: trained once per session; a test gets its own copy (``trained_demo_project``)."""
+    from demo_data import demo_subset
+
+    from conpet.project.training import train_project
+    from conpet.store import Project
+    from conpet.store.importer import import_file
+
+    base = tmp_path_factory.mktemp("demo-template")
+    folder = base / "proj"
+    with Project.create(folder) as p:
+        import_file(p, demo_subset(("Person", "City"), 8, base / "t1.jsonl"))
+    train_project(folder, backbone=tiny_bert, profile="smoke", overrides=TINY_TRAINING)
+    return folder
+
+
+@pytest.fixture
+def trained_demo_project(trained_demo_template, tmp_path) -> Path:
+    """A copy of the session's trained demo project at ``tmp_path / "proj"``, the test's to change."""
+    import shutil
+
+    return Path(shutil.copytree(trained_demo_template, tmp_path / "proj"))

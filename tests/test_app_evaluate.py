@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from demo_data import demo_subset
 from test_app_helpers import no_leftover_threads, quiet_dialogs  # noqa: F401
 from test_project_evaluate import folder_digest, labelled_file
 
@@ -14,19 +13,13 @@ from app import dialogs
 from app.main_window import MainWindow
 from app.views.evaluation_dialog import EvaluationDialog
 from conpet.project.evaluate import evaluate_project
-from conpet.project.training import train_project
 from conpet.store import Project
-from conpet.store.importer import import_file
-
-TINY = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
 
 
 @pytest.fixture
-def trained(tmp_path, tiny_bert):
-    folder = tmp_path / "proj"
-    with Project.create(folder) as p:
-        import_file(p, demo_subset(("Person", "City"), 8, tmp_path / "t1.jsonl"))
-    train_project(folder, backbone=tiny_bert, profile="smoke", overrides=TINY)
+def trained(trained_demo_project):
+    """Person and City learnt (a copy of the session's trained demo project), then a type Drug added."""
+    folder = trained_demo_project
     with Project.open(folder) as p:
         p.types.add("Drug", "entity")  # a type of the project that the model has not learnt
     return folder

@@ -21,12 +21,9 @@ TINY = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
 
 
 @pytest.fixture
-def trained(tmp_path, tiny_bert) -> Path:
-    folder = tmp_path / "proj"
-    with Project.create(folder) as p:
-        import_file(p, demo_subset(("Person", "City"), 8, tmp_path / "t1.jsonl"))
-    train_project(folder, backbone=tiny_bert, profile="smoke", overrides=TINY)
-    return folder
+def trained(trained_demo_project) -> Path:
+    """Person and City learnt (a copy of the session's trained demo project)."""
+    return trained_demo_project
 
 
 def test_predict_a_project_dir_writes_its_predictions_and_a_rerun_reads_the_cache(trained, tmp_path, capsys):
