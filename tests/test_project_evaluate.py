@@ -9,26 +9,20 @@ import shutil
 from pathlib import Path
 
 import pytest
-from demo_data import DEMO, demo_subset
+from demo_data import DEMO
 
 from conpet import cli
 from conpet.project.evaluate import evaluate_project
 from conpet.project.predict import predict_project
-from conpet.project.training import train_project
 from conpet.store import Project
 from conpet.store.importer import import_file
 
-TINY = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
-
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_bert) -> Path:
-    """Person/City learnt; then City renamed Town and a type Drug added but not learnt."""
-    tmp = tmp_path_factory.mktemp("evalproj")
-    folder = tmp / "proj"
-    with Project.create(folder) as p:
-        import_file(p, demo_subset(("Person", "City"), 8, tmp / "t1.jsonl"))
-    train_project(folder, backbone=tiny_bert, profile="smoke", overrides=TINY)
+def trained(tmp_path_factory, trained_demo_template) -> Path:
+    """Person/City learnt (a copy of the session's trained demo project); then City renamed Town and a type
+    Drug added but not learnt."""
+    folder = Path(shutil.copytree(trained_demo_template, tmp_path_factory.mktemp("evalproj") / "proj"))
     with Project.open(folder) as p:
         city = next(t for t in p.types.list() if t.name == "City")
         p.types.rename(city.id, "Town")
