@@ -19,8 +19,10 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(PY) main.py
 
+# One pytest worker per core (pytest-xdist); a test file stays on one worker, so its module-scoped trained
+# models are built once.
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 CONPET_REQUIRE_POSTGRES=1 $(PY) -m pytest -q
+	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 CONPET_REQUIRE_POSTGRES=1 $(PY) -m pytest -q -n auto --dist loadfile
 
 bench-smoke: $(STAMP)
 	$(VENV)/bin/conpet bench --data fewrel16 --backbone minilm --methods dynamic,static --profile smoke --seeds 1 --out bench-out/smoke

@@ -70,11 +70,12 @@ def project_dir(tmp_path):
 
 
 @pytest.mark.slow
-def test_all_data_trains_on_everything_and_reports_a_cross_validated_accuracy(project_dir, minilm, capsys):
+def test_all_data_trains_on_everything_and_reports_a_cross_validated_accuracy(project_dir, tiny_bert_dir, capsys):
     with Project.open(project_dir) as p:
         n_gold = sum(len(p.examples_for_training([t.id])) for t in p.types.list() if t.name in ("Person", "City"))
     assert cli.main(["train", str(project_dir), "--profile", "smoke", "--batch-limit", "2", "--epochs", "1",
-                     "--quiet", "--threads", "1", "--all-data", "--folds", "3", "--min-examples", "5"]) == 0
+                     "--quiet", "--threads", "1", "--all-data", "--folds", "3", "--min-examples", "5",
+                     "--backbone", str(tiny_bert_dir)]) == 0
     out, err = capsys.readouterr()
     assert (f"conpet: all data: the new task trains on all {n_gold} labelled examples" in err
             and "3-fold cross-validation, which costs 3 extra trainings of the new task only" in err)
@@ -102,11 +103,11 @@ def test_folds_without_all_data_is_refused(project_dir, capsys):
         assert not p.runs.list() and not p.tasks.list()
 
 
-def test_all_data_refuses_a_type_it_cannot_cross_validate(project_dir, minilm):
+def test_all_data_refuses_a_type_it_cannot_cross_validate(project_dir, tiny_bert):
     with pytest.raises(TrainError, match=r"type\(s\) \['Drug'\] need at least 2 labelled examples"):
-        train_project(project_dir, backbone=minilm, overrides=TINY, profile="smoke", types=["Drug"],
+        train_project(project_dir, backbone=tiny_bert, overrides=TINY, profile="smoke", types=["Drug"],
                       all_data=True)
     with pytest.raises(TrainError, match="--folds must be at least 2"):
-        train_project(project_dir, backbone=minilm, overrides=TINY, profile="smoke", all_data=True, folds=1)
+        train_project(project_dir, backbone=tiny_bert, overrides=TINY, profile="smoke", all_data=True, folds=1)
     with Project.open(project_dir) as p:
         assert not p.runs.list()  # refused before a run starts

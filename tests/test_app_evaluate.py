@@ -7,26 +7,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from demo_data import demo_subset
 from test_app_helpers import no_leftover_threads, quiet_dialogs  # noqa: F401
 from test_project_evaluate import folder_digest, labelled_file
 
 from app.main_window import MainWindow
 from app.views.evaluation_dialog import EvaluationDialog
 from conpet.project.evaluate import evaluate_project
-from conpet.project.training import train_project
 from conpet.store import Project
-from conpet.store.importer import import_file
-
-TINY = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
 
 
 @pytest.fixture
-def trained(tmp_path, minilm):
-    folder = tmp_path / "proj"
-    with Project.create(folder) as p:
-        import_file(p, demo_subset(("Person", "City"), 8, tmp_path / "t1.jsonl"))
-    train_project(folder, backbone=minilm, profile="smoke", overrides=TINY)
+def trained(trained_demo_project):
+    """Person and City learnt (a copy of the session's trained demo project), then a type Drug added."""
+    folder = trained_demo_project
     with Project.open(folder) as p:
         p.types.add("Drug", "entity")  # a type of the project that the model has not learnt
     return folder
@@ -47,9 +40,9 @@ def window(qtbot, settings, provider) -> MainWindow:
     return w
 
 
-def test_evaluate_on_a_file_shows_the_report_and_saves_its_json(qtbot, settings, trained, tmp_path, minilm,
+def test_evaluate_on_a_file_shows_the_report_and_saves_its_json(qtbot, settings, trained, tmp_path, tiny_bert,
                                                               quiet_dialogs):
-    w = window(qtbot, settings, lambda name, device: minilm)
+    w = window(qtbot, settings, lambda name, device: tiny_bert)
     assert w.open_project(trained)
     assert w.evaluate_action.isEnabled()
     data = labelled_file(tmp_path / "mine.jsonl")
@@ -60,7 +53,7 @@ def test_evaluate_on_a_file_shows_the_report_and_saves_its_json(qtbot, settings,
     assert ended.args[:2] == ["evaluate", "finished"]
     dialog = w.evaluation_dialog
     assert isinstance(dialog, EvaluationDialog) and dialog.isVisible()
-    want = evaluate_project(trained, data, backbone_provider=lambda name, device: minilm)
+    want = evaluate_project(trained, data, backbone_provider=lambda name, device: tiny_bert)
     assert dialog.figures["Accuracy"] == f"{100 * want.accuracy:.2f}%"
     assert dialog.figures["Macro-F1"] == f"{100 * want.macro_f1:.2f}%"
     assert "Routing accuracy" in dialog.figures and "Oracle-routing accuracy" in dialog.figures
@@ -83,12 +76,12 @@ def test_evaluate_on_a_file_shows_the_report_and_saves_its_json(qtbot, settings,
     assert folder_digest(trained) == before
 
 
-def test_cancel_stops_an_evaluation(qtbot, settings, trained, tmp_path, minilm):
+def test_cancel_stops_an_evaluation(qtbot, settings, trained, tmp_path, tiny_bert):
     holder: dict = {}
 
     def provider(name, device):  # runs on the worker's thread, before the first batch: Cancel is seen there
         holder["w"].controller.cancel("evaluate")
-        return minilm
+        return tiny_bert
 
     w = window(qtbot, settings, provider)
     holder["w"] = w

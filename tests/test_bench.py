@@ -110,7 +110,7 @@ def test_without_matplotlib_the_bench_says_how_to_install_it_before_any_work(tmp
 
 
 @pytest.mark.slow
-def test_bench_end_to_end_on_a_tiny_file(minilm, tmp_path, capsys):
+def test_bench_end_to_end_on_a_tiny_file(tiny_bert_dir, tmp_path, capsys):
     import torch
 
     from conpet.cli.main import main
@@ -127,7 +127,7 @@ def test_bench_end_to_end_on_a_tiny_file(minilm, tmp_path, capsys):
     out = tmp_path / "out"
     threads = torch.get_num_threads()
     try:
-        rc = main(["bench", "--data", str(data), "--backbone", "minilm", "--methods", "dynamic,sequential",
+        rc = main(["bench", "--data", str(data), "--backbone", str(tiny_bert_dir), "--methods", "dynamic,sequential",
                    "--profile", "smoke", "--seeds", "1", "--tasks", "2", "--out", str(out), "--measure-cache",
                    "--set", "batch_limit=4", "--set", "max_epochs=1", "--set", "max_train_per_type=8"])
     finally:

@@ -25,17 +25,17 @@ TINY = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
 
 
 @pytest.fixture(scope="module")
-def trained_project(tmp_path_factory, minilm) -> Path:
+def trained_project(tmp_path_factory, tiny_bert) -> Path:
     base = tmp_path_factory.mktemp("proj")
     folder = base / "source"
     with Project.create(folder, name="Demo people") as p:
         import_file(p, demo_subset(("Person", "City"), 8, base / "t1.jsonl"))
         p.types.describe(p.types.find("Person", "entity").id, "a human being")
     # a routed method with a trained selector: the bundle then holds a selector and experts
-    train_project(folder, method="dynamic-typesel", backbone=minilm, overrides=TINY, profile="smoke")
+    train_project(folder, method="dynamic-typesel", backbone=tiny_bert, overrides=TINY, profile="smoke")
     with Project.open(folder) as p:
         import_file(p, demo_subset(("Company", "Drug"), 8, base / "t2.jsonl"))
-    train_project(folder, backbone=minilm, overrides=TINY, profile="smoke")
+    train_project(folder, backbone=tiny_bert, overrides=TINY, profile="smoke")
     return folder
 
 
@@ -51,9 +51,9 @@ def _stored_examples(p: Project, run_id: int) -> tuple[list[Example], list]:
     return exs, recs
 
 
-def test_export_manifest_describes_the_project(trained_project, exported, minilm, tmp_path):
+def test_export_manifest_describes_the_project(trained_project, exported, tiny_bert, tmp_path):
     man = verify_bundle(exported)
-    assert man["method"] == "dynamic-typesel" and man["backbone"]["sha256"] == minilm.weights_sha256()
+    assert man["method"] == "dynamic-typesel" and man["backbone"]["sha256"] == tiny_bert.weights_sha256()
     assert [sorted(ty["name"] for ty in t["types"]) for t in man["tasks"]] == [["City", "Person"], ["Company", "Drug"]]
     person = next(ty for t in man["tasks"] for ty in t["types"] if ty["name"] == "Person")
     assert person == {**person, "kind": "entity", "description": "a human being"}
@@ -68,11 +68,11 @@ def test_export_manifest_describes_the_project(trained_project, exported, minilm
     assert info.value.reason == "exists"
 
 
-def test_bundle_predicts_what_the_project_stored(trained_project, exported, minilm):
+def test_bundle_predicts_what_the_project_stored(trained_project, exported, tiny_bert):
     with Project.open(trained_project) as p:
         run = p.runs.list(status="finished")[0]  # newest
         examples, stored = _stored_examples(p, run.id)
-    bundle = Bundle.load(exported, minilm)
+    bundle = Bundle.load(exported, tiny_bert)
     try:
         got = bundle.predict_examples(examples)
     finally:
@@ -90,9 +90,9 @@ def test_export_without_a_model_is_refused(tmp_path):
     assert info.value.reason == "project" and not (tmp_path / "x.zip").exists()
 
 
-def test_import_into_a_new_project(exported, minilm, tmp_path):
+def test_import_into_a_new_project(exported, tiny_bert, tmp_path):
     target = tmp_path / "colleague"
-    res = import_bundle(target, exported, backbone=minilm)
+    res = import_bundle(target, exported, backbone=tiny_bert)
     assert (res.tasks, res.types_created, res.modules) == (2, 4, 3)
     with Project.open(target) as p:
         tasks = p.tasks.list()
@@ -118,15 +118,15 @@ def test_import_into_a_new_project(exported, minilm, tmp_path):
     assert strip(a["metrics"]) == strip(b["metrics"]) and all(m["imported"] for m in b["metrics"])
     # a second import into the same project is refused, and changes nothing
     with pytest.raises(BundleError) as info:
-        import_bundle(target, exported, backbone=minilm)
+        import_bundle(target, exported, backbone=tiny_bert)
     assert info.value.reason == "project"
     with Project.open(target) as p:
         assert len(p.tasks.list()) == 2 and len(p.runs.list()) == 1
 
 
-def test_import_refusals_change_nothing(exported, minilm, tmp_path):
+def test_import_refusals_change_nothing(exported, tiny_bert, tmp_path):
     target = tmp_path / "p"
-    other = dataclasses.replace(minilm, _sha256="0" * 64)
+    other = dataclasses.replace(tiny_bert, _sha256="0" * 64)
     with pytest.raises(BundleError) as info:
         import_bundle(target, exported, backbone=other)
     assert info.value.reason == "backbone"
@@ -134,19 +134,19 @@ def test_import_refusals_change_nothing(exported, minilm, tmp_path):
     shutil.unpack_archive(exported, broken, "zip")
     (broken / "expert_1" / "module.json").write_text("{}")
     with pytest.raises(BundleError) as info:
-        import_bundle(target, broken, backbone=minilm)
+        import_bundle(target, broken, backbone=tiny_bert)
     assert info.value.reason == "checksum"
     with Project.open(target) as p:
         assert p.tasks.list() == [] and p.types.list() == [] and p.runs.list() == [] and p.modules.list() == []
         assert [d for d in p.modules_dir.iterdir()] == []
 
 
-def test_training_continues_after_import(exported, minilm, tmp_path):
+def test_training_continues_after_import(exported, tiny_bert, tmp_path):
     target = tmp_path / "continue"
-    import_bundle(target, exported, backbone=minilm)
+    import_bundle(target, exported, backbone=tiny_bert)
     with Project.open(target) as p:
         import_file(p, demo_subset(("Disease",), 8, tmp_path / "t3.jsonl"))
-    out = train_project(target, backbone=minilm, overrides=TINY, profile="smoke")
+    out = train_project(target, backbone=tiny_bert, overrides=TINY, profile="smoke")
     assert out.task_index == 3 and out.types == ("Disease",)
     with Project.open(target) as p:
         assert [m["step"] for m in step_metrics(p)] == [1, 2, 3]

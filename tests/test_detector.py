@@ -204,15 +204,15 @@ def test_save_load_round_trip_gives_the_same_proposals(trained, minilm, tmp_path
     assert loaded.propose(texts) == detector.propose(texts)
 
 
-def test_load_refuses_a_folder_that_is_not_a_detector(minilm, tmp_path):
+def test_load_refuses_a_folder_that_is_not_a_detector(tiny_bert, tmp_path):
     with pytest.raises(DetectorError, match="no detector.json"):
-        MentionDetector.load(tmp_path, minilm)
+        MentionDetector.load(tmp_path, tiny_bert)
     (tmp_path / "detector.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(DetectorError, match="detector.json: not a conpet-mention-detector file"):
-        MentionDetector.load(tmp_path, minilm)
+        MentionDetector.load(tmp_path, tiny_bert)
 
 
-def test_training_stops_between_batches_when_cancelled(minilm):
+def test_training_stops_between_batches_when_cancelled(tiny_bert):
     class CancelAfterTwo:
         def __init__(self):
             self.reports = 0
@@ -223,7 +223,7 @@ def test_training_stops_between_batches_when_cancelled(minilm):
         def cancel_requested(self):
             return self.reports >= 2
 
-    detector = MentionDetector(minilm, SETTINGS)
+    detector = MentionDetector(tiny_bert, SETTINGS)
     sink = CancelAfterTwo()
     with pytest.raises(Cancelled):
         detector.train(PEOPLE, progress=sink)

@@ -1,4 +1,4 @@
-"""Dynamic ConPET routed by statistics (conpet.methods.dynamic_lda) on tiny real runs (minilm): the
+"""Dynamic ConPET routed by statistics (conpet.methods.dynamic_lda) on tiny real runs: the
 router x expert combination, one feature pass per prediction batch, cached features keyed by the feature
 map's version, save/load in a fresh process and through a bundle, and the training-free rows."""
 
@@ -39,12 +39,22 @@ def tasks():
     return synthetic_tasks()
 
 
-@pytest.fixture(scope="module")
-def trained(minilm, tasks):
+def _train_lda(backbone, tasks):
     torch.manual_seed(1)
-    method = make_method("dynamic-lda", minilm, CONFIG.replace(top_t=2), cache=MemoryLogitCache())
-    result = run_continual(method, tasks)
-    return method, result
+    method = make_method("dynamic-lda", backbone, CONFIG.replace(top_t=2), cache=MemoryLogitCache())
+    return method, run_continual(method, tasks)
+
+
+@pytest.fixture(scope="module")
+def learnt(minilm, tasks):
+    """The model whose accuracy and routing are checked: trained on minilm (random features learn little)."""
+    return _train_lda(minilm, tasks)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert, tasks):
+    """The same training on the tiny BERT, for the tests of what the method does rather than how well."""
+    return _train_lda(tiny_bert, tasks)
 
 
 def test_combine_scores_by_hand():
@@ -63,8 +73,8 @@ def test_combine_scores_by_hand():
     np.testing.assert_allclose(own_alone[0], [[0.5 / 0.8, 0.3 / 0.8]])
 
 
-def test_learns_three_tasks_and_routes_with_statistics(trained, tasks):
-    method, result = trained
+def test_learns_three_tasks_and_routes_with_statistics(learnt, tasks):
+    method, result = learnt
     assert result.steps[-1].whole_acc > 0.8, result.whole_acc
     assert result.steps[-1].selector_acc > 0.8
     routing = result.steps[-1].routing
@@ -77,8 +87,8 @@ def test_learns_three_tasks_and_routes_with_statistics(trained, tasks):
         assert set(p.expert_scores) <= {t for task in tasks for t in task.types}
 
 
-def test_a_step_leaves_old_statistics_and_experts_unchanged(minilm, tasks):
-    method = make_method("dynamic-lda", minilm, CONFIG, cache=MemoryLogitCache())
+def test_a_step_leaves_old_statistics_and_experts_unchanged(tiny_bert, tasks):
+    method = make_method("dynamic-lda", tiny_bert, CONFIG, cache=MemoryLogitCache())
     run_continual(method, tasks[:2])
     means = method.router.means.copy()
     scatter = method.router.scatter.copy()
@@ -143,7 +153,7 @@ def test_cached_features_are_keyed_by_the_feature_maps_version(trained, tasks):
         method.cache = saved
 
 
-def test_save_and_load_give_identical_routing_in_a_fresh_process(trained, tasks, tmp_path):
+def test_save_and_load_give_identical_routing_in_a_fresh_process(trained, tasks, tiny_bert_dir, tmp_path):
     method, _ = trained
     method.save(tmp_path / "model")
     assert (tmp_path / "model" / "router.safetensors").is_file()
@@ -157,7 +167,7 @@ import json, sys
 from conpet.model.backbones import load_backbone
 from conpet.data.example import Example, Span
 from conpet.methods.registry import load_method
-m = load_method({str(tmp_path / 'model')!r}, load_backbone('minilm', device='cpu'))
+m = load_method({str(tmp_path / 'model')!r}, load_backbone({str(tiny_bert_dir)!r}, device='cpu'))
 rows = json.load(open({str(tmp_path / 'examples.json')!r}))
 exs = [Example(r['text'], (Span(r['start'], r['end']),), r['label'], 'entity', source='synthetic') for r in rows]
 print(json.dumps([[p.label, p.score, p.active_experts, p.selector_scores] for p in m.predict(exs)]))
@@ -172,12 +182,12 @@ print(json.dumps([[p.label, p.score, p.active_experts, p.selector_scores] for p 
     np.testing.assert_allclose([f[3] for f in fresh], [p.selector_scores for p in here], atol=1e-5)
 
 
-def test_a_bundle_carries_the_router(trained, tasks, minilm, tmp_path):
+def test_a_bundle_carries_the_router(trained, tasks, tiny_bert, tmp_path):
     method, _ = trained
     tasks_info = [{"index": t.index, "name": f"t{t.index}", "types": [{"name": n, "kind": "entity"} for n in t.types]}
                   for t in tasks]
-    path = write_bundle(method, tmp_path / "lda.zip", BundleInfo(backbone=backbone_info(minilm), tasks=tasks_info))
-    bundle = Bundle.load(path, minilm)
+    path = write_bundle(method, tmp_path / "lda.zip", BundleInfo(backbone=backbone_info(tiny_bert), tasks=tasks_info))
+    bundle = Bundle.load(path, tiny_bert)
     try:
         assert "router.safetensors" in bundle.manifest["files"]
         assert bundle.manifest["method_files"] == ["router.safetensors"]
@@ -187,12 +197,12 @@ def test_a_bundle_carries_the_router(trained, tasks, minilm, tmp_path):
         bundle.close()
 
 
-def test_features_read_the_middle_and_last_layer_in_one_pass(trained, tasks, minilm):
+def test_features_read_the_middle_and_last_layer_in_one_pass(trained, tasks, tiny_bert):
     method, _ = trained
-    assert method.config.router_layers == "last+middle" and method.feature_dim == 6 * minilm.hidden_size
+    assert method.config.router_layers == "last+middle" and method.feature_dim == 6 * tiny_bert.hidden_size
     examples = list(tasks[0].test[:5])
     batch = method.encode(examples)
-    pet, h = method.pet, minilm.hidden_size
+    pet, h = method.pet, tiny_bert.hidden_size
     f0 = method.backbone_forwards
     saved = method.cache
     method.cache = None
@@ -218,16 +228,16 @@ def test_features_read_the_middle_and_last_layer_in_one_pass(trained, tasks, min
                                method.module_logits("expert_0", examples).numpy(), atol=1e-4)
 
 
-def test_layer_choice_keys_the_cache_and_old_models_read_the_last_layer(trained, tasks, minilm, tmp_path):
+def test_layer_choice_keys_the_cache_and_old_models_read_the_last_layer(trained, tasks, tiny_bert, tmp_path):
     method, _ = trained
     wide_id = method.features_id()
     method.config = method.config.replace(router_layers="last")
     try:
-        assert method.features_id() != wide_id and method.feature_dim == 3 * minilm.hidden_size
+        assert method.features_id() != wide_id and method.feature_dim == 3 * tiny_bert.hidden_size
     finally:
         method.config = method.config.replace(router_layers="last+middle")
     # a model saved before the setting existed was trained on the last layer alone and must stay so
-    old = make_method("dynamic-lda", minilm, CONFIG.replace(router_layers="last"), cache=MemoryLogitCache())
+    old = make_method("dynamic-lda", tiny_bert, CONFIG.replace(router_layers="last"), cache=MemoryLogitCache())
     torch.manual_seed(1)
     run_continual(old, tasks[:1], evaluate_each_step=False)
     old.save(tmp_path / "old")
@@ -235,18 +245,18 @@ def test_layer_choice_keys_the_cache_and_old_models_read_the_last_layer(trained,
     state = json.loads(state_file.read_text())
     del state["config"]["router_layers"]
     state_file.write_text(json.dumps(state))
-    loaded = load_method(tmp_path / "old", minilm)
-    assert loaded.config.router_layers == "last" and loaded.feature_dim == 3 * minilm.hidden_size
+    loaded = load_method(tmp_path / "old", tiny_bert)
+    assert loaded.config.router_layers == "last" and loaded.feature_dim == 3 * tiny_bert.hidden_size
     examples = list(tasks[0].test)
     assert [p.label for p in loaded.predict(examples)] == [p.label for p in old.predict(examples)]
 
 
-def test_loading_without_router_file_is_refused(trained, tmp_path, minilm):
+def test_loading_without_router_file_is_refused(trained, tmp_path, tiny_bert):
     method, _ = trained
     method.save(tmp_path / "model")
     (tmp_path / "model" / "router.safetensors").unlink()
     with pytest.raises(Exception, match="router"):
-        load_method(tmp_path / "model", minilm)
+        load_method(tmp_path / "model", tiny_bert)
 
 
 @pytest.mark.parametrize("name", ["lda-frozen", "lda-adapted"])
@@ -280,9 +290,9 @@ def test_conpet_methods_lists_every_method_and_marks_the_default(capsys):
         assert f"new labels of learnt types ({method_class(name).new_labels})" in ln
 
 
-def test_calibration_picks_t_and_w_on_validation_data_and_is_saved(minilm, tasks, tmp_path):
+def test_calibration_picks_t_and_w_on_validation_data_and_is_saved(tiny_bert, tasks, tmp_path):
     torch.manual_seed(1)
-    method = make_method("dynamic-lda", minilm, CONFIG.replace(router_calibrate=True), cache=MemoryLogitCache())
+    method = make_method("dynamic-lda", tiny_bert, CONFIG.replace(router_calibrate=True), cache=MemoryLogitCache())
     result = run_continual(method, tasks)
     chosen = method.chosen
     assert chosen["top_t"] in (1, 2, 3) and chosen["weight"] in (0.0, 1.0, 3.0, 10.0, 30.0)
@@ -303,7 +313,7 @@ def test_calibration_picks_t_and_w_on_validation_data_and_is_saved(minilm, tasks
     assert all(avg(t, w) <= chosen["valid_acc"] + 1e-9 for t in (1, 2, 3) for w in (0.0, 1.0, 3.0, 10.0, 30.0))
     assert result.steps[-1].routing["t"] == chosen["top_t"] and result.steps[-1].routing["w"] == chosen["weight"]
     method.save(tmp_path / "m")
-    again = load_method(tmp_path / "m", minilm)
+    again = load_method(tmp_path / "m", tiny_bert)
     assert again.chosen == chosen and again.top_t == chosen["top_t"] and again.weight == chosen["weight"]
 
 
@@ -332,9 +342,9 @@ def test_combine_scores_adds_each_tasks_vote_to_all_its_types():
     assert int(np.argmax(combined[0])) == 2  # the votes moved the example to task 1
 
 
-def test_router_energy_standardises_each_experts_energy_and_is_saved(minilm, tasks, tmp_path):
+def test_router_energy_standardises_each_experts_energy_and_is_saved(tiny_bert, tasks, tmp_path):
     torch.manual_seed(1)
-    method = make_method("dynamic-lda", minilm, CONFIG.replace(top_t=2, router_energy=1.0), cache=MemoryLogitCache())
+    method = make_method("dynamic-lda", tiny_bert, CONFIG.replace(top_t=2, router_energy=1.0), cache=MemoryLogitCache())
     run_continual(method, tasks, evaluate_each_step=False)
     assert sorted(method.energy) == list(range(len(tasks)))
     # on its own task's validation data an expert's standardised energy averages 0 with spread 1
@@ -350,16 +360,16 @@ def test_router_energy_standardises_each_experts_energy_and_is_saved(minilm, tas
     method.energy = saved
     assert not np.allclose(with_votes[np.isfinite(with_votes)], plain[np.isfinite(plain)])
     method.save(tmp_path / "m")
-    again = load_method(tmp_path / "m", minilm)
+    again = load_method(tmp_path / "m", tiny_bert)
     assert again.energy == method.energy
     np.testing.assert_allclose(again.score_batch(chunk).combined, with_votes, rtol=1e-5)
 
 
-def test_a_re_adapted_feature_map_replaces_the_old_one_and_recomputes_every_statistic(minilm, tasks, tmp_path):
+def test_a_re_adapted_feature_map_replaces_the_old_one_and_recomputes_every_statistic(tiny_bert, tasks, tmp_path):
     n_types = [len(t.types) for t in tasks]
     limit = n_types[0] + n_types[1]  # re-adapted at steps 1 and 2, frozen from step 3 on
     torch.manual_seed(1)
-    method = make_method("dynamic-lda", minilm, CONFIG.replace(router_readapt_types=limit), cache=MemoryLogitCache())
+    method = make_method("dynamic-lda", tiny_bert, CONFIG.replace(router_readapt_types=limit), cache=MemoryLogitCache())
     run_continual(method, tasks[:2], evaluate_each_step=False)
     assert method.map_name == "feature_map_2"
     assert method.pet.n_outputs("feature_map_2") == limit  # trained on every learnt type
@@ -379,7 +389,7 @@ def test_a_re_adapted_feature_map_replaces_the_old_one_and_recomputes_every_stat
         assert torch.equal(old, now)
     assert set(method.logical_modules()) == {"expert_0", "expert_1", "expert_2", "feature_map_2"}
     method.save(tmp_path / "model")
-    loaded = load_method(tmp_path / "model", minilm)
+    loaded = load_method(tmp_path / "model", tiny_bert)
     examples = [ex for t in tasks for ex in t.test]
     here, there = method.predict(examples), loaded.predict(examples)
     assert loaded.map_name == "feature_map_2"

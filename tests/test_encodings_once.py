@@ -42,21 +42,21 @@ def _twice(counts: Counter) -> list:
     return [key for key, n in counts.items() if n > 1]
 
 
-def test_a_project_step_and_a_project_prediction_encode_each_example_once(tmp_path, minilm, encodings):
+def test_a_project_step_and_a_project_prediction_encode_each_example_once(tmp_path, tiny_bert, encodings):
     folder = tmp_path / "proj"
     with Project.create(folder) as p:
         import_file(p, demo_subset(("Person", "City"), 8, tmp_path / "t1.jsonl"))
-    train_project(folder, method="dynamic", backbone=minilm, profile="smoke", overrides=BUDGET)
+    train_project(folder, method="dynamic", backbone=tiny_bert, profile="smoke", overrides=BUDGET)
     assert len(encodings) >= 12 and not _twice(encodings)  # train, valid and test examples, each once
     with Project.open(folder) as p:
         import_file(p, demo_subset(("Company", "Drug"), 8, tmp_path / "t2.jsonl"))
     encodings.clear()
-    train_project(folder, backbone=minilm, overrides=BUDGET)  # the second step replays the first task
+    train_project(folder, backbone=tiny_bert, overrides=BUDGET)  # the second step replays the first task
     assert len(encodings) >= 24 and not _twice(encodings)
     encodings.clear()
     with Project.open(folder) as p:
         p.logit_cache.clear()  # every module runs through the backbone: the selector, then an expert
-    out = predict_project(folder, backbone_provider=lambda name, device: minilm)
+    out = predict_project(folder, backbone_provider=lambda name, device: tiny_bert)
     assert out.predictions >= 24 and out.backbone_passes >= 2
     assert len(encodings) >= 24 and not _twice(encodings)
 
@@ -78,8 +78,8 @@ def _tasks() -> list[TaskData]:
     return out
 
 
-def test_each_benchmark_step_encodes_its_examples_once(minilm, encodings):
-    method = make_method("dynamic", minilm, TrainConfig(lr=3e-3, seed=1, **BUDGET))
+def test_each_benchmark_step_encodes_its_examples_once(tiny_bert, encodings):
+    method = make_method("dynamic", tiny_bert, TrainConfig(lr=3e-3, seed=1, **BUDGET))
     per_step: list[list] = []
 
     def on_step(record) -> None:  # called after the step's job: the next step may encode them again

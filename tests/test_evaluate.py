@@ -45,7 +45,7 @@ def test_routing_accuracy_only_for_routed_predictions():
 
 
 @pytest.fixture(scope="module")
-def tiny_bundle(minilm, tmp_path_factory):
+def tiny_bundle(tiny_bert, tmp_path_factory):
     """A Dynamic ConPET bundle that learnt Person/City then Company/Drug from a few demo sentences."""
     import torch
 
@@ -63,11 +63,11 @@ def tiny_bundle(minilm, tmp_path_factory):
     for k, types in enumerate((("Person", "City"), ("Company", "Drug"))):
         tr, va, te = split_examples([e for t in types for e in by[t][:6]], 1)
         tasks.append(TaskData(k, types, tr, va, te))
-    method = make_method("dynamic", minilm, TrainConfig(lr=1e-3, batch_limit=2, max_epochs=1, min_valid_per_task=2,
+    method = make_method("dynamic", tiny_bert, TrainConfig(lr=1e-3, batch_limit=2, max_epochs=1, min_valid_per_task=2,
                                                          eval_batch_size=8))
     for k, t in enumerate(tasks):
         method.learn_task(t, tasks[:k])
-    info = BundleInfo(backbone=backbone_info(minilm), tasks=[
+    info = BundleInfo(backbone=backbone_info(tiny_bert), tasks=[
         {"index": k, "name": f"task {k}", "types": [{"name": n, "kind": "entity", "description": ""} for n in t.types]}
         for k, t in enumerate(tasks)], metrics=[], data={"tasks": []})
     return write_bundle(method, tmp_path_factory.mktemp("eval") / "model", info), method

@@ -39,14 +39,14 @@ def tasks() -> list[TaskData]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", method_names())
-def test_every_method_scores_an_example_only_over_types_of_its_kind(name, minilm, tasks, tmp_path):
-    method = make_method(name, minilm, CONFIG, cache=MemoryLogitCache())
+def test_every_method_scores_an_example_only_over_types_of_its_kind(name, tiny_bert, tasks, tmp_path):
+    method = make_method(name, tiny_bert, CONFIG, cache=MemoryLogitCache())
     for k, task in enumerate(tasks):
         method.learn_task(task, tasks[:k])
     examples = [ex for t in tasks for ex in (*t.train, *t.test)]
     assert {ex.kind for ex in examples} == {"entity", "relation"}
     method.save(tmp_path / "model")
-    restored = load_method(tmp_path / "model", minilm, cache=MemoryLogitCache())
+    restored = load_method(tmp_path / "model", tiny_bert, cache=MemoryLogitCache())
     for m in (method, restored):
         for ex, p in zip(examples, m.predict(examples), strict=True):
             assert KINDS[p.label] == ex.kind, f"{name}: a {ex.kind} example predicted as {p.label!r}"
@@ -55,8 +55,8 @@ def test_every_method_scores_an_example_only_over_types_of_its_kind(name, minilm
             assert p.expert_scores and {KINDS[t] for t in p.expert_scores} == {ex.kind}
 
 
-def test_training_logits_mask_the_other_kind(minilm, tasks):
-    method = make_method("static", minilm, CONFIG, cache=MemoryLogitCache())
+def test_training_logits_mask_the_other_kind(tiny_bert, tasks):
+    method = make_method("static", tiny_bert, CONFIG, cache=MemoryLogitCache())
     method.learn_task(tasks[0], [])
     batch = [*tasks[0].train]
     logits = method.module_logits(method.current, batch, grad=True)  # what the loss sees
@@ -65,10 +65,10 @@ def test_training_logits_mask_the_other_kind(minilm, tasks):
             assert (v == MASKED_LOGIT) == (KINDS[t] != ex.kind)
 
 
-def test_an_example_of_a_kind_the_model_never_learnt_is_refused(minilm, tasks):
+def test_an_example_of_a_kind_the_model_never_learnt_is_refused(tiny_bert, tasks):
     entity_only = TaskData(0, ("Person", "City"), [ex for t in tasks for ex in t.train if ex.kind == "entity"],
                            [], [])
-    method = make_method("static", minilm, CONFIG.replace(replay=False), cache=MemoryLogitCache())
+    method = make_method("static", tiny_bert, CONFIG.replace(replay=False), cache=MemoryLogitCache())
     method.learn_task(entity_only, [])
     pair = next(ex for t in tasks for ex in t.test if ex.kind == "relation")
     with pytest.raises(ConpetError, match="learnt no relation types"):

@@ -273,10 +273,10 @@ def test_save_and_load_give_the_same_predictions(trained, tasks, minilm, tmp_pat
 
 
 @pytest.mark.parametrize(("name", "when"), [("dynamic", "batch"), ("dynamic", "validated"), ("static", "batch")])
-def test_cancel_mid_task_keeps_the_last_finished_task(minilm, tasks, name, when):
+def test_cancel_mid_task_keeps_the_last_finished_task(tiny_bert, tasks, name, when):
     torch.manual_seed(0)
     config = CONFIG.replace(batch_limit=6, max_epochs=1)
-    method = make_method(name, minilm, config, cache=MemoryLogitCache())
+    method = make_method(name, tiny_bert, config, cache=MemoryLogitCache())
     try:
         method.learn_task(tasks[0], [])
         probe = list(tasks[0].test[:6])
@@ -315,8 +315,8 @@ def test_cancel_mid_task_keeps_the_last_finished_task(minilm, tasks, name, when)
         method.pet.close()
 
 
-def test_dynamic_typesel_is_dynamic_with_a_type_level_selector(minilm):
-    m = make_method("typesel", minilm, CONFIG)
+def test_dynamic_typesel_is_dynamic_with_a_type_level_selector(tiny_bert):
+    m = make_method("typesel", tiny_bert, CONFIG)
     try:
         assert m.name == "dynamic-typesel" and m.type_level_selector and m.config.selector_labels == "type"
     finally:

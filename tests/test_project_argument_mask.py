@@ -70,11 +70,11 @@ def _relation_file(out, types=("works_for", "located_in"), n=8):
     return out
 
 
-def test_project_prediction_proposes_no_relation_the_declared_types_refuse(tmp_path, minilm):
+def test_project_prediction_proposes_no_relation_the_declared_types_refuse(tmp_path, tiny_bert):
     folder = tmp_path / "proj"
     with Project.create(folder) as p:
         import_file(p, _relation_file(tmp_path / "rels.jsonl"))
-    train_project(folder, backbone=minilm, profile="smoke",
+    train_project(folder, backbone=tiny_bert, profile="smoke",
                   overrides={"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2})
     with Project.open(folder) as p:
         p.types.set_arguments("works_for", head=["Person"], tail=["Company"])
@@ -84,7 +84,7 @@ def test_project_prediction_proposes_no_relation_the_declared_types_refuse(tmp_p
                         for a in anns if a.kind == "relation" and a.type_name == "works_for")
         reversed_pair = p.annotations.add_relation(sid, (ann.tail_start, ann.tail_end), (ann.start, ann.end),
                                                    "works_for", status="rejected")
-        predict_project(p, backbone_provider=lambda name, device: minilm, device="cpu")
+        predict_project(p, backbone_provider=lambda name, device: tiny_bert, device="cpu")
         run = [r for r in p.runs.list() if r.purpose == "predict"][-1]
         got = {(r.sentence_id, r.spans): r.label for r in p.predictions.for_run(run.id) if r.kind == "relation"}
         gold = {(s, a.spans): a.type_name for s, anns in p.annotations.for_sentences(p.sentences.ids()).items()

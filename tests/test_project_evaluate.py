@@ -9,26 +9,20 @@ import shutil
 from pathlib import Path
 
 import pytest
-from demo_data import DEMO, demo_subset
+from demo_data import DEMO
 
 from conpet import cli
 from conpet.project.evaluate import evaluate_project
 from conpet.project.predict import predict_project
-from conpet.project.training import train_project
 from conpet.store import Project
 from conpet.store.importer import import_file
 
-TINY = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
-
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, minilm) -> Path:
-    """Person/City learnt; then City renamed Town and a type Drug added but not learnt."""
-    tmp = tmp_path_factory.mktemp("evalproj")
-    folder = tmp / "proj"
-    with Project.create(folder) as p:
-        import_file(p, demo_subset(("Person", "City"), 8, tmp / "t1.jsonl"))
-    train_project(folder, backbone=minilm, profile="smoke", overrides=TINY)
+def trained(tmp_path_factory, trained_demo_template) -> Path:
+    """Person/City learnt (a copy of the session's trained demo project); then City renamed Town and a type
+    Drug added but not learnt."""
+    folder = Path(shutil.copytree(trained_demo_template, tmp_path_factory.mktemp("evalproj") / "proj"))
     with Project.open(folder) as p:
         city = next(t for t in p.types.list() if t.name == "City")
         p.types.rename(city.id, "Town")
@@ -60,7 +54,7 @@ def folder_digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_evaluate_a_project_dir_scores_its_model_and_writes_nothing(trained, tmp_path, capsys, minilm):
+def test_evaluate_a_project_dir_scores_its_model_and_writes_nothing(trained, tmp_path, capsys, tiny_bert):
     data = labelled_file(tmp_path / "mine.jsonl")
     before = folder_digest(trained)
     with Project.open(trained) as p:
@@ -83,7 +77,7 @@ def test_evaluate_a_project_dir_scores_its_model_and_writes_nothing(trained, tmp
     shutil.copytree(trained, copy)
     with Project.open(copy) as p:
         import_file(p, data)
-    outcome = predict_project(copy, backbone_provider=lambda name, device: minilm)
+    outcome = predict_project(copy, backbone_provider=lambda name, device: tiny_bert)
     with Project.open(copy) as p:
         gold = {(a.sentence_id, a.start, a.end): a.type_name
                 for anns in p.annotations.for_sentences(p.sentences.ids()).values() for a in anns}
@@ -120,21 +114,21 @@ def test_evaluate_a_project_refuses_clearly(trained, tmp_path, capsys):
     assert f"{untrained.resolve()}: nothing to evaluate with yet: train the first task" in capsys.readouterr().err
 
 
-def test_evaluate_project_function_agrees_with_the_command(trained, tmp_path, minilm, capsys):
+def test_evaluate_project_function_agrees_with_the_command(trained, tmp_path, tiny_bert, capsys):
     data = labelled_file(tmp_path / "mine.jsonl")
-    report = evaluate_project(trained, data, backbone_provider=lambda name, device: minilm, oracle=False)
+    report = evaluate_project(trained, data, backbone_provider=lambda name, device: tiny_bert, oracle=False)
     out = tmp_path / "r.json"
     assert cli.main(["evaluate", str(trained), str(data), "--json", str(out), "--quiet", "--no-oracle"]) == 0
     capsys.readouterr()
     assert json.loads(out.read_text(encoding="utf-8"))["accuracy"] == pytest.approx(report.accuracy)
 
 
-def test_evaluate_a_project_scores_its_detectors_proposals_on_the_raw_text(trained, tmp_path, minilm, capsys):
+def test_evaluate_a_project_scores_its_detectors_proposals_on_the_raw_text(trained, tmp_path, tiny_bert, capsys):
     """The project's model was trained with a mention detector, so its report also scores the detector's
     proposals on the file's sentences read as raw text (span + type, span alone), as a bundle's does."""
     data = labelled_file(tmp_path / "mine.jsonl")
     n_sentences = len(data.read_text(encoding="utf-8").splitlines())
-    report = evaluate_project(trained, data, backbone_provider=lambda name, device: minilm, oracle=False)
+    report = evaluate_project(trained, data, backbone_provider=lambda name, device: tiny_bert, oracle=False)
     assert report.spans is not None and report.spans["sentences"] == n_sentences
     untyped, typed = report.spans["untyped"], report.spans["typed"]
     assert untyped["gold"] >= typed["gold"] > 0 and untyped["predicted"] == typed["predicted"]

@@ -58,39 +58,39 @@ def full_disk(attempt: dict[str, int]):
 
 # --- defect 1: stale cached logits after a failed step --------------------------------------------------
 
-def test_a_step_that_failed_on_a_full_disk_leaves_no_logits_a_retry_reads(project_dir, tmp_path, minilm,
+def test_a_step_that_failed_on_a_full_disk_leaves_no_logits_a_retry_reads(project_dir, tmp_path, tiny_bert,
                                                                          monkeypatch):
     # a method with a trained selector: a failed step changes an old module (the selector) and adds one
-    first = pt.train_project(project_dir, method="dynamic-typesel", backbone=minilm, overrides=TINY,
+    first = pt.train_project(project_dir, method="dynamic-typesel", backbone=tiny_bert, overrides=TINY,
                              profile="smoke")
     step1 = model_versions(first.model_folder)
     add_second_task(project_dir, tmp_path)
     attempt: dict[str, int] = {}
     monkeypatch.setattr(pt, "_save_model_atomic", full_disk(attempt))
     with pytest.raises(StorageError, match="head.safetensors: the disk is full"):
-        pt.train_project(project_dir, backbone=minilm, overrides=TINY)
+        pt.train_project(project_dir, backbone=tiny_bert, overrides=TINY)
     failed = {(mid, v) for mid, v in attempt.items()} - step1
     assert failed, "the failed attempt changed the selector and added an expert"
     with Project.open(project_dir) as p:
         assert p.runs.list()[0].status == "failed" and "disk is full" in p.runs.list()[0].error
         assert cache_rows(p) and cache_rows(p) <= step1  # the attempt's logits are gone
     monkeypatch.undo()
-    second = pt.train_project(project_dir, backbone=minilm, overrides=TINY)
+    second = pt.train_project(project_dir, backbone=tiny_bert, overrides=TINY)
     retried = model_versions(second.model_folder)
     assert not failed & retried, "a retried step must not issue the failed attempt's versions again"
     with Project.open(project_dir) as p:
         assert cache_rows(p) <= retried  # superseded versions pruned too
 
 
-def test_rows_an_interrupted_run_left_are_pruned_by_the_next_step(project_dir, tmp_path, minilm):
-    first = pt.train_project(project_dir, method="dynamic-typesel", backbone=minilm, overrides=TINY,
+def test_rows_an_interrupted_run_left_are_pruned_by_the_next_step(project_dir, tmp_path, tiny_bert):
+    first = pt.train_project(project_dir, method="dynamic-typesel", backbone=tiny_bert, overrides=TINY,
                              profile="smoke")
     uid = json.loads((first.model_folder / "method.json").read_text())["uid"]
     with Project.open(project_dir) as p:
         p.logit_cache.put_many({("some-example", f"{uid}/selector", 999): [0.0, 1.0]})  # a killed attempt's
         p.logit_cache.put_many({("some-example", "another-model/selector", 1): [0.0, 1.0]})
     add_second_task(project_dir, tmp_path)
-    pt.train_project(project_dir, backbone=minilm, overrides=TINY)
+    pt.train_project(project_dir, backbone=tiny_bert, overrides=TINY)
     with Project.open(project_dir) as p:
         rows = cache_rows(p)
         assert (f"{uid}/selector", 999) not in rows and ("another-model/selector", 1) in rows
@@ -115,10 +115,10 @@ def splits_of(task) -> dict[tuple, str]:
     return {(ex.text, ex.spans): part for part in ("train", "valid", "test") for ex in getattr(task, part)}
 
 
-def test_adding_renaming_or_reseeding_never_moves_an_example_between_splits(project_dir, tmp_path, minilm,
+def test_adding_renaming_or_reseeding_never_moves_an_example_between_splits(project_dir, tmp_path, tiny_bert,
                                                                             monkeypatch):
     seen = spy_steps(monkeypatch)
-    pt.train_project(project_dir, backbone=minilm, overrides=TINY, profile="smoke")
+    pt.train_project(project_dir, backbone=tiny_bert, overrides=TINY, profile="smoke")
     before = splits_of(seen[0][0])
     assert set(before.values()) == {"train", "valid", "test"}
     add_second_task(project_dir, tmp_path)
@@ -128,7 +128,7 @@ def test_adding_renaming_or_reseeding_never_moves_an_example_between_splits(proj
         person = next(t for t in p.types.list() if t.name == "Person")
         s = p.sentences.add("Grace Hopper taught the course herself.")
         p.annotations.add_entity(s.id, 0, 12, person.id)
-    pt.train_project(project_dir, backbone=minilm, overrides={**TINY, "seed": 7})
+    pt.train_project(project_dir, backbone=tiny_bert, overrides={**TINY, "seed": 7})
     after = splits_of(seen[1][0])
     moved = {key: (part, after[key]) for key, part in before.items() if after.get(key) != part}
     assert not moved, f"examples changed split: {moved}"
@@ -137,9 +137,11 @@ def test_adding_renaming_or_reseeding_never_moves_an_example_between_splits(proj
 
 # --- defect 4: a full disk, a read-only folder or a locked database -----------------------------------
 
-def test_a_full_disk_during_the_save_is_one_message_and_nothing_half_written(project_dir, monkeypatch, capsys):
+def test_a_full_disk_during_the_save_is_one_message_and_nothing_half_written(project_dir, tiny_bert_dir, monkeypatch,
+                                                                            capsys):
     monkeypatch.setattr(pt, "_save_model_atomic", full_disk({}))
-    assert cli.main(["train", str(project_dir), "--profile", "smoke", *TINY_ARGS]) == 1
+    assert cli.main(["train", str(project_dir), "--profile", "smoke", *TINY_ARGS,
+                     "--backbone", str(tiny_bert_dir)]) == 1
     err = capsys.readouterr().err  # (transformers may draw a loading bar first)
     last = err.splitlines()[-1]
     assert last.startswith("conpet: error: ") and last.endswith("head.safetensors: the disk is full (free some "
@@ -152,7 +154,7 @@ def test_a_full_disk_during_the_save_is_one_message_and_nothing_half_written(pro
         assert cache_rows(p) == set()
 
 
-def test_a_full_disk_while_recording_the_step_leaves_no_model_folder(project_dir, minilm, monkeypatch):
+def test_a_full_disk_while_recording_the_step_leaves_no_model_folder(project_dir, tiny_bert, monkeypatch):
     from conpet.store.repositories.modules import ModuleRepository
 
     def full(self, *args, **kwargs):
@@ -160,14 +162,15 @@ def test_a_full_disk_while_recording_the_step_leaves_no_model_folder(project_dir
 
     monkeypatch.setattr(ModuleRepository, "register", full)
     with pytest.raises(DatabaseAccessError, match="disk is full"):
-        pt.train_project(project_dir, backbone=minilm, overrides=TINY, profile="smoke")
+        pt.train_project(project_dir, backbone=tiny_bert, overrides=TINY, profile="smoke")
     with Project.open(project_dir) as p:
         (run,) = p.runs.list()
         assert run.status == "failed" and p.predictions.count(run.id) == 0
         assert [t.frozen for t in p.tasks.list()] == [False] and list(p.modules_dir.iterdir()) == []
 
 
-def test_a_read_only_folder_is_one_message_naming_the_file(project_dir, tmp_path, monkeypatch, capsys):
+def test_a_read_only_folder_is_one_message_naming_the_file(project_dir, tmp_path, tiny_bert_dir, monkeypatch,
+                                                           capsys):
     def read_only(self, *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(self))
 
@@ -175,7 +178,7 @@ def test_a_read_only_folder_is_one_message_naming_the_file(project_dir, tmp_path
     with pytest.raises(DatabaseAccessError, match="new: permission denied"):
         Project.create(tmp_path / "new")
     assert not (tmp_path / "new").exists()
-    assert cli.main(["train", str(project_dir), *TINY_ARGS]) == 1
+    assert cli.main(["train", str(project_dir), *TINY_ARGS, "--backbone", str(tiny_bert_dir)]) == 1
     err = capsys.readouterr().err
     assert "modules: permission denied" in err and "Traceback" not in err and err.count("\n") == 1
 
@@ -208,14 +211,14 @@ def test_a_full_disk_in_the_database_is_one_message(project_dir, monkeypatch):
 
 # --- defect 5: the loaded backbone decides the device; --profile means the same everywhere ---------------
 
-def test_a_model_saved_on_another_device_continues_where_the_backbone_is(project_dir, tmp_path, minilm):
-    first = pt.train_project(project_dir, backbone=minilm, overrides=TINY, profile="smoke")
+def test_a_model_saved_on_another_device_continues_where_the_backbone_is(project_dir, tmp_path, tiny_bert):
+    first = pt.train_project(project_dir, backbone=tiny_bert, overrides=TINY, profile="smoke")
     state_file = first.model_folder / "method.json"
     state = json.loads(state_file.read_text())
     state["config"]["device"] = "cuda"  # as saved by a project started on a GPU machine
     state_file.write_text(json.dumps(state))
     add_second_task(project_dir, tmp_path)
-    out = pt.train_project(project_dir, backbone=minilm, overrides=TINY)  # minilm is on the CPU
+    out = pt.train_project(project_dir, backbone=tiny_bert, overrides=TINY)  # the backbone is on the CPU
     assert out.status == "finished" and out.task_index == 2
     assert "device" not in TrainConfig().to_dict()
 
@@ -233,12 +236,12 @@ def test_a_project_builds_its_training_settings_from_the_profile_directly():
             assert pt.profile_budget(profile, method) == {k: getattr(train, k) for k in pt.PROFILE_BUDGET}
 
 
-def test_profile_sets_the_budget_of_a_continuing_model_as_in_the_app(project_dir, tmp_path, capsys):
+def test_profile_sets_the_budget_of_a_continuing_model_as_in_the_app(project_dir, tmp_path, tiny_bert_dir, capsys):
     assert cli.main(["train", str(project_dir), "--profile", "smoke", "--min-examples", "5", "--quiet",
-                     "--batch-limit", "2", "--epochs", "1"]) == 0
+                     "--batch-limit", "2", "--epochs", "1", "--backbone", str(tiny_bert_dir)]) == 0
     add_second_task(project_dir, tmp_path)
     assert cli.main(["train", str(project_dir), "--profile", "paper", "--min-examples", "5", "--quiet",
-                     "--batch-limit", "2", "--epochs", "1"]) == 0
+                     "--batch-limit", "2", "--epochs", "1"]) == 0  # continues on the model's own backbone
     paper = pt.profile_budget("paper")
     with Project.open(project_dir) as p:
         second, first = p.runs.list()

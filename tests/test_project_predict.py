@@ -21,12 +21,9 @@ TINY = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
 
 
 @pytest.fixture
-def trained(tmp_path, minilm) -> Path:
-    folder = tmp_path / "proj"
-    with Project.create(folder) as p:
-        import_file(p, demo_subset(("Person", "City"), 8, tmp_path / "t1.jsonl"))
-    train_project(folder, backbone=minilm, profile="smoke", overrides=TINY)
-    return folder
+def trained(trained_demo_project) -> Path:
+    """Person and City learnt (a copy of the session's trained demo project)."""
+    return trained_demo_project
 
 
 def test_predict_a_project_dir_writes_its_predictions_and_a_rerun_reads_the_cache(trained, tmp_path, capsys):
@@ -66,15 +63,15 @@ def test_predict_tells_a_project_from_a_bundle(trained, tmp_path, capsys):
     assert f"{untrained}: nothing to predict with yet: train the first task" in capsys.readouterr().err
 
 
-def test_training_and_prediction_leave_no_pet_module_on_the_backbone(tmp_path, minilm):
+def test_training_and_prediction_leave_no_pet_module_on_the_backbone(tmp_path, tiny_bert):
     folder = tmp_path / "proj"
     with Project.create(folder) as p:
         import_file(p, demo_subset(("Person", "City"), 8, tmp_path / "t1.jsonl"))
-    shared = _SharedPeft.of(minilm)
+    shared = _SharedPeft.of(tiny_bert)
     before = set(shared.params)
-    train_project(folder, backbone=minilm, profile="smoke", overrides=TINY)
+    train_project(folder, backbone=tiny_bert, profile="smoke", overrides=TINY)
     assert set(shared.params) == before  # the trained modules were taken off the kept backbone
-    predict_project(folder, backbone_provider=lambda name, device: minilm, device="cpu")
+    predict_project(folder, backbone_provider=lambda name, device: tiny_bert, device="cpu")
     assert set(shared.params) == before
 
 

@@ -1,5 +1,5 @@
 """Reproducible training: the same seed and data give the same weights and predictions (two real tiny
-trainings on the packaged minilm, one after the other in one process, as in the app); the seed is recorded
+trainings on the tiny random BERT, one after the other in one process, as in the app); the seed is recorded
 with the run and in the bundle's manifest."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from conpet.store.importer import import_file
 TINY = {"batch_limit": 2, "max_epochs": 1, "min_valid_per_task": 2}
 
 
-def _train_new_project(folder: Path, data: Path, minilm, seed: int):
+def _train_new_project(folder: Path, data: Path, tiny_bert, seed: int):
     with Project.create(folder) as p:
         import_file(p, data)
-    return train_project(folder, backbone=minilm, overrides={**TINY, "seed": seed}, profile="smoke", threads=1)
+    return train_project(folder, backbone=tiny_bert, overrides={**TINY, "seed": seed}, profile="smoke", threads=1)
 
 
 def _weights(model_folder: Path) -> dict[str, object]:
@@ -40,10 +40,10 @@ def _predictions(folder: Path, run_id: int) -> list[tuple[str, str, float]]:
 
 
 @pytest.fixture(scope="module")
-def runs(minilm, tmp_path_factory):
+def runs(tiny_bert, tmp_path_factory):
     base = tmp_path_factory.mktemp("repro")
     data = demo_subset(("Person", "City"), 8, base / "data.jsonl")
-    return base, {name: (base / name, _train_new_project(base / name, data, minilm, seed))
+    return base, {name: (base / name, _train_new_project(base / name, data, tiny_bert, seed))
                   for name, seed in (("a", 7), ("b", 7), ("c", 8))}
 
 

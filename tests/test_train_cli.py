@@ -31,13 +31,14 @@ def project_dir(tmp_path) -> Path:
     return folder
 
 
-def test_train_cli_two_steps(project_dir, tmp_path, capsys):
-    assert cli.main(["train", str(project_dir), *TINY, "--method", "dynamic-typesel"]) == 0
+def test_train_cli_two_steps(project_dir, tmp_path, tiny_bert_dir, capsys):
+    assert cli.main(["train", str(project_dir), *TINY, "--method", "dynamic-typesel",
+                     "--backbone", str(tiny_bert_dir)]) == 0
     out, err = capsys.readouterr()
     assert "task 1 (" in out and "whole accuracy" in out and "train [" in err
     with Project.open(project_dir) as p:
         (run,) = p.runs.list()
-        assert run.status == "finished" and run.method == "dynamic-typesel" and run.backbone == "minilm"
+        assert run.status == "finished" and run.method == "dynamic-typesel" and run.backbone == "tiny-bert"
         assert run.backbone_sha256 and run.config["train"]["batch_limit"] == 2
         (task,) = p.tasks.list()
         assert task.frozen and set(task.type_names) == {"Person", "City"}
@@ -50,7 +51,7 @@ def test_train_cli_two_steps(project_dir, tmp_path, capsys):
         assert p.predictions.count(run.id) == sum(metrics["test_examples"]) > 0
         assert current_model_folder(p) == p.modules_dir / f"run-{run.id:04d}"
         import_file(p, demo_subset(("Company", "Drug"), 8, tmp_path / "t2.jsonl"))
-    assert cli.main(["train", str(project_dir), *TINY, "--quiet"]) == 0
+    assert cli.main(["train", str(project_dir), *TINY, "--quiet"]) == 0  # on the model's recorded backbone
     out, err = capsys.readouterr()
     assert "task 2 (" in out and "train [" not in err
     with Project.open(project_dir) as p:
@@ -77,6 +78,7 @@ def test_train_cli_with_the_type_level_selector(project_dir, capsys):
     with Project.open(project_dir) as p:
         (run,) = p.runs.list()
         assert run.status == "finished" and run.method == "dynamic-typesel"
+        assert run.backbone == "minilm"  # the default backbone (no --backbone)
         assert run.config["train"]["selector_labels"] == "type"
         state = json.loads((current_model_folder(p) / "method.json").read_text())
         assert state["method"] == "dynamic-typesel"
@@ -84,8 +86,9 @@ def test_train_cli_with_the_type_level_selector(project_dir, capsys):
         assert metrics["selector_acc"] is not None and p.predictions.count(run.id) > 0
 
 
-def test_train_cli_with_the_statistical_router(project_dir, tmp_path, capsys):
-    assert cli.main(["train", str(project_dir), *TINY, "--quiet"]) == 0  # the default method for a new project
+def test_train_cli_with_the_statistical_router(project_dir, tmp_path, tiny_bert_dir, capsys):
+    # the default method for a new project
+    assert cli.main(["train", str(project_dir), *TINY, "--quiet", "--backbone", str(tiny_bert_dir)]) == 0
     with Project.open(project_dir) as p:
         assert p.runs.list()[0].method == DEFAULT_METHOD == "dynamic-lda"
         import_file(p, demo_subset(("Company", "Drug"), 8, tmp_path / "t2.jsonl"))
@@ -138,9 +141,9 @@ class CancelAfter:
         return sum(e.stage in ("selector", "expert") for e in self.events) >= self.n
 
 
-def test_cancel_keeps_the_task_open_and_the_next_call_resumes(project_dir, minilm):
+def test_cancel_keeps_the_task_open_and_the_next_call_resumes(project_dir, tiny_bert):
     with pytest.raises(Cancelled):
-        train_project(project_dir, backbone=minilm, overrides={**TINY_OVERRIDES, "batch_limit": 10},
+        train_project(project_dir, backbone=tiny_bert, overrides={**TINY_OVERRIDES, "batch_limit": 10},
                       profile="smoke", sink=CancelAfter(1))
     with Project.open(project_dir) as p:
         (run,) = p.runs.list()
@@ -148,14 +151,14 @@ def test_cancel_keeps_the_task_open_and_the_next_call_resumes(project_dir, minil
         (task,) = p.tasks.list()
         assert not task.frozen and p.modules.list() == [] and current_model_folder(p) is None
         assert not any(d.name.startswith("run-") for d in p.modules_dir.iterdir())
-    out = train_project(project_dir, backbone=minilm, overrides=TINY_OVERRIDES, profile="smoke")
+    out = train_project(project_dir, backbone=tiny_bert, overrides=TINY_OVERRIDES, profile="smoke")
     assert out.status == "finished" and out.task_index == 1
     with Project.open(project_dir) as p:
         assert [t.frozen for t in p.tasks.list()] == [True]
 
 
-def test_static_method_and_method_mismatch(project_dir, minilm):
-    out = train_project(project_dir, method="static", backbone=minilm, overrides=TINY_OVERRIDES, profile="smoke")
+def test_static_method_and_method_mismatch(project_dir, tiny_bert):
+    out = train_project(project_dir, method="static", backbone=tiny_bert, overrides=TINY_OVERRIDES, profile="smoke")
     assert out.method == "static"
     with Project.open(project_dir) as p:
         (m,) = [m for m in p.modules.list() if m.name != "mention-detector"]
@@ -165,19 +168,19 @@ def test_static_method_and_method_mismatch(project_dir, minilm):
             s = p.sentences.add(f"Patients took aspirin{i} daily.")
             p.annotations.add_entity(s.id, 14, 21 + len(str(i)), t.id)
     with pytest.raises(ConpetError, match="is a 'static' model"):
-        train_project(project_dir, method="dynamic", backbone=minilm, overrides=TINY_OVERRIDES)
+        train_project(project_dir, method="dynamic", backbone=tiny_bert, overrides=TINY_OVERRIDES)
 
 
-def test_backbone_mismatch_refused(project_dir, minilm):
+def test_backbone_mismatch_refused(project_dir, tiny_bert):
     import dataclasses
 
-    train_project(project_dir, backbone=minilm, overrides=TINY_OVERRIDES, profile="smoke")
+    train_project(project_dir, backbone=tiny_bert, overrides=TINY_OVERRIDES, profile="smoke")
     with Project.open(project_dir) as p:
         t = p.types.add("Drug", "entity")
         for i in range(6):
             s = p.sentences.add(f"Patients took aspirin{i} daily.")
             p.annotations.add_entity(s.id, 14, 21 + len(str(i)), t.id)
-    other = dataclasses.replace(minilm, _sha256="0" * 64)
+    other = dataclasses.replace(tiny_bert, _sha256="0" * 64)
     with pytest.raises(ConpetError, match="backbone mismatch"):
         train_project(project_dir, backbone=other, overrides=TINY_OVERRIDES)
 
@@ -199,10 +202,11 @@ def test_terminal_progress_renders_a_bar():
     assert bar.cancel_requested()
 
 
-def test_types_option_chooses_the_new_task(project_dir, tmp_path, capsys):
+def test_types_option_chooses_the_new_task(project_dir, tmp_path, tiny_bert_dir, capsys):
     with Project.open(project_dir) as p:
         import_file(p, demo_subset(("Company", "Drug"), 8, tmp_path / "t2.jsonl"))
-    assert cli.main(["train", str(project_dir), *TINY, "--quiet", "--type", "Person", "--type", "Drug"]) == 0
+    assert cli.main(["train", str(project_dir), *TINY, "--quiet", "--type", "Person", "--type", "Drug",
+                     "--backbone", str(tiny_bert_dir)]) == 0
     assert cli.main(["train", str(project_dir), *TINY, "--quiet", "--type", "Nobody"]) == 1
     assert "no type called 'Nobody'" in capsys.readouterr().err
     assert cli.main(["train", str(project_dir), *TINY, "--quiet", "--type", "Person"]) == 1

@@ -63,7 +63,7 @@ def project_dir(tmp_path):
     return folder
 
 
-def test_training_says_what_it_leaves_out_and_warns_on_a_tiny_test_split(project_dir, minilm, tmp_path):
+def test_training_says_what_it_leaves_out_and_warns_on_a_tiny_test_split(project_dir, tiny_bert, tmp_path):
     notes: list[str] = []
     timeline: list[str] = []
 
@@ -78,7 +78,7 @@ def test_training_says_what_it_leaves_out_and_warns_on_a_tiny_test_split(project
         notes.append(line)
         timeline.append("note")
 
-    out = train_project(project_dir, method="dynamic-typesel", backbone=minilm, overrides=TINY, profile="smoke",
+    out = train_project(project_dir, method="dynamic-typesel", backbone=tiny_bert, overrides=TINY, profile="smoke",
                         min_examples=5, notify=note, sink=Sink())
     trained = [i for i, stage in enumerate(timeline) if stage not in ("note", "setup")]
     assert trained and max(i for i, stage in enumerate(timeline) if stage == "note") < trained[0]  # said first
@@ -97,15 +97,15 @@ def test_training_says_what_it_leaves_out_and_warns_on_a_tiny_test_split(project
         assert p.runs.get(out.run_id).config["notes"] == notes
     # --type Drug: a one-example task trains, and says it cannot be measured
     notes.clear()
-    out = train_project(project_dir, backbone=minilm, overrides=TINY, profile="smoke", types=["Drug"],
+    out = train_project(project_dir, backbone=tiny_bert, overrides=TINY, profile="smoke", types=["Drug"],
                         notify=notes.append)
     assert "the new task has no test examples: its accuracy cannot be measured" in notes
     assert not any(n.startswith("left out") for n in notes)
 
 
-def test_cli_prints_the_plan_first_and_the_accuracy_with_its_count(project_dir, capsys):
+def test_cli_prints_the_plan_first_and_the_accuracy_with_its_count(project_dir, tiny_bert_dir, capsys):
     assert cli.main(["train", str(project_dir), "--profile", "smoke", "--batch-limit", "2", "--epochs", "1",
-                     "--quiet", "--threads", "1"]) == 0
+                     "--quiet", "--threads", "1", "--backbone", str(tiny_bert_dir)]) == 0
     out, err = capsys.readouterr()
     assert "conpet: expert stage: " in err and "selector stage" not in err  # the default: no selector to train
     assert "conpet: left out of this task" in err
