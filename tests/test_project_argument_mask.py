@@ -105,7 +105,7 @@ def test_project_prediction_proposes_no_relation_the_declared_types_refuse(tmp_p
     head, tail = index[(ann.start, ann.end)], index[(ann.tail_start, ann.tail_end)]
     line = {"text": text, "entities": [{"start": a.start, "end": a.end, "type": a.type_name} for a in ents],
             "relations": [{"head": tail, "tail": head}, {"head": head, "tail": tail}]}  # refused, then allowed
-    bundle = Bundle.load(out, minilm)
+    bundle = Bundle.load(out, tiny_bert)
     try:
         pairs = [m for m in bundle.predict([line])[0].mentions if m.kind == "relation"]
     finally:
