@@ -80,7 +80,7 @@ def test_nothing_changed_means_nothing_to_learn_and_new_labels_of_learnt_types_a
         assert run.status == "finished" and run.task_id is None
         metrics = run.metrics[-1]
         assert metrics["kind"] == "refresh" and metrics["refresh"]["added"] >= 1
-        train_ids = {ex.id for ex in p.examples_for_training(["Person"])}
+        train_ids = {ex.input_key for ex in p.examples_for_training(["Person"])}
     after = _router(trained)
     person = after.types.index("Person")
     assert after.counts[person] == before.counts[person] + metrics["refresh"]["added"]
@@ -94,7 +94,7 @@ def test_a_routing_review_correction_moves_the_statistics_of_both_types(trained,
     with Project.open(trained) as p:
         city = next(t for t in p.types.list() if t.name == "City")
         person_train = [ex for ex in p.examples_for_training(["Person"])
-                        if training["splits"][split_key(ex)] == "train" and ex.id in state["learnt_examples"]["Person"]]
+                        if training["splits"][split_key(ex)] == "train" and ex.input_key in state["learnt_examples"]["Person"]]
         corrected = person_train[0]
         p.annotations.edit(corrected.meta["annotation_id"], type=city.id)  # what the review's Correct does
     out = train_project(trained, backbone=minilm, overrides=TINY, profile="smoke")

@@ -77,7 +77,7 @@ def _weights(method, name):
 
 def test_label_changes_count_added_removed_and_relabelled():
     tasks = _first_tasks()
-    learnt = {t: [ex.id for ex in task.train if ex.label == t] for task in tasks for t in task.types}
+    learnt = {t: [ex.input_key for ex in task.train if ex.label == t] for task in tasks for t in task.types}
     assert all(c.changed == 0 for c in label_changes(tasks, learnt))
     changes = label_changes(_grown(tasks), learnt)
     held_back = sum(len(t.train) for t in synthetic_tasks()[:2]) - sum(len(t.train) for t in tasks)
@@ -92,11 +92,15 @@ def test_a_router_refresh_equals_the_batch_statistics_and_trains_no_new_task(min
     versions = dict(method.versions)
     tasks = _grown(_first_tasks())
     f0 = method.backbone_examples
+    seen = {k for keys in method.learnt_examples.values() for k in keys}
     stats = method.refresh(tasks)
     assert method.n_tasks == 2 and stats.stages == []  # nothing trained: no new task, no expert
     assert stats.extra["refresh"]["router"] == "updated"
-    # one feature pass per changed example, nothing else (removed ones come from the cache)
-    assert method.backbone_examples - f0 == stats.extra["refresh"]["added"]
+    # one feature pass per added example whose input the model never saw, nothing else: removed ones, and the
+    # corrected one (the same input under another type), come from the cache, which is keyed by the input
+    new_inputs = [ex for t in tasks for ex in t.train if ex.input_key not in seen]
+    assert stats.extra["refresh"]["added"] == len(new_inputs) + 1  # the corrected one is added to type b
+    assert method.backbone_examples - f0 == len(new_inputs)
     types, counts, means, scatter = _batch_statistics(method, tasks)
     order = [method.router.types.index(t) for t in types]
     np.testing.assert_allclose(method.router.counts[order], counts)

@@ -218,7 +218,7 @@ class PETMethod(ContinualMethod):
         self.backbone_forwards = 0  # PET forward passes through the backbone (tests count these)
         self.backbone_examples = 0
         self._training: set[str] = set()  # modules not frozen right now (never cached)
-        # type -> ids of the training examples the model learnt it from (`conpet.methods.refresh`)
+        # type -> input keys of the training examples the model learnt it from (`conpet.methods.refresh`)
         self.learnt_examples: dict[str, list[str]] = {}
         # logical module -> PET adapter where they differ: a refreshed module trains beside the old one,
         # which stays in place until the step commits
@@ -548,7 +548,7 @@ class PETMethod(ContinualMethod):
         """Record that the model now reflects the training examples of `tasks`' types."""
         for task in tasks:
             for t in task.types:
-                self.learnt_examples[t] = sorted(ex.id for ex in task.train if ex.label == t)
+                self.learnt_examples[t] = sorted(ex.input_key for ex in task.train if ex.label == t)
 
     def label_changes(self, tasks: Sequence[TaskData]) -> list[TaskChange]:
         """Per learnt task (`tasks`: every learnt task with its current data, in order), the training

@@ -401,7 +401,8 @@ class RoutedByStatistics(PETMethod):
         return "updated"
 
     def cached_features(self, ids: Sequence[str]) -> np.ndarray | None:
-        """The feature map's cached features of examples by id ([N, dim]); None when any is missing."""
+        """The feature map's cached features of examples by input key (`Example.input_key`, the cache's key:
+        what `learnt_examples` records) ([N, dim]); None when any is missing."""
         if self.cache is None:
             return None
         mid, ver = self.features_id(), self.feature_version()

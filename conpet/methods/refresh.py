@@ -2,13 +2,14 @@
 
 A project keeps every label, so after a task is learnt its types keep gaining examples (a Routing review's
 Accept or Correct, an accepted suggestion, a sentence from the Next most useful queue) and losing some (a
-label removed, or corrected to another type). A model records, per learnt type, the ids of the training
-examples it learnt the type from (`PETMethod.learnt_examples`); `label_changes` compares that record with
-a learnt task's current training examples:
+label removed, or corrected to another type). A model records, per learnt type, the input keys
+(`Example.input_key`: kind, text and spans, also the logit cache's key, so a removed example's cached
+features are found by it) of the training examples it learnt the type from (`PETMethod.learnt_examples`);
+`label_changes` compares that record with a learnt task's current training examples:
 
-- added: a current training example whose id the record of its type does not hold (new, or relabelled
-  into the type: the id is a hash of text, spans and label);
-- removed: an id the record holds that is no longer among the type's current training examples (its
+- added: a current training example whose key the record of its type does not hold (new, or relabelled
+  into the type: the record is per type);
+- removed: a key the record holds that is no longer among the type's current training examples (its
   label was removed, or corrected to another type).
 
 What a method does with them is its `new_labels` (one of `NEW_LABELS`): `refresh` (a refresh step learns
@@ -34,7 +35,7 @@ class TaskChange:
 
     task: int  # 0-based task index
     added: tuple[Example, ...]  # current training examples the model has not learnt from
-    removed: tuple[tuple[str, str], ...]  # (example id, the type it was learnt as) no longer there
+    removed: tuple[tuple[str, str], ...]  # (input key, the type it was learnt as) no longer there
     learnt: int  # training examples the model learnt the task's types from
 
     @property
@@ -48,15 +49,15 @@ class TaskChange:
 
 
 def label_changes(tasks: Sequence[TaskData], learnt: Mapping[str, Sequence[str]]) -> list[TaskChange]:
-    """Per task of `tasks` (their current training data), what differs from `learnt` (type -> ids)."""
+    """Per task of `tasks` (their current training data), what differs from `learnt` (type -> input keys)."""
     out = []
     for task in tasks:
         known = {t: set(learnt.get(t, ())) for t in task.types}
         current: dict[str, set[str]] = {t: set() for t in task.types}
         added = []
         for ex in task.train:
-            current.setdefault(ex.label, set()).add(ex.id)
-            if ex.id not in known.get(ex.label, set()):
+            current.setdefault(ex.label, set()).add(ex.input_key)
+            if ex.input_key not in known.get(ex.label, set()):
                 added.append(ex)
         removed = tuple((i, t) for t in task.types for i in sorted(known[t] - current.get(t, set())))
         out.append(TaskChange(task.index, tuple(added), removed, sum(len(v) for v in known.values())))

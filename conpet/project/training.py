@@ -665,7 +665,7 @@ def _record_step(project: Any, m: Any, run_id: int, task: Any, new: Any, datas: 
             kind, k = module_kind(name)
             project.modules.register(kind, folder / name, name=store_name(name),
                                      task_index=(k + 1) if k is not None else None, run_id=run_id,
-                                     parameter_count=m.pet.parameter_count(name))
+                                     parameter_count=m.pet.parameter_count(m.adapter(name)))
         _register_suggesters(project, run_id, folder, suggesters)
         project.files.store_folder(folder)  # in the database: a teammate's machine rebuilds the same folder
         if task is not None:
