@@ -425,12 +425,12 @@ class MainWindow(QMainWindow):
         self.project_label.setText(f"{name}  ·  {model.project.where}  ·  {model.project.user}")
         self._update_counts()
         # every edit was saved when it was made; the undo history itself lives only as long as the session
-        self.statusBar().showMessage(f"Opened {name}. Undo (Ctrl+Z) starts here: edits from earlier sessions are "
-                                     "saved, with every version kept, but cannot be undone.", 15000)
+        opened = (f"Opened {name}. Undo (Ctrl+Z) starts here: edits from earlier sessions are saved, with every "
+                  "version kept, but cannot be undone.")
         if not self.settings.user_name() and not self.settings.value("team/told"):  # said once
             self.settings.set_value("team/told", True)
-            self.statusBar().showMessage(f"Your work is recorded as {model.project.user}: File ▸ Your name… "
-                                         "changes it", 15000)
+            opened += f" Your work is recorded as {model.project.user}: File ▸ Your name… changes it."
+        self.statusBar().showMessage(opened, 15000)
         model.poll_changes()  # the starting point of what teammates change from now on
         self.poll_timer.start()
         upgrade = getattr(model.project, "upgrade", None)

@@ -38,6 +38,7 @@ from conpet.store.models import (
     Prediction,
     RelationArgument,
     Sentence,
+    TypeEdit,
     utcnow,
 )
 from conpet.store.records import ImportReport
@@ -385,6 +386,8 @@ def _undo(project: Project, written: _Written) -> None:
         if written.created_types:
             s.execute(delete(RelationArgument).where(RelationArgument.entity_type_id.in_(written.created_types)))
             s.execute(delete(RelationArgument).where(RelationArgument.relation_type_id.in_(written.created_types)))
+            # the import's own record of having made them goes with them (who made a type: conpet.store.models)
+            s.execute(delete(TypeEdit).where(TypeEdit.type_id.in_(written.created_types)))
             s.execute(delete(KnowledgeType).where(KnowledgeType.id.in_(written.created_types)))
 
 
