@@ -112,8 +112,23 @@ def test_a_router_refresh_equals_the_batch_statistics_and_trains_no_new_task(min
     assert all(c.changed == 0 for c in method.label_changes(tasks))  # learnt now
 
 
+def test_recomputing_the_map_gives_the_batch_statistics_through_the_new_expert_1(minilm):
+    method = _train(minilm, refresh_share=None, refresh_map="recompute")
+    tasks = _grown(_first_tasks())
+    fid, fver = method.features_id(), method.feature_version()
+    stats = method.refresh(tasks, retrain=[0])
+    assert stats.extra["refresh"]["experts"] == [1] and stats.extra["refresh"]["router"] == "rebuilt"
+    assert method.feature_map == "expert_0" and method.features_id() == fid and method.feature_version() > fver
+    types, counts, means, scatter = _batch_statistics(method, tasks)  # through the new expert 1
+    order = [method.router.types.index(t) for t in types]
+    np.testing.assert_allclose(method.router.counts[order], counts)
+    np.testing.assert_allclose(method.router.means[order], means, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(method.router.scatter, scatter, rtol=1e-8, atol=1e-7)
+    method.pet.close()
+
+
 def test_an_expert_that_changed_enough_retrains_as_a_new_version_and_expert_0_stays_the_map(minilm, tmp_path):
-    method = _train(minilm, refresh_share=0.3)
+    method = _train(minilm, refresh_share=0.3, refresh_map="keep")
     tasks = _grown(_first_tasks())
     fid, fver = method.features_id(), method.feature_version()
     old0 = _weights(method, "expert_0")
