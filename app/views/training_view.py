@@ -40,7 +40,8 @@ from conpet.project.training import TrainOutcome
 
 STAGE_NAMES = {"loading": "Loading the backbone", "setup": "Loading the backbone", "selector": "Training the selector",
                "expert": "Training the new expert", "train": "Training", "evaluation": "Evaluating",
-               "done": "Done", "import": "Importing"}
+               "done": "Done", "import": "Importing", "feature-map": "Training the feature map",
+               "router": "Router statistics"}
 
 
 def validation_text(stage: str, epoch: object, score: float) -> str:
