@@ -6,9 +6,17 @@ from __future__ import annotations
 import math
 
 from conpet.core.config import TrainConfig
+from conpet.core.protocols import ProgressEvent
 from conpet.data.example import Example, Span
 from conpet.data.tasks import TaskData
-from conpet.methods.work_progress import TRAIN_COST, consolidate_work, step_work, training_units
+from conpet.methods.work_progress import (
+    TRAIN_COST,
+    WorkProgress,
+    consolidate_work,
+    refresh_work,
+    step_work,
+    training_units,
+)
 from conpet.project.consolidation import cannot_consolidate, plan_consolidation
 
 
@@ -66,3 +74,34 @@ def test_what_cannot_be_consolidated():
     assert "frozen backbone" in cannot_consolidate("dynamic-lda", {"router_features": "frozen"}, 2)
     assert cannot_consolidate("dynamic-lda", {"router_features": "first-task"}, 2) == ""
     assert cannot_consolidate("lda-adapted", CONFIG.replace(router_features="first-task"), 1) == ""
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.fractions: list[float] = []
+
+    def report(self, event: ProgressEvent) -> None:
+        self.fractions.append(event.fraction)
+
+    def cancel_requested(self) -> bool:
+        return False
+
+
+def test_a_refresh_before_the_consolidation_leaves_the_consolidation_its_share_of_the_bar():
+    """The refresh's end ("done") finishes its own segments only: the consolidation's map stage still moves
+    the bar batch by batch."""
+    datas = _tasks(2)
+    segments = refresh_work("dynamic-lda", CONFIG, datas, [0], 3, final=False) + consolidate_work(CONFIG, datas)
+    events = _Events()
+    sink = WorkProgress(events, segments).training_sink()
+    sink.report(ProgressEvent(0.5, "r", "expert", None, {"batch": 5, "batches": 10, "epoch": 1}))
+    sink.report(ProgressEvent(0.9, "r", "router"))
+    sink.report(ProgressEvent(1.0, "refreshed", "done"))
+    after_refresh = events.fractions[-1]
+    fm = next(s for s in segments if s.name == "feature-map")
+    for b in (5, 10, 15):
+        sink.report(ProgressEvent(0.1, "m", "feature-map", None, {"batch": b, "batches": fm.batches, "epoch": 1}))
+    assert after_refresh < events.fractions[-3] < events.fractions[-2] < events.fractions[-1] < 1.0
+    sink.report(ProgressEvent(1.0, "consolidated", "done"))
+    share = training_units(segments) / sum(s.total for s in segments)
+    assert abs(events.fractions[-1] - share) < 1e-9

@@ -305,9 +305,8 @@ class WorkProgress:
                     self._unlikely = max(seg.total - max(seg.expected_units(self._best[i][1]), self._done[i]), 0.0)
         elif event.stage == "router":
             self._enter("router")
-        elif event.stage == "done":  # learn_task ended: every training-side segment is finished
-            first_after = next((k for k in range(self._current, len(self.names))
-                                if self.names[k] not in (*TRAINING_STAGES, "router")), len(self.names))
+        elif event.stage == "done":  # learn_task ended: every training-side segment of its job is finished
+            first_after = self._end_of_job(self._current)
             for k in range(self._current, first_after):
                 if k == self._current and self.names[k] == "router":
                     self._set(k, self.segments[k].total)  # the router's pass ran until now
@@ -315,6 +314,18 @@ class WorkProgress:
                     self._complete(k)
             self._current = max(self._current, first_after)
         self._emit(event)
+
+    def _end_of_job(self, start: int) -> int:
+        """The first segment after the training job that segment ``start`` belongs to: one that is no training
+        stage or router pass, or a training stage after a router pass (the next job of one step: a refresh
+        followed by a new task or a consolidation)."""
+        for k in range(start, len(self.names)):
+            name = self.names[k]
+            if name not in (*TRAINING_STAGES, "router"):
+                return k
+            if name in TRAINING_STAGES and k > start and self.names[k - 1] == "router":
+                return k
+        return len(self.names)
 
     def training_sink(self) -> ProgressSink:
         return _Forward(self, self._on_training_event)
