@@ -98,6 +98,7 @@ class TrainRequest:
     all_data: bool = False  # no held-out split for the new task; a cross-validated accuracy (conpet.project.crossval)
     folds: int = DEFAULT_FOLDS
     refresh_only: bool = False  # no new task: learn the learnt types' changed labels alone
+    consolidate: bool = False  # no new task: consolidate the model (conpet.project.consolidation), its own budget
 
 
 def train_next_task(req: TrainRequest, sink: ProgressSink | None = None,
@@ -110,9 +111,10 @@ def train_next_task(req: TrainRequest, sink: ProgressSink | None = None,
     if backbone_provider is not None:
         backbone = backbone_provider(req.backbone, req.device)
     return train_project(req.folder, method=req.method, backbone=backbone, min_examples=req.min_examples,
-                         profile=req.budget, overrides=req.overrides, device=req.device, sink=sink,
+                         profile=None if req.consolidate else req.budget, overrides=req.overrides, device=req.device, sink=sink,
                          types=list(req.types) if req.types else None, threads=req.threads or None,
-                         all_data=req.all_data, folds=req.folds, refresh_only=req.refresh_only)
+                         all_data=req.all_data, folds=req.folds, refresh_only=req.refresh_only,
+                         consolidate=req.consolidate)
 
 
 # ----------------------------------------------------------------------------------------- prediction

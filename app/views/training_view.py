@@ -33,13 +33,15 @@ from app.widgets.charts import LineChart
 from app.workers import Worker
 from conpet.core.errors import ConpetError
 from conpet.core.protocols import ProgressEvent
+from conpet.project.consolidation import ConsolidationPlan, preview_consolidation
 from conpet.project.crossval import cv_text
 from conpet.project.refresh_preview import RefreshPreview, preview_refresh
 from conpet.project.training import TrainOutcome
 
 STAGE_NAMES = {"loading": "Loading the backbone", "setup": "Loading the backbone", "selector": "Training the selector",
                "expert": "Training the new expert", "train": "Training", "evaluation": "Evaluating",
-               "done": "Done", "import": "Importing"}
+               "done": "Done", "import": "Importing", "feature-map": "Training the feature map",
+               "router": "Router statistics"}
 
 
 def validation_text(stage: str, epoch: object, score: float) -> str:
@@ -110,6 +112,7 @@ class TrainingView(QWidget):
         self._acc: list[tuple[float, float]] = []
         self._valid: list[tuple[float, float]] = []
         self._stage = ""
+        self._consolidating = False  # the running job is a consolidation
         self.last_outcome: tuple[str, object] | None = None
 
         layout = QVBoxLayout(self)
@@ -122,6 +125,12 @@ class TrainingView(QWidget):
         self.train_button.setProperty("primary", True)
         self.train_button.clicked.connect(self.open_train_dialog)
         top.addWidget(self.train_button)
+        self.consolidate_button = QPushButton("Consolidate the model…")
+        self.consolidate_button.setToolTip(
+            "Re-train the feature map that routes inputs to the experts on every stored example, and recompute "
+            "every type's statistics through it (dynamic-lda). Says what it costs before it runs.")
+        self.consolidate_button.clicked.connect(self.ask_consolidate)
+        top.addWidget(self.consolidate_button)
         layout.addLayout(top)
         hint = QLabel("Each training adds one task: the types you label now. ConPET keeps what earlier tasks "
                       "taught (a new expert per task, chosen by the selector) instead of retraining all.")
@@ -292,6 +301,39 @@ class TrainingView(QWidget):
         self.controller.cpu_threads = dialog.choice().threads or None
         self.start(dialog.choice())
 
+    def ask_consolidate(self, overrides: dict | None = None) -> Worker | None:
+        """Say what consolidating the model costs (``conpet.project.consolidation``), and on Yes run it in the
+        background; the current model stays until the consolidated one is saved."""
+        if self.controller.model_job_running():
+            dialogs.inform(self, "A job is running", "Wait for the running job to end, or cancel it.")
+            return None
+        try:
+            plan = preview_consolidation(self.model.folder)
+        except ConpetError as exc:
+            plan = ConsolidationPlan(reason=str(exc))
+        if not plan.possible:
+            dialogs.inform(self, "Nothing to consolidate", _sentence(plan.reason))
+            return None
+        lines = [line.removeprefix("consolidate: ") for line in plan.lines]
+        text = ("Consolidating re-learns the feature map that routes every input to its task's expert, from all "
+                f"{plan.examples} stored training examples of the {plan.types} learnt types.\n\n"
+                + "\n".join(f"• {_sentence(line)}" for line in lines)
+                + "\n\nThe current model stays in use until the consolidated one is saved; cancelling leaves it "
+                  "as it is. Consolidate now?")
+        if not dialogs.ask(self, "Consolidate the model", text):
+            return None
+        method, backbone = self.model_lock()
+        request = jobs.TrainRequest(self.model.folder, method=method or jobs.DEFAULT_METHOD,
+                                    backbone=backbone or str(self.settings.value("training/backbone", "minilm")),
+                                    overrides=dict(overrides or {}), threads=self.settings.cpu_threads() or None,
+                                    consolidate=True)
+        self._consolidating = True
+        try:
+            return self.controller.start_training(request)
+        except BaseException:
+            self._consolidating = False
+            raise
+
     def start(self, choice: TrainChoice, overrides: dict | None = None) -> Worker:
         tasks = self.model.tasks()
         open_task = bool(tasks) and not tasks[-1].frozen
@@ -323,10 +365,12 @@ class TrainingView(QWidget):
             self.metrics_label.setText("")
             self.message_label.setText("")
         self.progress.setValue(0)
-        self.stage_label.setText("Training: starting…" if kind == "train" else "Predicting: starting…")
+        self.stage_label.setText(("Consolidating: starting…" if self._consolidating else "Training: starting…")
+                                 if kind == "train" else "Predicting: starting…")
         self.eta_label.setText("estimating…")
         self.cancel_button.setEnabled(True)
-        self.log.appendPlainText(f"— {'training' if kind == 'train' else 'prediction'} started")
+        what = ("consolidation" if self._consolidating else "training") if kind == "train" else "prediction"
+        self.log.appendPlainText(f"— {what} started")
         worker.event.connect(self.on_event)
 
     @Slot(object)
@@ -371,6 +415,7 @@ class TrainingView(QWidget):
         self.worker = None
         self.cancel_button.setEnabled(False)
         self.last_outcome = (outcome, payload)
+        consolidating, self._consolidating = self._consolidating and kind == "train", False
         took = time.monotonic() - self._t0
         if outcome == "finished":
             self.progress.setValue(1000)
@@ -383,6 +428,10 @@ class TrainingView(QWidget):
                     done += (f"Learnt tasks refreshed: {r.get('added', 0)} label(s) added, {r.get('removed', 0)} "
                              "removed or corrected; experts retrained: "
                              f"{', '.join(map(str, r.get('experts', []))) or 'none'}. ")
+                c = payload.consolidation
+                if c:
+                    done += (f"Model consolidated: a new feature map trained on {c.get('examples')} stored "
+                             f"examples of {c.get('types')} types; every type's statistics recomputed. ")
                 text = done + (_sentence(accuracy_text(m)) if has_accuracy(m) else "")
             elif isinstance(payload, jobs.PredictOutcome):
                 text = (f"{payload.predictions} predictions stored in {payload.seconds:.1f} s "
@@ -394,7 +443,9 @@ class TrainingView(QWidget):
         elif outcome == "cancelled":
             self.stage_label.setText("Cancelled")
             self.eta_label.setText("")
-            self.message_label.setText("Stopped. The model of the last finished task is unchanged; every "
+            self.message_label.setText("Stopped. The model before the consolidation stays as it was; every "
+                                       "annotation is saved." if consolidating else
+                                       "Stopped. The model of the last finished task is unchanged; every "
                                        "annotation is saved.")
             text = "cancelled"
         else:
@@ -402,10 +453,13 @@ class TrainingView(QWidget):
             first = str(payload).strip().splitlines()[0] if payload else "unknown error"
             self.message_label.setText(f"{first}  (your annotations and earlier models are saved)")
             text = str(payload)
-            dialogs.warn(self, "Training failed" if kind == "train" else "Prediction failed",
+            title = ("Consolidation failed" if consolidating else "Training failed") if kind == "train" else \
+                "Prediction failed"
+            dialogs.warn(self, title,
                          f"{text}\n\nEverything saved before stays saved.")
         self.log.appendPlainText(f"— {outcome}: {text.splitlines()[0] if text else ''}")
         self.reload_tasks()
 
     def _busy_changed(self, _busy: bool) -> None:
         self._update_train_button()
+        self.consolidate_button.setEnabled(not self.controller.model_job_running())

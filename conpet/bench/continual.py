@@ -73,8 +73,11 @@ def build_task_sequence(exp: ExperimentConfig, seed: int) -> list[TaskData]:
 
 
 def run_one(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, tasks: list[TaskData], *,
-            measure_cache: bool = False, cache_dir: Path | None = None, quiet: bool = False) -> dict[str, Any]:
-    """Train and evaluate one (method, seed); returns its results.json record."""
+            measure_cache: bool = False, cache_dir: Path | None = None, quiet: bool = False,
+            consolidate_after: int | None = None) -> dict[str, Any]:
+    """Train and evaluate one (method, seed); returns its results.json record. ``consolidate_after`` = N: the
+    model consolidates (``PETMethod.consolidate``) after step N, measured before and after (the record's
+    ``consolidation``); later steps continue from the consolidated model."""
     import torch
 
     from conpet.eval.continual import run_continual
@@ -87,8 +90,16 @@ def run_one(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, t
     method = make_method(name, backbone, exp.train, cache=cache)
     sink = TerminalProgress(label=f"{name} seed {seed} ", quiet=quiet, milestone=_step_done)
     t0 = time.monotonic()
+    consolidation: dict[str, Any] = {}
+
+    def after_step(record: Any) -> None:
+        if consolidate_after is not None and record.step + 1 == consolidate_after:
+            if cache_dir is not None:  # the model before it, for a rerun of the consolidation alone
+                method.save(cache_dir / f"{name}-seed{seed}-step{consolidate_after}")
+            consolidation.update(consolidate_and_measure(method, tasks[:consolidate_after], record))
+
     try:
-        result = run_continual(method, tasks, sink=sink)
+        result = run_continual(method, tasks, sink=sink, on_step=after_step)
     finally:
         sink.close()
     total = time.monotonic() - t0
@@ -116,10 +127,49 @@ def run_one(method_name: str, exp: ExperimentConfig, seed: int, backbone: Any, t
         "config": exp.replace(train=exp.train.replace(seed=seed)).to_dict(),
         "environment": _environment(backbone),
     }
+    if consolidation:
+        steps_cpu = record["cpu_seconds_per_step"]
+        consolidation["cpu_vs_step2"] = (round(consolidation["cpu_seconds"] / steps_cpu[1], 2)
+                                         if len(steps_cpu) > 1 and steps_cpu[1] > 0 else None)
+        consolidation["cpu_vs_same_step"] = round(consolidation["cpu_seconds"] / max(
+            steps_cpu[consolidate_after - 1], 1e-9), 2)  # type: ignore[operator]
+        record["consolidation"] = consolidation
     if measure_cache:
         record["cache"] = measure_cache_speed(method, tasks, cache_dir)
     _close(method)
     return record
+
+
+def consolidate_and_measure(method: Any, tasks: Sequence[TaskData], record: Any) -> dict[str, Any]:
+    """Consolidate the model after the step ``record`` measured (on the seen ``tasks``), then measure again:
+    W, the routing diagnostics and the oracle's W before and after, and the consolidation's cost."""
+    from conpet.eval.continual import evaluate
+
+    seen_test = [ex for t in tasks for ex in t.test]
+    before = {"W": round(100 * record.whole_acc, 2), **_routing_figures(record.routing),
+              "oracle_W": None if record.oracle_routing_acc is None else round(100 * record.oracle_routing_acc, 2)}
+    print(f"== consolidating after step {len(tasks)} ...", file=sys.stderr, flush=True)
+    t0, c0 = time.monotonic(), time.process_time()
+    with method.job():
+        stats = method.consolidate(list(tasks))
+    wall, cpu = time.monotonic() - t0, time.process_time() - c0
+    with method.job():
+        counts, _, _ = evaluate(method, tasks)
+        total = sum(n for _, n in counts)
+        after = {"W": round(100 * sum(c for c, _ in counts) / max(total, 1), 2),
+                 **_routing_figures(method.routing_report(seen_test)),
+                 "oracle_W": round(100 * method.oracle_routing_accuracy(seen_test), 2)}
+    print(f"== consolidated: W {before['W']:.2f} -> {after['W']:.2f}, routing {before.get('route_top1')} -> "
+          f"{after.get('route_top1')}, {cpu:.0f} CPU s", file=sys.stderr, flush=True)
+    return {"after_step": len(tasks), "before": before, "after": after, "cpu_seconds": round(cpu, 2),
+            "seconds": round(wall, 2), "examples": stats.extra.get("consolidate", {}).get("examples"),
+            "batches": [st.batches for st in stats.stages], "backbone_examples": stats.backbone_examples}
+
+
+def _routing_figures(report: dict[str, float] | None) -> dict[str, float]:
+    """The routing diagnostics a consolidation is judged by (in %)."""
+    keys = ("route_top1", "route_top2", "route_top3", "router_class_acc")
+    return {k: round(report[k], 2) for k in keys if report and k in report}
 
 
 def _step_done(event: ProgressEvent) -> bool:
@@ -270,6 +320,18 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
                 rs = [r["routing"][key] for r in records if r["method"] == m]
                 vals = [mean_std([v[i] for v in rs])[0] for i in range(n_steps)]
                 lines.append(f"{m:<{mw}} " + " ".join(f"{v:6.1f}" for v in vals))
+    consolidated = [r for r in records if r.get("consolidation")]
+    if consolidated:
+        lines += ["", "consolidation (a new feature map on every stored example, every statistic recomputed): "
+                      "before -> after, and its CPU seconds against a normal step's"]
+        for r in consolidated:
+            c = r["consolidation"]
+            b, a = c["before"], c["after"]
+            figures = ", ".join(f"{k} {b.get(k)} -> {a.get(k)}" for k in ("W", "route_top1", "route_top3",
+                                                                          "router_class_acc", "oracle_W"))
+            lines.append(f"{r['method']:<{mw}} seed {r['seed']}, after step {c['after_step']}: {figures}; "
+                         f"{c['cpu_seconds']:.0f} CPU s ({c['cpu_vs_step2']}x step 2, {c['cpu_vs_same_step']}x "
+                         f"step {c['after_step']}), {c['examples']} examples, {c['batches']} batches")
     caches = [r for r in records if r.get("cache")]
     if caches:
         lines += ["", "prediction pass over all test examples, uncached vs cached (seconds)"]
@@ -361,13 +423,14 @@ def run_bench(*, data: str, backbone: str, methods: Sequence[str], profile: str,
               n_tasks: int | None = None, split: str = "random", device: str | None = None, threads: int = 0,
               measure_cache: bool = False, overrides: dict[str, Any] | None = None,
               command: str | None = None, protocol: str = "class-incremental",
-              protocol_options: dict[str, Any] | None = None) -> str:
+              protocol_options: dict[str, Any] | None = None, consolidate_after: int | None = None) -> str:
     """Every (method, seed) of the benchmark in turn (`methods`: registered names), with results written to `out` after each (partial
     results survive an interrupted bench); returns the table. `split` "coarse": one task per coarse type.
     `overrides` are training settings, or the experiment's caps (max_train_per_type, ...). `threads` 0: one
     on a CPU without CUDA, torch's default otherwise. `protocol` "data-incremental": the refresh study of
     `conpet.bench.refresh`, "active-learning": the queue-against-random study of `conpet.bench.active`
-    (`protocol_options`: the study's settings), instead of the class-incremental sequence."""
+    (`protocol_options`: the study's settings), instead of the class-incremental sequence. `consolidate_after`
+    N: each model consolidates after step N (`run_one`)."""
     check_plotting()
     import torch
 
@@ -375,6 +438,8 @@ def run_bench(*, data: str, backbone: str, methods: Sequence[str], profile: str,
     from conpet.methods.registry import method_class
     from conpet.model.backbones import load_backbone
 
+    if consolidate_after is not None:
+        check_consolidation(methods, protocol, consolidate_after, n_tasks)
     threads = threads or (1 if (device or "cpu") == "cpu" and not torch.cuda.is_available() else 0)
     if threads:
         # One thread per process: on a shared CPU, two threads fighting other jobs run 5-20x slower.
@@ -412,7 +477,8 @@ def run_bench(*, data: str, backbone: str, methods: Sequence[str], profile: str,
         print(f"== {m}, seed {seed}: {len(tasks)} tasks, "
               f"{sum(len(t.train) for t in tasks)} train / {sum(len(t.test) for t in tasks)} test examples",
               file=sys.stderr, flush=True)
-        rec = run_one(m, exp, seed, model, tasks, measure_cache=measure_cache, cache_dir=out)
+        rec = run_one(m, exp, seed, model, tasks, measure_cache=measure_cache, cache_dir=out,
+                      consolidate_after=consolidate_after)
         records.append(rec)
         print(f"== {m}, seed {seed}: W {rec['whole_acc'][-1]:.2f}  A {rec['avg_acc'][-1]:.2f}  "
               f"{rec['total_seconds']:.0f} s", file=sys.stderr, flush=True)
@@ -466,3 +532,19 @@ def merge(sources: Sequence[str | Path], out: Path, command: str | None = None,
     order = [m for m in TABLE_IV_METHODS if m in seen] + [m for m in seen if m not in TABLE_IV_METHODS]
     records.sort(key=lambda r: (order.index(r["method"]), r["seed"]))
     return write_outputs(records, out, command)
+
+
+def check_consolidation(methods: Sequence[str], protocol: str, after: int, n_tasks: int | None) -> None:
+    """A consolidation after step `after` needs methods that consolidate and a step that exists (said before
+    any training)."""
+    from conpet.methods.registry import method_class
+
+    if protocol != "class-incremental":
+        raise ConpetError("--consolidate-after applies to the class-incremental protocol")
+    if after < 1:
+        raise ConpetError(f"--consolidate-after must be a step number (1 or more), not {after}")
+    if n_tasks is not None and after > n_tasks:
+        raise ConpetError(f"--consolidate-after {after}: there are only {n_tasks} tasks")
+    unable = [m for m in methods if not getattr(method_class(m), "consolidates", False)]
+    if unable:
+        raise ConpetError(f"--consolidate-after: {', '.join(unable)} has no consolidation step (dynamic-lda has)")

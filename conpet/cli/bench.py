@@ -78,6 +78,10 @@ def _register_continual(subparsers: Any) -> None:
     p.add_argument("--map-study", action="store_true",
                    help="data-incremental: instead, compare keeping expert 1's old weights as the feature map with "
                         "recomputing every statistic when expert 1 retrains in a refresh round")
+    p.add_argument("--consolidate-after", type=int, default=None, metavar="N",
+                   help="class-incremental: consolidate the model after step N (a new feature map on every stored "
+                        "example, every statistic recomputed: conpet train --consolidate) and measure W and routing "
+                        "before and after, and its CPU seconds against a normal step's; later steps continue from it")
     p.add_argument("--merge", default=None, metavar="DIR,DIR",
                    help="instead of running, combine the results.json of these folders into --out")
     p.add_argument("--rename", action="append", metavar="OLD=NEW",
@@ -117,7 +121,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                     profile=args.profile, seeds=[int(s) for s in str(args.seeds).split(",") if s.strip()],
                     out=Path(args.out), n_tasks=args.tasks, split=args.split, device=args.device,
                     threads=args.threads, measure_cache=args.measure_cache, overrides=parse_set(args.set or []),
-                    command=command, protocol=args.protocol, protocol_options=protocol))
+                    command=command, protocol=args.protocol, protocol_options=protocol,
+                    consolidate_after=args.consolidate_after))
     return 0
 
 

@@ -62,6 +62,11 @@ def register(subparsers: Any) -> None:
                    help="retrain task TASK's expert on its current labelled data in this step, however little "
                         "changed (repeat for several; the default method; others learn new labels of learnt types "
                         "as `conpet methods` says)")
+    p.add_argument("--consolidate", action="store_true",
+                   help="instead of a new task: consolidate the model (dynamic-lda): a new feature map trains on every "
+                        "stored training example of every learnt type and every type's router statistics are "
+                        "recomputed through it; the experts stay. Its cost is said before it runs; the model before "
+                        "it stays current until it is saved (Ctrl-C leaves it as it was)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
@@ -83,10 +88,12 @@ def _cmd_train(args: Any) -> int:
                                 min_examples=args.min_examples, profile=args.profile, overrides=overrides,
                                 device=args.device, sink=bar, types=args.types, threads=args.threads,
                                 notify=lambda line: print(f"conpet: {line}", file=sys.stderr, flush=True),
-                                all_data=args.all_data, folds=args.folds or DEFAULT_FOLDS, refresh=args.refresh)
+                                all_data=args.all_data, folds=args.folds or DEFAULT_FOLDS, refresh=args.refresh,
+                                consolidate=args.consolidate)
     except Cancelled:
         bar.close()
-        print("conpet: training cancelled; the project keeps its previous model", file=sys.stderr)
+        print(f"conpet: {'consolidation' if args.consolidate else 'training'} cancelled; the project keeps its "
+              "previous model", file=sys.stderr)
         return 130
     finally:
         bar.close()
@@ -101,6 +108,10 @@ def _cmd_train(args: Any) -> int:
         experts = ", ".join(str(k) for k in r.get("experts", [])) or "none"
         print(f"run {out.run_id}: refreshed the learnt tasks: {r.get('added', 0)} label(s) added, {r.get('removed', 0)} "
               f"removed or relabelled (router statistics {r.get('router', 'updated')}); experts retrained: {experts}")
+    if out.consolidation:
+        c = out.consolidation
+        print(f"run {out.run_id}: consolidated the model in {out.seconds:.1f} s: a new feature map trained on "
+              f"{c.get('examples')} stored examples of {c.get('types')} types, every type's statistics recomputed")
     if out.types:
         print(f"run {out.run_id}: task {out.task_index} ({', '.join(out.types)}) learnt with {out.method} "
               f"in {out.seconds:.1f} s (seed {m.get('seed')}, {m.get('threads')} CPU thread(s))")

@@ -128,6 +128,8 @@ class ContinualMethod:
     # "refresh" (a refresh step learns them), "replay" (its next new task replays them) or "none".
     new_labels: ClassVar[str] = "none"
     new_labels_text: ClassVar[str] = "never learns labels added to a type after its task was trained"
+    # Whether the method has a consolidation step (`PETMethod.consolidate`): one the user chooses, with no new task.
+    consolidates: ClassVar[bool] = False
 
     def learn_task(self, task: TaskData, history: Sequence[TaskData], sink: ProgressSink | None = None) -> StepStats:
         raise NotImplementedError
@@ -584,6 +586,44 @@ class PETMethod(ContinualMethod):
         return stats
 
     def refresh_step(self, tasks: list[TaskData], retrain: list[int], rep: Reporter, stats: StepStats) -> None:
+        raise NotImplementedError
+
+    # --- consolidation: an explicit step the user chooses (dynamic-lda: a new feature map on all data) ----
+
+    def consolidate(self, tasks: Sequence[TaskData], sink: ProgressSink | None = None) -> StepStats:
+        """A step with no new task that re-learns what the method shares between tasks from every learnt
+        task's stored training data (`tasks`: every learnt task with its current data, in order; their
+        labels must be those the model learnt: refresh first). A failed or cancelled consolidation leaves
+        the model as it was."""
+        if not self.consolidates:
+            raise ConpetError(f"{self.name} has no consolidation step (only a statistically routed method with "
+                              "an adapted feature map has: dynamic-lda)")
+        if len(tasks) != self.n_tasks or any(tuple(t.types) != ts for t, ts in zip(tasks, self.task_types,
+                                                                                  strict=False)):
+            raise ConpetError(f"a consolidation needs the {self.n_tasks} learnt task(s) with their types, in order")
+        pending = [c for c in self.label_changes(tasks) if c.changed]
+        if pending:
+            raise ConpetError(f"labels of task {pending[0].task + 1}'s types changed since the model learnt them: "
+                              "refresh the model first (a consolidation learns no new labels)")
+        rep = Reporter(sink)
+        stats = StepStats(task=-1)
+        f0, e0 = self.backbone_forwards, self.backbone_examples
+        t0 = time.monotonic()
+        state = self.begin_step(None)
+        try:
+            self.consolidate_step(list(tasks), rep, stats)
+            rep.check_cancel()
+        except BaseException:
+            self.rollback_step(state)
+            raise
+        self.commit_step(state)
+        stats.seconds = time.monotonic() - t0
+        stats.backbone_forwards = self.backbone_forwards - f0
+        stats.backbone_examples = self.backbone_examples - e0
+        rep(1.0, f"consolidated in {stats.seconds:.1f} s", "done")
+        return stats
+
+    def consolidate_step(self, tasks: list[TaskData], rep: Reporter, stats: StepStats) -> None:
         raise NotImplementedError
 
     def begin_step(self, task: TaskData | None) -> dict[str, Any]:

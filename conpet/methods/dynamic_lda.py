@@ -61,6 +61,7 @@ from conpet.model.representations import FEATURE_LAYERS, REPRESENTATIONS
 FEATURES = "features"
 MAP_PREFIX = "feature_map_"  # a re-adapted feature map: feature_map_<step> (router_readapt_types)
 KEPT_MAP = "feature_map"  # expert 0's weights kept as the feature map when expert 0 itself is refreshed
+CONSOLIDATED_MAP = "consolidated_map"  # the feature map a consolidation trained on every stored example
 CALIBRATION_WEIGHTS = (0.0, 1.0, 3.0, 10.0, 30.0)  # w: from the router alone to the experts deciding  # logical module id of the feature map's cached features
 
 
@@ -91,6 +92,7 @@ class RoutedByStatistics(PETMethod):
     routed_by_statistics: ClassVar[bool] = True
     in_projects: ClassVar[bool] = True
     new_labels: ClassVar[str] = "refresh"
+    consolidates: ClassVar[bool] = True  # a new feature map on every stored example (`consolidate_step`)
     new_labels_text: ClassVar[str] = (
         "learns labels added to, removed from or corrected in learnt types at its next training, with or without "
         "a new task: the router's statistics follow the current labels exactly (merge and downdate), and an "
@@ -228,9 +230,10 @@ class RoutedByStatistics(PETMethod):
     def commit_step(self, state: dict[str, Any]) -> None:
         super().commit_step(state)
         old = state["map_name"]
-        if old and old != self.map_name and self.readapts:  # a re-adapted map replaces the one before
+        if old and old != self.map_name:  # a re-adapted or consolidated map replaces the one before
             self.remove_module(old)
             self.versions.pop(old, None)
+            self._adapters.pop(old, None)
 
     def rollback_step(self, state: dict[str, Any]) -> None:
         super().rollback_step(state)
@@ -357,6 +360,46 @@ class RoutedByStatistics(PETMethod):
         stats.extra["refresh"] = {"added": sum(len(c.added) for c in changes),
                                   "removed": sum(len(c.removed) for c in changes),
                                   "experts": [j + 1 for j in experts], "router": how}
+        if self.config.router_calibrate and self.use_experts:
+            rep(0.95, "router: choosing t and w on validation data", "router")
+            stats.extra["calibration"] = dict(self.calibrate([t.valid for t in tasks]))
+
+    # --- consolidation: a new feature map on every stored example (conpet train --consolidate) ----------
+
+    def consolidate_step(self, tasks: list[TaskData], rep: Reporter, stats: StepStats) -> None:
+        """A feature map trained from scratch on every learnt task's stored training data (cross-entropy over
+        every learnt type, as `router_readapt_types` does at a step), then every type's statistics recomputed
+        through it. The experts stay as they are (their cached logits stay valid); new experts start from the
+        new map. The new map trains beside the old one, which goes only when the step commits."""
+        if self.config.router_features != "first-task":
+            raise ConpetError(f"the feature map of this {self.name} model is the frozen backbone "
+                              f"(router_features={self.config.router_features!r}): there is nothing to consolidate")
+        missing = sorted({t for s in tasks for t in s.types} - {ex.label for s in tasks for ex in s.train})
+        if missing:
+            raise ConpetError(f"consolidating: no stored training examples of {', '.join(missing)}")
+        name = CONSOLIDATED_MAP
+        old = self.map_name
+        if self.has_module(name):  # an earlier consolidation's map: replaced, not retrained in place
+            self._superseded.append(self.adapter(name))
+        if old and old != name and self.has_module(old):  # a re-adapted or kept map: no longer read
+            self._superseded.append(self.adapter(old))
+        version = self.bump_version(name)
+        self._adapters[name] = f"{name}-v{version}"
+        self.add_module(name, len(self.types))
+        train = [ex for s in tasks for ex in s.train]
+        sampler = self.make_sampler("consolidate", train, [], self.config.iter2_limit)
+        valid = [ex for v in self.make_validation([list(s.valid) for s in tasks], sampler, "consolidate")
+                 for ex in v] or train
+        self.map_name, self.map_key = name, None  # the rest of the step reads features through it
+        rep(0.0, f"feature map: training on the {len(train)} stored training examples of all "
+                 f"{len(self.types)} learnt types", "feature-map")
+        stage = self.cross_entropy_stage("feature-map", name, self.type_index(), sampler, valid)
+        stats.stages.append(self.run_stage(stage, rep, 0.0, 0.8))
+        rep(0.8, f"router: statistics of every learnt type through the new feature map ({len(train)} examples)",
+            "router")
+        self.rebuild_router(tasks)
+        stats.extra["consolidate"] = {"examples": len(train), "types": len(self.types), "map": name,
+                                      "replaced": old or self.expert(0)}
         if self.config.router_calibrate and self.use_experts:
             rep(0.95, "router: choosing t and w on validation data", "router")
             stats.extra["calibration"] = dict(self.calibrate([t.valid for t in tasks]))
@@ -693,6 +736,7 @@ class LDAOnFrozenFeatures(RoutedByStatistics):
         "s marker and [MASK] states (a reference row)")
     use_experts: ClassVar[bool] = False
     features_from: ClassVar[str | None] = "frozen"
+    consolidates: ClassVar[bool] = False  # its feature map is the frozen backbone
     new_labels_text: ClassVar[str] = ("learns labels added to, removed from or corrected in learnt types at its "
                                       "next training: its statistics follow the current labels exactly")
 

@@ -56,6 +56,14 @@ def readapts_map(method: str, config: TrainConfig, seen_types: int, has_old: boo
             and (not has_old or seen_types <= config.router_readapt_types))
 
 
+def feature_map_plan(config: TrainConfig, seen_examples: int) -> StagePlan:
+    """The stage that trains a feature map on every learnt type's ``seen_examples`` stored training examples (a
+    re-adapting step, a consolidation): the expert stage's batch limit, no replay."""
+    per_epoch, total = stage_batches(seen_examples, config.batch_size, config.max_epochs, config.iter2_limit)
+    return StagePlan("feature-map", total, per_epoch, config.max_epochs, config.batch_size, 0, seen_examples,
+                     config.patience)
+
+
 def stage_plans(method: str, config: TrainConfig, new_examples: int, has_old: bool, *, seen_types: int = 0,
                 seen_examples: int = 0) -> list[StagePlan]:
     """The stages one step of ``method`` runs and their budgets, as ``conpet.methods.replay.ReplaySampler`` counts
@@ -65,9 +73,7 @@ def stage_plans(method: str, config: TrainConfig, new_examples: int, has_old: bo
     out = []
     cls = _class(method)
     if readapts_map(method, config, seen_types, has_old):
-        per_epoch, total = stage_batches(seen_examples, config.batch_size, config.max_epochs, config.iter2_limit)
-        out.append(StagePlan("feature-map", total, per_epoch, config.max_epochs, config.batch_size, 0,
-                             seen_examples, config.patience))
+        out.append(feature_map_plan(config, seen_examples))
     if cls.routed_by_statistics:
         # One expert per task on its own task's data (no replay); the router's statistics need no batches.
         # Without experts, only a feature map adapted once (on the first task) trains.

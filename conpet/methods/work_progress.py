@@ -142,6 +142,36 @@ def refresh_work(method: str, config: object, history: Sequence[object], experts
     return out
 
 
+def consolidate_work(config: object, datas: Sequence[object], suggester_sentences: int = 0) -> list[Segment]:
+    """The segments of a consolidation (``PETMethod.consolidate``) of the learnt tasks ``datas``: the new feature
+    map's stage over every stored training example, the router's pass over them all through it, the evaluation
+    (every test example's features anew, the experts' logits cached), the suggesters and saving."""
+    from conpet.methods.replay import validation_size
+    from conpet.methods.training_report import feature_map_plan
+
+    c = config
+    seen = sum(len(d.train) for d in datas)  # type: ignore[attr-defined]
+    p = feature_map_plan(c, seen)  # type: ignore[arg-type]
+    n_valid = min(validation_size(p.batches_per_epoch, c.batch_size, c.valid_ratio),  # type: ignore[attr-defined]
+                  max(sum(len(d.valid) for d in datas), len(datas) * c.min_valid_per_task))  # type: ignore
+    epochs = math.ceil(p.batches / p.batches_per_epoch) if p.batches_per_epoch else 0
+    out = [Segment("feature-map", batch_units=TRAIN_COST * p.n_new, batches=p.batches, valid_units=float(n_valid),
+                   epochs=epochs, patience=p.patience, batches_per_epoch=p.batches_per_epoch),
+           Segment("router", units=float(seen))]
+    n_test = sum(len(d.test) for d in datas)  # type: ignore[attr-defined]
+    out.append(Segment("evaluation", units=(1.0 + CACHED_COST) * n_test))
+    if suggester_sentences:
+        out.append(Segment("suggesters", units=suggester_units(c, suggester_sentences)))
+    out.append(Segment("saving", units=max(1.0, 0.01 * sum(s.total for s in out))))
+    return out
+
+
+def training_units(segments: Sequence[Segment]) -> float:
+    """The units of a job's training side (its training stages and the router's pass): what a step's
+    ``train_seconds`` times, so that two jobs' plans compare."""
+    return sum(s.total for s in segments if s.name in (*TRAINING_STAGES, "router"))
+
+
 def suggester_units(config: object, sentences: int) -> float:
     """The expected work of one step of the mention detector and of the relatedness gate over a project's
     labelled ``sentences``: each trains its epochs of batches of 16 sentences, at most the batch limit
@@ -249,9 +279,8 @@ class WorkProgress:
                     self._unlikely = max(seg.total - max(seg.expected_units(self._best[i][1]), self._done[i]), 0.0)
         elif event.stage == "router":
             self._enter("router")
-        elif event.stage == "done":  # learn_task ended: every training-side segment is finished
-            first_after = next((k for k in range(self._current, len(self.names))
-                                if self.names[k] not in (*TRAINING_STAGES, "router")), len(self.names))
+        elif event.stage == "done":  # learn_task ended: every training-side segment of its job is finished
+            first_after = self._end_of_job(self._current)
             for k in range(self._current, first_after):
                 if k == self._current and self.names[k] == "router":
                     self._set(k, self.segments[k].total)  # the router's pass ran until now
@@ -259,6 +288,18 @@ class WorkProgress:
                     self._complete(k)
             self._current = max(self._current, first_after)
         self._emit(event)
+
+    def _end_of_job(self, start: int) -> int:
+        """The first segment after the training job that segment ``start`` belongs to: one that is no training
+        stage or router pass, or a training stage after a router pass (the next job of one step: a refresh
+        followed by a new task or a consolidation)."""
+        for k in range(start, len(self.names)):
+            name = self.names[k]
+            if name not in (*TRAINING_STAGES, "router"):
+                return k
+            if name in TRAINING_STAGES and k > start and self.names[k - 1] == "router":
+                return k
+        return len(self.names)
 
     def training_sink(self) -> ProgressSink:
         return _Forward(self, self._on_training_event)

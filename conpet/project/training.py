@@ -46,8 +46,9 @@ from typing import Any
 from conpet.core.errors import Cancelled, ConpetError, storage_error
 from conpet.core.protocols import ProgressEvent, ProgressSink, ScaledSink
 from conpet.methods.refresh import changes_text
-from conpet.methods.work_progress import WorkProgress, fold_work, refresh_work, step_work
+from conpet.methods.work_progress import WorkProgress, consolidate_work, fold_work, refresh_work, step_work
 from conpet.project.backbones import recorded_backbone
+from conpet.project.consolidation import cannot_consolidate, last_step_seconds, plan_consolidation
 from conpet.project.crossval import DEFAULT_FOLDS, check_folds
 from conpet.project.lease import confirm_lease, hold_lease
 from conpet.project.model import (
@@ -98,6 +99,7 @@ class TrainOutcome:
     notes: tuple[str, ...] = ()  # the budget and the warnings said before training (conpet.methods.training_report)
     suggesters: tuple[str, ...] = ()  # what the detector and the relatedness gate did (also in the run's log)
     refresh: dict[str, Any] = field(default_factory=dict)  # what the refresh did (added, removed, experts, router)
+    consolidation: dict[str, Any] = field(default_factory=dict)  # what a consolidation did (examples, types, map)
 
 
 # --- one training step -------------------------------------------------------------------------
@@ -271,7 +273,7 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
                   threads: int | None = None, notify: Callable[[str], Any] | None = None,
                   suggesters: Mapping[str, Mapping[str, Any]] | None = None, all_data: bool = False,
                   folds: int = DEFAULT_FOLDS, refresh: Sequence[int] = (),
-                  refresh_only: bool = False) -> TrainOutcome:
+                  refresh_only: bool = False, consolidate: bool = False) -> TrainOutcome:
     """Learn the project's next task (see the module docstring); returns what happened. ``backbone`` is a
     name, a path or a loaded ``Backbone`` (default: the current model's, else ``minilm``); ``device`` is
     where a backbone given by name is loaded (a loaded one stays where it is: the backbone's device is the
@@ -291,7 +293,10 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
     the metrics' ``"cv"``). ``refresh``: learnt tasks (the store's 1-based indices) whose experts retrain on
     their current data whatever changed (``conpet train --refresh TASK``); labels of learnt types that changed
     since their task was trained are learnt in any case (see the module docstring). ``refresh_only``: no new
-    task in this step, whatever types are pending (the app's Train with no new type chosen)."""
+    task in this step, whatever types are pending (the app's Train with no new type chosen). ``consolidate``:
+    the step is a consolidation (``conpet.project.consolidation``: a new feature map on every stored example,
+    every type's statistics recomputed through it; after a refresh when labels of learnt types changed), no
+    new task; its cost is said (``notify``) before it runs."""
     if all_data and folds < 2:
         raise TrainError(f"--folds must be at least 2, not {folds}")
     proj, close = open_project(project)
@@ -299,7 +304,8 @@ def train_project(project: Any, *, method: str | None = None, backbone: Any = No
         _refuse_a_method_projects_do_not_offer(proj, method)  # before the lease: a refusal writes nothing
         with hold_lease(proj, "train"):  # one training per project, in any process (conpet.project.lease)
             return _train(proj, method, backbone, min_examples, profile, dict(overrides or {}), device, sink,
-                          types, threads, notify, suggesters, all_data, folds, tuple(refresh), refresh_only)
+                          types, threads, notify, suggesters, all_data, folds, tuple(refresh), refresh_only,
+                          consolidate)
     finally:
         if close:
             proj.close()
@@ -320,7 +326,8 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
            types: Sequence[str] | None = None, threads: int | None = None,
            notify: Callable[[str], Any] | None = None,
            suggester_settings: Mapping[str, Mapping[str, Any]] | None = None, all_data: bool = False,
-           folds: int = DEFAULT_FOLDS, refresh: tuple[int, ...] = (), refresh_only: bool = False) -> TrainOutcome:
+           folds: int = DEFAULT_FOLDS, refresh: tuple[int, ...] = (), refresh_only: bool = False,
+           consolidate: bool = False) -> TrainOutcome:
     from conpet.core.runtime import apply_threads, seed_everything, step_seed
     from conpet.eval.continual import evaluate
     from conpet.methods.registry import canonical_name, method_class, project_methods
@@ -343,7 +350,13 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
     bad = [i for i in refresh if not 1 <= i <= n_learnt]
     if bad:
         raise TrainError(f"cannot refresh task {bad[0]}: the project's model has learnt {n_learnt} task(s)")
-    if refresh_only:
+    if consolidate:
+        if all_data or types:
+            raise TrainError("a consolidation learns no new task: leave out --all-data and --type")
+        if n_learnt == 0:
+            raise TrainError(cannot_consolidate(method_name, {}, 0))
+        task, created, why_none = None, False, ""
+    elif refresh_only:
         task, created, why_none = None, False, ("nothing to refresh: no label of a learnt type changed since its "
                                                 "task was trained")
     else:
@@ -391,7 +404,9 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
 
     m = _load_or_make_method(prev, method_name, bb, project.logit_cache, profile, overrides)
     sugg = None
-    try:  # the trained modules leave the backbone with the job (the app keeps the backbone)
+    try:
+        if consolidate and cannot_consolidate(method_name, m.config, n_learnt):
+            raise TrainError(cannot_consolidate(method_name, m.config, n_learnt))  # the trained modules leave the backbone with the job (the app keeps the backbone)
         for label, kind in learnt_kinds(project, labels).items():  # a model saved before kinds were recorded
             m.type_kinds.setdefault(label, kind)
         seed = m.config.seed
@@ -419,9 +434,13 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                 raise TrainError(str(exc)) from exc
         _backfill_learnt(m, history, training)
         plan = _refresh_plan(m, method_name, history, [i - 1 for i in refresh])
-        if task is None and not plan.runs:
+        if task is None and not plan.runs and not consolidate:
             raise TrainError(plan.blocked or why_none)
         notes = plan.notes
+        labelled = {ex.meta.get("sentence_id") for d in datas for ex in (*d.train, *d.valid, *d.test)}
+        if consolidate:
+            notes = notes + plan_consolidation(method_name, m.config, history, last_step_seconds(project),
+                                               len(labelled)).lines
         if new is not None:
             notes = notes + _notes(project, method_name, m.config, new, min_examples, chose_types,
                                    folds if all_data else 0, seen=datas)
@@ -435,7 +454,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                                                       "types": list(new.types) if new is not None else [],
                                                       "seed": seed, "threads": n_threads, "notes": notes,
                                                       "all_data": all_data, "folds": folds if all_data else None,
-                                                      "refresh": plan.summary()},
+                                                      "refresh": plan.summary(), "consolidate": consolidate},
                                  task_id=task.id if task is not None else None, backbone=bb.name,
                                  backbone_sha256=sha)
         m.version_floor = run.id * VERSION_STRIDE
@@ -447,27 +466,32 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                 if prev is not None:  # what an earlier attempt that failed, was cancelled or killed computed
                     project.logit_cache.prune_model(m.uid, saved_versions)
                 # The fraction counts expected work (batches, passes, saving); the ETA is its measured rate.
-                labelled = {ex.meta.get("sentence_id") for d in datas for ex in (*d.train, *d.valid, *d.test)}
                 segments = (refresh_work(method_name, m.config, history, plan.experts, plan.added,
-                                         final=new is None, suggester_sentences=len(labelled))
+                                         final=new is None and not consolidate, suggester_sentences=len(labelled))
                             if plan.runs else [])
+                if consolidate:
+                    segments += consolidate_work(m.config, history, suggester_sentences=len(labelled))
                 if new is not None:
                     segments += step_work(method_name, m.config, new, datas, suggester_sentences=len(labelled))
                 if all_data:
                     segments = fold_work(method_name, m.config, new, datas, folds) + segments
                 work = WorkProgress(run_sink, segments,
-                                    prefix=f"task {task.index}: " if task is not None else "refresh: ")
+                                    prefix=f"task {task.index}: " if task is not None
+                                    else "consolidate: " if consolidate else "refresh: ")
                 cv = None
                 if all_data:  # k extra trainings of the new task only, before the model that is kept
                     cv = _cross_validate(prev, method_name, bb, project.logit_cache, profile, overrides, m,
                                          new, datas[:-1], folds, run.id, work)
-                stats = refreshed = None
+                stats = refreshed = consolidated = None
                 step_index = task.index if task is not None else n_learnt
                 # each example is encoded once in the step's training, validation and test
                 with m.job(), numerical_failures(step_index):
                     if plan.runs:  # the learnt tasks' changed labels first; a new task then starts from them
                         seed_everything(step_seed(seed, n_learnt))
                         refreshed = m.refresh(history, work.training_sink(), retrain=plan.forced)
+                    if consolidate:  # the new map's initial weights and batches repeat with the seed
+                        seed_everything(step_seed(seed, n_learnt) + 1)
+                        consolidated = m.consolidate(history, work.training_sink())
                     if new is not None:
                         seed_everything(step_seed(seed, task.index))  # new modules' initial weights repeat
                         stats = m.learn_task(new, history, work.training_sink())
@@ -481,7 +505,8 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
                     project.runs.append_log(run.id, line)
                 test_ids = _fixed_test_ids(datas, training)
                 metrics = {**_step_metrics(task.index if task is not None else n_learnt, new, datas, preds, sel,
-                                           stats, refreshed, test_ids), "seed": seed, "threads": n_threads}
+                                           stats, refreshed, test_ids, consolidated), "seed": seed,
+                           "threads": n_threads}
                 if cv is not None:
                     metrics["cv"] = cv.to_dict()
                 folder = project.modules_dir / f"run-{run.id:04d}"
@@ -506,7 +531,8 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
         return TrainOutcome(run.id, "finished", method_name, task.index if task is not None else 0,
                             tuple(new.types) if new is not None else (), folder, metrics,
                             time.monotonic() - t_start, tuple(notes), tuple(sugg.notes),
-                            dict(refreshed.extra.get("refresh", {})) if refreshed is not None else {})
+                            dict(refreshed.extra.get("refresh", {})) if refreshed is not None else {},
+                            dict(consolidated.extra.get("consolidate", {})) if consolidated is not None else {})
     finally:
         release(m)
         if sugg is not None:
@@ -591,7 +617,7 @@ def _load_or_make_method(prev: Path | None, method_name: str, bb: Any, cache: An
 
 
 def _step_metrics(step: int, new: Any, datas: Sequence[Any], preds: Sequence[Any], sel: Any, stats: Any,
-                  refreshed: Any, test_ids: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+                  refreshed: Any, test_ids: Mapping[str, Sequence[str]], consolidated: Any = None) -> dict[str, Any]:
     """A step's metrics. Each task's accuracy (``task_acc``, and W and A over them) counts only the test
     examples fixed at the task's first step (``test_ids``), so the accuracy matrix and forgetting compare the
     same examples at every step; test examples that reached a task later are the ``grown_*`` figures."""
@@ -599,9 +625,10 @@ def _step_metrics(step: int, new: Any, datas: Sequence[Any], preds: Sequence[Any
     accs = [c / n for c, n in fixed if n]
     total = sum(n for _, n in fixed)
     g_total = sum(n for _, n in grown)
-    seconds = (stats.seconds if stats is not None else 0.0) + (refreshed.seconds if refreshed is not None else 0.0)
+    seconds = sum(s.seconds for s in (stats, refreshed, consolidated) if s is not None)
     out = {
-        "kind": "step" if new is not None else "refresh", "task_index": step,
+        "kind": "step" if new is not None else "consolidate" if consolidated is not None else "refresh",
+        "task_index": step,
         "types": list(new.types) if new is not None else [],
         "whole_acc": sum(c for c, _ in fixed) / total if total else None,
         "avg_acc": sum(accs) / len(accs) if accs else None,
@@ -615,6 +642,8 @@ def _step_metrics(step: int, new: Any, datas: Sequence[Any], preds: Sequence[Any
     }
     if refreshed is not None:
         out["refresh"] = dict(refreshed.extra.get("refresh", {}))
+    if consolidated is not None:
+        out["consolidate"] = dict(consolidated.extra.get("consolidate", {}))
     return out
 
 
@@ -678,6 +707,10 @@ def _record_step(project: Any, m: Any, run_id: int, task: Any, new: Any, datas: 
         project.logit_cache.prune_model(m.uid, m.cache_versions())
         if new is not None:
             project.runs.finish(run_id, f"task {task.index} learnt: {', '.join(new.types)}")
+        elif metrics.get("kind") == "consolidate":
+            c = metrics.get("consolidate", {})
+            project.runs.finish(run_id, f"consolidated: a new feature map on {c.get('examples')} stored examples of "
+                                        f"{c.get('types')} types")
         else:
             project.runs.finish(run_id, f"refreshed: {metrics.get('refresh', {})}")
 
