@@ -15,7 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conpet.project.model import current_model_folder, open_project, read_model_state, step_metrics
+from conpet.project.model import (
+    as_the_model_names_them,
+    current_model_folder,
+    open_project,
+    read_model_state,
+    step_metrics,
+)
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,6 @@ def learnt_data(project: Any, state: Mapping[str, Any], training: Mapping[str, A
     """The learnt tasks' current data, split as a training step will split it (``conpet.project.splits``)."""
     from conpet.data.tasks import TaskData
     from conpet.project.splits import assign_splits, split_task
-    from conpet.project.training import _relabel
 
     labels = {int(k): v for k, v in (training.get("labels") or {}).items()}
     model_types = [list(ts) for ts in state.get("tasks", [])]
@@ -131,6 +136,6 @@ def learnt_data(project: Any, state: Mapping[str, Any], training: Mapping[str, A
     splits = assign_splits((ex for exs in gold for ex in exs), training.get("splits", {}))
     out = []
     for k, (types, exs) in enumerate(zip(model_types, gold, strict=True)):
-        train, valid, test = split_task(_relabel(exs, labels), splits)
+        train, valid, test = split_task(as_the_model_names_them(exs, labels), splits)
         out.append(TaskData(k, tuple(types), tuple(train), tuple(valid), tuple(test)))
     return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +112,15 @@ def is_project_folder(path: str | os.PathLike[str]) -> bool:
     from conpet.store.location import DB_NAME, is_server_url
 
     return is_server_url(path) or (Path(path) / DB_NAME).is_file()
+
+
+def as_the_model_names_them(examples: Sequence[Any], labels: Mapping[int, str]) -> list[Any]:
+    """The examples with each type named as the model learnt it (``training.json``'s type id -> label map), so
+    that a type renamed since keeps its examples in its task."""
+    from dataclasses import replace
+
+    out = []
+    for ex in examples:
+        want = labels.get(int(ex.meta.get("type_id", -1)), ex.label)
+        out.append(ex if want == ex.label else replace(ex, label=want, meta=dict(ex.meta)))
+    return out

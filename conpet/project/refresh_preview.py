@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conpet.methods.refresh import TaskChange, changes_text, label_changes
-from conpet.project.model import current_model_folder, open_project, read_model_state
+from conpet.project.model import as_the_model_names_them, current_model_folder, open_project, read_model_state
 from conpet.project.splits import assign_splits, split_key, split_task
 
 
@@ -75,7 +75,6 @@ def learnt_changes(project: Any, state: Mapping[str, Any], training: Mapping[str
     """The learnt tasks' current training data and, per task, the examples added and removed since the model
     learnt its types."""
     from conpet.data.tasks import TaskData
-    from conpet.project.training import _relabel
 
     labels = {int(k): v for k, v in (training.get("labels") or {}).items()}
     model_types = [list(ts) for ts in state.get("tasks", [])]
@@ -84,7 +83,7 @@ def learnt_changes(project: Any, state: Mapping[str, Any], training: Mapping[str
     splits = assign_splits((ex for exs in gold for ex in exs), training.get("splits", {}))
     datas = []
     for k, (types, exs) in enumerate(zip(model_types, gold, strict=True)):
-        train, _, _ = split_task(_relabel(exs, labels), splits)
+        train, _, _ = split_task(as_the_model_names_them(exs, labels), splits)
         datas.append(TaskData(k, tuple(types), tuple(train), (), ()))
     learnt = {str(t): list(ids) for t, ids in (state.get("learnt_examples") or {}).items()}
     known = training.get("splits") or {}

@@ -53,6 +53,7 @@ from conpet.project.crossval import DEFAULT_FOLDS, check_folds
 from conpet.project.lease import confirm_lease, hold_lease
 from conpet.project.model import (
     TRAINING_FILE,
+    as_the_model_names_them,
     current_model_folder,
     learnt_kinds,
     module_kind,
@@ -118,16 +119,6 @@ def numerical_failures(task_index: int) -> Iterator[None]:
         raise TrainError(f"task {task_index}: training failed numerically ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); the model is unchanged. "
                          "Try a larger router_shrinkage, a lower learning rate or more labelled examples") from exc
-
-
-def _relabel(examples: Sequence[Any], labels: Mapping[int, str]) -> list[Any]:
-    from dataclasses import replace
-
-    out = []
-    for ex in examples:
-        want = labels.get(int(ex.meta.get("type_id", -1)), ex.label)
-        out.append(ex if want == ex.label else replace(ex, label=want, meta=dict(ex.meta)))
-    return out
 
 
 def _plan_task(project: Any, n_learnt: int, min_examples: int,
@@ -419,7 +410,7 @@ def _train(project: Any, method_name: str | None, backbone: Any, min_examples: i
         datas = []
         for k, (rec_t, exs) in enumerate(zip(records, gold, strict=True)):
             types = model_types[k] if k < n_learnt else [labels[i] for i in rec_t.type_ids]
-            datas.append(_task_data(k, types, _relabel(exs, labels), splits))
+            datas.append(_task_data(k, types, as_the_model_names_them(exs, labels), splits))
         new = datas[-1] if task is not None else None
         history = datas[:n_learnt]
         if new is not None and not new.train:
