@@ -322,10 +322,12 @@ class RoutedByStatistics(PETMethod):
     def expert_change(self, task: TaskData) -> float:
         """Training examples added to or removed from task k since its expert trained, per example it trained
         on (a model saved before the record: since the router last learnt the task's types)."""
-        trained = self.expert_examples.get(task.index)
-        if trained is None:
-            trained = [i for t in task.types for i in self.learnt_examples.get(t, ())]
-        before, now = set(trained), {ex.id for ex in task.train}
+        trained = self.expert_examples.get(task.index)  # example ids: a relabel within the task counts
+        if trained is None:  # the router's record is by input key, per type
+            before = {i for t in task.types for i in self.learnt_examples.get(t, ())}
+            now = {ex.input_key for ex in task.train}
+        else:
+            before, now = set(trained), {ex.id for ex in task.train}
         changed = len(before ^ now)
         return changed / len(before) if before else float(changed > 0)
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conpet.project.model import (
-    as_the_model_names_them,
     current_model_folder,
+    learnt_data,
     open_project,
     read_model_state,
     step_metrics,
@@ -122,20 +122,3 @@ def _preview(project: Any) -> ConsolidationPlan:
         return ConsolidationPlan(reason=why)
     datas = learnt_data(project, state, training)
     return plan_consolidation(state["method"], TrainConfig.from_dict(saved), datas, last_step_seconds(project))
-
-
-def learnt_data(project: Any, state: Mapping[str, Any], training: Mapping[str, Any]) -> list[Any]:
-    """The learnt tasks' current data, split as a training step will split it (``conpet.project.splits``)."""
-    from conpet.data.tasks import TaskData
-    from conpet.project.splits import assign_splits, split_task
-
-    labels = {int(k): v for k, v in (training.get("labels") or {}).items()}
-    model_types = [list(ts) for ts in state.get("tasks", [])]
-    records = project.tasks.list()[: len(model_types)]
-    gold = [project.examples_for_training(list(r.type_ids)) for r in records]
-    splits = assign_splits((ex for exs in gold for ex in exs), training.get("splits", {}))
-    out = []
-    for k, (types, exs) in enumerate(zip(model_types, gold, strict=True)):
-        train, valid, test = split_task(as_the_model_names_them(exs, labels), splits)
-        out.append(TaskData(k, tuple(types), tuple(train), tuple(valid), tuple(test)))
-    return out

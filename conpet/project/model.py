@@ -124,3 +124,20 @@ def as_the_model_names_them(examples: Sequence[Any], labels: Mapping[int, str]) 
         want = labels.get(int(ex.meta.get("type_id", -1)), ex.label)
         out.append(ex if want == ex.label else replace(ex, label=want, meta=dict(ex.meta)))
     return out
+
+
+def learnt_data(project: Any, state: Mapping[str, Any], training: Mapping[str, Any]) -> list[Any]:
+    """The learnt tasks' current data, split as a training step will split it (``conpet.project.splits``)."""
+    from conpet.data.tasks import TaskData
+    from conpet.project.splits import assign_splits, split_task
+
+    labels = {int(k): v for k, v in (training.get("labels") or {}).items()}
+    model_types = [list(ts) for ts in state.get("tasks", [])]
+    records = project.tasks.list()[: len(model_types)]
+    gold = [project.examples_for_training(list(r.type_ids)) for r in records]
+    splits = assign_splits((ex for exs in gold for ex in exs), training.get("splits", {}))
+    out = []
+    for k, (types, exs) in enumerate(zip(model_types, gold, strict=True)):
+        train, valid, test = split_task(as_the_model_names_them(exs, labels), splits)
+        out.append(TaskData(k, tuple(types), tuple(train), tuple(valid), tuple(test)))
+    return out

@@ -10,12 +10,12 @@ store's current gold labels, split as the training step will split them (``conpe
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from conpet.methods.refresh import TaskChange, changes_text, label_changes
-from conpet.project.model import as_the_model_names_them, current_model_folder, open_project, read_model_state
-from conpet.project.splits import assign_splits, split_key, split_task
+from conpet.project.model import current_model_folder, learnt_data, open_project, read_model_state
+from conpet.project.splits import split_key
 
 
 @dataclass(frozen=True)
@@ -74,22 +74,12 @@ def learnt_changes(project: Any, state: Mapping[str, Any], training: Mapping[str
                    ) -> tuple[list[Any], list[TaskChange]]:
     """The learnt tasks' current training data and, per task, the examples added and removed since the model
     learnt its types."""
-    from conpet.data.tasks import TaskData
-
-    labels = {int(k): v for k, v in (training.get("labels") or {}).items()}
-    model_types = [list(ts) for ts in state.get("tasks", [])]
-    records = project.tasks.list()[: len(model_types)]
-    gold = [project.examples_for_training(list(r.type_ids)) for r in records]
-    splits = assign_splits((ex for exs in gold for ex in exs), training.get("splits", {}))
-    datas = []
-    for k, (types, exs) in enumerate(zip(model_types, gold, strict=True)):
-        train, _, _ = split_task(as_the_model_names_them(exs, labels), splits)
-        datas.append(TaskData(k, tuple(types), tuple(train), (), ()))
+    datas = [replace(d, valid=(), test=()) for d in learnt_data(project, state, training)]
     learnt = {str(t): list(ids) for t, ids in (state.get("learnt_examples") or {}).items()}
     known = training.get("splits") or {}
     for d in datas:  # a model saved before the record: what its last step split counts as learnt
         for t in d.types:
-            learnt.setdefault(t, [ex.id for ex in d.train if ex.label == t and split_key(ex) in known])
+            learnt.setdefault(t, [ex.input_key for ex in d.train if ex.label == t and split_key(ex) in known])
     return datas, label_changes(datas, learnt)
 
 
@@ -103,8 +93,12 @@ def _experts(state: Mapping[str, Any], datas: list[Any], changes: list[TaskChang
         return ()
     out = []
     for d, c in zip(datas, changes, strict=True):
-        ids = trained.get(str(c.task)) or [i for t in d.types for i in learnt.get(t, ())]
-        before, now = set(ids), {ex.id for ex in d.train}
+        ids = trained.get(str(c.task))  # example ids; without them, the router's record (input keys, per type)
+        if ids:
+            before, now = set(ids), {ex.id for ex in d.train}
+        else:
+            before = {i for t in d.types for i in learnt.get(t, ())}
+            now = {ex.input_key for ex in d.train}
         diff = len(before ^ now)
         if diff and (diff / len(before) if before else 1.0) > share:
             out.append(c.task + 1)
