@@ -567,23 +567,8 @@ class PETMethod(ContinualMethod):
         if len(tasks) != self.n_tasks or any(tuple(t.types) != ts for t, ts in zip(tasks, self.task_types,
                                                                                   strict=False)):
             raise ConpetError(f"a refresh needs the {self.n_tasks} learnt task(s) with their types, in order")
-        rep = Reporter(sink)
-        stats = StepStats(task=-1)
-        f0, e0 = self.backbone_forwards, self.backbone_examples
-        t0 = time.monotonic()
-        state = self.begin_step(None)
-        try:
-            self.refresh_step(list(tasks), sorted(set(retrain)), rep, stats)
-            rep.check_cancel()
-        except BaseException:
-            self.rollback_step(state)
-            raise
-        self.commit_step(state)
-        stats.seconds = time.monotonic() - t0
-        stats.backbone_forwards = self.backbone_forwards - f0
-        stats.backbone_examples = self.backbone_examples - e0
-        rep(1.0, f"refreshed in {stats.seconds:.1f} s", "done")
-        return stats
+        return self._taskless_step(sink, "refreshed",
+                                   lambda rep, stats: self.refresh_step(list(tasks), sorted(set(retrain)), rep, stats))
 
     def refresh_step(self, tasks: list[TaskData], retrain: list[int], rep: Reporter, stats: StepStats) -> None:
         raise NotImplementedError
@@ -605,13 +590,23 @@ class PETMethod(ContinualMethod):
         if pending:
             raise ConpetError(f"labels of task {pending[0].task + 1}'s types changed since the model learnt them: "
                               "refresh the model first (a consolidation learns no new labels)")
+        return self._taskless_step(sink, "consolidated",
+                                   lambda rep, stats: self.consolidate_step(list(tasks), rep, stats))
+
+    def consolidate_step(self, tasks: list[TaskData], rep: Reporter, stats: StepStats) -> None:
+        raise NotImplementedError
+
+    def _taskless_step(self, sink: ProgressSink | None, done: str,
+                       body: Callable[[Reporter, StepStats], None]) -> StepStats:
+        """A step with no new task (a refresh, a consolidation) as one unit: `body` changes the model, a failure
+        or a cancel rolls all of it back, success commits it."""
         rep = Reporter(sink)
         stats = StepStats(task=-1)
         f0, e0 = self.backbone_forwards, self.backbone_examples
         t0 = time.monotonic()
         state = self.begin_step(None)
         try:
-            self.consolidate_step(list(tasks), rep, stats)
+            body(rep, stats)
             rep.check_cancel()
         except BaseException:
             self.rollback_step(state)
@@ -620,11 +615,8 @@ class PETMethod(ContinualMethod):
         stats.seconds = time.monotonic() - t0
         stats.backbone_forwards = self.backbone_forwards - f0
         stats.backbone_examples = self.backbone_examples - e0
-        rep(1.0, f"consolidated in {stats.seconds:.1f} s", "done")
+        rep(1.0, f"{done} in {stats.seconds:.1f} s", "done")
         return stats
-
-    def consolidate_step(self, tasks: list[TaskData], rep: Reporter, stats: StepStats) -> None:
-        raise NotImplementedError
 
     def begin_step(self, task: TaskData | None) -> dict[str, Any]:
         """Record what a rollback needs, then add the task's types to the label space (a refresh: no task)."""
